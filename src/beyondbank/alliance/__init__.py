@@ -1,0 +1,1 @@
+"""The merchant alliance: taxonomy, circles, merchants, admission, membership, relationship management."""

@@ -1,0 +1,67 @@
+"""The application factory: one FastAPI app serving the API under /api/v1 and the web pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import Engine
+from starlette.middleware.sessions import SessionMiddleware
+
+from beyondbank import __version__, health
+from beyondbank.core.clock import Clock, SystemClock
+from beyondbank.core.db import make_engine
+from beyondbank.core.http import install_problem_handlers, request_id_middleware
+from beyondbank.core.settings import Settings, get_settings
+from beyondbank.core.uow import make_session_factory
+from beyondbank.identity import api as identity_api
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+beyondbank's API. Errors are RFC 9457 problem details (`application/problem+json`).
+Lists use cursor pagination: pass `next_cursor` back as `cursor`. Requests that move money
+or redeem a benefit take an `Idempotency-Key` header.
+
+Authentication: `Authorization: Bearer <token>`, from `POST /api/v1/auth/token` (staff and
+merchant users), `POST /api/v1/oauth/token` (partner systems, client credentials) or
+`POST /api/v1/sso/session` (customers, with the bank app's sign-on token).
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    session_bind: object | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.database_url)
+    app = FastAPI(
+        title="beyondbank",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(session_bind or engine)
+    app.state.clock = clock or SystemClock()
+
+    install_problem_handlers(app)
+    app.middleware("http")(request_id_middleware)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key.get_secret_value(),
+        session_cookie="beyondbank_session",
+        same_site="lax",
+        https_only=settings.session_cookie_secure,
+        max_age=8 * 3600,
+    )
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(health.router)
+    api.include_router(identity_api.router)
+    app.include_router(api)
+    return app

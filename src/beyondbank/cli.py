@@ -1,0 +1,118 @@
+"""The `beyondbank` command: database, serving, demo, program import, and operator tools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from beyondbank import schema
+from beyondbank.core.authz import SYSTEM, Role
+from beyondbank.core.clock import SystemClock
+from beyondbank.core.db import is_sqlite, make_engine
+from beyondbank.core.settings import get_settings
+from beyondbank.core.uow import UnitOfWork, make_session_factory
+
+app = typer.Typer(help="beyondbank: a bank's partner ecosystem platform.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+sso_app = typer.Typer(help="Single sign-on from the bank's app.", no_args_is_help=True)
+users_app = typer.Typer(help="Staff and merchant users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(sso_app, name="sso")
+app.add_typer(users_app, name="users")
+
+console = Console()
+err = Console(stderr=True)
+
+Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+Port = Annotated[int, typer.Option(help="Port to listen on.")]
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    if is_sqlite(url) and ":memory:" not in url:
+        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database named by BEYONDBANK_DATABASE_URL to the newest schema."""
+    settings = get_settings()
+    _ensure_sqlite_dir(settings.database_url)
+    engine = make_engine(settings.database_url)
+    before = schema.current_revision(engine)
+    schema.upgrade(engine, revision)
+    after = schema.current_revision(engine)
+    console.print(
+        f"database {engine.url.render_as_string(hide_password=True)}: {before or 'empty'} → {after}"
+    )
+    engine.dispose()
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Exit 1 if the database's schema differs from the models (migrations missing or not applied)."""
+    engine = make_engine(get_settings().database_url)
+    with engine.connect() as connection:
+        differences = schema.drift(connection)
+    engine.dispose()
+    if differences:
+        for difference in differences:
+            err.print(f"drift: {difference}")
+        raise typer.Exit(1)
+    console.print("models and database agree")
+
+
+@app.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Serve the API and the web pages (the database must be migrated)."""
+    from beyondbank.api import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@sso_app.command("token")
+def sso_token(
+    customer: Annotated[str, typer.Option(help="The bank's customer reference.")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    minutes: Annotated[int, typer.Option(help="Lifetime in minutes.")] = 5,
+) -> None:
+    """Issue a sign-on token for a customer, signed with the demo bank app's key."""
+    from datetime import timedelta
+
+    from beyondbank.demo.sso import issue_demo_sso_token
+
+    token = issue_demo_sso_token(
+        get_settings(),
+        customer_ref=customer,
+        name=name,
+        now=SystemClock().now(),
+        lifetime=timedelta(minutes=minutes),
+    )
+    console.print(token, soft_wrap=True)
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    role: Role,
+    name: Annotated[str, typer.Option(help="Full name.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Create a bank staff user (the first bank_admin, typically)."""
+    from beyondbank.identity import service as identity
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    with UnitOfWork(make_session_factory(engine), SystemClock()) as uow:
+        user = identity.create_user(
+            uow, SYSTEM, email=email, name=name, role=role, merchant_id=None, password=password
+        )
+        console.print(f"created {user.role.value} {user.email} ({user.public_id})")
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    app()

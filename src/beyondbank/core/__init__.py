@@ -1,0 +1,1 @@
+"""Shared foundations: settings, database, money, clock, ids, errors, auth, audit."""

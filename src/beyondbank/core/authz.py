@@ -1,0 +1,194 @@
+"""Authorisation, decided in one place: which role (or client scope) may do what, and whose objects it sees.
+
+Roles hold permissions; partner API clients hold scopes, and a scope is the name of a
+permission. A principal bound to an organisation (a merchant's users and clients) only ever
+sees that organisation's objects: anything else answers 404, exactly as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from beyondbank.core.errors import Forbidden, NotFound, Unauthenticated
+
+
+class Role(StrEnum):
+    BANK_ADMIN = "bank_admin"
+    RELATIONSHIP_MANAGER = "relationship_manager"
+    AUDITOR = "auditor"
+    ANALYST = "analyst"
+    MERCHANT_ADMIN = "merchant_admin"
+    MERCHANT_STAFF = "merchant_staff"
+    CUSTOMER = "customer"
+
+
+STAFF_ROLES = frozenset({Role.BANK_ADMIN, Role.RELATIONSHIP_MANAGER, Role.AUDITOR, Role.ANALYST})
+MERCHANT_ROLES = frozenset({Role.MERCHANT_ADMIN, Role.MERCHANT_STAFF})
+
+
+class Permission(StrEnum):
+    TAXONOMY_READ = "taxonomy:read"
+    CIRCLES_READ = "circles:read"
+    CIRCLES_WRITE = "circles:write"
+    MERCHANTS_READ = "merchants:read"
+    MERCHANTS_WRITE = "merchants:write"
+    MERCHANTS_LIFECYCLE = "merchants:lifecycle"
+    MERCHANT_CONTACTS_READ = "merchants:contacts"
+    APPLICATIONS_READ = "applications:read"
+    APPLICATIONS_CREATE = "applications:create"
+    APPLICATIONS_DECIDE = "applications:decide"
+    MEMBERS_READ = "members:read"
+    MEMBERS_WRITE = "members:write"
+    BENEFITS_READ = "benefits:read"
+    BENEFITS_WRITE = "benefits:write"
+    BENEFITS_APPROVE = "benefits:approve"
+    REDEMPTIONS_READ = "redemptions:read"
+    REDEMPTIONS_CREATE = "redemptions:create"
+    RELATIONSHIP_READ = "relationship:read"
+    RELATIONSHIP_WRITE = "relationship:write"
+    AUDIT_READ = "audit:read"
+    USERS_MANAGE = "users:manage"
+    CLIENTS_MANAGE = "clients:manage"
+    STATS_READ = "stats:read"
+
+
+P = Permission
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.BANK_ADMIN: frozenset(Permission),
+    Role.RELATIONSHIP_MANAGER: frozenset(
+        {
+            P.TAXONOMY_READ,
+            P.CIRCLES_READ,
+            P.MERCHANTS_READ,
+            P.MERCHANTS_WRITE,
+            P.MERCHANTS_LIFECYCLE,
+            P.MERCHANT_CONTACTS_READ,
+            P.APPLICATIONS_READ,
+            P.APPLICATIONS_CREATE,
+            P.APPLICATIONS_DECIDE,
+            P.BENEFITS_READ,
+            P.REDEMPTIONS_READ,
+            P.RELATIONSHIP_READ,
+            P.RELATIONSHIP_WRITE,
+            P.STATS_READ,
+        }
+    ),
+    Role.AUDITOR: frozenset(
+        {
+            P.TAXONOMY_READ,
+            P.CIRCLES_READ,
+            P.MERCHANTS_READ,
+            P.MERCHANT_CONTACTS_READ,
+            P.APPLICATIONS_READ,
+            P.BENEFITS_READ,
+            P.REDEMPTIONS_READ,
+            P.RELATIONSHIP_READ,
+            P.AUDIT_READ,
+            P.STATS_READ,
+        }
+    ),
+    # Analysts read aggregated and business data only: no people, no contacts, no audit trail.
+    Role.ANALYST: frozenset(
+        {P.TAXONOMY_READ, P.CIRCLES_READ, P.MERCHANTS_READ, P.BENEFITS_READ, P.STATS_READ}
+    ),
+    Role.MERCHANT_ADMIN: frozenset(
+        {
+            P.TAXONOMY_READ,
+            P.CIRCLES_READ,
+            P.MERCHANTS_READ,
+            P.MERCHANTS_WRITE,
+            P.MERCHANT_CONTACTS_READ,
+            P.APPLICATIONS_READ,
+            P.APPLICATIONS_CREATE,
+            P.BENEFITS_READ,
+            P.BENEFITS_WRITE,
+            P.REDEMPTIONS_READ,
+            P.REDEMPTIONS_CREATE,
+            P.RELATIONSHIP_READ,
+            P.USERS_MANAGE,
+        }
+    ),
+    Role.MERCHANT_STAFF: frozenset(
+        {
+            P.TAXONOMY_READ,
+            P.MERCHANTS_READ,
+            P.BENEFITS_READ,
+            P.REDEMPTIONS_READ,
+            P.REDEMPTIONS_CREATE,
+        }
+    ),
+    # Customers act on their own membership; the service layer scopes them to themselves.
+    Role.CUSTOMER: frozenset({P.TAXONOMY_READ, P.BENEFITS_READ}),
+}
+
+# Scopes a partner API client may be granted (the bank's app backend, card feed, core system).
+CLIENT_SCOPES: frozenset[Permission] = frozenset(
+    {
+        P.TAXONOMY_READ,
+        P.CIRCLES_READ,
+        P.MERCHANTS_READ,
+        P.MEMBERS_READ,
+        P.MEMBERS_WRITE,
+        P.BENEFITS_READ,
+        P.REDEMPTIONS_READ,
+        P.REDEMPTIONS_CREATE,
+    }
+)
+
+PrincipalKind = Literal["user", "client", "customer", "system"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is acting: a staff or merchant user, a partner API client, a customer, or the system."""
+
+    kind: PrincipalKind
+    id: int
+    public_id: str
+    label: str
+    role: Role | None = None
+    merchant_id: int | None = None  # set for merchant users and merchant-bound clients
+    customer_id: int | None = None
+    scopes: frozenset[Permission] = field(default_factory=frozenset)
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        if self.kind == "system":
+            return frozenset(Permission)
+        if self.kind == "client":
+            return self.scopes
+        return ROLE_PERMISSIONS.get(self.role, frozenset()) if self.role else frozenset()
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == "user" and self.role in STAFF_ROLES
+
+    @property
+    def is_org_bound(self) -> bool:
+        return self.merchant_id is not None
+
+
+SYSTEM = Principal(kind="system", id=0, public_id="system", label="system")
+
+
+def require(principal: Principal | None, permission: Permission) -> Principal:
+    """The principal, if it holds the permission; 401 if nobody is signed in, 403 otherwise."""
+    if principal is None:
+        raise Unauthenticated("Sign in, or send a bearer token.")
+    if permission not in principal.permissions:
+        raise Forbidden(f"Your access does not include {permission.value}.")
+    return principal
+
+
+def can(principal: Principal | None, permission: Permission) -> bool:
+    return principal is not None and permission in principal.permissions
+
+
+def ensure_visible(
+    principal: Principal, merchant_id: int | None, kind: str, public_id: str
+) -> None:
+    """Another organisation's object answers 404, as if it did not exist."""
+    if principal.merchant_id is not None and principal.merchant_id != merchant_id:
+        raise NotFound(f"No {kind} {public_id!r} here.")

@@ -1,0 +1,125 @@
+"""RFC 9457 problem details: the one error shape of the API, raised from services as exceptions.
+
+Each problem has a stable `type` (a relative URI under `/problems/`, documented in
+docs/problems.md), a short `title`, a human `detail` and, for bad input, field-level `errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str  # dotted path into the request, e.g. "body.locations.0.latitude"
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+@dataclass
+class Problem(Exception):
+    """A failure the caller can act on. Subclasses fix the status and type."""
+
+    detail: str
+    errors: Sequence[FieldError] = field(default_factory=tuple)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __str__(self) -> str:
+        return self.detail
+
+    def as_dict(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"/problems/{self.slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = [e.as_dict() for e in self.errors]
+        body.update(self.extra)
+        return body
+
+
+class InvalidInput(Problem):
+    status = 422
+    slug = "invalid-input"
+    title = "The request has invalid fields"
+
+
+class Unauthenticated(Problem):
+    status = 401
+    slug = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(Problem):
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(Problem):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(Problem):
+    status = 409
+    slug = "conflict"
+    title = "Conflict with the current state"
+
+
+class InvalidTransition(Conflict):
+    slug = "invalid-transition"
+    title = "Not allowed in the current state"
+
+
+class SlotTaken(Conflict):
+    slug = "slot-taken"
+    title = "The circle's sub-industry slot is taken"
+
+
+class LimitReached(Conflict):
+    slug = "limit-reached"
+    title = "A limit or budget is exhausted"
+
+
+class NotEligible(Problem):
+    status = 422
+    slug = "not-eligible"
+    title = "Not eligible"
+
+
+class IdempotencyKeyReused(Problem):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused with a different request"
+
+
+class IdempotencyInFlight(Conflict):
+    slug = "idempotency-in-flight"
+    title = "A request with this Idempotency-Key is still being processed"
+
+
+def invalid(field_path: str, message: str, detail: str | None = None) -> InvalidInput:
+    """Shorthand for a single bad field."""
+    return InvalidInput(
+        detail or f"{field_path}: {message}", errors=(FieldError(field_path, message),)
+    )
+
+
+def not_found(kind: str, public_id: str) -> NotFound:
+    return NotFound(f"No {kind} {public_id!r} here.")

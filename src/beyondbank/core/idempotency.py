@@ -1,0 +1,136 @@
+"""`Idempotency-Key` semantics (IETF httpapi draft), enforced by a unique constraint.
+
+A request claims its key in a short transaction of its own. The operation then runs and
+completes the claim *inside its own transaction*, storing the response, so that the response
+is remembered exactly when the work is committed. Outcomes for a later request with the key:
+same body and completed → the original response; different body → 422; still in flight → 409.
+A claim whose work failed is released, so the caller may retry; one whose process died is
+taken over once its lock expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from beyondbank.core.errors import (
+    FieldError,
+    IdempotencyInFlight,
+    IdempotencyKeyReused,
+    InvalidInput,
+)
+from beyondbank.core.models import IdempotencyRecord
+from beyondbank.core.uow import UnitOfWork
+
+MAX_KEY_LENGTH = 255
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    status_code: int
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    record_id: int
+
+    def complete(self, uow: UnitOfWork, status_code: int, response: dict[str, Any]) -> None:
+        """Store the response in the caller's transaction: it commits with the work or not at all."""
+        uow.session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.id == self.record_id)
+            .values(
+                state="completed",
+                status_code=status_code,
+                response=response,
+                completed_at=uow.clock.now(),
+            )
+        )
+
+
+def check_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(
+            "The Idempotency-Key header is not usable.",
+            errors=(
+                FieldError("header.Idempotency-Key", f"1 to {MAX_KEY_LENGTH} printable characters"),
+            ),
+        )
+    return key
+
+
+def claim(
+    uow: UnitOfWork, *, scope: str, key: str, fingerprint: str, lock_seconds: int
+) -> Claim | Replay:
+    """Claim the key for this request, or say what an earlier request with it already answered."""
+    check_key(key)
+    now = uow.clock.now()
+    with uow.fresh() as own:
+        session = own.session
+        record = IdempotencyRecord(
+            scope=scope,
+            key=key,
+            fingerprint=fingerprint,
+            state="in_flight",
+            locked_until=now + timedelta(seconds=lock_seconds),
+            created_at=now,
+        )
+        session.add(record)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+        else:
+            own.commit()
+            return Claim(record.id)
+
+        existing = session.scalars(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+            )
+        ).one()
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was used for a different request; use a new key."
+            )
+        if existing.state == "completed":
+            return Replay(existing.status_code or 200, existing.response or {})
+        # In flight: take it over only if its holder's lock has run out (the holder died).
+        taken = session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.id == existing.id,
+                IdempotencyRecord.state == "in_flight",
+                IdempotencyRecord.locked_until < now,
+            )
+            .values(locked_until=now + timedelta(seconds=lock_seconds))
+        )
+        own.commit()
+        if taken.rowcount == 1:  # type: ignore[attr-defined]
+            return Claim(existing.id)
+        raise IdempotencyInFlight(
+            "The first request with this Idempotency-Key is still in progress."
+        )
+
+
+def release(uow: UnitOfWork, held: Claim) -> None:
+    """Forget a claim whose work failed and wrote nothing, so the caller can try again."""
+    with uow.fresh() as own:
+        own.session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.id == held.record_id, IdempotencyRecord.state == "in_flight"
+            )
+        )
+        own.commit()

@@ -1,0 +1,1 @@
+"""Identity and access: staff and merchant users, partner API clients, customers arriving by SSO."""

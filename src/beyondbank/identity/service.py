@@ -1,0 +1,372 @@
+"""Sign-in and access: password and client-credential tokens, SSO from the bank's app, users, clients."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import jwt
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from beyondbank.core import audit
+from beyondbank.core.authz import (
+    CLIENT_SCOPES,
+    MERCHANT_ROLES,
+    Permission,
+    Principal,
+    Role,
+)
+from beyondbank.core.errors import Conflict, Forbidden, NotFound, Unauthenticated, invalid
+from beyondbank.core.ids import new_public_id
+from beyondbank.core.models import SsoTokenUse
+from beyondbank.core.passwords import check_password_strength, hash_password, verify_password
+from beyondbank.core.settings import Settings
+from beyondbank.core.tokens import (
+    issue_access_token,
+    load_jwks,
+    read_access_token,
+    verify_sso_token,
+)
+from beyondbank.core.uow import UnitOfWork
+from beyondbank.identity.models import ApiClient, Customer, User
+
+# Verified when an email is unknown, so a missing account takes as long as a wrong password.
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: tuple[str, ...] = ()
+
+
+# -- principals ---------------------------------------------------------------------------
+
+
+def principal_for_user(user: User) -> Principal:
+    return Principal(
+        kind="user",
+        id=user.id,
+        public_id=user.public_id,
+        label=user.email,
+        role=user.role,
+        merchant_id=user.merchant_id,
+    )
+
+
+def principal_for_client(client: ApiClient, scopes: tuple[str, ...] | None = None) -> Principal:
+    granted = scopes if scopes is not None else tuple(client.scopes)
+    return Principal(
+        kind="client",
+        id=client.id,
+        public_id=client.public_id,
+        label=client.name,
+        merchant_id=client.merchant_id,
+        scopes=frozenset(Permission(s) for s in granted if s in client.scopes),
+    )
+
+
+def principal_for_customer(customer: Customer) -> Principal:
+    return Principal(
+        kind="customer",
+        id=customer.id,
+        public_id=customer.public_id,
+        label=customer.name or customer.bank_ref,
+        role=Role.CUSTOMER,
+        customer_id=customer.id,
+    )
+
+
+def principal_from_access_token(uow: UnitOfWork, settings: Settings, token: str) -> Principal:
+    """Who a bearer token speaks for, re-checked against the database (deactivation is immediate)."""
+    claims = read_access_token(settings.secret_key.get_secret_value(), token, now=uow.clock.now())
+    session = uow.session
+    if claims.kind == "user":
+        user = session.scalars(select(User).where(User.public_id == claims.subject)).one_or_none()
+        if user is None or not user.active:
+            raise Unauthenticated("This account is no longer active.")
+        return principal_for_user(user)
+    if claims.kind == "client":
+        client = session.scalars(
+            select(ApiClient).where(ApiClient.public_id == claims.subject)
+        ).one_or_none()
+        if client is None or not client.active:
+            raise Unauthenticated("This API client is no longer active.")
+        return principal_for_client(client, claims.scopes)
+    if claims.kind == "customer":
+        customer = session.scalars(
+            select(Customer).where(Customer.public_id == claims.subject)
+        ).one_or_none()
+        if customer is None:
+            raise Unauthenticated("Unknown customer.")
+        return principal_for_customer(customer)
+    raise Unauthenticated("The bearer token is of an unknown kind.")
+
+
+# -- users: password sign-in --------------------------------------------------------------
+
+
+def authenticate_user(uow: UnitOfWork, email: str, password: str) -> User:
+    user = uow.session.scalars(
+        select(User).where(User.email == email.strip().lower())
+    ).one_or_none()
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+        raise Unauthenticated("The email or password is not right.")
+    if not verify_password(user.password_hash, password) or not user.active:
+        raise Unauthenticated("The email or password is not right.")
+    user.last_login_at = uow.clock.now()
+    uow.commit()
+    return user
+
+
+def issue_user_token(uow: UnitOfWork, settings: Settings, user: User) -> IssuedToken:
+    ttl = settings.access_token_ttl_seconds
+    token = issue_access_token(
+        settings.secret_key.get_secret_value(),
+        kind="user",
+        subject=user.public_id,
+        now=uow.clock.now(),
+        ttl_seconds=ttl,
+    )
+    return IssuedToken(token, ttl)
+
+
+def get_user(uow: UnitOfWork, public_id: str) -> User:
+    user = uow.session.scalars(select(User).where(User.public_id == public_id)).one_or_none()
+    if user is None:
+        raise NotFound(f"No user {public_id!r} here.")
+    return user
+
+
+def users_with_role(uow: UnitOfWork, role: Role) -> list[User]:
+    return list(
+        uow.session.scalars(select(User).where(User.role == role, User.active).order_by(User.id))
+    )
+
+
+def create_user(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    email: str,
+    name: str,
+    role: Role,
+    merchant_id: int | None,
+    password: str,
+) -> User:
+    """Staff create any user; a merchant admin creates users of its own merchant only."""
+    if role == Role.CUSTOMER:
+        raise invalid("body.role", "customers sign in through the bank's app, not with a password")
+    if role in MERCHANT_ROLES and merchant_id is None:
+        raise invalid("body.merchant_id", "merchant roles belong to a merchant")
+    if role not in MERCHANT_ROLES and merchant_id is not None:
+        raise invalid("body.merchant_id", "bank staff belong to no merchant")
+    if actor.merchant_id is not None and (
+        role not in MERCHANT_ROLES or merchant_id != actor.merchant_id
+    ):
+        raise Forbidden("A merchant admin creates users of its own merchant only.")
+    weakness = check_password_strength(password)
+    if weakness:
+        raise invalid("body.password", weakness)
+    now = uow.clock.now()
+    user = User(
+        public_id=new_public_id("usr"),
+        email=email.strip().lower(),
+        name=name,
+        role=role,
+        merchant_id=merchant_id,
+        password_hash=hash_password(password),
+        active=True,
+        created_at=now,
+    )
+    uow.session.add(user)
+    try:
+        uow.session.flush()
+    except IntegrityError:
+        uow.rollback()
+        raise Conflict(f"A user with the email {user.email!r} exists already.") from None
+    audit.record(
+        uow.session,
+        actor=actor,
+        at=now,
+        action="user.created",
+        object_type="user",
+        object_id=user.public_id,
+        after=audit.snapshot(user),
+    )
+    uow.commit()
+    return user
+
+
+def update_user(
+    uow: UnitOfWork, actor: Principal, user: User, *, name: str | None, active: bool | None
+) -> User:
+    if actor.merchant_id is not None and user.merchant_id != actor.merchant_id:
+        raise NotFound(f"No user {user.public_id!r} here.")
+    if actor.kind == "user" and actor.id == user.id and active is False:
+        raise Conflict("You cannot deactivate your own account.")
+    before = audit.snapshot(user)
+    if name is not None:
+        user.name = name
+    if active is not None:
+        user.active = active
+    old, new = audit.changed(before, audit.snapshot(user))
+    if new:
+        audit.record(
+            uow.session,
+            actor=actor,
+            at=uow.clock.now(),
+            action="user.updated",
+            object_type="user",
+            object_id=user.public_id,
+            before=old,
+            after=new,
+        )
+    uow.commit()
+    return user
+
+
+# -- partner systems: OAuth2 client credentials ---------------------------------------------
+
+
+def create_client(
+    uow: UnitOfWork, actor: Principal, *, name: str, scopes: list[str], merchant_id: int | None
+) -> tuple[ApiClient, str]:
+    """A new client and its secret; the secret is shown once and only its hash is kept."""
+    unknown = sorted(set(scopes) - {s.value for s in CLIENT_SCOPES})
+    if unknown:
+        raise invalid("body.scopes", f"not grantable to a client: {', '.join(unknown)}")
+    secret = secrets.token_urlsafe(32)
+    now = uow.clock.now()
+    client = ApiClient(
+        public_id=new_public_id("cli"),
+        client_id=f"bbc_{secrets.token_hex(8)}",
+        secret_hash=hash_password(secret),
+        name=name,
+        scopes=sorted(set(scopes)),
+        merchant_id=merchant_id,
+        active=True,
+        created_at=now,
+    )
+    uow.session.add(client)
+    uow.session.flush()
+    audit.record(
+        uow.session,
+        actor=actor,
+        at=now,
+        action="client.created",
+        object_type="api_client",
+        object_id=client.public_id,
+        after=audit.snapshot(client),
+    )
+    uow.commit()
+    return client, secret
+
+
+def client_credentials_token(
+    uow: UnitOfWork,
+    settings: Settings,
+    *,
+    client_id: str,
+    client_secret: str,
+    scope: str | None,
+) -> IssuedToken:
+    client = uow.session.scalars(
+        select(ApiClient).where(ApiClient.client_id == client_id)
+    ).one_or_none()
+    if client is None:
+        verify_password(_DUMMY_HASH, client_secret)
+        raise Unauthenticated("The client credentials are not right.")
+    if not verify_password(client.secret_hash, client_secret) or not client.active:
+        raise Unauthenticated("The client credentials are not right.")
+    requested = tuple(scope.split()) if scope else tuple(client.scopes)
+    refused = sorted(set(requested) - set(client.scopes))
+    if refused:
+        raise Forbidden(
+            f"This client may not ask for: {', '.join(refused)}.", extra={"error": "invalid_scope"}
+        )
+    now = uow.clock.now()
+    client.last_used_at = now
+    uow.commit()
+    ttl = settings.access_token_ttl_seconds
+    token = issue_access_token(
+        settings.secret_key.get_secret_value(),
+        kind="client",
+        subject=client.public_id,
+        now=now,
+        ttl_seconds=ttl,
+        scopes=requested,
+    )
+    return IssuedToken(token, ttl, requested)
+
+
+# -- customers: single sign-on from the bank's app -------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _bank_keys(path: Path, _mtime: float) -> jwt.PyJWKSet:
+    return load_jwks(path)
+
+
+def bank_keys(settings: Settings) -> jwt.PyJWKSet:
+    path = settings.sso_public_keys_file
+    return _bank_keys(path, path.stat().st_mtime)
+
+
+def sso_sign_in(uow: UnitOfWork, settings: Settings, token: str) -> tuple[Customer, IssuedToken]:
+    """Verify the bank's token, refuse a replayed one, and sign the customer in (no second login)."""
+    now = uow.clock.now()
+    claims = verify_sso_token(
+        token,
+        keys=bank_keys(settings),
+        issuer=settings.sso_issuer,
+        audience=settings.sso_audience,
+        algorithms=settings.sso_algorithms,
+        now=now,
+        leeway_seconds=settings.sso_leeway_seconds,
+        max_lifetime_seconds=settings.sso_max_lifetime_seconds,
+    )
+    session = uow.session
+    session.add(
+        SsoTokenUse(
+            issuer=settings.sso_issuer,
+            jti=claims.jti,
+            subject=claims.subject,
+            used_at=now,
+            expires_at=claims.expires_at,
+        )
+    )
+    try:
+        session.flush()
+    except IntegrityError:
+        uow.rollback()
+        raise Unauthenticated("This sign-on token was used already.") from None
+    customer = session.scalars(
+        select(Customer).where(Customer.bank_ref == claims.subject)
+    ).one_or_none()
+    if customer is None:
+        customer = Customer(public_id=new_public_id("cus"), bank_ref=claims.subject, created_at=now)
+        session.add(customer)
+    customer.name = claims.name or customer.name
+    customer.email = claims.email or customer.email
+    customer.locale = claims.locale or customer.locale
+    customer.last_seen_at = now
+    uow.commit()
+    ttl = settings.access_token_ttl_seconds
+    access = issue_access_token(
+        settings.secret_key.get_secret_value(),
+        kind="customer",
+        subject=customer.public_id,
+        now=now,
+        ttl_seconds=ttl,
+    )
+    return customer, IssuedToken(access, ttl)
+
+
+def get_customer(uow: UnitOfWork, customer_id: int) -> Customer:
+    return uow.session.get_one(Customer, customer_id)

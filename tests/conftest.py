@@ -1,0 +1,159 @@
+"""Test fixtures: a migrated database (SQLite by default, PostgreSQL when
+BEYONDBANK_TEST_DATABASE_URL names one), each test in a transaction that is rolled back,
+and a committing engine for the tests that race real threads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from beyondbank import schema
+from beyondbank.api import create_app
+from beyondbank.core.clock import FixedClock
+from beyondbank.core.db import make_engine
+from beyondbank.core.settings import Settings
+from beyondbank.core.uow import UnitOfWork, make_session_factory
+
+POSTGRES_URL = os.environ.get("BEYONDBANK_TEST_DATABASE_URL", "")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+SHARED_DATA = Path(
+    os.environ.get("BEYONDBANK_DATA_DIR", Path(__file__).parents[1] / ".." / "shared" / "data")
+)
+# A Sunday late morning in London, in the middle of the demo programme.
+T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+DB_FIXTURES = {
+    "engine",
+    "connection",
+    "uow",
+    "client",
+    "app",
+    "committing_engine",
+    "session_factory",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & DB_FIXTURES:
+            item.add_marker(pytest.mark.db)
+
+
+def _worker() -> str:
+    return re.sub(r"\W", "", os.environ.get("PYTEST_XDIST_WORKER", "main")) or "main"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    if POSTGRES_URL:
+        yield POSTGRES_URL
+        return
+    with tempfile.TemporaryDirectory(prefix="beyondbank-test-") as tmp:
+        yield f"sqlite:///{tmp}/test-{_worker()}.db"
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    """A freshly migrated database: a file on SQLite, a schema per test worker on PostgreSQL."""
+    if database_url.startswith("postgresql"):
+        schema_name = f"bb_test_{_worker()}"
+        admin = make_engine(database_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_name}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema_name}"'))
+        admin.dispose()
+        eng = make_engine(
+            database_url,
+            connect_args={"options": f"-csearch_path={schema_name}"},
+            pool_size=30,
+            max_overflow=30,
+        )
+    else:
+        eng = make_engine(database_url, pool_size=30, max_overflow=30)
+    schema.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """One connection per test whose outer transaction is always rolled back."""
+    conn = engine.connect()
+    outer = conn.begin()
+    try:
+        yield conn
+    finally:
+        outer.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+def session_factory(connection: Connection) -> sessionmaker[Session]:
+    return make_session_factory(connection)
+
+
+@pytest.fixture
+def uow(session_factory: sessionmaker[Session], clock: FixedClock) -> Iterator[UnitOfWork]:
+    with UnitOfWork(session_factory, clock) as unit:
+        yield unit
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(environment="test", database_url=database_url, data_dir=SHARED_DATA)
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine, connection: Connection, clock: FixedClock):  # type: ignore[no-untyped-def]
+    return create_app(settings, engine=engine, session_bind=connection, clock=clock)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def committing_engine(engine: Engine) -> Iterator[Engine]:
+    """For race tests: work really commits, so threads on separate connections see it.
+    Every table is emptied afterwards. Races only mean something on PostgreSQL."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("races are proven on PostgreSQL (the second pass of `make test`)")
+    try:
+        yield engine
+    finally:
+        tables = ", ".join(f'"{t.name}"' for t in schema.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared public data sets; tests that need them skip with the reason when absent."""
+    if not (SHARED_DATA / "mcc_codes.csv").exists():
+        if IN_CI:
+            pytest.fail(f"CI must have the shared data in {SHARED_DATA}")
+        pytest.skip(f"shared data not found in {SHARED_DATA} (set BEYONDBANK_DATA_DIR)")
+    return SHARED_DATA
