@@ -67,7 +67,8 @@ def database_url() -> Iterator[str]:
 def engine(database_url: str) -> Iterator[Engine]:
     """A freshly migrated database: a file on SQLite, a schema per test worker on PostgreSQL."""
     if database_url.startswith("postgresql"):
-        schema_name = f"bb_test_{_worker()}"
+        # One schema per test process, so that parallel runs never share tables.
+        schema_name = f"bb_test_{_worker()}_{os.getpid()}"
         admin = make_engine(database_url)
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_name}" CASCADE'))
@@ -84,6 +85,11 @@ def engine(database_url: str) -> Iterator[Engine]:
     schema.upgrade(eng)
     yield eng
     eng.dispose()
+    if database_url.startswith("postgresql"):
+        admin = make_engine(database_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema_name}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from beyondbank.core.db import make_engine
 from beyondbank.core.http import install_problem_handlers, request_id_middleware
 from beyondbank.core.settings import Settings, get_settings
 from beyondbank.core.uow import make_session_factory
+from beyondbank.alliance import api as alliance_api
+from beyondbank.benefits import api as benefits_api
 from beyondbank.identity import api as identity_api
 
 API_PREFIX = "/api/v1"
@@ -63,5 +65,7 @@ def create_app(
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(health.router)
     api.include_router(identity_api.router)
+    api.include_router(alliance_api.router)
+    api.include_router(benefits_api.router)
     app.include_router(api)
     return app
