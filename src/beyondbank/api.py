@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
 
 from beyondbank import __version__, health
+from beyondbank.alliance import api as alliance_api
+from beyondbank.benefits import api as benefits_api
 from beyondbank.core.clock import Clock, SystemClock
 from beyondbank.core.db import make_engine
 from beyondbank.core.http import install_problem_handlers, request_id_middleware
 from beyondbank.core.settings import Settings, get_settings
 from beyondbank.core.uow import make_session_factory
-from beyondbank.alliance import api as alliance_api
-from beyondbank.benefits import api as benefits_api
 from beyondbank.identity import api as identity_api
+from beyondbank.web import console as web_console
+from beyondbank.web import routes as web_routes
+from beyondbank.web.pages import login_redirect, problem_page, wants_html
+from beyondbank.web.security import security_headers
+from beyondbank.web.session import LoginRequired
+from beyondbank.web.templating import STATIC_DIR, make_templates
 
 API_PREFIX = "/api/v1"
 
@@ -50,8 +57,11 @@ def create_app(
     app.state.engine = engine
     app.state.session_factory = make_session_factory(session_bind or engine)
     app.state.clock = clock or SystemClock()
+    app.state.templates = make_templates()
 
-    install_problem_handlers(app)
+    install_problem_handlers(app, html=(wants_html, problem_page))
+    app.add_exception_handler(LoginRequired, login_redirect)
+    app.middleware("http")(security_headers)
     app.middleware("http")(request_id_middleware)
     app.add_middleware(
         SessionMiddleware,
@@ -68,4 +78,7 @@ def create_app(
     api.include_router(alliance_api.router)
     api.include_router(benefits_api.router)
     app.include_router(api)
+    app.include_router(web_routes.router)
+    app.include_router(web_console.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

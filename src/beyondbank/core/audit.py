@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from beyondbank.core.authz import Principal
 from beyondbank.core.models import AuditEvent
+from beyondbank.core.pagination import paginate
 
 # Never copied into the trail, whatever the table.
 _SECRET_COLUMNS = frozenset({"password_hash", "secret_hash"})
@@ -78,3 +80,35 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class TrailFilter:
+    actor_id: str | None = None
+    actor_type: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def trail(
+    session: Session, filters: TrailFilter, *, cursor: str | None, limit: int
+) -> tuple[Sequence[AuditEvent], str | None]:
+    """One page of the audit trail matching the filters, newest first."""
+    stmt = select(AuditEvent)
+    for column, value in (
+        (AuditEvent.actor_id, filters.actor_id),
+        (AuditEvent.actor_type, filters.actor_type),
+        (AuditEvent.object_type, filters.object_type),
+        (AuditEvent.object_id, filters.object_id),
+        (AuditEvent.action, filters.action),
+    ):
+        if value:
+            stmt = stmt.where(column == value)
+    if filters.since:
+        stmt = stmt.where(AuditEvent.occurred_at >= filters.since)
+    if filters.until:
+        stmt = stmt.where(AuditEvent.occurred_at < filters.until)
+    return paginate(session, stmt, AuditEvent.id, cursor=cursor, limit=limit, descending=True)

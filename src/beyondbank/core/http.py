@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -52,31 +51,34 @@ def validation_problem(exc: RequestValidationError) -> InvalidInput:
     return InvalidInput(f"Some fields are not valid: {names}.", errors=tuple(errors))
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+HtmlProblems = tuple[Callable[[Request], bool], Callable[[Request, Problem], Response]]
+
+
+def install_problem_handlers(app: FastAPI, html: HtmlProblems | None = None) -> None:
+    """Problems answer as problem+json; for pages (when `html` says so) as a rendered page."""
+
+    def answer(request: Request, problem: Problem) -> Response:
+        if html is not None and html[0](request):
+            return html[1](request, problem)
+        return problem_response(problem, request)
+
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
-        return problem_response(exc, request)
+        return answer(request, exc)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return problem_response(validation_problem(exc), request)
+        return answer(request, validation_problem(exc))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
-        body: dict[str, Any] = {
-            "type": f"/problems/{slug}",
-            "title": title,
-            "status": exc.status_code,
-            "detail": str(exc.detail),
-            "instance": request.url.path,
-        }
-        return JSONResponse(
-            body,
-            status_code=exc.status_code,
-            media_type=PROBLEM_MEDIA_TYPE,
-            headers=getattr(exc, "headers", None),
-        )
+        problem = Problem(str(exc.detail))
+        problem.status = exc.status_code
+        problem.slug, problem.title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
+        response = answer(request, problem)
+        for name, value in (getattr(exc, "headers", None) or {}).items():
+            response.headers[name] = value
+        return response
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -51,12 +51,16 @@ def paginate(
     *,
     cursor: str | None,
     limit: int,
+    descending: bool = False,
 ) -> tuple[Sequence[T], str | None]:
-    """One page of `stmt` ordered by `key`, and the cursor for the next page (None at the end)."""
+    """One page of `stmt` ordered by `key` (newest first if `descending`), and the cursor for the
+    next page (None at the end)."""
     limit = max(1, min(limit, MAX_LIMIT))
     if cursor:
-        stmt = stmt.where(key > decode_cursor(cursor))
-    rows = session.scalars(stmt.order_by(key).limit(limit + 1)).all()
+        after = decode_cursor(cursor)
+        stmt = stmt.where(key < after if descending else key > after)
+    order = key.desc() if descending else key
+    rows = session.scalars(stmt.order_by(order).limit(limit + 1)).all()
     if len(rows) <= limit:
         return rows, None
     page = rows[:limit]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Header, Query
 from sqlalchemy import select
 
 from beyondbank.alliance import service as alliance
+from beyondbank.core import audit
 from beyondbank.core.authz import Permission, Principal
-from beyondbank.core.errors import Unauthenticated
+from beyondbank.core.errors import Unauthenticated, invalid
 from beyondbank.core.pagination import DEFAULT_LIMIT, Page, paginate
 from beyondbank.deps import CurrentPrincipal, SettingsDep, UoW, requires
 from beyondbank.identity import schemas, service
@@ -203,3 +205,42 @@ def _client_out(client: ApiClient, merchant_refs: dict[int, str]) -> schemas.Api
         active=client.active,
         created_at=client.created_at,
     )
+
+
+@router.get(
+    "/audit-events",
+    response_model=Page[schemas.AuditEventOut],
+    summary="The audit trail: who changed what, when, before and after (newest first)",
+)
+def audit_events(
+    uow: UoW,
+    _: Annotated[Principal, Depends(requires(Permission.AUDIT_READ))],
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = DEFAULT_LIMIT,
+    actor_id: str | None = None,
+    actor_type: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[schemas.AuditEventOut]:
+    filters = audit.TrailFilter(
+        actor_id=actor_id,
+        actor_type=actor_type,
+        object_type=object_type,
+        object_id=object_id,
+        action=action,
+        since=_aware(since, "query.since"),
+        until=_aware(until, "query.until"),
+    )
+    rows, next_cursor = audit.trail(uow.session, filters, cursor=cursor, limit=limit)
+    return Page(
+        items=[schemas.AuditEventOut.model_validate(e) for e in rows], next_cursor=next_cursor
+    )
+
+
+def _aware(value: datetime | None, field: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise invalid(field, "give a time zone, e.g. 2026-11-22T10:00:00Z")
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -78,3 +79,20 @@ class ApiClientOut(BaseModel):
 
 class ApiClientCreated(ApiClientOut):
     client_secret: str = Field(description="Shown once; store it in the partner system's vault")
+
+
+class AuditEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    occurred_at: datetime
+    actor_type: str
+    actor_id: str
+    actor_label: str
+    actor_role: str | None
+    action: str
+    object_type: str
+    object_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str | None

@@ -84,27 +84,34 @@ def principal_for_customer(customer: Customer) -> Principal:
 def principal_from_access_token(uow: UnitOfWork, settings: Settings, token: str) -> Principal:
     """Who a bearer token speaks for, re-checked against the database (deactivation is immediate)."""
     claims = read_access_token(settings.secret_key.get_secret_value(), token, now=uow.clock.now())
+    return principal_for(uow, claims.kind, claims.subject, claims.scopes)
+
+
+def principal_for(
+    uow: UnitOfWork, kind: str, public_id: str, scopes: tuple[str, ...] | None = None
+) -> Principal:
+    """The principal for a signed-in subject (from a token or a web session), if still allowed in."""
     session = uow.session
-    if claims.kind == "user":
-        user = session.scalars(select(User).where(User.public_id == claims.subject)).one_or_none()
+    if kind == "user":
+        user = session.scalars(select(User).where(User.public_id == public_id)).one_or_none()
         if user is None or not user.active:
             raise Unauthenticated("This account is no longer active.")
         return principal_for_user(user)
-    if claims.kind == "client":
+    if kind == "client":
         client = session.scalars(
-            select(ApiClient).where(ApiClient.public_id == claims.subject)
+            select(ApiClient).where(ApiClient.public_id == public_id)
         ).one_or_none()
         if client is None or not client.active:
             raise Unauthenticated("This API client is no longer active.")
-        return principal_for_client(client, claims.scopes)
-    if claims.kind == "customer":
+        return principal_for_client(client, scopes)
+    if kind == "customer":
         customer = session.scalars(
-            select(Customer).where(Customer.public_id == claims.subject)
+            select(Customer).where(Customer.public_id == public_id)
         ).one_or_none()
         if customer is None:
             raise Unauthenticated("Unknown customer.")
         return principal_for_customer(customer)
-    raise Unauthenticated("The bearer token is of an unknown kind.")
+    raise Unauthenticated("Unknown kind of principal.")
 
 
 # -- users: password sign-in --------------------------------------------------------------

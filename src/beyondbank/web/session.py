@@ -1,0 +1,104 @@
+"""Web sessions: who is signed in, CSRF tokens for every form, and the page-level access checks."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+
+from beyondbank.core.authz import STAFF_ROLES, Permission, Principal
+from beyondbank.core.errors import Forbidden, Unauthenticated
+from beyondbank.deps import UoW
+from beyondbank.identity import service as identity
+
+CSRF_FIELD = "csrf_token"
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; answered with a redirect to the sign-in page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def sign_in(request: Request, kind: str, public_id: str) -> None:
+    """Start a fresh session (a new CSRF token too, so nothing from before sign-in carries over)."""
+    request.session.clear()
+    request.session.update({"kind": kind, "sub": public_id, "csrf": secrets.token_urlsafe(32)})
+
+
+def sign_out(request: Request) -> None:
+    request.session.clear()
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return str(token)
+
+
+async def verify_csrf(request: Request) -> None:
+    """Every state-changing form carries the session's CSRF token; anything else is refused."""
+    if request.method in {"GET", "HEAD", "OPTIONS"}:
+        return
+    form = await request.form()
+    sent = form.get(CSRF_FIELD)
+    expected = request.session.get("csrf")
+    if not isinstance(sent, str) or not expected or not hmac.compare_digest(sent, str(expected)):
+        raise Forbidden(
+            "The form has expired or did not come from this site; reload and try again."
+        )
+
+
+CsrfChecked = Depends(verify_csrf)
+
+
+def session_principal(request: Request, uow: UoW) -> Principal | None:
+    kind, subject = request.session.get("kind"), request.session.get("sub")
+    if not kind or not subject:
+        return None
+    try:
+        with uow.fresh() as own:
+            return identity.principal_for(own, str(kind), str(subject))
+    except Unauthenticated:
+        request.session.clear()
+        return None
+
+
+MaybeWebPrincipal = Annotated[Principal | None, Depends(session_principal)]
+
+
+def _next(request: Request) -> str:
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return quote(path, safe="/?=&")
+
+
+def signed_in_page(request: Request, principal: MaybeWebPrincipal) -> Principal:
+    if principal is None:
+        raise LoginRequired(_next(request))
+    return principal
+
+
+def staff_page(request: Request, principal: MaybeWebPrincipal) -> Principal:
+    principal = signed_in_page(request, principal)
+    if principal.role not in STAFF_ROLES:
+        raise Forbidden("The console is for the bank's staff.")
+    return principal
+
+
+def page_requires(permission: Permission):  # type: ignore[no-untyped-def]
+    def dependency(principal: Annotated[Principal, Depends(staff_page)]) -> Principal:
+        if permission not in principal.permissions:
+            raise Forbidden(f"Your role does not include {permission.value}.")
+        return principal
+
+    return dependency
+
+
+StaffPage = Annotated[Principal, Depends(staff_page)]
