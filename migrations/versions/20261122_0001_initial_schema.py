@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 09:34:53.299635
+Create Date: 2026-11-22 09:49:35.786199
 """
 
 from collections.abc import Sequence
@@ -1187,7 +1187,7 @@ def upgrade() -> None:
         ),
         sa.Column("period_key", sa.String(length=16), nullable=False),
         sa.Column("uses", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.CheckConstraint("uses > 0", name=op.f("ck_benefit_usages_uses_positive")),
+        sa.CheckConstraint("uses >= 0", name=op.f("ck_benefit_usages_uses_non_negative")),
         sa.ForeignKeyConstraint(
             ["benefit_id"], ["benefits.id"], name=op.f("fk_benefit_usages_benefit_id_benefits")
         ),
@@ -1263,6 +1263,7 @@ def upgrade() -> None:
         sa.Column(
             "member_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
+        sa.Column("member_number", sa.String(length=10), nullable=False),
         sa.Column(
             "merchant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
@@ -1298,6 +1299,19 @@ def upgrade() -> None:
         sa.Column(
             "reward_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
+        sa.Column(
+            "merchant_funded_minor",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column(
+            "bank_funded_minor",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column(
+            "commission_minor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.Column("period_key", sa.String(length=16), nullable=False),
         sa.Column(
             "code_step", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -1312,6 +1326,11 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("public_id", sa.String(length=40), nullable=False),
+        sa.CheckConstraint(
+            "merchant_funded_minor + bank_funded_minor = reward_minor",
+            name=op.f("ck_redemptions_funding_adds_up"),
+        ),
+        sa.CheckConstraint("reward_minor >= 0", name=op.f("ck_redemptions_reward_non_negative")),
         sa.ForeignKeyConstraint(
             ["benefit_id"], ["benefits.id"], name=op.f("fk_redemptions_benefit_id_benefits")
         ),
@@ -1343,6 +1362,14 @@ def upgrade() -> None:
     with op.batch_alter_table("redemptions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_redemptions_benefit_id"), ["benefit_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_redemptions_member_id"), ["member_id"], unique=False)
+        batch_op.create_index(
+            "ix_redemptions_member_merchant_time",
+            ["member_id", "merchant_id", "redeemed_at"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_redemptions_member_number"), ["member_number"], unique=False
+        )
         batch_op.create_index(
             "ix_redemptions_merchant_time", ["merchant_id", "redeemed_at"], unique=False
         )
@@ -1421,6 +1448,8 @@ def downgrade() -> None:
     op.drop_table("waitlist_entries")
     with op.batch_alter_table("redemptions", schema=None) as batch_op:
         batch_op.drop_index("ix_redemptions_merchant_time")
+        batch_op.drop_index(batch_op.f("ix_redemptions_member_number"))
+        batch_op.drop_index("ix_redemptions_member_merchant_time")
         batch_op.drop_index(batch_op.f("ix_redemptions_member_id"))
         batch_op.drop_index(batch_op.f("ix_redemptions_benefit_id"))
 

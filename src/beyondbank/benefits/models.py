@@ -177,7 +177,8 @@ class BenefitUsage(Base):
     __tablename__ = "benefit_usages"
     __table_args__ = (
         UniqueConstraint("benefit_id", "member_id", "period_key"),
-        CheckConstraint("uses > 0", name="uses_positive"),
+        # A reversal gives the use back; the row stays (at zero) as the period's history.
+        CheckConstraint("uses >= 0", name="uses_non_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -202,10 +203,18 @@ class Redemption(IdMixin, Base):
         # A member's code is single-use: one redemption per member per code window.
         UniqueConstraint("member_id", "code_step"),
         Index("ix_redemptions_merchant_time", "merchant_id", "redeemed_at"),
+        # New-to-merchant checks look up a member's latest redemption at a merchant.
+        Index("ix_redemptions_member_merchant_time", "member_id", "merchant_id", "redeemed_at"),
+        CheckConstraint("reward_minor >= 0", name="reward_non_negative"),
+        CheckConstraint(
+            "merchant_funded_minor + bank_funded_minor = reward_minor", name="funding_adds_up"
+        ),
     )
 
     benefit_id: Mapped[int] = mapped_column(ForeignKey("benefits.id"), index=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    # The member number read from the code: what the counter saw, and how staff search.
+    member_number: Mapped[str] = mapped_column(String(10), index=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
     location_id: Mapped[int | None] = mapped_column(ForeignKey("merchant_locations.id"))
     redeemed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -214,6 +223,10 @@ class Redemption(IdMixin, Base):
     currency: Mapped[str] = mapped_column(String(3))
     purchase_amount_minor: Mapped[int | None]
     reward_minor: Mapped[int]  # value given: discount, or 0 for gifts, trials and events
+    # Who pays for the reward (the terms at the time), and the bank's commission on the purchase.
+    merchant_funded_minor: Mapped[int]
+    bank_funded_minor: Mapped[int]
+    commission_minor: Mapped[int]
     period_key: Mapped[str] = mapped_column(String(16))
     code_step: Mapped[int]
     redeemed_at: Mapped[datetime]

@@ -1,0 +1,670 @@
+"""Benefit use cases: create and edit, the approval lifecycle, live changes, reads, member codes."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import segno
+from sqlalchemy import ColumnElement, Select, or_, select, update
+
+from beyondbank.alliance import service as alliance
+from beyondbank.alliance.models import Member, Merchant, MerchantStatus
+from beyondbank.benefits import lifecycle, rules
+from beyondbank.benefits.integrity import PriceDeclaration, Verdict, check_price_integrity
+from beyondbank.benefits.lifecycle import BenefitAction
+from beyondbank.benefits.models import (
+    Benefit,
+    BenefitKind,
+    BenefitStatus,
+    BenefitTarget,
+    BenefitUsage,
+)
+from beyondbank.benefits.schemas import (
+    BANK_TERMS,
+    ApproveIn,
+    BenefitIn,
+    BenefitTermsIn,
+    ExtendIn,
+    validate_terms,
+)
+from beyondbank.core import audit
+from beyondbank.core.authz import Principal, ensure_visible
+from beyondbank.core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    NotFound,
+    Problem,
+    invalid,
+)
+from beyondbank.core.ids import new_public_id
+from beyondbank.core.pagination import paginate
+from beyondbank.core.tokens import CODE_STEP_SECONDS, code_expires_at, code_step, member_code
+from beyondbank.core.uow import UnitOfWork
+
+DEFAULT_MERCHANT_SHARE_BPS = 10_000  # merchant-funded unless the bank agrees to co-fund
+DEFAULT_COMMISSION_BPS = 0
+
+
+class PriceIntegrity(Problem):
+    status = 422
+    slug = "price-integrity"
+    title = "Not better than what everyone gets"
+
+
+# -- plain terms for the rules ----------------------------------------------------------------
+
+
+def schedule_of(benefit: Benefit) -> rules.Schedule:
+    return rules.Schedule(
+        valid_from=benefit.valid_from,
+        valid_to=benefit.valid_to,
+        weekdays=frozenset(benefit.weekdays),
+        hour_start=benefit.hour_start,
+        hour_end=benefit.hour_end,
+        timezone=benefit.timezone,
+    )
+
+
+def reward_of(benefit: Benefit | BenefitTermsIn) -> rules.RewardTerms:
+    return rules.RewardTerms(
+        kind=benefit.kind,
+        percent_bps=benefit.percent_bps,
+        max_reward_minor=benefit.max_reward_minor,
+        fixed_minor=benefit.fixed_minor,
+        threshold_minor=benefit.threshold_minor,
+    )
+
+
+def terms_of(benefit: Benefit) -> rules.BenefitTerms:
+    return rules.BenefitTerms(
+        id=benefit.id,
+        active=benefit.status == BenefitStatus.ACTIVE,
+        currency=benefit.currency,
+        schedule=schedule_of(benefit),
+        reward=reward_of(benefit),
+        min_spend_minor=benefit.min_spend_minor,
+        target_circle_ids=frozenset(t.circle_id for t in benefit.targets),
+        new_to_merchant_days=benefit.new_to_merchant_days,
+        member_limit=benefit.member_limit,
+        limit_period=benefit.limit_period,
+    )
+
+
+def declaration_of(benefit: Benefit | BenefitTermsIn) -> PriceDeclaration:
+    return PriceDeclaration(
+        regular_price_minor=benefit.regular_price_minor,
+        public_price_minor=benefit.public_price_minor,
+        public_discount_bps=benefit.public_discount_bps,
+        publicly_available=benefit.publicly_available,
+    )
+
+
+def price_verdict(benefit: Benefit) -> Verdict:
+    return check_price_integrity(
+        reward_of(benefit), benefit.currency, benefit.min_spend_minor, declaration_of(benefit)
+    )
+
+
+def local_today(benefit: Benefit, now: datetime) -> date:
+    return rules.local_time(now, benefit.timezone).date()
+
+
+# -- reads --------------------------------------------------------------------------------------
+
+
+def get_benefit(
+    uow: UnitOfWork, actor: Principal, public_id: str, *, field: str | None = None
+) -> Benefit:
+    """A benefit the actor may see; another merchant's answers 404, exactly like a missing one."""
+    benefit = uow.session.scalars(
+        select(Benefit).where(Benefit.public_id == public_id)
+    ).one_or_none()
+    if benefit is None:
+        errors = (FieldError(field, "no such benefit"),) if field else ()
+        raise NotFound(f"No benefit {public_id!r} here.", errors=errors)
+    ensure_visible(actor, benefit.merchant_id, "benefit", public_id)
+    return benefit
+
+
+def benefit_by_id(uow: UnitOfWork, benefit_id: int) -> Benefit:
+    return uow.session.get_one(Benefit, benefit_id)
+
+
+def benefits_by_ids(uow: UnitOfWork, ids: set[int]) -> dict[int, Benefit]:
+    if not ids:
+        return {}
+    return {b.id: b for b in uow.session.scalars(select(Benefit).where(Benefit.id.in_(ids)))}
+
+
+def list_benefits(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    merchant_id: str | None = None,
+    status: BenefitStatus | None = None,
+    kind: BenefitKind | None = None,
+    cursor: str | None = None,
+    limit: int,
+) -> tuple[Sequence[Benefit], str | None]:
+    """Merchants see their own benefits; the bank's staff and unbound partner systems see all."""
+    refuse_customers(actor)
+    stmt = select(Benefit)
+    if actor.merchant_id is not None:
+        stmt = stmt.where(Benefit.merchant_id == actor.merchant_id)
+    if merchant_id is not None:
+        merchant = alliance.get_merchant(uow, actor, merchant_id, field="query.merchant_id")
+        stmt = stmt.where(Benefit.merchant_id == merchant.id)
+    if status is not None:
+        stmt = stmt.where(Benefit.status == status)
+    if kind is not None:
+        stmt = stmt.where(Benefit.kind == kind)
+    return paginate(uow.session, stmt, Benefit.id, cursor=cursor, limit=limit)
+
+
+def target_refs(uow: UnitOfWork, benefits: Sequence[Benefit]) -> dict[int, str]:
+    """Public ids of the circles the benefits target."""
+    return alliance.circle_public_ids(uow, {t.circle_id for b in benefits for t in b.targets})
+
+
+def refuse_customers(actor: Principal) -> None:
+    if actor.kind == "customer":
+        raise Forbidden("Members see benefits under /me/benefits.")
+
+
+# -- create and edit ----------------------------------------------------------------------------
+
+
+def create_benefit(
+    uow: UnitOfWork, actor: Principal, data: BenefitIn, *, default_currency: str
+) -> Benefit:
+    """A draft benefit for the actor's merchant (or, for the bank, the named merchant)."""
+    merchant = _merchant_for(uow, actor, data.merchant_id)
+    _refuse_bank_terms(actor, data.model_fields_set)
+    circle_ids = alliance.circle_ids_for(
+        uow, data.target_circle_ids, field="body.target_circle_ids"
+    )
+    now = uow.clock.now()
+    benefit = Benefit(
+        public_id=new_public_id("ben"),
+        merchant_id=merchant.id,
+        status=BenefitStatus.DRAFT,
+        merchant_share_bps=DEFAULT_MERCHANT_SHARE_BPS,
+        commission_bps=DEFAULT_COMMISSION_BPS,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply_terms(benefit, data, merchant, default_currency)
+    benefit.targets = [BenefitTarget(circle_id=cid) for cid in circle_ids]
+    _check_dates_ahead(benefit, now)
+    _ensure_price_integrity(benefit)
+    uow.session.add(benefit)
+    uow.session.flush()
+    audit.record(
+        uow.session,
+        actor=actor,
+        at=now,
+        action="benefit.created",
+        object_type="benefit",
+        object_id=benefit.public_id,
+        after=_snapshot(uow, benefit),
+    )
+    uow.commit()
+    return benefit
+
+
+def update_benefit(
+    uow: UnitOfWork, actor: Principal, benefit: Benefit, changes: dict[str, Any]
+) -> Benefit:
+    """Edit a draft or rejected benefit; the edited terms are checked as a whole."""
+    lifecycle.benefit_next(benefit.status, BenefitAction.EDIT)
+    _refuse_bank_terms(actor, set(changes))
+    merged = _merge(_as_terms(uow, benefit), changes)
+    data = validate_terms(merged)
+    circle_ids = alliance.circle_ids_for(
+        uow, data.target_circle_ids, field="body.target_circle_ids"
+    )
+    before = _snapshot(uow, benefit)
+    merchant = alliance.merchant_by_id(uow, benefit.merchant_id)
+    _apply_terms(benefit, data, merchant, benefit.currency)
+    if {t.circle_id for t in benefit.targets} != set(circle_ids):
+        benefit.targets = [BenefitTarget(circle_id=cid) for cid in circle_ids]
+    now = uow.clock.now()
+    _check_dates_ahead(benefit, now)
+    _ensure_price_integrity(benefit)
+    uow.session.flush()
+    old, new = audit.changed(before, _snapshot(uow, benefit))
+    if new:
+        benefit.updated_at = now
+        audit.record(
+            uow.session,
+            actor=actor,
+            at=now,
+            action="benefit.updated",
+            object_type="benefit",
+            object_id=benefit.public_id,
+            before=old,
+            after=new,
+        )
+    uow.commit()
+    return benefit
+
+
+def _merchant_for(uow: UnitOfWork, actor: Principal, public_id: str | None) -> Merchant:
+    if public_id is not None:
+        return alliance.get_merchant(uow, actor, public_id, field="body.merchant_id")
+    if actor.merchant_id is None:
+        raise invalid("body.merchant_id", "name the merchant the benefit belongs to")
+    return alliance.merchant_by_id(uow, actor.merchant_id)
+
+
+def _refuse_bank_terms(actor: Principal, fields: set[str]) -> None:
+    """Funding and commission are the bank's terms: a merchant cannot set its own."""
+    if actor.merchant_id is None:
+        return
+    errors = tuple(
+        FieldError(f"body.{name}", "set by the bank's program manager when it approves")
+        for name in BANK_TERMS
+        if name in fields
+    )
+    if errors:
+        raise Forbidden("Funding and commission are set by the bank.", errors=errors)
+
+
+def _apply_terms(
+    benefit: Benefit, data: BenefitTermsIn, merchant: Merchant, default_currency: str
+) -> None:
+    """Copy validated terms onto the benefit; a new budget or quantity starts full."""
+    benefit.title = data.title
+    benefit.description = data.description
+    benefit.kind = data.kind
+    benefit.channels = [c.value for c in data.channels]
+    benefit.currency = data.currency or benefit.currency or default_currency
+    benefit.valid_from = data.valid_from
+    benefit.valid_to = data.valid_to
+    benefit.weekdays = list(data.weekdays)
+    benefit.hour_start = data.hour_start
+    benefit.hour_end = data.hour_end
+    benefit.timezone = data.timezone or merchant.timezone
+    for name in (
+        "min_spend_minor",
+        "percent_bps",
+        "max_reward_minor",
+        "threshold_minor",
+        "fixed_minor",
+        "points_multiplier",
+        "offer_details",
+        "member_limit",
+        "limit_period",
+        "new_to_merchant_days",
+        "stacking",
+        "regular_price_minor",
+        "public_price_minor",
+        "public_discount_bps",
+    ):
+        setattr(benefit, name, getattr(data, name))
+    benefit.publicly_available = bool(data.publicly_available)
+    benefit.budget_minor = benefit.budget_remaining_minor = data.budget_minor
+    benefit.quantity = benefit.quantity_remaining = data.quantity
+    if data.merchant_share_bps is not None:
+        benefit.merchant_share_bps = data.merchant_share_bps
+    if data.commission_bps is not None:
+        benefit.commission_bps = data.commission_bps
+
+
+def _as_terms(uow: UnitOfWork, benefit: Benefit) -> dict[str, Any]:
+    """The stored benefit in the request's shape, so an edit can be checked as a whole."""
+    fields = set(BenefitTermsIn.model_fields) - {"target_circle_ids", "publicly_available"}
+    terms = {name: getattr(benefit, name) for name in fields}
+    terms["target_circle_ids"] = sorted(target_refs(uow, [benefit]).values())
+    # Only non-price kinds declare availability; price kinds keep it unset.
+    terms["publicly_available"] = (
+        None if rules.is_cash(benefit.kind) else benefit.publicly_available
+    )
+    return terms
+
+
+def _merge(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply changes; a change of kind drops the old kind's terms the edit does not restate."""
+    merged = dict(current)
+    new_kind = changes.get("kind")
+    if new_kind is not None and new_kind != current["kind"]:
+        for name in (*rules.KIND_SPECIFIC, *rules.PRICE_FIELDS, "publicly_available"):
+            merged[name] = None
+        if not rules.is_cash(BenefitKind(new_kind)):
+            merged["budget_minor"] = None
+    merged.update(changes)
+    return merged
+
+
+def _check_dates_ahead(benefit: Benefit, now: datetime) -> None:
+    if benefit.valid_to < local_today(benefit, now):
+        raise invalid("body.valid_to", f"is in the past ({benefit.timezone})")
+
+
+def _ensure_price_integrity(benefit: Benefit) -> None:
+    verdict = price_verdict(benefit)
+    if not verdict.accepted:
+        raise PriceIntegrity(
+            verdict.reason,
+            errors=tuple(FieldError(f"body.{name}", verdict.reason) for name in verdict.fields),
+            extra={
+                "member_price_minor": verdict.member_price_minor,
+                "public_price_minor": verdict.public_price_minor,
+            },
+        )
+
+
+def _snapshot(uow: UnitOfWork, benefit: Benefit) -> dict[str, Any]:
+    data = audit.snapshot(benefit)
+    data["target_circle_ids"] = sorted(target_refs(uow, [benefit]).values())
+    return data
+
+
+# -- lifecycle ----------------------------------------------------------------------------------
+
+
+def submit(uow: UnitOfWork, actor: Principal, benefit: Benefit) -> Benefit:
+    """Ask the bank to approve: the terms are checked again, price integrity included."""
+    now = uow.clock.now()
+    _check_dates_ahead(benefit, now)
+    _ensure_price_integrity(benefit)
+    return _transition(
+        uow,
+        actor,
+        benefit,
+        BenefitAction.SUBMIT,
+        submitted_at=now,
+        decided_at=None,
+        decided_by_id=None,
+        decision_reason=None,
+    )
+
+
+def withdraw(uow: UnitOfWork, actor: Principal, benefit: Benefit) -> Benefit:
+    return _transition(uow, actor, benefit, BenefitAction.WITHDRAW, submitted_at=None)
+
+
+def approve(uow: UnitOfWork, actor: Principal, benefit: Benefit, decision: ApproveIn) -> Benefit:
+    """The bank's program manager puts the benefit live, setting funding and commission."""
+    lifecycle.benefit_next(benefit.status, BenefitAction.APPROVE)
+    _ensure_can_go_live(uow, benefit)
+    _ensure_price_integrity(benefit)
+    changes: dict[str, Any] = {
+        "decided_at": uow.clock.now(),
+        "decided_by_id": _user_id(actor),
+        "decision_reason": decision.note,
+    }
+    if decision.merchant_share_bps is not None:
+        changes["merchant_share_bps"] = decision.merchant_share_bps
+    if decision.commission_bps is not None:
+        changes["commission_bps"] = decision.commission_bps
+    return _transition(uow, actor, benefit, BenefitAction.APPROVE, reason=decision.note, **changes)
+
+
+def reject(uow: UnitOfWork, actor: Principal, benefit: Benefit, reason: str) -> Benefit:
+    return _transition(
+        uow,
+        actor,
+        benefit,
+        BenefitAction.REJECT,
+        reason=reason,
+        decided_at=uow.clock.now(),
+        decided_by_id=_user_id(actor),
+        decision_reason=reason,
+    )
+
+
+def pause(uow: UnitOfWork, actor: Principal, benefit: Benefit, reason: str | None) -> Benefit:
+    return _transition(uow, actor, benefit, BenefitAction.PAUSE, reason=reason)
+
+
+def resume(uow: UnitOfWork, actor: Principal, benefit: Benefit) -> Benefit:
+    lifecycle.benefit_next(benefit.status, BenefitAction.RESUME)
+    _ensure_can_go_live(uow, benefit)
+    return _transition(uow, actor, benefit, BenefitAction.RESUME)
+
+
+def end(uow: UnitOfWork, actor: Principal, benefit: Benefit, reason: str | None) -> Benefit:
+    return _transition(uow, actor, benefit, BenefitAction.END, reason=reason)
+
+
+def extend(uow: UnitOfWork, actor: Principal, benefit: Benefit, change: ExtendIn) -> Benefit:
+    """Top up a live benefit's budget or quantity, or move its end date later.
+
+    Budget and quantity grow by a relative UPDATE, so redemptions running at the same time
+    are never lost (reading, adding and writing back would overwrite them).
+    """
+    lifecycle.benefit_next(benefit.status, BenefitAction.EXTEND)
+    _check_extension(benefit, change)
+    before = audit.snapshot(
+        benefit, ["budget_minor", "budget_remaining_minor", "quantity", "quantity_remaining"]
+    )
+    before["valid_to"] = benefit.valid_to.isoformat()
+    values: dict[str, Any] = {"updated_at": uow.clock.now()}
+    if change.add_budget_minor is not None:
+        values["budget_minor"] = Benefit.budget_minor + change.add_budget_minor
+        values["budget_remaining_minor"] = Benefit.budget_remaining_minor + change.add_budget_minor
+    if change.add_quantity is not None:
+        values["quantity"] = Benefit.quantity + change.add_quantity
+        values["quantity_remaining"] = Benefit.quantity_remaining + change.add_quantity
+    if change.valid_to is not None:
+        values["valid_to"] = change.valid_to
+    uow.session.execute(
+        update(Benefit)
+        .where(Benefit.id == benefit.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    uow.session.refresh(benefit)
+    after = audit.snapshot(
+        benefit, ["budget_minor", "budget_remaining_minor", "quantity", "quantity_remaining"]
+    )
+    after["valid_to"] = benefit.valid_to.isoformat()
+    audit.record(
+        uow.session,
+        actor=actor,
+        at=uow.clock.now(),
+        action="benefit.extended",
+        object_type="benefit",
+        object_id=benefit.public_id,
+        before=before,
+        after=after,
+        reason=change.reason,
+    )
+    uow.commit()
+    return benefit
+
+
+def _check_extension(benefit: Benefit, change: ExtendIn) -> None:
+    if change.add_budget_minor is not None and benefit.budget_minor is None:
+        raise invalid("body.add_budget_minor", "this benefit has no budget to top up")
+    if change.add_quantity is not None and benefit.quantity is None:
+        raise invalid("body.add_quantity", "this benefit has no quantity to top up")
+    if change.valid_to is not None and change.valid_to <= benefit.valid_to:
+        raise invalid(
+            "body.valid_to", f"an extension ends later than the current end ({benefit.valid_to})"
+        )
+
+
+def _ensure_can_go_live(uow: UnitOfWork, benefit: Benefit) -> None:
+    merchant = alliance.merchant_by_id(uow, benefit.merchant_id)
+    if merchant.status != MerchantStatus.ACTIVE:
+        raise Conflict(
+            f"The merchant is {merchant.status.value}: only an active merchant's benefit can go live."
+        )
+    if benefit.valid_to < local_today(benefit, uow.clock.now()):
+        raise Conflict(f"The benefit's dates are over (it ended on {benefit.valid_to}).")
+
+
+def _transition(
+    uow: UnitOfWork,
+    actor: Principal,
+    benefit: Benefit,
+    action: BenefitAction,
+    *,
+    reason: str | None = None,
+    **changes: Any,
+) -> Benefit:
+    """Move along the transition table (409 naming the state otherwise), recorded in the trail."""
+    target = lifecycle.benefit_next(benefit.status, action)
+    now = uow.clock.now()
+    before = audit.snapshot(benefit, ["status", *changes])
+    benefit.status = target
+    for name, value in changes.items():
+        setattr(benefit, name, value)
+    benefit.updated_at = now
+    audit.record(
+        uow.session,
+        actor=actor,
+        at=now,
+        action=f"benefit.{action.value}",
+        object_type="benefit",
+        object_id=benefit.public_id,
+        before=before,
+        after=audit.snapshot(benefit, ["status", *changes]),
+        reason=reason,
+    )
+    uow.commit()
+    return benefit
+
+
+def _user_id(actor: Principal) -> int | None:
+    return actor.id if actor.kind == "user" else None
+
+
+# -- what members see ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberBenefit:
+    """One active benefit from a member's point of view."""
+
+    benefit: Benefit
+    merchant: Merchant
+    uses_this_period: int
+    remaining_this_period: int | None  # None: no limit
+    unavailable: rules.Ineligibility | None  # why it does not apply right now
+
+
+def member_of(uow: UnitOfWork, actor: Principal) -> Member | None:
+    """The signed-in customer's active membership (None if they have not joined)."""
+    if actor.customer_id is None:
+        raise Forbidden("Only the bank's customers have member benefits and codes.")
+    return alliance.member_for_customer(uow, actor.customer_id)
+
+
+def _member_visible(uow: UnitOfWork, member: Member | None) -> ColumnElement[bool]:
+    """Active benefits the member is targeted by; untargeted ones are for everyone."""
+    untargeted = ~Benefit.targets.any()
+    if member is None:
+        return (Benefit.status == BenefitStatus.ACTIVE) & untargeted
+    circles = alliance.member_circle_ids(uow, member)
+    targeted = Benefit.targets.any(BenefitTarget.circle_id.in_(circles))
+    return (Benefit.status == BenefitStatus.ACTIVE) & or_(untargeted, targeted)
+
+
+def member_benefits(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    merchant_id: str | None,
+    kind: BenefitKind | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[MemberBenefit], str | None]:
+    member = member_of(uow, actor)
+    now = uow.clock.now()
+    # Each benefit's last day is in its own zone: a day of slack keeps those not over anywhere.
+    stmt: Select[Benefit] = select(Benefit).where(
+        _member_visible(uow, member), Benefit.valid_to >= (now - timedelta(days=1)).date()
+    )
+    if merchant_id is not None:
+        merchant = alliance.get_merchant(uow, actor, merchant_id, field="query.merchant_id")
+        stmt = stmt.where(Benefit.merchant_id == merchant.id)
+    if kind is not None:
+        stmt = stmt.where(Benefit.kind == kind)
+    rows, next_cursor = paginate(uow.session, stmt, Benefit.id, cursor=cursor, limit=limit)
+    return [_member_view(uow, b, member, now) for b in rows], next_cursor
+
+
+def member_benefit(uow: UnitOfWork, actor: Principal, public_id: str) -> MemberBenefit:
+    """A benefit's page for a member: what, where, when, and my remaining uses this period."""
+    member = member_of(uow, actor)
+    benefit = uow.session.scalars(
+        select(Benefit).where(Benefit.public_id == public_id, _member_visible(uow, member))
+    ).one_or_none()
+    if benefit is None:
+        raise NotFound(f"No benefit {public_id!r} here.")
+    return _member_view(uow, benefit, member, uow.clock.now())
+
+
+def _member_view(
+    uow: UnitOfWork, benefit: Benefit, member: Member | None, now: datetime
+) -> MemberBenefit:
+    uses = 0 if member is None else usage_this_period(uow, benefit, member.id, now)
+    remaining = None if benefit.member_limit is None else max(0, benefit.member_limit - uses)
+    terms = terms_of(benefit)
+    unavailable = rules.schedule_failure(terms.schedule, now)
+    return MemberBenefit(
+        benefit=benefit,
+        merchant=alliance.merchant_by_id(uow, benefit.merchant_id),
+        uses_this_period=uses,
+        remaining_this_period=remaining,
+        unavailable=unavailable,
+    )
+
+
+def usage_this_period(uow: UnitOfWork, benefit: Benefit, member_id: int, now: datetime) -> int:
+    key = rules.period_key_at(benefit.limit_period, now, benefit.timezone)
+    uses = uow.session.scalar(
+        select(BenefitUsage.uses).where(
+            BenefitUsage.benefit_id == benefit.id,
+            BenefitUsage.member_id == member_id,
+            BenefitUsage.period_key == key,
+        )
+    )
+    return uses or 0
+
+
+# -- the member's dynamic code ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberCode:
+    code: str
+    member_number: str
+    expires_at: datetime
+    refresh_after_seconds: int
+    qr_svg: str
+
+
+def current_member_code(uow: UnitOfWork, actor: Principal, *, secret: str) -> MemberCode:
+    """The member's code for this 30-second window, and the same code as an SVG QR code."""
+    member = member_of(uow, actor)
+    if member is None:
+        raise NotFound("You are not a member of the alliance yet: join to get a member code.")
+    now = uow.clock.now()
+    step = code_step(now)
+    code = member_code(secret, member.member_number, step)
+    window_end = (step + 1) * CODE_STEP_SECONDS
+    return MemberCode(
+        code=code,
+        member_number=member.member_number,
+        expires_at=code_expires_at(step, now.tzinfo),
+        refresh_after_seconds=max(1, window_end - int(now.timestamp())),
+        qr_svg=qr_svg(code),
+    )
+
+
+def qr_svg(text: str) -> str:
+    """An SVG QR code of `text`, at medium error correction so a scuffed screen still scans."""
+    buffer = io.BytesIO()
+    segno.make(text, error="m", micro=False).save(
+        buffer, kind="svg", scale=6, border=4, xmldecl=False, title="Member code"
+    )
+    return buffer.getvalue().decode()
