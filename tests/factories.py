@@ -8,7 +8,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from beyondbank.alliance.membership import luhn_check_digit
 from beyondbank.alliance.models import (
+    AdmissionRequirement,
     Branch,
     Circle,
     CircleKind,
@@ -19,14 +21,16 @@ from beyondbank.alliance.models import (
     MerchantLocation,
     MerchantStatus,
     MerchantTerminal,
+    RequirementKind,
 )
 from beyondbank.alliance.taxonomy import taxonomy
-from beyondbank.core.authz import Role
+from beyondbank.core.authz import Principal, Role
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.passwords import hash_password
 from beyondbank.core.settings import Settings
 from beyondbank.core.tokens import issue_access_token
 from beyondbank.core.uow import UnitOfWork
+from beyondbank.identity import service as identity
 from beyondbank.identity.models import ApiClient, Customer, User
 
 PASSWORD = "Correct-Horse-Battery-9"
@@ -214,10 +218,11 @@ def make_member(
     enrolled_at: datetime | None = None,
 ) -> Member:
     customer = customer or make_customer(uow)
+    payload = f"{n() + 620000000:09d}"
     member = Member(
         public_id=new_public_id("mem"),
         customer_id=customer.id,
-        member_number=f"{n() + 6200000000:010d}",
+        member_number=payload + luhn_check_digit(payload),
         status=MemberStatus.ACTIVE,
         enrolled_at=enrolled_at or uow.clock.now(),
         home_latitude=home[0] if home else None,
@@ -227,6 +232,31 @@ def make_member(
     uow.session.add(member)
     uow.session.flush()
     return member
+
+
+def make_requirement(
+    uow: UnitOfWork,
+    circle: Circle,
+    kind: RequirementKind,
+    params: dict[str, Any] | None = None,
+    label: str = "",
+) -> AdmissionRequirement:
+    requirement = AdmissionRequirement(
+        circle_id=circle.id, kind=kind, label=label, params=params or {}
+    )
+    uow.session.add(requirement)
+    uow.session.flush()
+    uow.session.expire(circle, ["requirements"])
+    return requirement
+
+
+def principal(who: User | ApiClient | Customer) -> Principal:
+    """The principal a service sees for this user, client (all its scopes) or customer."""
+    if isinstance(who, User):
+        return identity.principal_for_user(who)
+    if isinstance(who, ApiClient):
+        return identity.principal_for_client(who)
+    return identity.principal_for_customer(who)
 
 
 def token_for(

@@ -22,8 +22,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from beyondbank.core.db import Base, IdMixin, str_enum
+from beyondbank.core.ids import new_public_id
 
 DEFAULT_RADIUS_M = 3000
+
+
+def _public_id(prefix: str) -> Any:
+    """A column default, so rows created anywhere (import, demo, tests) get a public id."""
+    return lambda: new_public_id(prefix)
 
 
 def _where(condition: str) -> dict[str, Any]:
@@ -160,6 +166,9 @@ class Merchant(IdMixin, Base):
     sub_industry: Mapped[str] = mapped_column(String(40), index=True)
     mcc: Mapped[str] = mapped_column(String(4))
     status: Mapped[MerchantStatus] = mapped_column(str_enum(MerchantStatus), index=True)
+    # Why and when the merchant last changed state (the full history is in the audit trail).
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_changed_at: Mapped[datetime | None]
     timezone: Mapped[str] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(Text)
     website: Mapped[str | None] = mapped_column(String(300))
@@ -230,6 +239,7 @@ class MerchantTerminal(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=_public_id("trm"))
     location_id: Mapped[int] = mapped_column(ForeignKey("merchant_locations.id"), index=True)
     acquirer_merchant_id: Mapped[str] = mapped_column(String(15))
     terminal_id: Mapped[str | None] = mapped_column(String(8))
@@ -239,9 +249,15 @@ class MerchantTerminal(Base):
 
 
 class MerchantContact(Base):
+    """A person at the merchant the bank deals with; at most one is the primary contact."""
+
     __tablename__ = "merchant_contacts"
+    __table_args__ = (
+        Index("uq_merchant_contacts_primary", "merchant_id", unique=True, **_where("is_primary")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=_public_id("con"))
     merchant_id: Mapped[int] = mapped_column(
         ForeignKey("merchants.id", ondelete="CASCADE"), index=True
     )
@@ -300,6 +316,7 @@ class ApplicationCheck(Base):
     __tablename__ = "application_checks"
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=_public_id("chk"))
     application_id: Mapped[int] = mapped_column(
         ForeignKey("applications.id", ondelete="CASCADE"), index=True
     )
@@ -310,6 +327,7 @@ class ApplicationCheck(Base):
     reason: Mapped[str] = mapped_column(Text)
     checked_at: Mapped[datetime]
     confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    confirmed_at: Mapped[datetime | None]
 
     application: Mapped[Application] = relationship(back_populates="checks")
 
@@ -355,7 +373,17 @@ class WaitlistEntry(Base):
     """An application waiting for a taken slot; offered to the relationship manager in order."""
 
     __tablename__ = "waitlist_entries"
-    __table_args__ = (Index("ix_waitlist_entries_slot", "circle_id", "sub_industry", "status"),)
+    __table_args__ = (
+        Index("ix_waitlist_entries_slot", "circle_id", "sub_industry", "status"),
+        # A slot is offered to one waiting merchant at a time, in order of joining.
+        Index(
+            "uq_waitlist_entries_offered",
+            "circle_id",
+            "sub_industry",
+            unique=True,
+            **_where("status = 'offered'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     circle_id: Mapped[int] = mapped_column(ForeignKey("circles.id"))
@@ -433,7 +461,7 @@ class CardLink(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True, default=_public_id("crd"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     card_token: Mapped[str] = mapped_column(String(64), index=True)
     last4: Mapped[str | None] = mapped_column(String(4))

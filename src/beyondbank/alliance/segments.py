@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     Tag,
     TypeAdapter,
+    ValidationError,
     model_validator,
 )
 
@@ -55,7 +56,12 @@ class AnyOf(BaseModel):
 
 def _kind(raw: Any) -> str:
     """Which shape a rule has, from its keys, so that errors speak about that shape only."""
-    keys = raw.keys() if isinstance(raw, dict) else vars(raw).keys()
+    if isinstance(raw, dict):
+        keys: Any = raw.keys()
+    elif isinstance(raw, BaseModel):
+        keys = type(raw).model_fields.keys()
+    else:
+        return "condition"  # not an object at all: reported as such by the condition's model
     return "all" if "all" in keys else "any" if "any" in keys else "condition"
 
 
@@ -73,6 +79,28 @@ _RULE = TypeAdapter(Rule)
 def parse_rule(raw: dict[str, Any]) -> AllOf | AnyOf | Condition:
     """Validate a rule; raises pydantic's ValidationError naming the bad part."""
     return _RULE.validate_python(raw)
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """A rule's validation errors as `path: message`, the path as the rule's author wrote it.
+
+    Pydantic puts the union's tag into each error's location (after the root and after every
+    list index); it is dropped here, so `{"all": [{"op": "bogus"}]}` reports `all.0.op`.
+    """
+    described = []
+    for error in exc.errors():
+        path: list[str] = []
+        skip_tag = True
+        for part in error["loc"]:
+            if skip_tag:
+                skip_tag = False
+                continue
+            path.append(str(part))
+            skip_tag = isinstance(part, int)
+        described.append(
+            f"{'.'.join(path) or 'rule'}: {error['msg'].removeprefix('Value error, ')}"
+        )
+    return described
 
 
 def matches(rule: AllOf | AnyOf | Condition, attributes: dict[str, Any]) -> bool:

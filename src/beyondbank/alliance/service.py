@@ -1,34 +1,102 @@
-"""Alliance use cases: taxonomy, circles, merchants, admission and seats, membership, relationships."""
+"""Alliance lookups that other areas and the alliance's own use cases share, and small shared helpers.
+
+The use cases live beside this module, one per subject: `circles`, `merchants`, `admission`,
+`membership`, `relationships`. Other areas call only the functions here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from beyondbank.alliance import segments
 from beyondbank.alliance.models import (
+    Application,
+    Branch,
     Circle,
     CircleKind,
     CircleStatus,
+    ManagerAssignment,
     Member,
     MemberStatus,
     Merchant,
     MerchantLocation,
+    Seat,
 )
 from beyondbank.core.authz import Principal, ensure_visible
 from beyondbank.core.errors import FieldError, InvalidInput, NotFound
-from beyondbank.core.geo import bounding_box, distance_m
+from beyondbank.core.geo import EARTH_RADIUS_M, bounding_box, distance_m
 from beyondbank.core.uow import UnitOfWork
 
-# -- circles -------------------------------------------------------------------------------
+# Metres per degree of latitude: no two points further apart in latitude than the radius can
+# be inside one circle, which lets the database discard most circles before any trigonometry.
+_METRES_PER_DEGREE_LATITUDE = math.pi * EARTH_RADIUS_M / 180
+
+
+def _lookup_failure(kind: str, public_id: str, field: str | None) -> NotFound | InvalidInput:
+    """A missing object named in the path is a 404; one named in a request field is a 422."""
+    if field:
+        return InvalidInput(
+            f"{field}: no {kind} {public_id!r}.", errors=(FieldError(field, f"no such {kind}"),)
+        )
+    return NotFound(f"No {kind} {public_id!r} here.")
+
+
+def lock_rows(uow: UnitOfWork, key: InstrumentedAttribute[int], ids: Iterable[int]) -> None:
+    """Row locks taken in id order, so two transactions never wait on each other in a cycle.
+
+    The order across tables is fixed too: merchant, then circles, then seats and waitlist rows.
+    (SQLite has no row locks; its writers are serialised by `BEGIN IMMEDIATE` instead.)
+    """
+    ordered = sorted(set(ids))
+    if ordered:
+        uow.session.execute(select(key).where(key.in_(ordered)).order_by(key).with_for_update())
+
+
+def patch_values(patch: BaseModel, *, nullable: Iterable[str] = ()) -> dict[str, Any]:
+    """The fields a PATCH request sent; null clears a field only where the field may be empty."""
+    values = {name: getattr(patch, name) for name in patch.model_fields_set}
+    allowed = set(nullable)
+    errors = tuple(
+        FieldError(f"body.{name}", "cannot be null")
+        for name, value in values.items()
+        if value is None and name not in allowed
+    )
+    if errors:
+        raise InvalidInput("Some fields cannot be cleared.", errors=errors)
+    return values
+
+
+# -- branches and circles --------------------------------------------------------------------
+
+
+def get_branch(uow: UnitOfWork, public_id: str, *, field: str | None = None) -> Branch:
+    branch = uow.session.scalars(select(Branch).where(Branch.public_id == public_id)).one_or_none()
+    if branch is None:
+        raise _lookup_failure("branch", public_id, field)
+    return branch
+
+
+def get_circle(uow: UnitOfWork, public_id: str, *, field: str | None = None) -> Circle:
+    circle = uow.session.scalars(select(Circle).where(Circle.public_id == public_id)).one_or_none()
+    if circle is None:
+        raise _lookup_failure("circle", public_id, field)
+    return circle
 
 
 def circles_containing(uow: UnitOfWork, latitude: float, longitude: float) -> list[Circle]:
     """Active geographic circles whose area contains the point, nearest centre first."""
     candidates = uow.session.scalars(
         select(Circle).where(
-            Circle.kind == CircleKind.GEOGRAPHIC, Circle.status == CircleStatus.ACTIVE
+            Circle.kind == CircleKind.GEOGRAPHIC,
+            Circle.status == CircleStatus.ACTIVE,
+            func.abs(Circle.center_latitude - latitude) * _METRES_PER_DEGREE_LATITUDE
+            <= Circle.radius_m,
         )
     ).all()
     inside = []
@@ -78,6 +146,18 @@ def circle_public_ids(uow: UnitOfWork, ids: set[int]) -> dict[int, str]:
     return {row.id: row.public_id for row in rows}
 
 
+def held_seats(
+    uow: UnitOfWork, *, circle_id: int | None = None, merchant_id: int | None = None
+) -> list[Seat]:
+    """Seats not yet released, of one circle or one merchant, in sub-industry order."""
+    stmt = select(Seat).where(Seat.released_at.is_(None))
+    if circle_id is not None:
+        stmt = stmt.where(Seat.circle_id == circle_id)
+    if merchant_id is not None:
+        stmt = stmt.where(Seat.merchant_id == merchant_id)
+    return list(uow.session.scalars(stmt.order_by(Seat.circle_id, Seat.sub_industry)))
+
+
 # -- merchants: lookups other areas use ------------------------------------------------------
 
 
@@ -123,6 +203,35 @@ def get_location(
     return location
 
 
+def current_manager_id(uow: UnitOfWork, merchant_id: int) -> int | None:
+    """The user id of the merchant's relationship manager, if one is assigned."""
+    return uow.session.scalars(
+        select(ManagerAssignment.manager_id).where(
+            ManagerAssignment.merchant_id == merchant_id, ManagerAssignment.ended_at.is_(None)
+        )
+    ).one_or_none()
+
+
+def application_public_ids(uow: UnitOfWork, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = uow.session.execute(
+        select(Application.id, Application.public_id).where(Application.id.in_(ids))
+    )
+    return {row.id: row.public_id for row in rows}
+
+
+def get_application(uow: UnitOfWork, principal: Principal, public_id: str) -> Application:
+    """An application the principal may see (a merchant sees only its own); 404 otherwise."""
+    application = uow.session.scalars(
+        select(Application).where(Application.public_id == public_id)
+    ).one_or_none()
+    if application is None:
+        raise NotFound(f"No application {public_id!r} here.")
+    ensure_visible(principal, application.merchant_id, "application", public_id)
+    return application
+
+
 # -- members: lookups other areas use ----------------------------------------------------------
 
 
@@ -141,16 +250,19 @@ def member_for_customer(uow: UnitOfWork, customer_id: int) -> Member | None:
     ).one_or_none()
 
 
-def member_circle_ids(uow: UnitOfWork, member: Member) -> set[int]:
-    """The circles a member belongs to: geographic ones containing home or work, segment ones
-    whose rule matches the member's attributes."""
-    ids: set[int] = set()
-    for latitude, longitude in (
-        (member.home_latitude, member.home_longitude),
-        (member.work_latitude, member.work_longitude),
+def member_circles(uow: UnitOfWork, member: Member) -> list[tuple[Circle, list[str]]]:
+    """The circles a member belongs to and why: `home` or `work` inside a geographic circle,
+    `segment` when a segment circle's rule matches the member's attributes."""
+    reasons: dict[int, list[str]] = {}
+    circles: dict[int, Circle] = {}
+    for place, latitude, longitude in (
+        ("home", member.home_latitude, member.home_longitude),
+        ("work", member.work_latitude, member.work_longitude),
     ):
         if latitude is not None and longitude is not None:
-            ids.update(c.id for c in circles_containing(uow, latitude, longitude))
+            for circle in circles_containing(uow, latitude, longitude):
+                circles[circle.id] = circle
+                reasons.setdefault(circle.id, []).append(place)
     segment_circles = uow.session.scalars(
         select(Circle).where(
             Circle.kind == CircleKind.SEGMENT, Circle.status == CircleStatus.ACTIVE
@@ -160,5 +272,12 @@ def member_circle_ids(uow: UnitOfWork, member: Member) -> set[int]:
         if circle.segment_rule and segments.matches(
             segments.parse_rule(circle.segment_rule), member.attributes
         ):
-            ids.add(circle.id)
-    return ids
+            circles[circle.id] = circle
+            reasons.setdefault(circle.id, []).append("segment")
+    return [(circles[i], reasons[i]) for i in sorted(circles)]
+
+
+def member_circle_ids(uow: UnitOfWork, member: Member) -> set[int]:
+    """The circles a member belongs to: geographic ones containing home or work, segment ones
+    whose rule matches the member's attributes."""
+    return {circle.id for circle, _ in member_circles(uow, member)}
