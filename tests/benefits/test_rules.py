@@ -255,7 +255,7 @@ def test_dates_and_weekdays_are_read_in_the_benefits_zone() -> None:
 
 def test_naive_instants_are_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
-        rules.local_time(datetime(2026, 1, 1), "Europe/London")  # noqa: DTZ001
+        rules.local_time(datetime(2026, 1, 1), "Europe/London")
 
 
 # -- period keys -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from beyondbank.benefits.schemas import (
     validate_terms,
 )
 from beyondbank.core import audit
-from beyondbank.core.authz import Principal, ensure_visible
+from beyondbank.core.authz import Principal
 from beyondbank.core.errors import (
     Conflict,
     FieldError,
@@ -124,11 +124,15 @@ def get_benefit(
     benefit = uow.session.scalars(
         select(Benefit).where(Benefit.public_id == public_id)
     ).one_or_none()
-    if benefit is None:
+    if benefit is None or not visible_to(actor, benefit.merchant_id):
         errors = (FieldError(field, "no such benefit"),) if field else ()
         raise NotFound(f"No benefit {public_id!r} here.", errors=errors)
-    ensure_visible(actor, benefit.merchant_id, "benefit", public_id)
     return benefit
+
+
+def visible_to(actor: Principal, merchant_id: int) -> bool:
+    """A principal bound to a merchant sees only that merchant's objects."""
+    return actor.merchant_id is None or actor.merchant_id == merchant_id
 
 
 def benefit_by_id(uow: UnitOfWork, benefit_id: int) -> Benefit:
