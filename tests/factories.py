@@ -11,6 +11,8 @@ from typing import Any
 from beyondbank.alliance.membership import luhn_check_digit
 from beyondbank.alliance.models import (
     AdmissionRequirement,
+    Application,
+    ApplicationStatus,
     Branch,
     Circle,
     CircleKind,
@@ -22,6 +24,7 @@ from beyondbank.alliance.models import (
     MerchantStatus,
     MerchantTerminal,
     RequirementKind,
+    Seat,
 )
 from beyondbank.alliance.taxonomy import taxonomy
 from beyondbank.core.authz import Principal, Role
@@ -248,6 +251,32 @@ def make_requirement(
     uow.session.flush()
     uow.session.expire(circle, ["requirements"])
     return requirement
+
+
+def make_seat(uow: UnitOfWork, circle: Circle, merchant: Merchant) -> Seat:
+    """The merchant holding its sub-industry's seat in the circle, through an approved application."""
+    now = uow.clock.now()
+    application = Application(
+        public_id=new_public_id("app"),
+        merchant_id=merchant.id,
+        circle_id=circle.id,
+        sub_industry=merchant.sub_industry,
+        status=ApplicationStatus.APPROVED,
+        submitted_at=now,
+        decided_at=now,
+    )
+    uow.session.add(application)
+    uow.session.flush()
+    seat = Seat(
+        circle_id=circle.id,
+        sub_industry=merchant.sub_industry,
+        merchant_id=merchant.id,
+        application_id=application.id,
+        taken_at=now,
+    )
+    uow.session.add(seat)
+    uow.session.flush()
+    return seat
 
 
 def principal(who: User | ApiClient | Customer) -> Principal:

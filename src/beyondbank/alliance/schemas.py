@@ -233,7 +233,10 @@ _PARAMS: dict[RequirementKind, type[Input]] = {
 class RequirementIn(Input):
     kind: RequirementKind
     label: str = Field(
-        default="", max_length=200, description="Tells requirements of one kind apart"
+        default="",
+        max_length=200,
+        validate_default=True,
+        description="Tells requirements of one kind apart",
     )
     params: dict[str, Any] = Field(default_factory=dict)
 
