@@ -13,6 +13,8 @@ from beyondbank.benefits.models import (
     BenefitTarget,
     Channel,
     LimitPeriod,
+    Redemption,
+    RedemptionStatus,
     Stacking,
 )
 from beyondbank.core.ids import new_public_id
@@ -110,3 +112,31 @@ def benefit_body(**over: Any) -> dict[str, Any]:
 def code_at(settings: Settings, member: Member, at: datetime) -> str:
     """The code the member's phone shows at `at`."""
     return member_code(settings.secret_key.get_secret_value(), member.member_number, code_step(at))
+
+
+def make_redemption(
+    uow: UnitOfWork, benefit: Benefit, member: Member, *, reward_minor: int = 500, **over: Any
+) -> Redemption:
+    """A redemption stored directly (the counters are not touched: for reads and reversals)."""
+    now = uow.clock.now()
+    redemption = Redemption(
+        public_id=new_public_id("red"),
+        benefit_id=benefit.id,
+        member_id=member.id,
+        member_number=member.member_number,
+        merchant_id=benefit.merchant_id,
+        status=over.pop("status", RedemptionStatus.REDEEMED),
+        currency=benefit.currency,
+        purchase_amount_minor=over.pop("purchase_amount_minor", 2500),
+        reward_minor=reward_minor,
+        merchant_funded_minor=reward_minor,
+        bank_funded_minor=0,
+        commission_minor=0,
+        period_key=over.pop("period_key", "campaign"),
+        code_step=over.pop("code_step", code_step(now)),
+        redeemed_at=now,
+        **over,
+    )
+    uow.session.add(redemption)
+    uow.session.flush()
+    return redemption
