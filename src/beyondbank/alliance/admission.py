@@ -240,16 +240,16 @@ def evaluate(uow: UnitOfWork, actor: Principal, application: Application) -> lis
     results = []
     for requirement in application.circle.requirements:
         check = existing.pop((requirement.kind, requirement.label), None)
-        if check is None:
-            check = ApplicationCheck(
-                application_id=application.id, kind=requirement.kind, label=requirement.label
-            )
-            uow.session.add(check)
+        if check is None or check.confirmed_at is None:
+            outcome = CHECKS[requirement.kind](ctx, requirement.params)
+            if check is None:
+                check = ApplicationCheck(
+                    application_id=application.id, kind=requirement.kind, label=requirement.label
+                )
+                uow.session.add(check)
+            check.passed, check.reason = outcome.passed, outcome.reason
         check.requirement_id = requirement.id
         check.checked_at = now
-        if check.confirmed_at is None:
-            outcome = CHECKS[requirement.kind](ctx, requirement.params)
-            check.passed, check.reason = outcome.passed, outcome.reason
         results.append(check)
     for obsolete in existing.values():  # the circle dropped that requirement
         uow.session.delete(obsolete)
