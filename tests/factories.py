@@ -253,26 +253,36 @@ def make_requirement(
     return requirement
 
 
-def make_seat(uow: UnitOfWork, circle: Circle, merchant: Merchant) -> Seat:
-    """The merchant holding its sub-industry's seat in the circle, through an approved application."""
+def make_application(
+    uow: UnitOfWork,
+    merchant: Merchant,
+    circle: Circle,
+    status: ApplicationStatus = ApplicationStatus.UNDER_REVIEW,
+) -> Application:
     now = uow.clock.now()
     application = Application(
         public_id=new_public_id("app"),
         merchant_id=merchant.id,
         circle_id=circle.id,
         sub_industry=merchant.sub_industry,
-        status=ApplicationStatus.APPROVED,
+        status=status,
         submitted_at=now,
-        decided_at=now,
+        decided_at=now if status == ApplicationStatus.APPROVED else None,
     )
     uow.session.add(application)
     uow.session.flush()
+    return application
+
+
+def make_seat(uow: UnitOfWork, circle: Circle, merchant: Merchant) -> Seat:
+    """The merchant holding its sub-industry's seat in the circle, through an approved application."""
+    application = make_application(uow, merchant, circle, ApplicationStatus.APPROVED)
     seat = Seat(
         circle_id=circle.id,
         sub_industry=merchant.sub_industry,
         merchant_id=merchant.id,
         application_id=application.id,
-        taken_at=now,
+        taken_at=uow.clock.now(),
     )
     uow.session.add(seat)
     uow.session.flush()
