@@ -19,6 +19,8 @@ from beyondbank.benefits.models import (
     LimitPeriod,
     Redemption,
 )
+from beyondbank.benefits.schemas import RedemptionIn
+from beyondbank.core import idempotency
 from beyondbank.core.authz import Role
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.models import AuditEvent, IdempotencyRecord
@@ -522,6 +524,30 @@ def test_the_same_key_and_body_replays_the_original_answer(
     assert _count(uow, Redemption) == 1
 
 
+def test_a_key_still_in_flight_is_409(
+    client: TestClient, uow: UnitOfWork, counter: Counter
+) -> None:
+    benefit = bf.make_benefit(uow, counter.merchant)
+    body = counter.body(benefit)
+    # Another till's request with this key has claimed it and not finished yet.
+    held = idempotency.claim(
+        uow,
+        scope=f"redemptions:user:{counter.staff_user.public_id}",
+        key="busy-key",
+        fingerprint=idempotency.fingerprint(
+            "POST", f"{API}/redemptions", RedemptionIn(**body).model_dump(mode="json")
+        ),
+        lock_seconds=120,
+    )
+    assert isinstance(held, idempotency.Claim)
+    response = client.post(
+        f"{API}/redemptions", json=body, headers={**counter.staff, "Idempotency-Key": "busy-key"}
+    )
+    assert response.status_code == 409
+    assert response.json()["type"] == "/problems/idempotency-in-flight"
+    assert _count(uow, Redemption) == 0
+
+
 def test_a_refused_attempt_frees_its_key_for_a_retry(
     client: TestClient, uow: UnitOfWork, counter: Counter
 ) -> None:
@@ -644,6 +670,14 @@ def test_lists_are_scoped_to_the_merchant_and_filtered(
         f"{API}/redemptions", params={"redeemed_from": "2026-11-22T10:30:00"}, headers=counter.bank
     )
     assert naive.status_code == 422
+    at_till = client.get(
+        f"{API}/redemptions?location_id={counter.location.public_id}", headers=counter.staff
+    )
+    assert len(at_till.json()["items"]) == 2
+    needs_merchant = client.get(
+        f"{API}/redemptions?location_id={counter.location.public_id}", headers=counter.bank
+    )
+    assert needs_merchant.json()["errors"][0]["field"] == "query.location_id"
     theirs_filter = client.get(
         f"{API}/redemptions?benefit_id={theirs.public_id}", headers=counter.staff
     )

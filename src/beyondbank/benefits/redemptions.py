@@ -355,6 +355,8 @@ def _take_stock(uow: UnitOfWork, benefit: Benefit, reward: int) -> int:
     taken only if it is still exactly what was read, so nothing is ever taken twice.
     """
     if benefit.quantity is None and benefit.budget_minor is None:
+        # Nothing to count: the benefit row is not touched, so unlimited benefits never queue
+        # on it (its state was checked when it was read).
         return reward
     if _take(uow, benefit, reward, exact=False):
         return reward
@@ -542,6 +544,8 @@ def _filtered(
         merchant = alliance.get_merchant(uow, actor, filters.merchant_id, field="query.merchant_id")
         stmt = stmt.where(Redemption.merchant_id == merchant.id)
     if filters.location_id is not None:
+        if merchant is None and actor.merchant_id is not None:
+            merchant = alliance.merchant_by_id(uow, actor.merchant_id)
         if merchant is None:
             raise invalid("query.location_id", "filter by merchant_id too")
         location = alliance.get_location(

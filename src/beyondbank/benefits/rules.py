@@ -20,6 +20,9 @@ Meanings, rule by rule:
 - Selection (rule 7): among eligible offers, the largest reward; ties go to the lowest id.
 - Funding and commission (rule 9): the merchant funds `floor(grant × share / 10000)`, the bank
   the rest; the bank's commission is `floor(amount × commission_bps / 10000)`.
+- Stacking: an `exclusive` benefit is not combined with the merchant's other offers on the
+  same purchase; a `stackable` one may be. Whatever it says, a purchase gets at most one cash
+  reward (rule 7), and at the counter one member code redeems one benefit.
 """
 
 from __future__ import annotations
