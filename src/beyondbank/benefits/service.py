@@ -187,6 +187,16 @@ def create_benefit(
     uow: UnitOfWork, actor: Principal, data: BenefitIn, *, default_currency: str
 ) -> Benefit:
     """A draft benefit for the actor's merchant (or, for the bank, the named merchant)."""
+    benefit = add_benefit(uow, actor, data, default_currency=default_currency)
+    uow.commit()
+    return benefit
+
+
+def add_benefit(
+    uow: UnitOfWork, actor: Principal, data: BenefitIn, *, default_currency: str
+) -> Benefit:
+    """Check and add a draft benefit without committing, so that a program import can add many
+    and commit them together (or none). Raises the same problems as `create_benefit`."""
     merchant = _merchant_for(uow, actor, data.merchant_id)
     _refuse_bank_terms(actor, data.model_fields_set)
     circle_ids = alliance.circle_ids_for(
@@ -217,7 +227,6 @@ def create_benefit(
         object_id=benefit.public_id,
         after=_snapshot(uow, benefit),
     )
-    uow.commit()
     return benefit
 
 
