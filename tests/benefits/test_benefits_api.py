@@ -134,6 +134,18 @@ def test_targeting_circles_by_public_id(client: TestClient, uow: UnitOfWork, wor
             "body.threshold_minor",
         ),
         ({"kind": "gift", "percent_bps": None, "max_reward_minor": None}, "body.offer_details"),
+        (
+            {
+                "kind": "spend_threshold",
+                "percent_bps": None,
+                "max_reward_minor": None,
+                "threshold_minor": 1000,
+                "fixed_minor": 1500,
+            },
+            "body.fixed_minor",
+        ),
+        ({"kind": "points_multiplier", "points_multiplier": 1}, "body.points_multiplier"),
+        ({"budget_minor": 0}, "body.budget_minor"),
         ({"regular_price_minor": None}, "body.regular_price_minor"),
         ({"public_discount_bps": None}, "body.public_discount_bps"),
         ({"timezone": "Mars/Olympus"}, "body.timezone"),
