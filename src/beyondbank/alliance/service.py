@@ -112,7 +112,10 @@ def distance_to_centre(circle: Circle, latitude: float, longitude: float) -> flo
     if circle.center_latitude is None or circle.center_longitude is None or circle.radius_m is None:
         return None
     box = bounding_box(circle.center_latitude, circle.center_longitude, circle.radius_m)
-    if not (box.min_lat <= latitude <= box.max_lat and box.min_lon <= longitude <= box.max_lon):
+    # A box that crosses the antimeridian cannot be compared by longitude; skip the shortcut.
+    wraps = box.min_lon < -180 or box.max_lon > 180
+    inside_lon = wraps or box.min_lon <= longitude <= box.max_lon
+    if not (box.min_lat <= latitude <= box.max_lat and inside_lon):
         return float("inf")  # outside the bounding box: certainly outside, no trigonometry needed
     return distance_m(latitude, longitude, circle.center_latitude, circle.center_longitude)
 
