@@ -13,25 +13,19 @@ them before anybody else may take it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from schwifty import IBAN
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
-from beyondbank.alliance import lifecycle, people
+from beyondbank.alliance import checks, lifecycle, people
 from beyondbank.alliance.models import (
     Application,
     ApplicationCheck,
     ApplicationStatus,
     Circle,
-    CircleKind,
     CircleStatus,
-    KybStatus,
     Merchant,
     MerchantStatus,
     RequirementKind,
@@ -41,11 +35,10 @@ from beyondbank.alliance.models import (
 )
 from beyondbank.alliance.service import (
     current_manager_id,
-    distance_to_centre,
     held_seats,
     lock_rows,
+    slot_holder,
 )
-from beyondbank.alliance.taxonomy import taxonomy
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal, Role
 from beyondbank.core.errors import Conflict, Forbidden, InvalidTransition, SlotTaken
@@ -69,163 +62,6 @@ OPEN_ENTRIES = frozenset({WaitlistStatus.WAITING, WaitlistStatus.OFFERED})
 # -- requirement checks ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    passed: bool | None  # None: waits for a relationship manager's confirmation
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CheckContext:
-    uow: UnitOfWork
-    merchant: Merchant
-    circle: Circle
-    sub_industry: str
-    today: date
-
-
-def _number(value: float | Decimal) -> str:
-    """3.90 → "3.9", 4 → "4.0", 4.25 → "4.25": as a person would write a score."""
-    text = f"{Decimal(str(value)):.2f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
-
-
-def _location_in_circle(ctx: CheckContext, params: dict[str, Any]) -> Outcome:
-    circle = ctx.circle
-    if circle.kind != CircleKind.GEOGRAPHIC or circle.radius_m is None:
-        return Outcome(False, "the circle has no area to be inside")
-    located = [
-        (distance_to_centre(circle, loc.latitude, loc.longitude) or 0.0, loc.name)
-        for loc in ctx.merchant.locations
-        if loc.active
-    ]
-    if not located:
-        return Outcome(False, "the merchant has no active location")
-    distance, name = min(located)
-    if distance <= circle.radius_m:
-        return Outcome(
-            True,
-            f"location {name!r} is {distance:,.0f} m from the centre, "
-            f"inside the circle's {circle.radius_m:,} m",
-        )
-    shown = "more than 100 km" if distance == float("inf") else f"{distance:,.0f} m"
-    return Outcome(
-        False,
-        f"no location is inside the circle's {circle.radius_m:,} m: the nearest, {name!r}, "
-        f"is {shown} from the centre",
-    )
-
-
-def _min_review_score(ctx: CheckContext, params: dict[str, Any]) -> Outcome:
-    minimum, score = float(params["min"]), ctx.merchant.review_score
-    if score is None:
-        return Outcome(
-            False, f"no review score on file; the circle's minimum is {_number(minimum)}"
-        )
-    if float(score) < minimum:
-        return Outcome(
-            False,
-            f"review score {_number(score)} is below the circle's minimum {_number(minimum)}",
-        )
-    return Outcome(True, f"review score {_number(score)} meets the minimum {_number(minimum)}")
-
-
-def _min_review_count(ctx: CheckContext, params: dict[str, Any]) -> Outcome:
-    minimum, count = int(params["min"]), ctx.merchant.review_count
-    if count < minimum:
-        return Outcome(False, f"{count} reviews, fewer than the {minimum} the circle requires")
-    return Outcome(True, f"{count} reviews, at least the {minimum} required")
-
-
-def _licence_verified(ctx: CheckContext, params: dict[str, Any]) -> Outcome:
-    merchant = ctx.merchant
-    if not merchant.licence_number:
-        return Outcome(False, "no business licence on file")
-    if merchant.licence_verified_at is None:
-        return Outcome(False, f"licence {merchant.licence_number} has not been verified")
-    return Outcome(
-        True,
-        f"licence {merchant.licence_number} verified on {merchant.licence_verified_at.date()}",
-    )
-
-
-def _kyb_passed(ctx: CheckContext, params: dict[str, Any]) -> Outcome:
-    merchant = ctx.merchant
-    checked = f" on {merchant.kyb_checked_at.date()}" if merchant.kyb_checked_at else ""
-    if merchant.kyb_status == KybStatus.PASSED:
-        return Outcome(True, f"KYB passed{checked}")
-    if merchant.kyb_status == KybStatus.FAILED:
-        return Outcome(False, f"KYB failed{checked}")
-    return Outcome(False, "KYB has not been completed")
-
-
-def _slot_free(ctx: CheckContext, params: dict[str, Any]) -> Outcome:
-    holder = slot_holder(ctx.uow, ctx.circle.id, ctx.sub_industry)
-    if holder is None:
-        return Outcome(True, f"the {ctx.sub_industry} slot is free")
-    if holder.merchant_id == ctx.merchant.id:
-        return Outcome(False, f"the merchant already holds the {ctx.sub_industry} slot")
-    return Outcome(
-        False,
-        f"the {ctx.sub_industry} slot is held by {holder.merchant.trading_name} "
-        f"since {holder.taken_at.date()}",
-    )
-
-
-def _settlement_account(ctx: CheckContext, params: dict[str, Any]) -> Outcome:
-    iban = ctx.merchant.settlement_iban
-    if not iban:
-        return Outcome(False, "no settlement account on file")
-    try:
-        IBAN(iban)
-    except ValueError as exc:
-        return Outcome(False, f"the settlement IBAN on file is not valid: {exc}")
-    return Outcome(True, f"settlement IBAN ending {iban[-4:]} is valid")
-
-
-def _min_years_trading(ctx: CheckContext, params: dict[str, Any]) -> Outcome:
-    required, founded = float(params["years"]), ctx.merchant.founded_on
-    if founded is None:
-        return Outcome(False, f"no founding date on file; {_number(required)} years required")
-    years = (ctx.today - founded).days / 365.2425
-    if years < required:
-        return Outcome(
-            False,
-            f"trading since {founded} ({years:.1f} years), "
-            f"less than the {_number(required)} years required",
-        )
-    return Outcome(True, f"trading since {founded} ({years:.1f} years)")
-
-
-def _sub_industry_allowed(ctx: CheckContext, params: dict[str, Any]) -> Outcome:
-    sub = taxonomy().sub_industry(ctx.sub_industry)
-    domain = sub.domain.value if sub else "unknown"
-    allowed = ctx.sub_industry in params.get("codes", []) or domain in params.get("domains", [])
-    if allowed:
-        return Outcome(True, f"{ctx.sub_industry} ({domain}) is allowed in this circle")
-    return Outcome(
-        False, f"{ctx.sub_industry} ({domain}) is not among the circle's allowed sub-industries"
-    )
-
-
-def _manual_check(ctx: CheckContext, params: dict[str, Any]) -> Outcome:
-    return Outcome(None, "awaits a relationship manager's confirmation")
-
-
-CHECKS: dict[RequirementKind, Callable[[CheckContext, dict[str, Any]], Outcome]] = {
-    RequirementKind.LOCATION_IN_CIRCLE: _location_in_circle,
-    RequirementKind.MIN_REVIEW_SCORE: _min_review_score,
-    RequirementKind.MIN_REVIEW_COUNT: _min_review_count,
-    RequirementKind.LICENCE_VERIFIED: _licence_verified,
-    RequirementKind.KYB_PASSED: _kyb_passed,
-    RequirementKind.SLOT_FREE: _slot_free,
-    RequirementKind.SETTLEMENT_ACCOUNT: _settlement_account,
-    RequirementKind.MIN_YEARS_TRADING: _min_years_trading,
-    RequirementKind.SUB_INDUSTRY_ALLOWED: _sub_industry_allowed,
-    RequirementKind.MANUAL_CHECK: _manual_check,
-}
-
-
 def evaluate(uow: UnitOfWork, actor: Principal, application: Application) -> list[ApplicationCheck]:
     """Check the application against each of its circle's requirements and store each result.
 
@@ -233,7 +69,7 @@ def evaluate(uow: UnitOfWork, actor: Principal, application: Application) -> lis
     check that a manager has answered keeps that answer.
     """
     now = uow.clock.now()
-    ctx = CheckContext(
+    ctx = checks.CheckContext(
         uow, application.merchant, application.circle, application.sub_industry, now.date()
     )
     existing = {(c.kind, c.label): c for c in application.checks}
@@ -241,7 +77,7 @@ def evaluate(uow: UnitOfWork, actor: Principal, application: Application) -> lis
     for requirement in application.circle.requirements:
         check = existing.pop((requirement.kind, requirement.label), None)
         if check is None or check.confirmed_at is None:
-            outcome = CHECKS[requirement.kind](ctx, requirement.params)
+            outcome = checks.CHECKS[requirement.kind](ctx, requirement.params)
             if check is None:
                 check = ApplicationCheck(
                     application_id=application.id, kind=requirement.kind, label=requirement.label
@@ -439,45 +275,15 @@ def approve(
     entry = waitlist_entry(uow, application)
     _ensure_decidable(application, entry, actor)
     _ensure_admissible(merchant, circle)
-    checks = evaluate(uow, actor, application)
-    unmet = [c for c in checks if c.kind != RequirementKind.SLOT_FREE and c.passed is not True]
-    if unmet:
-        uow.commit()  # the fresh results are kept: they say what is missing
-        raise Conflict(
-            "Not every admission requirement is met: "
-            + "; ".join(f"{c.label or c.kind.value}: {c.reason}" for c in unmet)
-            + ".",
-            extra={"unmet_checks": [_check_summary(c) for c in unmet]},
-        )
-    offered = _offer_for_another(uow, application)
-    if offered is not None:
-        _join_waitlist(uow, actor, application, entry)
-        uow.commit()
-        raise SlotTaken(
-            f"The {application.sub_industry} slot in {circle.name} is being offered to "
-            f"{offered.application.merchant.trading_name}, who waited first; this application "
-            "joined the waitlist.",
-            extra=_slot_extra(uow, application, None),
-        )
-    seat = _take_seat(uow, application)
-    if seat is None:
-        holder = slot_holder(uow, circle.id, application.sub_industry)
-        _join_waitlist(uow, actor, application, entry)
-        uow.commit()
-        held_by = holder.merchant.trading_name if holder else "another merchant"
-        raise SlotTaken(
-            f"The {application.sub_industry} slot in {circle.name} is held by {held_by}; "
-            "this application joined the slot's waitlist.",
-            extra=_slot_extra(uow, application, holder),
-        )
-    now = uow.clock.now()
+    _ensure_requirements_met(uow, actor, application)
+    seat = _seat_or_waitlist(uow, actor, application, entry)
     _move(uow, actor, application, A.APPROVED, reason)
     if entry is not None:
         _close_entry(uow, actor, entry, WaitlistStatus.ADMITTED, reason)
     audit.record(
         uow.session,
         actor=actor,
-        at=now,
+        at=seat.taken_at,
         action="seat.taken",
         object_type="circle",
         object_id=circle.public_id,
@@ -493,6 +299,45 @@ def approve(
         )
     uow.commit()
     return application
+
+
+def _ensure_requirements_met(uow: UnitOfWork, actor: Principal, application: Application) -> None:
+    """Check again now; anything not passed (a manual check not confirmed) refuses the approval.
+    The slot is not checked here: the database decides it when the seat is taken."""
+    results = evaluate(uow, actor, application)
+    unmet = [c for c in results if c.kind != RequirementKind.SLOT_FREE and c.passed is not True]
+    if unmet:
+        uow.commit()  # the fresh results are kept: they say what is missing
+        raise Conflict(
+            "Not every admission requirement is met: "
+            + "; ".join(f"{c.label or c.kind.value}: {c.reason}" for c in unmet)
+            + ".",
+            extra={"unmet_checks": [_check_summary(c) for c in unmet]},
+        )
+
+
+def _seat_or_waitlist(
+    uow: UnitOfWork, actor: Principal, application: Application, entry: WaitlistEntry | None
+) -> Seat:
+    """The seat; or else the application joins the waitlist, committed, and `SlotTaken` is raised."""
+    place = f"The {application.sub_industry} slot in {application.circle.name}"
+    offered = _offer_for_another(uow, application)
+    if offered is not None:
+        detail = (
+            f"{place} is being offered to {offered.application.merchant.trading_name}, "
+            "who waited first; this application joined the waitlist."
+        )
+        holder = None
+    else:
+        seat = _take_seat(uow, application)
+        if seat is not None:
+            return seat
+        holder = slot_holder(uow, application.circle_id, application.sub_industry)
+        held_by = holder.merchant.trading_name if holder else "another merchant"
+        detail = f"{place} is held by {held_by}; this application joined the slot's waitlist."
+    _join_waitlist(uow, actor, application, entry)
+    uow.commit()
+    raise SlotTaken(detail, extra=_slot_extra(uow, application, holder))
 
 
 def reject(uow: UnitOfWork, actor: Principal, application: Application, reason: str) -> Application:
@@ -585,16 +430,6 @@ def list_applications(
 
 
 # -- seats ---------------------------------------------------------------------------------
-
-
-def slot_holder(uow: UnitOfWork, circle_id: int, sub_industry: str) -> Seat | None:
-    return uow.session.scalars(
-        select(Seat).where(
-            Seat.circle_id == circle_id,
-            Seat.sub_industry == sub_industry,
-            Seat.released_at.is_(None),
-        )
-    ).one_or_none()
 
 
 def _take_seat(uow: UnitOfWork, application: Application) -> Seat | None:

@@ -161,6 +161,16 @@ def held_seats(
     return list(uow.session.scalars(stmt.order_by(Seat.circle_id, Seat.sub_industry)))
 
 
+def slot_holder(uow: UnitOfWork, circle_id: int, sub_industry: str) -> Seat | None:
+    return uow.session.scalars(
+        select(Seat).where(
+            Seat.circle_id == circle_id,
+            Seat.sub_industry == sub_industry,
+            Seat.released_at.is_(None),
+        )
+    ).one_or_none()
+
+
 # -- merchants: lookups other areas use ------------------------------------------------------
 
 
