@@ -1,27 +1,29 @@
 """The merchant lifecycle: which status may follow which, as one explicit table.
 
-    applied ──► under_review ──► admitted ──► active ◄──► suspended
-                   ▲   │            │           │            │
-                   │   ▼            ▼           ▼            ▼
-                   └ rejected       └────────► exited ◄──────┘
-                   ▲                            │
-                   └────────────────────────────┘  (re-application)
+    from           may become
+    applied        under_review
+    under_review   admitted, rejected
+    admitted       active, exited
+    rejected       under_review
+    active         suspended, exited
+    suspended      active, exited
+    exited         under_review
 
 - `applied → under_review`: the bank starts its review (also when the merchant's first circle
   application is checked).
 - `under_review → admitted | rejected`: the review's outcome. Approving a circle application
-  admits a merchant under review.
+  admits a merchant under review; rejecting the merchant refuses its open applications.
 - `admitted → active`: go-live, once terminals, benefits and training are in place.
   `admitted → exited`: the merchant withdraws before going live.
 - `active ⇄ suspended`: a temporary sanction (a complaint, a price-integrity breach, unpaid
-  fees); the merchant keeps its seats while suspended.
+  fees); the merchant keeps its seats while suspended, and cannot be admitted anywhere new.
 - `active | suspended → exited`: the merchant leaves or is removed; its seats are released
-  and each slot's waitlist is offered.
-- `rejected | exited → under_review`: a re-application is reviewed afresh; the record, and its
-  history, is kept rather than creating a second merchant for the same business.
+  and each slot is offered to the slot's waitlist.
+- `rejected | exited → under_review`: a re-application is reviewed afresh on the same record,
+  so the business's history stays in one place.
 
-Nothing else is allowed: e.g. a rejected merchant cannot be made active without a new review,
-and an applicant cannot skip the review.
+Nothing else: a rejected merchant is never made active without a new review, an applicant
+never skips the review, and an exited merchant does not come back without one.
 """
 
 from __future__ import annotations

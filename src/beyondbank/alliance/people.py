@@ -1,9 +1,10 @@
 """The people the alliance refers to (staff users, customers), looked up through identity.
 
 Everything the alliance needs from identity goes through this one seam. Where identity's
-service already offers the lookup it is called; the three reads by internal key that it does not
-offer yet (`users_by_ids`, `bank_refs_by_ids`, `customer_for_bank_ref`) read identity's tables
-here, in one place, until identity exposes them (see the alliance report).
+service offers the lookup (`get_user`, `users_with_role`) it is called. Four lookups it does
+not offer yet read identity's tables here, in this one place, until identity exposes them:
+users by internal id (to show who decided), bank references by customer id, and a customer by
+bank reference, found or registered (the bank enrols customers who have not signed in yet).
 """
 
 from __future__ import annotations
