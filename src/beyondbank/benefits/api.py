@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from beyondbank.alliance import service as alliance
+from beyondbank.alliance.models import Merchant
 from beyondbank.benefits import redemptions, rules, schemas, service
 from beyondbank.benefits.models import (
     Benefit,
@@ -428,7 +429,7 @@ def _redemptions_out(uow: UnitOfWork, rows: Sequence[Redemption]) -> list[schema
 def _one_redemption_out(
     redemption: Redemption,
     benefit: Benefit,
-    merchants: dict[int, Any],
+    merchants: dict[int, Merchant],
     locations: dict[int, str],
 ) -> schemas.RedemptionOut:
     give = rules.describe_reward(service.reward_of(benefit), benefit.currency)
