@@ -16,6 +16,7 @@ from beyondbank.alliance.models import (
     ApplicationStatus,
     Circle,
     CircleKind,
+    CircleStatus,
     KybStatus,
     Merchant,
     MerchantStatus,
@@ -274,7 +275,7 @@ def test_no_application_to_an_archived_circle_or_for_a_seat_already_held(
     with pytest.raises(Conflict, match="already holds its seat"):
         _checked(uow, rm, circle, merchant)
     archived = f.make_circle(uow)
-    archived.status = archived.status.ARCHIVED
+    archived.status = CircleStatus.ARCHIVED
     with pytest.raises(InvalidTransition, match="archived"):
         _checked(uow, rm, archived, merchant)
 

@@ -16,6 +16,7 @@ from beyondbank.alliance.models import (
     Branch,
     Circle,
     CircleKind,
+    CircleStatus,
     MerchantStatus,
     RequirementKind,
 )
@@ -322,7 +323,7 @@ def test_circles_containing_a_point_nearest_first(
     close = f.make_circle(uow, center=NEAR, radius_m=500)
     f.make_circle(uow, center=FAR, radius_m=1000)
     archived = f.make_circle(uow, center=NEAR, radius_m=500)
-    archived.status = archived.status.ARCHIVED
+    archived.status = CircleStatus.ARCHIVED
     uow.session.flush()
     response = client.get(
         f"{API}/circles/containing?lat={NEAR[0]}&lon={NEAR[1]}",
