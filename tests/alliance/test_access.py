@@ -121,11 +121,11 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/members/me", None, {"customer"}),
     ("POST", "/members/me", {}, {"customer"}),
     ("GET", "/members/me/circles", None, {"customer"}),
-    ("PUT", "/merchants/{own}/manager", {}, {"admin", "rm"}),
-    ("GET", "/merchants/{own}/managers", None, {"admin", "rm", "auditor", "merchant_admin"}),
-    ("GET", "/merchants/{own}/interactions", None, {"admin", "rm", "auditor", "merchant_admin"}),
+    ("PUT", "/merchants/{own}/manager", {}, {"admin"}),
+    ("GET", "/merchants/{own}/managers", None, {"admin", "rm", "auditor"}),
+    ("GET", "/merchants/{own}/interactions", None, {"admin", "rm", "auditor"}),
     ("POST", "/merchants/{own}/interactions", {}, {"admin", "rm"}),
-    ("GET", "/relationship/follow-ups", None, {"admin", "rm", "auditor", "merchant_admin"}),
+    ("GET", "/relationship/follow-ups", None, {"admin", "rm", "auditor"}),
 ]
 
 
@@ -154,8 +154,7 @@ def test_authorisation_matrix(
     "path",
     [
         "/merchants/{other}",
-        "/merchants/{other}/interactions",
-        "/merchants/{other}/managers",
+        "/merchants/{other}/contacts",
         "/applications/{other_app}",
     ],
 )

@@ -77,6 +77,7 @@ MemberReader = Annotated[Principal, Depends(requires(P.MEMBERS_READ))]
 MemberWriter = Annotated[Principal, Depends(requires(P.MEMBERS_WRITE))]
 RelationshipReader = Annotated[Principal, Depends(requires(P.RELATIONSHIP_READ))]
 RelationshipWriter = Annotated[Principal, Depends(requires(P.RELATIONSHIP_WRITE))]
+ManagerAssigner = Annotated[Principal, Depends(requires(P.RELATIONSHIP_ASSIGN))]
 
 
 def _customer(principal: CurrentPrincipal) -> Principal:
@@ -970,7 +971,7 @@ def _assignment_out(
 
 @router.put("/merchants/{merchant_id}/manager", response_model=schemas.AssignmentOut)
 def assign_manager(
-    merchant_id: str, body: schemas.ManagerIn, uow: UoW, actor: RelationshipWriter
+    merchant_id: str, body: schemas.ManagerIn, uow: UoW, actor: ManagerAssigner
 ) -> schemas.AssignmentOut:
     """Make a relationship manager responsible for the merchant (the previous one's term ends)."""
     merchant = get_merchant(uow, actor, merchant_id)
@@ -982,7 +983,7 @@ def assign_manager(
 def unassign_manager(
     merchant_id: str,
     uow: UoW,
-    actor: RelationshipWriter,
+    actor: ManagerAssigner,
     reason: Annotated[str, Query(min_length=1, max_length=2000)] = "unassigned",
 ) -> Response:
     relationships.end_assignment(uow, actor, get_merchant(uow, actor, merchant_id), reason)

@@ -33,6 +33,7 @@ Writer = Annotated[Principal, Depends(requires(Permission.BENEFITS_WRITE))]
 Approver = Annotated[Principal, Depends(requires(Permission.BENEFITS_APPROVE))]
 Redeemer = Annotated[Principal, Depends(requires(Permission.REDEMPTIONS_CREATE))]
 RedemptionReader = Annotated[Principal, Depends(requires(Permission.REDEMPTIONS_READ))]
+Reverser = Annotated[Principal, Depends(requires(Permission.REDEMPTIONS_REVERSE))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -327,7 +328,7 @@ def get_redemption(redemption_id: str, uow: UoW, actor: RedemptionReader) -> sch
     summary="Reverse a redemption: gives back budget, quantity and the member's use",
 )
 def reverse_redemption(
-    redemption_id: str, body: schemas.ReasonIn, uow: UoW, actor: Writer
+    redemption_id: str, body: schemas.ReasonIn, uow: UoW, actor: Reverser
 ) -> schemas.RedemptionOut:
     redemption = redemptions.get_redemption(uow, actor, redemption_id)
     redemption = redemptions.reverse(uow, actor, redemption, body.reason)

@@ -46,8 +46,10 @@ class Permission(StrEnum):
     BENEFITS_APPROVE = "benefits:approve"
     REDEMPTIONS_READ = "redemptions:read"
     REDEMPTIONS_CREATE = "redemptions:create"
+    REDEMPTIONS_REVERSE = "redemptions:reverse"
     RELATIONSHIP_READ = "relationship:read"
     RELATIONSHIP_WRITE = "relationship:write"
+    RELATIONSHIP_ASSIGN = "relationship:assign"  # who manages which merchant: the programme's call
     AUDIT_READ = "audit:read"
     USERS_MANAGE = "users:manage"
     CLIENTS_MANAGE = "clients:manage"
@@ -93,6 +95,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ANALYST: frozenset(
         {P.TAXONOMY_READ, P.CIRCLES_READ, P.MERCHANTS_READ, P.BENEFITS_READ, P.STATS_READ}
     ),
+    # A merchant sees who its relationship manager is, not the manager's internal notes.
     Role.MERCHANT_ADMIN: frozenset(
         {
             P.TAXONOMY_READ,
@@ -106,7 +109,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.BENEFITS_WRITE,
             P.REDEMPTIONS_READ,
             P.REDEMPTIONS_CREATE,
-            P.RELATIONSHIP_READ,
+            P.REDEMPTIONS_REVERSE,
             P.USERS_MANAGE,
         }
     ),

@@ -377,3 +377,43 @@ def sso_sign_in(uow: UnitOfWork, settings: Settings, token: str) -> tuple[Custom
 
 def get_customer(uow: UnitOfWork, customer_id: int) -> Customer:
     return uow.session.get_one(Customer, customer_id)
+
+
+def users_by_ids(uow: UnitOfWork, ids: set[int]) -> dict[int, User]:
+    if not ids:
+        return {}
+    return {u.id: u for u in uow.session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+def bank_refs_by_ids(uow: UnitOfWork, customer_ids: set[int]) -> dict[int, str]:
+    """The bank's reference for each customer id."""
+    if not customer_ids:
+        return {}
+    rows = uow.session.execute(
+        select(Customer.id, Customer.bank_ref).where(Customer.id.in_(customer_ids))
+    )
+    return {row.id: row.bank_ref for row in rows}
+
+
+def customer_by_bank_ref(uow: UnitOfWork, bank_ref: str) -> Customer | None:
+    return uow.session.scalars(select(Customer).where(Customer.bank_ref == bank_ref)).one_or_none()
+
+
+def register_customer(uow: UnitOfWork, bank_ref: str) -> Customer:
+    """The customer with this bank reference, registered now if the bank names one who has not
+    signed in yet. Safe against a concurrent registration (sign-on or enrolment)."""
+    existing = customer_by_bank_ref(uow, bank_ref)
+    if existing is not None:
+        return existing
+    customer = Customer(
+        public_id=new_public_id("cus"), bank_ref=bank_ref, created_at=uow.clock.now()
+    )
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(customer)
+    except IntegrityError:
+        registered = customer_by_bank_ref(uow, bank_ref)
+        if registered is None:
+            raise
+        return registered
+    return customer
