@@ -97,7 +97,7 @@ def test_only_an_active_relationship_manager_can_be_assigned(
 def test_interaction_log(
     client: TestClient, uow: UnitOfWork, settings: Settings, rm_user: User
 ) -> None:
-    merchant, other = f.make_merchant(uow), f.make_merchant(uow)
+    merchant = f.make_merchant(uow)
     headers = f.auth(settings, uow, rm_user)
     url = f"{API}/merchants/{merchant.public_id}/interactions"
     logged = client.post(url, json=_visit(), headers=headers)
