@@ -63,6 +63,7 @@ def world(uow: UnitOfWork, settings: Settings) -> World:
             "own_app": f.make_application(uow, own, circle).public_id,
             "other_app": f.make_application(uow, other, circle).public_id,
             "rm": who["rm"].public_id,
+            "missing": "xyz_01KNOWNTOBEMISSING0000000",
         },
     )
 
@@ -126,6 +127,26 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/merchants/{own}/interactions", None, {"admin", "rm", "auditor"}),
     ("POST", "/merchants/{own}/interactions", {}, {"admin", "rm"}),
     ("GET", "/relationship/follow-ups", None, {"admin", "rm", "auditor"}),
+    # Endpoints on sub-objects: ids that do not exist, so an allowed caller gets 404 or 422,
+    # a refused one 403 before any lookup.
+    ("GET", "/branches/{missing}", None, STAFF_READ | {"merchant_admin", "bank_system"}),
+    ("DELETE", "/merchants/{own}/contacts/{missing}", None, {"admin", "rm", "merchant_admin"}),
+    ("DELETE", "/merchants/{own}/locations/{missing}", None, {"admin", "rm", "merchant_admin"}),
+    (
+        "POST",
+        "/merchants/{own}/locations/{missing}/terminals",
+        {},
+        {"admin", "rm", "merchant_admin"},
+    ),
+    ("DELETE", "/merchants/{own}/terminals/{missing}", None, {"admin", "rm", "merchant_admin"}),
+    ("DELETE", "/merchants/{own}/manager", None, {"admin"}),
+    ("POST", "/applications/{own_app}/checks/{missing}/confirm", {}, {"admin", "rm"}),
+    ("POST", "/waitlist/offers/{own_app}/accept", {}, {"admin", "rm"}),
+    ("POST", "/interactions/{missing}/follow-up-done", None, {"admin", "rm"}),
+    ("POST", "/members/me/cards", {}, {"customer"}),
+    ("DELETE", "/members/me/cards/{missing}", None, {"customer"}),
+    ("PATCH", "/members/me/places", {}, {"customer"}),
+    ("POST", "/members/me/leave", {}, {"customer"}),
 ]
 
 

@@ -26,6 +26,7 @@ class Scene:
     draft: Benefit
     submitted: Benefit
     active: Benefit
+    paused: Benefit
     redemption_id: str
     code: str
 
@@ -58,6 +59,7 @@ def _scene(uow: UnitOfWork, settings: Settings, merchant: Merchant) -> Scene:
         draft=bf.make_benefit(uow, merchant, status=BenefitStatus.DRAFT),
         submitted=bf.make_benefit(uow, merchant, status=BenefitStatus.SUBMITTED),
         active=active,
+        paused=bf.make_benefit(uow, merchant, status=BenefitStatus.PAUSED),
         redemption_id=earlier.public_id,
         code=bf.code_at(settings, f.make_member(uow), uow.clock.now()),
     )
@@ -90,11 +92,13 @@ ENDPOINTS: dict[str, Call] = {
         lambda s: f"/benefits/{s.submitted.public_id}/reject", lambda s: {"reason": "No photos"}
     ),
     "POST /benefits/{id}/pause": _post(lambda s: f"/benefits/{s.active.public_id}/pause"),
+    "POST /benefits/{id}/resume": _post(lambda s: f"/benefits/{s.paused.public_id}/resume"),
     "POST /benefits/{id}/extend": _post(
         lambda s: f"/benefits/{s.active.public_id}/extend", lambda s: {"valid_to": "2027-01-31"}
     ),
     "POST /benefits/{id}/end": _post(lambda s: f"/benefits/{s.active.public_id}/end"),
     "GET /me/benefits": _get(lambda s: "/me/benefits"),
+    "GET /me/benefits/{id}": _get(lambda s: f"/me/benefits/{s.active.public_id}"),
     "GET /me/member-code": _get(lambda s: "/me/member-code"),
     "GET /me/redemptions": _get(lambda s: "/me/redemptions"),
     "POST /redemptions": lambda client, s, h: client.post(
@@ -116,24 +120,30 @@ WRITE_BENEFITS = {
     "POST /benefits/{id}/submit",
     "POST /benefits/{id}/withdraw",
     "POST /benefits/{id}/pause",
+    "POST /benefits/{id}/resume",
     "POST /benefits/{id}/extend",
     "POST /benefits/{id}/end",
-    "POST /redemptions/{id}/reverse",
 }
+REVERSE = {"POST /redemptions/{id}/reverse"}
 DECIDE = {"POST /benefits/{id}/approve", "POST /benefits/{id}/reject"}
 READ_REDEMPTIONS = {"GET /redemptions", "GET /redemptions/{id}"}
-MEMBER = {"GET /me/benefits", "GET /me/member-code", "GET /me/redemptions"}
+MEMBER = {"GET /me/benefits", "GET /me/benefits/{id}", "GET /me/member-code", "GET /me/redemptions"}
 
 ALLOWED: dict[str, set[str]] = {
     "bank_admin": READ_BENEFITS
     | WRITE_BENEFITS
+    | REVERSE
     | DECIDE
     | READ_REDEMPTIONS
     | {"POST /redemptions"},
     "relationship_manager": READ_BENEFITS | READ_REDEMPTIONS,
     "auditor": READ_BENEFITS | READ_REDEMPTIONS,
     "analyst": READ_BENEFITS,  # aggregated business data: no member-level redemptions
-    "merchant_admin": READ_BENEFITS | WRITE_BENEFITS | READ_REDEMPTIONS | {"POST /redemptions"},
+    "merchant_admin": READ_BENEFITS
+    | WRITE_BENEFITS
+    | REVERSE
+    | READ_REDEMPTIONS
+    | {"POST /redemptions"},
     "merchant_staff": READ_BENEFITS | READ_REDEMPTIONS | {"POST /redemptions"},
     "customer": MEMBER,
     "pos_client": READ_BENEFITS | READ_REDEMPTIONS | {"POST /redemptions"},
