@@ -384,7 +384,7 @@ def test_illegal_transitions_are_409_naming_the_state(
     assert response.status_code == 409, response.text
     problem = response.json()
     assert problem["type"] == "/problems/invalid-transition"
-    assert problem["current_state"] == status.value
+    assert problem["current_status"] == status.value
     assert status.value in problem["detail"]
 
 

@@ -607,7 +607,7 @@ def test_reversal_restores_budget_quantity_and_the_members_count(
     assert _uses(uow, benefit, counter.member) == {"2026-11-22": 0}
     twice = client.post(url, json={"reason": "Again"}, headers=counter.admin)
     assert twice.status_code == 409
-    assert twice.json()["current_state"] == "reversed"
+    assert twice.json()["current_status"] == "reversed"
     assert _remaining(uow, benefit) == (5000, 3)
     # The use is given back: the member can redeem again today with a fresh code.
     counter.clock.advance(timedelta(seconds=30))

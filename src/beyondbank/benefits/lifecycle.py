@@ -60,7 +60,7 @@ def benefit_next(current: BenefitStatus, action: BenefitAction) -> BenefitStatus
         hint = f" From {current.value} you can: {', '.join(allowed)}." if allowed else ""
         raise InvalidTransition(
             f"Cannot {action.value} a benefit that is {current.value}.{hint}",
-            extra={"current_state": current.value},
+            extra={"current_status": current.value},
         )
     return target
 
@@ -75,6 +75,6 @@ def redemption_next(current: RedemptionStatus, action: str) -> RedemptionStatus:
     if target is None:
         raise InvalidTransition(
             f"Cannot {action} a redemption that is {current.value}.",
-            extra={"current_state": current.value},
+            extra={"current_status": current.value},
         )
     return target

@@ -215,7 +215,7 @@ def _check_redeemable(benefit: Benefit, merchant: Merchant) -> None:
     if benefit.status != BenefitStatus.ACTIVE:
         raise Conflict(
             f"The benefit is {benefit.status.value}; only an active benefit can be redeemed.",
-            extra={"current_state": benefit.status.value},
+            extra={"current_status": benefit.status.value},
         )
     if merchant.status != MerchantStatus.ACTIVE:
         raise Conflict(f"The merchant is {merchant.status.value}; it cannot redeem benefits now.")
@@ -416,7 +416,7 @@ def _refuse_when_empty(
     if status != BenefitStatus.ACTIVE:
         raise Conflict(
             f"The benefit is {status.value}; only an active benefit can be redeemed.",
-            extra={"current_state": status.value},
+            extra={"current_status": status.value},
         )
     if quantity is not None and quantity <= 0:
         raise LimitReached(
@@ -448,7 +448,7 @@ def reverse(uow: UnitOfWork, actor: Principal, redemption: Redemption, reason: s
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         raise InvalidTransition(
-            "Cannot reverse a redemption that is reversed.", extra={"current_state": "reversed"}
+            "Cannot reverse a redemption that is reversed.", extra={"current_status": "reversed"}
         )
     _give_back(uow, redemption)
     uow.session.refresh(redemption)

@@ -39,7 +39,6 @@ class Settings(BaseSettings):
     sso_max_lifetime_seconds: int = 600
 
     access_token_ttl_seconds: int = 3600
-    qr_token_ttl_seconds: int = Field(default=60, ge=5, le=60)
     idempotency_in_flight_seconds: int = 120
     session_cookie_secure: bool = False
 
