@@ -73,6 +73,39 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(help="The program file: YAML (.yaml, .yml) or JSON.")],
+    check: Annotated[
+        bool, typer.Option("--check", help="Validate the file only; write nothing.")
+    ] = False,
+) -> None:
+    """Import a programme (branches, circles, merchants, members, benefits) from one file:
+    all of it, or nothing. The format is docs/import-format.md."""
+    from beyondbank.program import console as program_console
+
+    settings = get_settings()
+    _ensure_sqlite_dir(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        if schema.current_revision(engine) is None:
+            err.print("The database is not migrated yet: run `beyondbank db upgrade` first.")
+            raise typer.Exit(1)
+        ok = program_console.run_import(
+            engine,
+            file,
+            settings=settings,
+            clock=SystemClock(),
+            check_only=check,
+            out=console,
+            err=err,
+        )
+    finally:
+        engine.dispose()
+    if not ok:
+        raise typer.Exit(1)
+
+
 @sso_app.command("token")
 def sso_token(
     customer: Annotated[str, typer.Option(help="The bank's customer reference.")],

@@ -1,0 +1,1 @@
+"""Program import: a bank's whole alliance programme from one YAML or JSON file, all or nothing."""
