@@ -209,7 +209,9 @@ class _Checks:
         self.issues = issues
         # Codes declared by entries that failed their schema: references to them are not
         # reported again (the entry's own problems are).
+        self.raw = raw
         self.declared = {name: _raw_values(raw[name], _KEYS[name]) for name in SECTIONS}
+        self.declared_seats = _declared_seats(raw["merchants"])
         self.branches = {e.model.code: e for e in plan.branches}
         self.circles = {e.model.code: e for e in plan.circles}
         self.merchants = {e.model.ref: e for e in plan.merchants}
@@ -240,29 +242,36 @@ class _Checks:
     # -- codes given twice ---------------------------------------------------------------------
 
     def _duplicates(self) -> None:
-        plan = self.plan
-        self._once((((*e.path, "code"), e.model.code) for e in plan.branches), "branch code")
-        self._once((((*e.path, "code"), e.model.code) for e in plan.circles), "circle code")
-        self._once((((*e.path, "ref"), e.model.ref) for e in plan.merchants), "merchant ref")
-        self._once(
-            (((*e.path, "ref"), e.model.ref) for e in plan.benefits if e.model.ref),
-            "benefit ref",
-        )
-        self._once((((*e.path, "bank_ref"), e.model.bank_ref) for e in plan.members), "bank_ref")
+        """Read from the raw entries, so that a repeat is found even when one of the two entries
+        has other problems too."""
+        for section, key in _KEYS.items():
+            self._once(
+                (
+                    ((section, i, key), text)
+                    for i, item in _items(self.raw[section])
+                    if (text := _text(item.get(key))) is not None
+                ),
+                _WHAT[section],
+            )
         self._once(
             (
-                ((*e.path, "cards", j, "card_token"), card.card_token)
-                for e in plan.members
-                for j, card in enumerate(e.model.cards)
+                (("members", i, "cards", j, "card_token"), token)
+                for i, member in _items(self.raw["members"])
+                for j, card in _items(member.get("cards"))
+                if (token := _text(card.get("card_token"))) is not None
             ),
             "card token",
         )
         self._once(
             (
-                ((*e.path, "locations", i, "terminals", j), (t.acquirer_merchant_id, t.terminal_id))
-                for e in plan.merchants
-                for i, location in enumerate(e.model.locations)
-                for j, t in enumerate(location.terminals)
+                (
+                    ("merchants", i, "locations", k, "terminals", j),
+                    (mid, _text(t.get("terminal_id"))),
+                )
+                for i, merchant in _items(self.raw["merchants"])
+                for k, location in _items(merchant.get("locations"))
+                for j, t in _items(location.get("terminals"))
+                if (mid := _text(t.get("acquirer_merchant_id"))) is not None
             ),
             "terminal",
         )
@@ -447,7 +456,8 @@ class _Checks:
             self.issue((*path, "waitlist"), f"a {merchant.status.value} merchant waits for no slot")
             return
         slot = (code, merchant.sub_industry)
-        if slot not in self.seats and slot not in self.existing.seats:
+        held = slot in self.seats or slot in self.existing.seats
+        if not held and slot not in self.declared_seats:
             self.issue(
                 (*path, "waitlist"),
                 f"the {merchant.sub_industry} seat in {code!r} is free: list {code!r} under "
@@ -544,6 +554,13 @@ class _Checks:
             )
 
 
+_WHAT = {
+    "branches": "branch code",
+    "circles": "circle code",
+    "merchants": "merchant ref",
+    "members": "bank_ref",
+    "benefits": "benefit ref",
+}
 _KEYS = {
     "branches": "code",
     "circles": "code",
@@ -554,7 +571,35 @@ _KEYS = {
 
 
 def _raw_values(items: Sequence[Any], key: str) -> set[str]:
-    return {str(item[key]) for item in items if isinstance(item, dict) and key in item}
+    return {text for _, item in _items(items) if (text := _text(item.get(key))) is not None}
+
+
+def _items(value: Any) -> list[tuple[int, dict[str, Any]]]:
+    """The mappings of a raw list, with their index; anything else is the schema's to report."""
+    if not isinstance(value, list):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]
+
+
+def _text(value: Any) -> str | None:
+    """A raw code as the schema will read it (stripped), or None if it is no code at all."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _declared_seats(items: Sequence[Any]) -> set[tuple[str, str]]:
+    """(circle, sub-industry) slots the raw merchants claim, valid or not."""
+    seats: set[tuple[str, str]] = set()
+    for _, merchant in _items(items):
+        sub = _text(merchant.get("sub_industry"))
+        circles = merchant.get("circles")
+        if sub is None or not isinstance(circles, list):
+            continue
+        seats.update((code, sub) for c in circles if (code := _text(c)) is not None)
+    return seats
 
 
 def _would_be_circle(
