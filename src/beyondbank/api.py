@@ -17,6 +17,9 @@ from beyondbank.core.settings import Settings, get_settings
 from beyondbank.core.uow import make_session_factory
 from beyondbank.identity import api as identity_api
 from beyondbank.web import console as web_console
+from beyondbank.web import customer as web_customer
+from beyondbank.web import demo_bank as web_demo_bank
+from beyondbank.web import merchant as web_merchant
 from beyondbank.web import routes as web_routes
 from beyondbank.web.pages import login_redirect, problem_page, wants_html
 from beyondbank.web.security import security_headers
@@ -80,5 +83,8 @@ def create_app(
     app.include_router(api)
     app.include_router(web_routes.router)
     app.include_router(web_console.router)
+    app.include_router(web_merchant.router)
+    app.include_router(web_customer.router)
+    app.include_router(web_demo_bank.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

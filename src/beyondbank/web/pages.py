@@ -10,7 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import Problem
-from beyondbank.web.session import LoginRequired, csrf_token
+from beyondbank.web.session import LoginRequired, csrf_token, pop_flashes
 
 
 def render(
@@ -30,6 +30,9 @@ def render(
         "path": request.url.path,
         "locale": "en_GB",
         "timezone": settings.default_timezone,
+        # What the viewer may do decides which links and forms a page shows.
+        "perms": principal.permissions if principal else frozenset(),
+        "flashes": pop_flashes(request),
     }
     page.update(context or {})
     return templates.TemplateResponse(request, template, page, status_code=status_code)

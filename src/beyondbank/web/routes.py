@@ -26,7 +26,7 @@ def home_for(principal: Principal) -> str:
     return "/app"
 
 
-def _safe_next(next_path: str | None) -> str | None:
+def safe_next(next_path: str | None) -> str | None:
     """Only same-site paths: an open redirect would let a phishing link borrow our sign-in page."""
     if not next_path:
         return None
@@ -44,9 +44,9 @@ def landing(principal: MaybeWebPrincipal) -> Response:
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, principal: MaybeWebPrincipal, next: str | None = None) -> Response:
     if principal is not None:
-        return RedirectResponse(_safe_next(next) or home_for(principal), status_code=303)
+        return RedirectResponse(safe_next(next) or home_for(principal), status_code=303)
     return render(
-        request, "login.html", {"next": _safe_next(next) or "", "email": "", "error": None}
+        request, "login.html", {"next": safe_next(next) or "", "email": "", "error": None}
     )
 
 
@@ -61,11 +61,11 @@ def login(
     try:
         user = identity.authenticate_user(uow, email, password)
     except Unauthenticated as exc:
-        context = {"next": _safe_next(next) or "", "email": email, "error": exc.detail}
+        context = {"next": safe_next(next) or "", "email": email, "error": exc.detail}
         return render(request, "login.html", context, status_code=401)
     sign_in(request, "user", user.public_id)
     return RedirectResponse(
-        _safe_next(next) or home_for(identity.principal_for_user(user)), status_code=303
+        safe_next(next) or home_for(identity.principal_for_user(user)), status_code=303
     )
 
 

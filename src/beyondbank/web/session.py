@@ -9,12 +9,13 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from beyondbank.core.authz import STAFF_ROLES, Permission, Principal
+from beyondbank.core.authz import MERCHANT_ROLES, STAFF_ROLES, Permission, Principal
 from beyondbank.core.errors import Forbidden, Unauthenticated
 from beyondbank.deps import UoW
 from beyondbank.identity import service as identity
 
 CSRF_FIELD = "csrf_token"
+_FLASHES = "flashes"
 
 
 class LoginRequired(Exception):
@@ -33,6 +34,16 @@ def sign_in(request: Request, kind: str, public_id: str) -> None:
 
 def sign_out(request: Request) -> None:
     request.session.clear()
+
+
+def flash(request: Request, message: str, kind: str = "ok") -> None:
+    """A message for the next page shown (after the redirect that follows a form): `ok` for what
+    was done, `error` for what could not be."""
+    request.session[_FLASHES] = [*request.session.get(_FLASHES, []), [kind, message]]
+
+
+def pop_flashes(request: Request) -> list[tuple[str, str]]:
+    return [(str(kind), str(text)) for kind, text in request.session.pop(_FLASHES, [])]
 
 
 def csrf_token(request: Request) -> str:
@@ -102,3 +113,27 @@ def page_requires(permission: Permission):  # type: ignore[no-untyped-def]
 
 
 StaffPage = Annotated[Principal, Depends(staff_page)]
+
+
+def merchant_page(request: Request, principal: MaybeWebPrincipal) -> Principal:
+    principal = signed_in_page(request, principal)
+    if principal.role not in MERCHANT_ROLES or principal.merchant_id is None:
+        raise Forbidden("These pages are for the alliance merchants' own staff.")
+    return principal
+
+
+MerchantPage = Annotated[Principal, Depends(merchant_page)]
+
+
+def customer_page(request: Request, principal: MaybeWebPrincipal) -> Principal:
+    """Customers arrive from the bank's app (single sign-on), never through the sign-in form."""
+    if principal is None:
+        raise Unauthenticated(
+            "Open beyondbank from the bank's app: it signs you in, with no second password."
+        )
+    if principal.customer_id is None:
+        raise Forbidden("These pages are for the bank's customers, opened from the bank's app.")
+    return principal
+
+
+CustomerPage = Annotated[Principal, Depends(customer_page)]

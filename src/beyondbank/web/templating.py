@@ -10,7 +10,9 @@ import jinja2
 from babel.dates import format_date, format_datetime
 from fastapi.templating import Jinja2Templates
 
+from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.core.money import Money
+from beyondbank.web.i18n import _
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 STATIC_DIR = Path(__file__).with_name("static")
@@ -34,6 +36,74 @@ def day(value: date | None, locale: str = "en_GB") -> str:
     return str(format_date(value, "medium", locale=locale))
 
 
+def language(locale: str) -> str:
+    """The taxonomy's name key for a page locale: `zh_CN` names for Chinese, English otherwise."""
+    return "zh_CN" if locale.startswith("zh") else "en"
+
+
+def sub_industry_name(code: str, locale: str = "en_GB") -> str:
+    sub = taxonomy().sub_industry(code)
+    return sub.name(language(locale)) if sub else code
+
+
+def domain_name(code: str, locale: str = "en_GB") -> str:
+    try:
+        return taxonomy().domain(LifeDomain(code)).name(language(locale))
+    except ValueError:
+        return code
+
+
+def domain_of(sub_industry: str) -> str:
+    sub = taxonomy().sub_industry(sub_industry)
+    return sub.domain.value if sub else ""
+
+
+def percent(bps: int | None) -> str:
+    """Basis points as a percentage a person reads: 1250 → "12.5%"."""
+    if bps is None:
+        return "—"
+    return f"{bps / 100:g}%"
+
+
+# How a status reads at a glance; the status is always written out too (never colour alone).
+_TONES = {
+    "ok": {"active", "approved", "admitted", "passed", "redeemed", "held"},
+    "warn": {
+        "applied",
+        "under_review",
+        "submitted",
+        "waitlisted",
+        "waiting",
+        "offered",
+        "paused",
+        "suspended",
+        "draft",
+        "pending",
+    },
+    "bad": {"rejected", "exited", "failed", "withdrawn", "declined", "ended", "reversed"},
+}
+
+
+def tone(status: object) -> str:
+    value = str(getattr(status, "value", status))
+    return next((name for name, members in _TONES.items() if value in members), "")
+
+
+def words(value: object) -> str:
+    """An enum value or code as words: `under_review` → "under review"."""
+    return str(getattr(value, "value", value)).replace("_", " ")
+
+
+def weekdays(days: list[int] | None) -> str:
+    """ISO weekdays in words: [1, 2, 3] → "Mon, Tue, Wed"; all seven → "every day"."""
+    names = {1: _("Mon"), 2: _("Tue"), 3: _("Wed"), 4: _("Thu"), 5: _("Fri")}
+    names.update({6: _("Sat"), 7: _("Sun")})
+    chosen = sorted(set(days or []))
+    if chosen == list(range(1, 8)):
+        return _("every day")
+    return ", ".join(names[d] for d in chosen if d in names)
+
+
 def make_templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -48,4 +118,11 @@ def make_templates() -> Jinja2Templates:
     env.filters["money"] = money
     env.filters["when"] = when
     env.filters["day"] = day
+    env.filters["sub_industry"] = sub_industry_name
+    env.filters["domain"] = domain_name
+    env.filters["domain_of"] = domain_of
+    env.filters["percent"] = percent
+    env.filters["tone"] = tone
+    env.filters["words"] = words
+    env.filters["weekdays"] = weekdays
     return Jinja2Templates(env=env)

@@ -1,23 +1,18 @@
-"""The bank staff's console: programme overview, circles, merchants, applications, benefits,
-relationships and the audit trail."""
+"""The audit trail page: every change by staff, merchants and partner systems, with filters."""
 
 from __future__ import annotations
 
-from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from beyondbank.core import audit
-from beyondbank.core.authz import Permission, Principal
 from beyondbank.deps import UoW
+from beyondbank.web.console.guards import AuditReader
 from beyondbank.web.pages import render
-from beyondbank.web.session import page_requires
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-
-AuditReader = Annotated[Principal, Depends(page_requires(Permission.AUDIT_READ))]
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -42,7 +37,13 @@ def audit_trail(
     return render(
         request,
         "console/audit.html",
-        {"events": events, "filters": filters, "next_cursor": next_cursor, "query": query},
+        {
+            "events": events,
+            "filters": filters,
+            "next_cursor": next_cursor,
+            "cursor": cursor,
+            "query": query,
+        },
         principal=principal,
     )
 

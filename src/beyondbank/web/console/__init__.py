@@ -1,0 +1,20 @@
+"""The bank staff's console: programme overview, circles, merchants, applications, benefits,
+relationships and the audit trail. Each page asks for the permission its API endpoint asks for."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from beyondbank.web.console import (
+    applications,
+    audit,
+    benefits,
+    circles,
+    merchants,
+    overview,
+    relationships,
+)
+
+router = APIRouter(include_in_schema=False)
+for module in (overview, circles, merchants, applications, benefits, relationships, audit):
+    router.include_router(module.router)
