@@ -54,7 +54,8 @@ def submit(client: TestClient, page_path: str, action: str, data: dict[str, Any]
 def text_of(html: str) -> str:
     """The page's text with tags removed and spaces collapsed, for assertions about wording."""
     without_tags = re.sub(r"<[^>]+>", " ", html)
-    return re.sub(r"\s+", " ", unescape(without_tags)).strip()
+    spaced = re.sub(r"\s+", " ", unescape(without_tags)).strip()
+    return re.sub(r" ([:,.;!?])", r"\1", spaced)  # tags leave a space before punctuation
 
 
 def field_error(html: str, field_id: str) -> str | None:

@@ -10,9 +10,10 @@ import jinja2
 from babel.dates import format_date, format_datetime
 from fastapi.templating import Jinja2Templates
 
+from beyondbank.alliance.models import RequirementKind
 from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.core.money import Money
-from beyondbank.web.i18n import _
+from beyondbank.web.i18n import N_, _
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 STATIC_DIR = Path(__file__).with_name("static")
@@ -104,6 +105,28 @@ def weekdays(days: list[int] | None) -> str:
     return ", ".join(names[d] for d in chosen if d in names)
 
 
+_REQUIREMENT_NAMES: dict[RequirementKind, str] = {
+    RequirementKind.LOCATION_IN_CIRCLE: N_("A location inside the circle"),
+    RequirementKind.SLOT_FREE: N_("The sub-industry's slot is free"),
+    RequirementKind.KYB_PASSED: N_("Know-your-business checks passed"),
+    RequirementKind.LICENCE_VERIFIED: N_("Business licence verified"),
+    RequirementKind.SETTLEMENT_ACCOUNT: N_("A valid settlement account (IBAN)"),
+    RequirementKind.MIN_REVIEW_SCORE: N_("A minimum review score"),
+    RequirementKind.MIN_REVIEW_COUNT: N_("A minimum number of reviews"),
+    RequirementKind.MIN_YEARS_TRADING: N_("A minimum number of years trading"),
+    RequirementKind.SUB_INDUSTRY_ALLOWED: N_("Only some life domains"),
+    RequirementKind.MANUAL_CHECK: N_("A check the relationship manager confirms"),
+}
+
+
+def requirement_name(kind: object) -> str:
+    """An admission requirement's kind in words: `kyb_passed` → "Know-your-business checks passed"."""
+    try:
+        return _(_REQUIREMENT_NAMES[RequirementKind(str(getattr(kind, "value", kind)))])
+    except ValueError:
+        return words(kind)
+
+
 def make_templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -125,4 +148,5 @@ def make_templates() -> Jinja2Templates:
     env.filters["tone"] = tone
     env.filters["words"] = words
     env.filters["weekdays"] = weekdays
+    env.filters["requirement"] = requirement_name
     return Jinja2Templates(env=env)

@@ -35,9 +35,10 @@ from beyondbank.web.console import views
 from beyondbank.web.console.guards import CircleReader, CircleWriter
 from beyondbank.web.console.params import choice, or_none
 from beyondbank.web.forms import Form, PostedForm, nested, validate
-from beyondbank.web.i18n import N_, _
+from beyondbank.web.i18n import _
 from beyondbank.web.pages import render
 from beyondbank.web.session import CsrfChecked, flash
+from beyondbank.web.templating import requirement_name
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -256,7 +257,7 @@ def _circle_page(
             "form": form,
             "simple_kinds": SIMPLE_KINDS,
             "manual_slots": len(shown.manual) + MANUAL_SLOTS,
-            "requirement_labels": {k.value: _(name) for k, name in REQUIREMENT_NAMES.items()},
+            "requirement_labels": {k.value: requirement_name(k) for k in RequirementKind},
             "domain_options": [(d.code.value, d.name("en")) for d in taxonomy().domains],
         },
         principal=principal,
@@ -358,18 +359,4 @@ def requirement_summary(requirement: AdmissionRequirement) -> str:
         return _("Only these life domains or sub-industries: %(list)s", list=", ".join(allowed))
     if kind == RequirementKind.MANUAL_CHECK:
         return _("Confirmed by the relationship manager: %(what)s", what=requirement.label)
-    return _(REQUIREMENT_NAMES[kind])
-
-
-REQUIREMENT_NAMES: dict[RequirementKind, str] = {
-    RequirementKind.LOCATION_IN_CIRCLE: N_("A location inside the circle"),
-    RequirementKind.SLOT_FREE: N_("The sub-industry's slot is free"),
-    RequirementKind.KYB_PASSED: N_("Know-your-business checks passed"),
-    RequirementKind.LICENCE_VERIFIED: N_("Business licence verified"),
-    RequirementKind.SETTLEMENT_ACCOUNT: N_("A valid settlement account (IBAN)"),
-    RequirementKind.MIN_REVIEW_SCORE: N_("A minimum review score"),
-    RequirementKind.MIN_REVIEW_COUNT: N_("A minimum number of reviews"),
-    RequirementKind.MIN_YEARS_TRADING: N_("A minimum number of years trading"),
-    RequirementKind.SUB_INDUSTRY_ALLOWED: N_("Only some life domains"),
-    RequirementKind.MANUAL_CHECK: N_("A check the relationship manager confirms"),
-}
+    return requirement_name(kind)
