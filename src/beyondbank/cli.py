@@ -73,6 +73,35 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000) -> None:
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
+@app.command()
+def demo(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    members: Annotated[int, typer.Option(min=1, help="How many members to create.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 2026,
+) -> None:
+    """Create (or recreate) the demo in ./var/demo.db, print each role's login, and serve it."""
+    from beyondbank.api import create_app
+    from beyondbank.demo import console as demo_console
+    from beyondbank.demo import setup as demo_setup
+    from beyondbank.program.console import RichProgress, progress_bar
+
+    directory = Path.cwd() / "var"
+    settings = demo_setup.demo_settings(directory)
+    with progress_bar(console) as bar:
+        reporter = RichProgress(bar, bar.add_task("creating the database", total=None))
+        built = demo_setup.build_demo(
+            directory,
+            settings=settings,
+            clock=SystemClock(),
+            members=members,
+            seed=seed,
+            progress=reporter,
+        )
+    demo_console.print_welcome(console, built, host=host, port=port)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
 @app.command("import")
 def import_file(
     file: Annotated[Path, typer.Argument(help="The program file: YAML (.yaml, .yml) or JSON.")],
