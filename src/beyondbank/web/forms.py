@@ -106,14 +106,15 @@ def field_name(path: str) -> str:
 
 
 def nested(values: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """The named fields as a request body: blanks left out (so defaults apply), dotted names nested.
+    """The named fields as a request body: blanks (or only spaces) left out, so defaults apply and
+    a required field says it is required; dotted names nested.
 
     `consent.accepted` becomes `{"consent": {"accepted": ...}}`, as the API's JSON would be.
     """
     body: dict[str, Any] = {}
     for name in names:
         value = values.get(name)
-        if value is None or value == "" or value == []:
+        if value is None or value == [] or (isinstance(value, str) and not value.strip()):
             continue
         target = body
         *parents, leaf = name.split(".")
@@ -146,6 +147,7 @@ def validate(
 
 def _message(error: Any) -> str:
     kind = error.get("type")
-    if kind == "missing" or (kind == "string_too_short" and error.get("input") == ""):
+    typed = error.get("input")
+    if kind == "missing" or (kind == "string_too_short" and not str(typed or "").strip()):
         return _("This is required.")
     return str(error.get("msg", _("Not valid."))).removeprefix("Value error, ")

@@ -33,6 +33,8 @@ def render(
         # What the viewer may do decides which links and forms a page shows.
         "perms": principal.permissions if principal else frozenset(),
         "flashes": pop_flashes(request),
+        # A service's problem that no form on the page can show (e.g. the thing was decided).
+        "page_problem": None,
     }
     page.update(context or {})
     return templates.TemplateResponse(request, template, page, status_code=status_code)

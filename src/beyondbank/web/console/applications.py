@@ -243,6 +243,7 @@ def _application_page(
     *,
     forms: dict[str, Form] | None = None,
     conflict: dict[str, Any] | None = None,
+    problem: str | None = None,
     status_code: int = 200,
 ) -> Response:
     shown = _decision_forms(application)
@@ -277,6 +278,8 @@ def _application_page(
             "manual": RequirementKind.MANUAL_CHECK,
             "forms": shown,
             "conflict": conflict,
+            # Once decided, the decision forms are gone: the problem shows at the top instead.
+            "page_problem": problem if not may_decide else None,
         },
         principal=principal,
         status_code=status_code,
@@ -315,6 +318,7 @@ def _failed(
         application,
         forms={form.name: form},
         conflict=conflict,
+        problem=None if conflict else problem.detail,
         status_code=problem.status,
     )
 

@@ -136,6 +136,7 @@ def _benefit_page(
     benefit: Benefit,
     *,
     forms: dict[str, Form] | None = None,
+    problem: str | None = None,
     status_code: int = 200,
 ) -> Response:
     merchant = alliance.merchant_by_id(uow, benefit.merchant_id)
@@ -168,6 +169,8 @@ def _benefit_page(
             "open_now": rules.schedule_failure(schedule, uow.clock.now()),
             "decided_by": decided_by.get(benefit.decided_by_id) if benefit.decided_by_id else None,
             "forms": shown,
+            # Once decided, the decision forms are gone: the problem shows at the top instead.
+            "page_problem": problem if benefit.status != BenefitStatus.SUBMITTED else None,
         },
         principal=principal,
         status_code=status_code,
@@ -200,7 +203,13 @@ def approve(
         uow.rollback()
         form.absorb(problem, APPROVE_FIELDS)
         return _benefit_page(
-            request, uow, principal, benefit, forms={"approve": form}, status_code=problem.status
+            request,
+            uow,
+            principal,
+            benefit,
+            forms={"approve": form},
+            problem=problem.detail,
+            status_code=problem.status,
         )
     flash(request, _("%(title)s is approved and live for members.", title=benefit.title))
     return RedirectResponse(f"/console/benefits/{benefit.public_id}", status_code=303)
@@ -225,7 +234,13 @@ def reject(
         uow.rollback()
         form.absorb(problem, ("reason",))
         return _benefit_page(
-            request, uow, principal, benefit, forms={"reject": form}, status_code=problem.status
+            request,
+            uow,
+            principal,
+            benefit,
+            forms={"reject": form},
+            problem=problem.detail,
+            status_code=problem.status,
         )
     flash(request, _("%(title)s is rejected; the merchant sees the reason.", title=benefit.title))
     return RedirectResponse(f"/console/benefits/{benefit.public_id}", status_code=303)

@@ -418,6 +418,9 @@ def log_interaction(
     body = nested(form.values, INTERACTION_FIELDS)
     if "occurred_at" in body:
         body["occurred_at"] = aware(str(body["occurred_at"]), settings.default_timezone)
+    # A blank due date is sent as null, as an API client would, so that a next action without
+    # its date is refused by the schema's own check.
+    body.setdefault("next_action_on", None)
     data = validate(InteractionIn, body, form)
     if data is None:
         return _interaction_form(request, uow, principal, merchant, form, 422)
