@@ -140,7 +140,10 @@ def enrol(
     posted: PostedForm,
 ) -> Response:
     form = Form("enrol", values=posted.typed())
-    body = nested(form.values, ("consent.text_version", "consent.accepted"))
+    body = nested(form.values, ("consent.text_version",))
+    if posted.get("consent.accepted") == "true":
+        # A ticked box is the literal `true` the schema asks for; unticked, it is missing.
+        body.setdefault("consent", {})["accepted"] = True
     data = validate(
         EnrolIn,
         body,
