@@ -172,7 +172,9 @@ def populate(
             scopes=CLIENT_SCOPES,
             merchant_id=None,
         )
-    redeemed = _redemptions(factory, at, settings, launch, now, rng, merchant_users, progress)
+    redeemed = _redemptions(
+        factory, at, settings, launch, now, rng, merchant_users, progress, min(240, members // 2)
+    )
     at.set(now)
     interactions = _relationship_log(factory, at, rng, staff, progress)
 
@@ -282,7 +284,7 @@ def _redemptions(
     rng: random.Random,
     merchant_users: list[User],
     progress: Progress,
-    wanted: int = 240,
+    wanted: int,
 ) -> int:
     """Members redeeming vouchers at the counter since launch, in time order; visits that the
     rules refuse (a limit reached, outside a targeted circle) are simply not made."""

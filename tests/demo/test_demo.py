@@ -1,0 +1,232 @@
+"""The demo: a generated programme the import accepts, and a database with everything the demo
+promises (six life domains, one merchant per slot, a waitlist, thousands of members, every kind
+of benefit on every channel, history), set up by `beyondbank demo` in a directory of its own."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, func, select
+from typer.testing import CliRunner
+
+from beyondbank import cli
+from beyondbank.alliance.models import (
+    Circle,
+    CircleKind,
+    Interaction,
+    Member,
+    Merchant,
+    MerchantStatus,
+    Seat,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
+from beyondbank.benefits.models import Benefit, BenefitKind, BenefitStatus, Channel, Redemption
+from beyondbank.core.authz import Role
+from beyondbank.core.clock import FixedClock
+from beyondbank.core.db import make_engine
+from beyondbank.core.uow import UnitOfWork, make_session_factory
+from beyondbank.demo import setup
+from beyondbank.demo.catalogue import EMAIL_DOMAIN
+from beyondbank.demo.generate import demo_programme
+from beyondbank.identity.models import ApiClient, User
+from beyondbank.program.service import import_program
+from beyondbank.program.source import from_data
+from tests import factories as f
+from tests.conftest import T0
+
+SMALL = 400  # members: enough to see the shape, quick enough for every run
+
+
+def _programme(members: int = SMALL) -> dict[str, Any]:
+    return demo_programme(members=members, launch=(T0 - timedelta(days=42)).date(), today=T0.date())
+
+
+def test_the_generated_programme_passes_the_import_validation(
+    connection: Connection, uow: UnitOfWork, clock: FixedClock
+) -> None:
+    for person in ("james.okafor", "priya.shah", "tom.gallagher"):
+        f.make_user(uow, Role.RELATIONSHIP_MANAGER, email=f"{person}@{EMAIL_DOMAIN}")
+    clock.set(T0 - timedelta(days=42))
+
+    result = import_program(
+        connection, from_data(_programme()), clock=clock, default_currency="GBP", check_only=True
+    )
+
+    assert result.warnings == []
+    counts = result.summary.counts
+    assert counts["members"] == SMALL
+    assert counts["merchants"] > 80
+    assert counts["waitlisted"] == 3
+
+
+def test_the_same_seed_gives_the_same_programme() -> None:
+    assert _programme(50) == _programme(50)
+    assert demo_programme(members=50, seed=7, launch=T0.date(), today=T0.date()) != _programme(50)
+
+
+def test_thousands_of_members_by_default() -> None:
+    programme = demo_programme(launch=T0.date(), today=T0.date())
+    members = programme["members"]
+    assert len(members) == setup.DEFAULT_MEMBERS >= 2000
+    tokens = [card["card_token"] for m in members for card in m["cards"]]
+    assert len(tokens) == len(set(tokens))
+    assert {len(m["cards"]) for m in members} == {1, 2}
+
+
+# -- the demo database ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """`beyondbank demo`'s setup step in a directory of its own, with a smaller membership."""
+    directory = tmp_path_factory.mktemp("demo") / "var"
+    settings = setup.demo_settings(directory)
+    demo = setup.build_demo(
+        directory, settings=settings, clock=FixedClock(T0), members=SMALL, seed=2026
+    )
+    assert demo.counts["members"] == SMALL
+    engine = make_engine(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def demo_uow(demo_database: Engine) -> Iterator[UnitOfWork]:
+    with UnitOfWork(make_session_factory(demo_database), FixedClock(T0)) as uow:
+        yield uow
+
+
+def test_every_life_domain_has_merchants_holding_seats(demo_uow: UnitOfWork) -> None:
+    session = demo_uow.session
+    held = session.scalars(select(Seat).where(Seat.released_at.is_(None))).all()
+    domains = {taxonomy().sub_industry(s.sub_industry).domain for s in held}  # type: ignore[union-attr]
+    assert domains == set(LifeDomain)
+    geographic = session.scalars(select(Circle).where(Circle.kind == CircleKind.GEOGRAPHIC))
+    for circle in geographic:
+        circle_domains = {
+            taxonomy().sub_industry(s.sub_industry).domain  # type: ignore[union-attr]
+            for s in held
+            if s.circle_id == circle.id
+        }
+        assert len(circle_domains) >= 5, circle.code
+
+
+def test_one_merchant_per_slot(demo_uow: UnitOfWork) -> None:
+    held = demo_uow.session.scalars(select(Seat).where(Seat.released_at.is_(None))).all()
+    slots = Counter((s.circle_id, s.sub_industry) for s in held)
+    assert slots.most_common(1)[0][1] == 1
+    assert len(held) > 80
+
+
+def test_a_waitlist_with_one_slot_offered(demo_uow: UnitOfWork) -> None:
+    entries = demo_uow.session.scalars(select(WaitlistEntry)).all()
+    assert Counter(e.status for e in entries) == {
+        WaitlistStatus.WAITING: 2,
+        WaitlistStatus.OFFERED: 1,
+    }
+    offered = next(e for e in entries if e.status == WaitlistStatus.OFFERED)
+    manager = demo_uow.session.get_one(User, offered.offered_to_id)
+    assert manager.role == Role.RELATIONSHIP_MANAGER
+
+
+def test_the_pipeline_has_every_kind_of_case(demo_uow: UnitOfWork) -> None:
+    statuses = Counter(demo_uow.session.scalars(select(Merchant.status)))
+    assert statuses[MerchantStatus.ACTIVE] > 70
+    for status in ("applied", "under_review", "rejected", "suspended", "exited"):
+        assert statuses[MerchantStatus(status)] >= 1, status
+
+
+def test_members_live_near_branches_with_cards(demo_uow: UnitOfWork) -> None:
+    session = demo_uow.session
+    members = session.scalars(select(Member)).all()
+    assert len(members) == SMALL
+    assert all(m.cards for m in members)
+    assert all(m.home_latitude is not None for m in members)
+    assert sum(bool(m.attributes.get("car_owner")) for m in members) > SMALL // 4
+
+
+def test_benefits_of_every_kind_on_every_channel(demo_uow: UnitOfWork) -> None:
+    benefits = demo_uow.session.scalars(select(Benefit)).all()
+    offered = {(b.kind, channel) for b in benefits for channel in b.channels}
+    assert offered == {(kind, channel.value) for kind in BenefitKind for channel in Channel}
+    statuses = Counter(b.status for b in benefits)
+    assert statuses[BenefitStatus.ACTIVE] > 60
+    assert statuses[BenefitStatus.SUBMITTED] >= 5  # awaiting the bank's approval
+
+
+def test_history_redemptions_and_overdue_follow_ups(demo_uow: UnitOfWork) -> None:
+    session = demo_uow.session
+    redeemed = session.scalars(select(Redemption)).all()
+    assert len(redeemed) >= 100
+    assert all(r.redeemed_at < T0 for r in redeemed)
+    overdue = session.scalar(
+        select(func.count())
+        .select_from(Interaction)
+        .where(Interaction.next_action_on < T0.date(), Interaction.follow_up_done_at.is_(None))
+    )
+    assert overdue
+
+
+def test_a_login_for_every_role_and_a_client(demo_uow: UnitOfWork) -> None:
+    roles = set(demo_uow.session.scalars(select(User.role)))
+    assert roles == set(Role) - {Role.CUSTOMER}
+    client = demo_uow.session.scalars(select(ApiClient)).one()
+    assert "members:write" in client.scopes
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def test_the_demo_command_sets_up_in_var_and_serves_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+
+    result = CliRunner().invoke(cli.app, ["demo", "--port", "8123", "--members", "60"])
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "var" / "demo.db").exists()
+    assert (served["host"], served["port"]) == ("127.0.0.1", 8123)
+    assert served["app"].state.settings.environment == "demo"
+    output = result.output
+    assert "http://127.0.0.1:8123/login" in output
+    assert f"olivia.bennett@{EMAIL_DOMAIN}" in output
+    assert setup.DEMO_PASSWORD in output
+    assert "http://127.0.0.1:8123/demo/bank-app" in output
+    assert "beyondbank sso token --customer THB10000001" in output
+    assert "client_secret " in output
+    again = CliRunner().invoke(cli.app, ["demo", "--members", "20"])  # recreates the database
+    assert again.exit_code == 0, again.output
+
+
+def test_a_demo_started_now_has_dates_that_make_sense() -> None:
+    now = datetime.now(UTC)
+    programme = demo_programme(
+        members=1, launch=(now - timedelta(days=42)).date(), today=now.date()
+    )
+    assert all(b["valid_to"] > now.date().isoformat() for b in programme["benefits"])
+
+
+def test_the_demo_populates_postgresql_too(committing_engine: Engine) -> None:
+    """The demo's database is SQLite, but nothing in it is SQLite's: the same data loads into
+    PostgreSQL through the same import and services."""
+    demo = setup.populate(
+        committing_engine,
+        settings=setup.demo_settings(Path("unused")),
+        clock=FixedClock(T0),
+        members=120,
+    )
+
+    assert demo.counts["members"] == 120
+    with committing_engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Member)) == 120
+        assert connection.scalar(select(func.count()).select_from(Redemption)) > 0
