@@ -200,3 +200,11 @@ def test_cards_are_linked_to_their_members(uow: UnitOfWork, run: Run, example_pa
 
 def _merchant(uow: UnitOfWork, name: str) -> Merchant:
     return uow.session.scalars(select(Merchant).where(Merchant.trading_name == name)).one()
+
+
+def test_the_documented_example_is_the_shipped_file() -> None:
+    """docs/import-format.md shows the example in full: it must be the file a test imports."""
+    doc = (EXAMPLE.parents[1] / "import-format.md").read_text()
+    marker = "<!-- example: the block below is docs/examples/program.yaml"
+    block = doc.split(marker, 1)[1].split("```yaml\n", 1)[1].split("\n```", 1)[0]
+    assert block + "\n" == EXAMPLE.read_text()
