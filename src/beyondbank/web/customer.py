@@ -30,7 +30,9 @@ router = APIRouter(include_in_schema=False)
 # The membership terms shown on the enrol form (templates/customer/consent.html). Change the
 # version with the text: each member's consent records the version they agreed to.
 CONSENT_VERSION = "alliance-membership-2026-11"
-BENEFITS_SHOWN = 50
+# The benefits service reads each benefit's merchant and my uses one benefit at a time, so the
+# page shows a phone screen's worth; issue 6 brings the full list sorted by distance.
+BENEFITS_SHOWN = 20
 
 
 # -- arriving from the bank's app ----------------------------------------------------------------
@@ -85,7 +87,7 @@ def _home(
     status_code: int = 200,
 ) -> Response:
     member = benefits.member_of(uow, principal)
-    views, _more = benefits.member_benefits(
+    views, more = benefits.member_benefits(
         uow, principal, merchant_id=None, kind=None, cursor=None, limit=BENEFITS_SHOWN
     )
     context: dict[str, Any] = {
@@ -105,6 +107,7 @@ def _home(
             }
             for view in views
         ],
+        "more_offers": more is not None,
         "form": form or Form("enrol", values={"consent.text_version": CONSENT_VERSION}),
         "consent_version": CONSENT_VERSION,
     }

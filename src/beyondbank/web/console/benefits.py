@@ -49,8 +49,12 @@ class BenefitRow:
     summary: str
 
 
-def benefit_rows(uow: UnitOfWork, rows: Sequence[Benefit]) -> list[BenefitRow]:
-    merchants = lookups.merchants(uow, (b.merchant_id for b in rows))
+def benefit_rows(
+    uow: UnitOfWork, rows: Sequence[Benefit], known: dict[int, Merchant] | None = None
+) -> list[BenefitRow]:
+    """Rows with their merchant: from `known` when the page has the merchants already."""
+    known = known or {}
+    merchants = {**lookups.merchants(uow, {b.merchant_id for b in rows} - known.keys()), **known}
     return [
         BenefitRow(
             b, merchants[b.merchant_id], rules.describe_reward(benefits.reward_of(b), b.currency)
@@ -72,6 +76,14 @@ def benefit_list(
     chosen_status = choice(BenefitStatus, status, "query.status")
     chosen_kind = choice(BenefitKind, kind, "query.kind")
     merchant_id = or_none(merchant)
+    # The filter lists the merchants; the same list names each row's merchant, at no extra cost.
+    options, _capped = lookups.every(
+        lambda c: merchant_cases.list_merchants(
+            uow, principal, merchant_cases.MerchantFilter(), cursor=c, limit=MAX_LIMIT
+        ),
+        cap=MERCHANT_OPTIONS,
+    )
+    known = {m.id: m for m in options}
     queue: list[BenefitRow] = []
     if chosen_status is None and cursor is None:
         # The approval queue comes first, oldest submission first, whatever else is shown.
@@ -83,7 +95,7 @@ def benefit_list(
             kind=chosen_kind,
             limit=QUEUE_SIZE,
         )
-        queue = benefit_rows(uow, waiting)
+        queue = benefit_rows(uow, waiting, known)
     rows, next_cursor = benefits.list_benefits(
         uow,
         principal,
@@ -93,19 +105,13 @@ def benefit_list(
         cursor=or_none(cursor),
         limit=PAGE_SIZE,
     )
-    options, _capped = lookups.every(
-        lambda c: merchant_cases.list_merchants(
-            uow, principal, merchant_cases.MerchantFilter(), cursor=c, limit=MAX_LIMIT
-        ),
-        cap=MERCHANT_OPTIONS,
-    )
     chosen = {"status": status or "", "merchant": merchant or "", "kind": kind or ""}
     return render(
         request,
         "console/benefits.html",
         {
             "queue": queue,
-            "rows": benefit_rows(uow, rows),
+            "rows": benefit_rows(uow, rows, known),
             "filters": chosen,
             "statuses": _status_order(),
             "kinds": list(BenefitKind),
