@@ -63,7 +63,7 @@ def test_a_benefit_page_shows_terms_limits_and_the_price_verdict(
     assert "Members pay £8.00 on £10.00; everyone else pays £9.00." in text
     assert "Public discount 10%" in text
     assert "Days every day" in text
-    assert "Hours 00:00 to 24:00" in text
+    assert "Hours all day" in text
     assert "Budget left £500.00 of £500.00" in text
     assert "Merchant funds 100% of each reward" in text
     assert "Approve" not in text  # only the bank's program managers approve

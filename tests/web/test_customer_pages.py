@@ -54,7 +54,7 @@ def test_a_valid_sign_on_token_opens_my_membership(
     code = member_code(
         settings.secret_key.get_secret_value(), member.member_number, code_step(uow.clock.now())
     )
-    grouped = " ".join(code[i : i + 4] for i in range(0, len(code), 4))
+    grouped = " ".join(code[i : i + 6] for i in range(0, len(code), 6))
     assert grouped in text
     qr = re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', page.text)
     assert qr is not None

@@ -69,8 +69,8 @@ def member_code(uow: UnitOfWork, principal: Principal, settings: Settings) -> di
     encoded = base64.b64encode(code.qr_svg.encode()).decode()
     return {
         "code": code.code,
-        # Grouped in fours, as on a card, so it can be read out at the counter.
-        "grouped": " ".join(code.code[i : i + 4] for i in range(0, len(code.code), 4)),
+        # Three groups of six, so it can be read out at the counter and fits a phone's width.
+        "grouped": " ".join(code.code[i : i + 6] for i in range(0, len(code.code), 6)),
         "qr": f"data:image/svg+xml;base64,{encoded}",
         "expires_at": code.expires_at,
         "refresh_after_seconds": code.refresh_after_seconds,
@@ -100,7 +100,6 @@ def _home(
                 "summary": rules.describe_reward(
                     benefits.reward_of(view.benefit), view.benefit.currency
                 ),
-                "hours": rules.describe_hours(benefits.schedule_of(view.benefit)),
                 "sold_out": not rules.has_room(
                     view.benefit.budget_remaining_minor, view.benefit.quantity_remaining
                 ),

@@ -15,6 +15,7 @@ from beyondbank.web.i18n import _
 from beyondbank.web.session import CSRF_FIELD
 
 M = TypeVar("M", bound=BaseModel)
+REQUIRED = _("This is required.")
 
 # Service problems name fields by where they sat in an API request; a form has only the name.
 _LOCATION_PREFIXES = ("body.", "query.", "path.")
@@ -133,14 +134,16 @@ def validate(
 ) -> M | None:
     """The body checked by the area's own schema; None, with each field's error on the form, if not.
 
-    `messages` gives a field its own wording (a consent box: "tick to agree" beats "required").
+    `messages` gives a field its own wording, for any error (`"consent.accepted"`: "tick the box
+    to agree" beats "required") or for one kind of error (`"code:string_pattern_mismatch"`).
     """
     try:
         return model.model_validate(dict(body))
     except ValidationError as exc:
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]) or "form"
-            text = (messages or {}).get(name) or _message(error)
+            own = messages or {}
+            text = own.get(f"{name}:{error['type']}") or own.get(name) or _message(error)
             form.errors.setdefault(name, text)
         return None
 
@@ -149,5 +152,5 @@ def _message(error: Any) -> str:
     kind = error.get("type")
     typed = error.get("input")
     if kind == "missing" or (kind == "string_too_short" and not str(typed or "").strip()):
-        return _("This is required.")
+        return REQUIRED
     return str(error.get("msg", _("Not valid."))).removeprefix("Value error, ")

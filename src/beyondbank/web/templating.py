@@ -127,6 +127,18 @@ def requirement_name(kind: object) -> str:
         return words(kind)
 
 
+def capfirst(text: str) -> str:
+    """The first letter in capitals, the rest as it is ("every day" → "Every day", "Mon, Tue")."""
+    return text[:1].upper() + text[1:]
+
+
+def hours(start: int, end: int) -> str:
+    """Opening hours of a benefit in words: "all day", or "11:00 to 15:00" (the end excluded)."""
+    if (start, end) == (0, 24):
+        return _("all day")
+    return _("%(start)02d:00 to %(end)02d:00", start=start, end=end)
+
+
 def make_templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -149,4 +161,6 @@ def make_templates() -> Jinja2Templates:
     env.filters["words"] = words
     env.filters["weekdays"] = weekdays
     env.filters["requirement"] = requirement_name
+    env.filters["capfirst"] = capfirst
+    env.globals["hours"] = hours
     return Jinja2Templates(env=env)

@@ -169,7 +169,6 @@ def _benefit_page(
             "benefit": benefit,
             "merchant": merchant,
             "summary": rules.describe_reward(benefits.reward_of(benefit), benefit.currency),
-            "hours": rules.describe_hours(schedule),
             "circles": circles,
             "verdict": verdict,
             "open_now": rules.schedule_failure(schedule, uow.clock.now()),

@@ -150,7 +150,17 @@ def create_circle(
         except json.JSONDecodeError as exc:
             form.errors["segment_rule"] = _("Not valid JSON: %(reason)s", reason=exc.msg)
             body.pop("segment_rule")
-    data = validate(CircleIn, body, form)
+    data = validate(
+        CircleIn,
+        body,
+        form,
+        messages={
+            "code:string_pattern_mismatch": _(
+                "Use letters, digits, dots, dashes and underscores only, starting with a letter "
+                "or digit."
+            )
+        },
+    )
     if data is None or form.errors:
         return _circle_form(request, uow, principal, form, status_code=422)
     try:
