@@ -12,6 +12,7 @@ from beyondbank.alliance import admission, merchants, relationships
 from beyondbank.alliance import service as alliance
 from beyondbank.alliance.models import (
     ApplicationStatus,
+    KybStatus,
     MerchantStatus,
     RequirementKind,
     WaitlistStatus,
@@ -248,3 +249,19 @@ def test_analysts_do_not_see_the_pipeline(client: TestClient, world: World) -> N
     sign_in(client, world.analyst)
     assert client.get("/console/applications").status_code == 403
     assert client.get(_page(world)).status_code == 403
+
+
+def test_the_approve_form_says_which_requirements_are_not_met_yet(
+    client: TestClient, world: World, uow: UnitOfWork
+) -> None:
+    unverified = f.make_merchant(
+        uow, sub_industry="florist", trading_name="Petals", kyb_status=KybStatus.PENDING
+    )
+    f.make_requirement(uow, world.circle, RequirementKind.KYB_PASSED)
+    application = admission.submit(uow, f.principal(world.admin), unverified, world.circle)
+    sign_in(client, world.rm)
+    text = text_of(client.get(_page(world, application.public_id)).text)
+    assert "Not met yet: Know-your-business checks passed. Approval is refused until they are" in (
+        text
+    )
+    assert "Not met yet" not in text_of(client.get(_page(world)).text)

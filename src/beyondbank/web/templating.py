@@ -7,7 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import jinja2
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_time
 from fastapi.templating import Jinja2Templates
 
 from beyondbank.alliance.models import RequirementKind
@@ -29,6 +29,15 @@ def when(value: datetime | None, timezone: str = "Europe/London", locale: str = 
     if value is None:
         return "—"
     return str(format_datetime(value, "medium", tzinfo=ZoneInfo(timezone), locale=locale))
+
+
+def clock_time(
+    value: datetime | None, timezone: str = "Europe/London", locale: str = "en_GB"
+) -> str:
+    """Just the time of day, for something that lasts seconds (a member code's expiry)."""
+    if value is None:
+        return "—"
+    return str(format_time(value, "medium", tzinfo=ZoneInfo(timezone), locale=locale))
 
 
 def day(value: date | None, locale: str = "en_GB") -> str:
@@ -153,6 +162,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["money"] = money
     env.filters["when"] = when
     env.filters["day"] = day
+    env.filters["clock_time"] = clock_time
     env.filters["sub_industry"] = sub_industry_name
     env.filters["domain"] = domain_name
     env.filters["domain_of"] = domain_of

@@ -276,6 +276,7 @@ def _application_page(
             "may_approve": may_decide
             and (application.status != ApplicationStatus.WAITLISTED or offered),
             "manual": RequirementKind.MANUAL_CHECK,
+            "slot_free": RequirementKind.SLOT_FREE,
             "forms": shown,
             "conflict": conflict,
             # Once decided, the decision forms are gone: the problem shows at the top instead.
