@@ -230,3 +230,14 @@ def test_the_demo_populates_postgresql_too(committing_engine: Engine) -> None:
     with committing_engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(Member)) == 120
         assert connection.scalar(select(func.count()).select_from(Redemption)) > 0
+
+
+def test_the_first_customers_have_signed_in_once(demo_uow: UnitOfWork) -> None:
+    """Names reach the platform in the bank's sign-on token: the demo bank app lists them."""
+    from beyondbank.identity.models import Customer
+
+    customer = demo_uow.session.scalars(
+        select(Customer).where(Customer.bank_ref == "THB10000001")
+    ).one()
+    assert customer.name == "Amelia Clarke"
+    assert customer.last_seen_at is not None

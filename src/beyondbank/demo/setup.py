@@ -35,12 +35,13 @@ from beyondbank.core.pagination import MAX_LIMIT
 from beyondbank.core.settings import Settings
 from beyondbank.core.tokens import code_step, member_code
 from beyondbank.core.uow import UnitOfWork, make_session_factory
-from beyondbank.demo.catalogue import MERCHANT_USERS, STAFF, Person
+from beyondbank.demo.catalogue import FIRST_NAMES, LAST_NAMES, MERCHANT_USERS, STAFF, Person
 from beyondbank.demo.generate import (
     DEMO_CUSTOMER_NAME,
     DEMO_CUSTOMER_REF,
     demo_programme,
 )
+from beyondbank.demo.sso import issue_demo_sso_token
 from beyondbank.identity import service as identity
 from beyondbank.identity.models import User
 from beyondbank.program.service import import_program, importer
@@ -51,7 +52,8 @@ DEMO_PASSWORD = "Thames-Harbour-2026"  # noqa: S105  (the demo's published passw
 DEMO_DATABASE = "demo.db"
 DEFAULT_MEMBERS = 3000
 DEFAULT_SEED = 2026
-LAUNCH_DAYS_AGO = 42  # the programme went live six weeks ago
+LAUNCH_DAYS_AGO = 42
+NAMED_CUSTOMERS = 40  # customers who have opened beyondbank from the bank's app already  # the programme went live six weeks ago
 LONDON = ZoneInfo("Europe/London")
 CLIENT_SCOPES = [
     "taxonomy:read",
@@ -172,6 +174,7 @@ def populate(
             scopes=CLIENT_SCOPES,
             merchant_id=None,
         )
+    _first_sign_ins(factory, at, settings, rng, min(members, NAMED_CUSTOMERS))
     redeemed = _redemptions(
         factory, at, settings, launch, now, rng, merchant_users, progress, min(240, members // 2)
     )
@@ -218,6 +221,28 @@ def _every_merchant(uow: UnitOfWork, filters: merchant_cases.MerchantFilter) -> 
 
 def _merchants_by_name(uow: UnitOfWork) -> dict[str, Merchant]:
     return {m.trading_name: m for m in _every_merchant(uow, merchant_cases.MerchantFilter())}
+
+
+def _first_sign_ins(
+    factory: sessionmaker[Session],
+    at: FixedClock,
+    settings: Settings,
+    rng: random.Random,
+    count: int,
+) -> None:
+    """The first customers open beyondbank from the bank's app once, by single sign-on, as on
+    launch day: that is how a customer's name reaches the platform (the bank's token carries
+    it), so the demo bank app can list them by name."""
+    with UnitOfWork(factory, at) as uow:
+        for i in range(count):
+            ref = f"THB{10000001 + i}"
+            name = DEMO_CUSTOMER_NAME if ref == DEMO_CUSTOMER_REF else _person_name(rng)
+            token = issue_demo_sso_token(settings, customer_ref=ref, name=name, now=at.now())
+            identity.sso_sign_in(uow, settings, token)
+
+
+def _person_name(rng: random.Random) -> str:
+    return f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
 
 
 # -- voucher redemptions at the counter --------------------------------------------------------
