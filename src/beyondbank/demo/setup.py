@@ -91,9 +91,14 @@ class Demo:
 def demo_settings(directory: Path, base: Settings | None = None) -> Settings:
     """The served demo's settings: environment `demo`, the database under `directory`."""
     url = f"sqlite:///{(directory / DEMO_DATABASE).as_posix()}"
-    if base is None:
-        return Settings(environment="demo", database_url=url)
-    return base.model_copy(update={"environment": "demo", "database_url": url})
+    # The demo's bank, whatever the environment says about a real one.
+    bank = {
+        "bank_name": "Thames & Harbour Bank",
+        "default_currency": "GBP",
+        "default_timezone": "Europe/London",
+    }
+    settings = base or Settings(environment="demo", database_url=url)
+    return settings.model_copy(update={"environment": "demo", "database_url": url, **bank})
 
 
 def fresh_database(directory: Path) -> None:
