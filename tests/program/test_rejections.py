@@ -398,3 +398,12 @@ def test_a_key_given_twice_is_a_problem_not_silently_the_last(tmp_path: Path) ->
     assert [(i.path, i.line, i.message) for i in caught.value.issues] == [
         ("branches.0.code", 4, "the key 'code' is given twice in this mapping (first on line 2)")
     ]
+
+
+def test_a_bad_document_consent_is_one_problem_not_one_per_member(run: Run) -> None:
+    data = _example()
+    data["consent"]["granted_at"] = "2026-01-15 09:00"  # no time zone
+
+    messages = _messages(run, data)
+
+    assert list(messages) == ["consent.granted_at"]

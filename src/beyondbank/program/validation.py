@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -32,6 +32,7 @@ from beyondbank.alliance.models import (
     MerchantStatus,
     RequirementKind,
 )
+from beyondbank.alliance.schemas import BankConsentIn
 from beyondbank.benefits import rules
 from beyondbank.benefits.integrity import check_price_integrity
 from beyondbank.benefits.models import BenefitStatus
@@ -93,6 +94,9 @@ class ImportRejected(Exception):
         self.issues = list(issues)
 
 
+_STAND_IN_CONSENT = BankConsentIn(text_version="-", granted_at=datetime(2000, 1, 1, tzinfo=UTC))
+
+
 def validate(uow: UnitOfWork, document: Document, *, default_currency: str, now: datetime) -> Plan:
     """The document's plan if it is valid as a whole; otherwise `ImportRejected` with every issue."""
     data = document.data
@@ -105,8 +109,10 @@ def validate(uow: UnitOfWork, document: Document, *, default_currency: str, now:
     header_raw = {k: v for k, v in data.items() if k not in SECTIONS}
     header = _parse(document, ProgramHeader, header_raw, (), issues) or ProgramHeader()
     raw = {name: _section(document, data, name, issues) for name in SECTIONS}
-    if header.consent is not None:
-        consent = header.consent.model_dump(mode="json")
+    if "consent" in header_raw:
+        # A bad document consent is reported once, above; members then borrow a stand-in
+        # rather than each repeating that problem.
+        consent = (header.consent or _STAND_IN_CONSENT).model_dump(mode="json")
         raw["members"] = [
             {"consent": consent, **item} if isinstance(item, dict) else item
             for item in raw["members"]
@@ -470,8 +476,10 @@ class _Checks:
         """Run the circle's admission checks on the merchant as the file describes it, so that an
         approval the import makes cannot fail half-way through."""
         circle, requirements = self._circle_for_checks(code)
-        if circle is None:
-            return
+        if circle is None or (
+            circle.kind == CircleKind.GEOGRAPHIC and circle.center_latitude is None
+        ):
+            return  # the circle's own problems are reported; its checks would only echo them
         merchant = _would_be_merchant(entry.model, self.now)
         ctx = checks.CheckContext(
             uow=self.uow,
