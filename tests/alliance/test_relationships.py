@@ -138,6 +138,8 @@ def test_interaction_log(
         (_visit(occurred_at="2026-11-20T14:00:00"), "body.occurred_at"),  # no time zone
         (_visit(next_action=None), "body.next_action_on"),
         (_visit(next_action_on=None), "body.next_action_on"),
+        # The date left out altogether, not sent as null: the check must still run.
+        ({k: v for k, v in _visit().items() if k != "next_action_on"}, "body.next_action_on"),
         (_visit(next_action_on="2026-11-19"), "body.next_action_on"),
         (_visit(kind="lunch"), "body.kind"),
         (_visit(notes=""), "body.notes"),

@@ -696,7 +696,8 @@ class InteractionIn(Input):
     occurred_at: AwareDatetime
     notes: str = Field(min_length=1, max_length=10_000)
     next_action: str | None = Field(default=None, min_length=1, max_length=2000)
-    next_action_on: date | None = None
+    # validate_default: the check must also run when the date is left out.
+    next_action_on: date | None = Field(default=None, validate_default=True)
 
     @field_validator("next_action_on")
     @classmethod

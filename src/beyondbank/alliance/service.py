@@ -17,6 +17,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from beyondbank.alliance import segments
 from beyondbank.alliance.models import (
     Application,
+    ApplicationStatus,
     Branch,
     Circle,
     CircleKind,
@@ -26,6 +27,7 @@ from beyondbank.alliance.models import (
     MemberStatus,
     Merchant,
     MerchantLocation,
+    MerchantStatus,
     Seat,
 )
 from beyondbank.core.authz import Principal, ensure_visible
@@ -294,3 +296,31 @@ def member_circle_ids(uow: UnitOfWork, member: Member) -> set[int]:
     """The circles a member belongs to: geographic ones containing home or work, segment ones
     whose rule matches the member's attributes."""
     return {circle.id for circle, _ in member_circles(uow, member)}
+
+
+def merchants_by_ids(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, Merchant]:
+    """Merchants by internal id in one query (their locations and contacts in one more each)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {m.id: m for m in uow.session.scalars(select(Merchant).where(Merchant.id.in_(wanted)))}
+
+
+# -- programme figures -------------------------------------------------------------------------
+
+
+def count_members(uow: UnitOfWork, status: MemberStatus = MemberStatus.ACTIVE) -> int:
+    return uow.session.scalar(select(func.count()).where(Member.status == status)) or 0
+
+
+def count_merchants(uow: UnitOfWork, status: MerchantStatus) -> int:
+    return uow.session.scalar(select(func.count()).where(Merchant.status == status)) or 0
+
+
+def count_circles(uow: UnitOfWork, status: CircleStatus = CircleStatus.ACTIVE) -> int:
+    return uow.session.scalar(select(func.count()).where(Circle.status == status)) or 0
+
+
+def count_applications(uow: UnitOfWork, statuses: Iterable[ApplicationStatus]) -> int:
+    wanted = list(statuses)
+    return uow.session.scalar(select(func.count()).where(Application.status.in_(wanted))) or 0

@@ -570,3 +570,13 @@ def member_redemptions(
         return [], None
     stmt = select(Redemption).where(Redemption.member_id == member.id)
     return paginate(uow.session, stmt, Redemption.id, cursor=cursor, limit=limit)
+
+
+def count_redemptions(uow: UnitOfWork, *, since: datetime, status: RedemptionStatus) -> int:
+    """Redemptions made since `since` that are still in `status` (e.g. not reversed)."""
+    return (
+        uow.session.scalar(
+            select(func.count()).where(Redemption.redeemed_at >= since, Redemption.status == status)
+        )
+        or 0
+    )

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import segno
-from sqlalchemy import ColumnElement, Select, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
 
 from beyondbank.alliance import service as alliance
 from beyondbank.alliance.models import Member, Merchant, MerchantStatus
@@ -602,7 +602,10 @@ def member_benefits(
     if kind is not None:
         stmt = stmt.where(Benefit.kind == kind)
     rows, next_cursor = paginate(uow.session, stmt, Benefit.id, cursor=cursor, limit=limit)
-    return [_member_view(uow, b, member, now) for b in rows], next_cursor
+    merchants = alliance.merchants_by_ids(uow, {b.merchant_id for b in rows})
+    uses = _uses_this_period(uow, rows, member, now)
+    views = [_member_view(b, merchants[b.merchant_id], uses.get(b.id, 0), now) for b in rows]
+    return views, next_cursor
 
 
 def member_benefit(uow: UnitOfWork, actor: Principal, public_id: str) -> MemberBenefit:
@@ -613,35 +616,37 @@ def member_benefit(uow: UnitOfWork, actor: Principal, public_id: str) -> MemberB
     ).one_or_none()
     if benefit is None:
         raise NotFound(f"No benefit {public_id!r} here.")
-    return _member_view(uow, benefit, member, uow.clock.now())
+    now = uow.clock.now()
+    uses = _uses_this_period(uow, [benefit], member, now).get(benefit.id, 0)
+    return _member_view(benefit, alliance.merchant_by_id(uow, benefit.merchant_id), uses, now)
 
 
-def _member_view(
-    uow: UnitOfWork, benefit: Benefit, member: Member | None, now: datetime
-) -> MemberBenefit:
-    uses = 0 if member is None else usage_this_period(uow, benefit, member.id, now)
+def _uses_this_period(
+    uow: UnitOfWork, benefits: Sequence[Benefit], member: Member | None, now: datetime
+) -> dict[int, int]:
+    """The member's uses of each benefit in that benefit's current period, in one query."""
+    if member is None or not benefits:
+        return {}
+    keys = {b.id: rules.period_key_at(b.limit_period, now, b.timezone) for b in benefits}
+    rows = uow.session.execute(
+        select(BenefitUsage.benefit_id, BenefitUsage.period_key, BenefitUsage.uses).where(
+            BenefitUsage.member_id == member.id, BenefitUsage.benefit_id.in_(keys)
+        )
+    )
+    return {r.benefit_id: r.uses for r in rows if keys[r.benefit_id] == r.period_key}
+
+
+def _member_view(benefit: Benefit, merchant: Merchant, uses: int, now: datetime) -> MemberBenefit:
     remaining = None if benefit.member_limit is None else max(0, benefit.member_limit - uses)
     terms = terms_of(benefit)
     unavailable = rules.schedule_failure(terms.schedule, now)
     return MemberBenefit(
         benefit=benefit,
-        merchant=alliance.merchant_by_id(uow, benefit.merchant_id),
+        merchant=merchant,
         uses_this_period=uses,
         remaining_this_period=remaining,
         unavailable=unavailable,
     )
-
-
-def usage_this_period(uow: UnitOfWork, benefit: Benefit, member_id: int, now: datetime) -> int:
-    key = rules.period_key_at(benefit.limit_period, now, benefit.timezone)
-    uses = uow.session.scalar(
-        select(BenefitUsage.uses).where(
-            BenefitUsage.benefit_id == benefit.id,
-            BenefitUsage.member_id == member_id,
-            BenefitUsage.period_key == key,
-        )
-    )
-    return uses or 0
 
 
 # -- the member's dynamic code ------------------------------------------------------------------
@@ -681,3 +686,7 @@ def qr_svg(text: str) -> str:
         buffer, kind="svg", scale=6, border=4, xmldecl=False, title="Member code"
     )
     return buffer.getvalue().decode()
+
+
+def count_benefits(uow: UnitOfWork, status: BenefitStatus) -> int:
+    return uow.session.scalar(select(func.count()).where(Benefit.status == status)) or 0

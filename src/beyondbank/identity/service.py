@@ -385,6 +385,12 @@ def users_by_ids(uow: UnitOfWork, ids: set[int]) -> dict[int, User]:
     return {u.id: u for u in uow.session.scalars(select(User).where(User.id.in_(ids)))}
 
 
+def customers_by_ids(uow: UnitOfWork, ids: set[int]) -> dict[int, Customer]:
+    if not ids:
+        return {}
+    return {c.id: c for c in uow.session.scalars(select(Customer).where(Customer.id.in_(ids)))}
+
+
 def bank_refs_by_ids(uow: UnitOfWork, customer_ids: set[int]) -> dict[int, str]:
     """The bank's reference for each customer id."""
     if not customer_ids:

@@ -46,7 +46,8 @@ def bank_app(request: Request, uow: UoW, settings: DemoSettings) -> Response:
         cursor=None,
         limit=DEMO_CUSTOMERS,
     )
-    customers = [(member, identity.get_customer(uow, member.customer_id)) for member in members]
+    by_id = identity.customers_by_ids(uow, {m.customer_id for m in members})
+    customers = [(member, by_id[member.customer_id]) for member in members]
     return render(request, "demo/bank_app.html", {"customers": customers})
 
 

@@ -47,9 +47,8 @@ def users(uow: UnitOfWork, ids: Iterable[int | None]) -> dict[int, User]:
 
 
 def merchants(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, Merchant]:
-    """Merchants by id. The alliance offers no batch lookup by id yet, so each distinct merchant
-    is one lookup (the session's identity map answers repeats)."""
-    return {i: alliance.merchant_by_id(uow, i) for i in sorted(set(ids))}
+    """Merchants by id, in one query."""
+    return alliance.merchants_by_ids(uow, ids)
 
 
 def all_circles(uow: UnitOfWork) -> list[Circle]:
