@@ -246,21 +246,19 @@ def _record_change(
     action: str,
     reason: str | None = None,
 ) -> None:
-    old, new = audit.changed(before, audit.snapshot(circle))
-    if not new:
-        return
-    circle.updated_at = uow.clock.now()
-    audit.record(
+    now = uow.clock.now()
+    if audit.record_changes(
         uow.session,
         actor=actor,
-        at=circle.updated_at,
+        at=now,
         action=action,
         object_type="circle",
         object_id=circle.public_id,
-        before=old,
-        after=new,
+        before=before,
+        after=audit.snapshot(circle),
         reason=reason,
-    )
+    ):
+        circle.updated_at = now
 
 
 # -- admission requirements ------------------------------------------------------------------

@@ -300,21 +300,19 @@ def _record_update(
     action: str = "merchant.updated",
     reason: str | None = None,
 ) -> None:
-    old, new = audit.changed(before, _snapshot(merchant))
-    if not new:
-        return
-    merchant.updated_at = uow.clock.now()
-    audit.record(
+    now = uow.clock.now()
+    if audit.record_changes(
         uow.session,
         actor=actor,
-        at=merchant.updated_at,
+        at=now,
         action=action,
         object_type="merchant",
         object_id=merchant.public_id,
-        before=old,
-        after=new,
+        before=before,
+        after=_snapshot(merchant),
         reason=reason,
-    )
+    ):
+        merchant.updated_at = now
 
 
 def update_merchant(

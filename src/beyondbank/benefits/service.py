@@ -250,19 +250,17 @@ def update_benefit(
     _check_dates_ahead(benefit, now)
     _ensure_price_integrity(benefit)
     uow.session.flush()
-    old, new = audit.changed(before, _snapshot(uow, benefit))
-    if new:
+    if audit.record_changes(
+        uow.session,
+        actor=actor,
+        at=now,
+        action="benefit.updated",
+        object_type="benefit",
+        object_id=benefit.public_id,
+        before=before,
+        after=_snapshot(uow, benefit),
+    ):
         benefit.updated_at = now
-        audit.record(
-            uow.session,
-            actor=actor,
-            at=now,
-            action="benefit.updated",
-            object_type="benefit",
-            object_id=benefit.public_id,
-            before=old,
-            after=new,
-        )
     uow.commit()
     return benefit
 

@@ -68,6 +68,37 @@ def record(
     return event
 
 
+def record_changes(
+    session: Session,
+    *,
+    actor: Principal,
+    at: datetime,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    reason: str | None = None,
+) -> bool:
+    """Record an update as the fields that differ between two snapshots; nothing if none do.
+    True when something was recorded."""
+    old, new = changed(before, after)
+    if not new:
+        return False
+    record(
+        session,
+        actor=actor,
+        at=at,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        before=old,
+        after=new,
+        reason=reason,
+    )
+    return True
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()

@@ -222,18 +222,16 @@ def update_user(
         user.name = name
     if active is not None:
         user.active = active
-    old, new = audit.changed(before, audit.snapshot(user))
-    if new:
-        audit.record(
-            uow.session,
-            actor=actor,
-            at=uow.clock.now(),
-            action="user.updated",
-            object_type="user",
-            object_id=user.public_id,
-            before=old,
-            after=new,
-        )
+    audit.record_changes(
+        uow.session,
+        actor=actor,
+        at=uow.clock.now(),
+        action="user.updated",
+        object_type="user",
+        object_id=user.public_id,
+        before=before,
+        after=audit.snapshot(user),
+    )
     uow.commit()
     return user
 
