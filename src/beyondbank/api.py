@@ -48,11 +48,13 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
+    # No interactive docs page: Swagger UI would load its scripts from a CDN, and nothing we
+    # serve loads anything from another host. The OpenAPI document is served; docs/api.md guides.
     app = FastAPI(
         title="beyondbank",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/api/docs",
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
     )

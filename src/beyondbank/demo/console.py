@@ -40,7 +40,7 @@ def print_welcome(console: Console, demo: Demo, *, host: str, port: int) -> None
         f"The bank's app backend, OAuth2 client credentials at {url}/api/v1/oauth/token:",
         f"  client_id {demo.client_id}",
         f"  client_secret {demo.client_secret}",
-        f"API: {url}/api/docs  health: {url}/api/v1/health  database: {demo.database_url}",
+        f"API: {url}/openapi.json (guide: docs/api.md)  health: {url}/api/v1/health  database: {demo.database_url}",
         "Stop with Ctrl+C.",
     )
     for line in lines:
