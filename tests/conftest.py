@@ -142,10 +142,11 @@ def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def committing_engine(engine: Engine) -> Iterator[Engine]:
-    """For race tests: work really commits, so threads on separate connections see it.
+    """For races and whole-database runs: work really commits, so threads on separate
+    connections see it.
     Every table is emptied afterwards. Races only mean something on PostgreSQL."""
     if engine.dialect.name != "postgresql":
-        pytest.skip("races are proven on PostgreSQL (the second pass of `make test`)")
+        pytest.skip("runs on PostgreSQL with real commits (the second pass of `make test`)")
     try:
         yield engine
     finally:
