@@ -19,6 +19,7 @@ from beyondbank.alliance.models import (
     Application,
     ApplicationStatus,
     Branch,
+    CardLink,
     Circle,
     CircleKind,
     CircleStatus,
@@ -28,6 +29,7 @@ from beyondbank.alliance.models import (
     Merchant,
     MerchantLocation,
     MerchantStatus,
+    MerchantTerminal,
     Seat,
 )
 from beyondbank.core.authz import Principal, ensure_visible
@@ -324,3 +326,55 @@ def count_circles(uow: UnitOfWork, status: CircleStatus = CircleStatus.ACTIVE) -
 def count_applications(uow: UnitOfWork, statuses: Iterable[ApplicationStatus]) -> int:
     wanted = list(statuses)
     return uow.session.scalar(select(func.count()).where(Application.status.in_(wanted))) or 0
+
+
+# -- what is taken already (bulk lookups for imports) -------------------------------------------
+
+
+def linked_card_tokens(uow: UnitOfWork, tokens: Iterable[str]) -> set[str]:
+    """Those of the tokens that are linked to a member now."""
+    wanted = set(tokens)
+    if not wanted:
+        return set()
+    return set(
+        uow.session.scalars(
+            select(CardLink.card_token).where(
+                CardLink.card_token.in_(wanted), CardLink.unlinked_at.is_(None)
+            )
+        )
+    )
+
+
+def active_member_customer_ids(uow: UnitOfWork, customer_ids: Iterable[int]) -> set[int]:
+    """Those of the customers who hold an active membership."""
+    wanted = set(customer_ids)
+    if not wanted:
+        return set()
+    return set(
+        uow.session.scalars(
+            select(Member.customer_id).where(
+                Member.customer_id.in_(wanted), Member.status == MemberStatus.ACTIVE
+            )
+        )
+    )
+
+
+def terminal_holders(
+    uow: UnitOfWork, acquirer_merchant_ids: Iterable[str]
+) -> dict[tuple[str, str | None], str]:
+    """Registered (merchant id, terminal id) pairs under these acquirer merchant ids, with the
+    trading name of the merchant that holds each."""
+    wanted = set(acquirer_merchant_ids)
+    if not wanted:
+        return {}
+    rows = uow.session.execute(
+        select(
+            MerchantTerminal.acquirer_merchant_id,
+            MerchantTerminal.terminal_id,
+            Merchant.trading_name,
+        )
+        .join(MerchantLocation, MerchantTerminal.location_id == MerchantLocation.id)
+        .join(Merchant, MerchantLocation.merchant_id == Merchant.id)
+        .where(MerchantTerminal.acquirer_merchant_id.in_(wanted))
+    )
+    return {(r.acquirer_merchant_id, r.terminal_id): r.trading_name for r in rows}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -66,3 +66,13 @@ def paginate(
     page = rows[:limit]
     last: Any = page[-1]
     return page, encode_cursor(int(getattr(last, key.key)))
+
+
+def every_page(fetch: Callable[[str | None], tuple[Sequence[T], str | None]]) -> Iterator[T]:
+    """Every row of a paginated listing, page after page."""
+    cursor: str | None = None
+    while True:
+        rows, cursor = fetch(cursor)
+        yield from rows
+        if cursor is None:
+            return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -397,6 +398,17 @@ def bank_refs_by_ids(uow: UnitOfWork, customer_ids: set[int]) -> dict[int, str]:
         select(Customer.id, Customer.bank_ref).where(Customer.id.in_(customer_ids))
     )
     return {row.id: row.bank_ref for row in rows}
+
+
+def customer_ids_by_bank_refs(uow: UnitOfWork, bank_refs: Iterable[str]) -> dict[str, int]:
+    """Customer ids for those of the bank references that are registered."""
+    wanted = set(bank_refs)
+    if not wanted:
+        return {}
+    rows = uow.session.execute(
+        select(Customer.bank_ref, Customer.id).where(Customer.bank_ref.in_(wanted))
+    )
+    return {row.bank_ref: row.id for row in rows}
 
 
 def customer_by_bank_ref(uow: UnitOfWork, bank_ref: str) -> Customer | None:

@@ -4,24 +4,20 @@ held seats, relationship managers)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from beyondbank.alliance import circles as circle_cases
-from beyondbank.alliance import membership, people
-from beyondbank.alliance import merchants as merchant_cases
-from beyondbank.alliance.models import Branch, Circle, MemberStatus
+from beyondbank.alliance import service as alliance
+from beyondbank.alliance.models import Branch, Circle
 from beyondbank.alliance.service import held_seats
-from beyondbank.core.authz import SYSTEM, Role
-from beyondbank.core.pagination import MAX_LIMIT
+from beyondbank.core.authz import Role
+from beyondbank.core.pagination import MAX_LIMIT, every_page
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.identity import service as identity
 from beyondbank.identity.models import User
 
-T = TypeVar("T")
 TerminalKey = tuple[str, str | None]
-_CHUNK = 1000
 
 
 @dataclass(slots=True)
@@ -35,23 +31,20 @@ class Existing:
     managers: dict[str, User] = field(default_factory=dict)  # active relationship managers by email
 
 
-def _every_page(fetch: Callable[[str | None], tuple[Sequence[T], str | None]]) -> Iterator[T]:
-    cursor: str | None = None
-    while True:
-        rows, cursor = fetch(cursor)
-        yield from rows
-        if cursor is None:
-            return
-
-
-def read_existing(uow: UnitOfWork) -> Existing:
-    """Everything a file is checked against. The alliance offers list functions rather than
-    lookups by code or token, so this pages through them: quick on a new programme, and a
-    full scan on a large one (see the report's note on bulk lookups)."""
+def read_existing(
+    uow: UnitOfWork,
+    *,
+    acquirer_merchant_ids: Iterable[str],
+    card_tokens: Iterable[str],
+    bank_refs: Iterable[str],
+) -> Existing:
+    """Everything a file is checked against. Terminals, cards and members are looked up only for
+    the ids the file names, so a small file against a large programme stays quick; branches,
+    circles and seats are few and read whole."""
     existing = Existing()
-    for branch in _every_page(lambda c: circle_cases.list_branches(uow, cursor=c, limit=MAX_LIMIT)):
+    for branch in every_page(lambda c: circle_cases.list_branches(uow, cursor=c, limit=MAX_LIMIT)):
         existing.branches[branch.code] = branch
-    for circle in _every_page(
+    for circle in every_page(
         lambda c: circle_cases.list_circles(
             uow, circle_cases.CircleFilter(), cursor=c, limit=MAX_LIMIT
         )
@@ -60,32 +53,11 @@ def read_existing(uow: UnitOfWork) -> Existing:
     by_id = {circle.id: circle.code for circle in existing.circles.values()}
     for seat in held_seats(uow):
         existing.seats[(by_id[seat.circle_id], seat.sub_industry)] = seat.merchant.trading_name
-    for merchant in _every_page(
-        lambda c: merchant_cases.list_merchants(
-            uow, SYSTEM, merchant_cases.MerchantFilter(), cursor=c, limit=MAX_LIMIT
-        )
-    ):
-        for location in merchant.locations:
-            for terminal in location.terminals:
-                key = (terminal.acquirer_merchant_id, terminal.terminal_id)
-                existing.terminals[key] = merchant.trading_name
-    customer_ids: set[int] = set()
-    for member in _every_page(
-        lambda c: membership.list_members(
-            uow,
-            status=MemberStatus.ACTIVE,
-            customer_id=None,
-            member_number=None,
-            cursor=c,
-            limit=MAX_LIMIT,
-        )
-    ):
-        customer_ids.add(member.customer_id)
-        existing.card_tokens.update(c.card_token for c in member.cards if c.unlinked_at is None)
-    ordered = sorted(customer_ids)
-    for start in range(0, len(ordered), _CHUNK):  # bound the size of each `IN (...)`
-        chunk = set(ordered[start : start + _CHUNK])
-        existing.member_refs.update(people.bank_refs_by_ids(uow, chunk).values())
+    existing.terminals = alliance.terminal_holders(uow, acquirer_merchant_ids)
+    existing.card_tokens = alliance.linked_card_tokens(uow, card_tokens)
+    customers = identity.customer_ids_by_bank_refs(uow, bank_refs)
+    members = alliance.active_member_customer_ids(uow, customers.values())
+    existing.member_refs = {ref for ref, customer_id in customers.items() if customer_id in members}
     for user in identity.users_with_role(uow, Role.RELATIONSHIP_MANAGER):
         existing.managers[user.email.lower()] = user
     return existing

@@ -117,11 +117,24 @@ def validate(uow: UnitOfWork, document: Document, *, default_currency: str, now:
             {"consent": consent, **item} if isinstance(item, dict) else item
             for item in raw["members"]
         ]
-    plan = Plan(document=document, header=header, existing=read_existing(uow))
+    merchants = _entries(document, MerchantEntry, "merchants", raw, issues)
+    members = _entries(document, MemberEntry, "members", raw, issues)
+    existing = read_existing(
+        uow,
+        acquirer_merchant_ids={
+            t.acquirer_merchant_id
+            for m in merchants
+            for location in m.model.locations
+            for t in location.terminals
+        },
+        card_tokens={card.card_token for m in members for card in m.model.cards},
+        bank_refs={m.model.bank_ref for m in members},
+    )
+    plan = Plan(document=document, header=header, existing=existing)
     plan.branches = _entries(document, BranchEntry, "branches", raw, issues)
     plan.circles = _entries(document, CircleEntry, "circles", raw, issues)
-    plan.merchants = _entries(document, MerchantEntry, "merchants", raw, issues)
-    plan.members = _entries(document, MemberEntry, "members", raw, issues)
+    plan.merchants = merchants
+    plan.members = members
     plan.benefits = _entries(document, BenefitEntry, "benefits", raw, issues)
     _Checks(uow, plan, raw, default_currency, now, issues).run()
     if issues:

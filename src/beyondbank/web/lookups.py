@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
+from itertools import islice
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ from beyondbank.alliance import people
 from beyondbank.alliance import service as alliance
 from beyondbank.alliance.models import Branch, Circle, Merchant
 from beyondbank.core.authz import Role
-from beyondbank.core.pagination import MAX_LIMIT
+from beyondbank.core.pagination import MAX_LIMIT, every_page
 from beyondbank.core.settings import Settings
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.identity import service as identity
@@ -24,16 +25,9 @@ Fetch = Callable[[str | None], tuple[Sequence[T], str | None]]
 
 
 def every(fetch: Fetch[T], *, cap: int) -> tuple[list[T], bool]:
-    """All rows of a paginated service listing, page by page, up to `cap` rows; True if capped."""
-    rows: list[T] = []
-    cursor: str | None = None
-    while True:
-        page, cursor = fetch(cursor)
-        rows.extend(page)
-        if cursor is None:
-            return rows, False
-        if len(rows) >= cap:
-            return rows[:cap], True
+    """All rows of a paginated service listing, up to `cap` rows; True if there were more."""
+    rows = list(islice(every_page(fetch), cap + 1))
+    return rows[:cap], len(rows) > cap
 
 
 def staff(uow: UnitOfWork, ids: Iterable[int | None]) -> dict[int, people.StaffRef]:
