@@ -10,6 +10,9 @@ from fastapi import FastAPI
 from tests.alliance.test_access import MATRIX as ALLIANCE
 from tests.benefits.test_authorisation import ENDPOINTS as BENEFITS
 from tests.identity.test_access import MATRIX as IDENTITY
+from tests.ledger.test_authorisation import ENDPOINTS as LEDGER
+from tests.payments.test_authorisation import ENDPOINTS as PAYMENTS
+from tests.settlement.test_authorisation import ENDPOINTS as SETTLEMENT
 
 # Open to anyone by design: health, sign-in, and a merchant's online application form.
 PUBLIC = {
@@ -40,6 +43,9 @@ def test_every_endpoint_is_in_an_authorisation_matrix(app: FastAPI) -> None:
         {_shape(f"{m} {p}") for m, p, _, _ in ALLIANCE}
         | {_shape(e) for e in BENEFITS}
         | {_shape(f"{m} {p}") for m, p, _, _ in IDENTITY}
+        | {_shape(e) for e in LEDGER}
+        | {_shape(e) for e in PAYMENTS}
+        | {_shape(e) for e in SETTLEMENT}
         | {_shape(e) for e in PUBLIC}
     )
     missing = sorted(routes - covered)

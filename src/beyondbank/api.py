@@ -16,6 +16,9 @@ from beyondbank.core.http import install_problem_handlers, request_id_middleware
 from beyondbank.core.settings import Settings, get_settings
 from beyondbank.core.uow import make_session_factory
 from beyondbank.identity import api as identity_api
+from beyondbank.ledger import api as ledger_api
+from beyondbank.payments import api as payments_api
+from beyondbank.settlement import api as settlement_api
 from beyondbank.web import console as web_console
 from beyondbank.web import customer as web_customer
 from beyondbank.web import demo_bank as web_demo_bank
@@ -82,6 +85,9 @@ def create_app(
     api.include_router(identity_api.router)
     api.include_router(alliance_api.router)
     api.include_router(benefits_api.router)
+    api.include_router(ledger_api.router)
+    api.include_router(payments_api.router)
+    api.include_router(settlement_api.router)
     app.include_router(api)
     app.include_router(web_routes.router)
     app.include_router(web_console.router)

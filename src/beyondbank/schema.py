@@ -15,11 +15,24 @@ from sqlalchemy import Connection, Engine, MetaData
 # explicitly, is how Alembic and the tests see the full schema.
 from beyondbank.alliance import models as alliance_models
 from beyondbank.benefits import models as benefits_models
+from beyondbank.commerce import models as commerce_models
 from beyondbank.core import models as core_models
 from beyondbank.core.db import Base
 from beyondbank.identity import models as identity_models
+from beyondbank.ledger import models as ledger_models
+from beyondbank.payments import models as payments_models
+from beyondbank.settlement import models as settlement_models
 
-AREAS = (core_models, identity_models, alliance_models, benefits_models)
+AREAS = (
+    core_models,
+    identity_models,
+    alliance_models,
+    benefits_models,
+    ledger_models,
+    commerce_models,
+    payments_models,
+    settlement_models,
+)
 metadata: MetaData = Base.metadata
 
 

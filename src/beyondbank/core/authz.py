@@ -54,6 +54,13 @@ class Permission(StrEnum):
     USERS_MANAGE = "users:manage"
     CLIENTS_MANAGE = "clients:manage"
     STATS_READ = "stats:read"
+    LEDGER_READ = "ledger:read"
+    LEDGER_WRITE = "ledger:write"  # manual journal entries, corrections, holds: finance only
+    PAYMENTS_READ = "payments:read"
+    PAYMENTS_CREATE = "payments:create"  # authorise, capture, void, refund through the bank core
+    BANK_CORE_MANAGE = "bankcore:manage"  # deposit accounts: open, block, limits
+    SETTLEMENT_READ = "settlement:read"
+    SETTLEMENT_MANAGE = "settlement:manage"  # contracts, periods, closing, payouts
 
 
 P = Permission
@@ -75,6 +82,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.RELATIONSHIP_READ,
             P.RELATIONSHIP_WRITE,
             P.STATS_READ,
+            P.SETTLEMENT_READ,
         }
     ),
     Role.AUDITOR: frozenset(
@@ -89,6 +97,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.RELATIONSHIP_READ,
             P.AUDIT_READ,
             P.STATS_READ,
+            P.LEDGER_READ,
+            P.PAYMENTS_READ,
+            P.SETTLEMENT_READ,
         }
     ),
     # Analysts read aggregated and business data only: no people, no contacts, no audit trail.
@@ -111,6 +122,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REDEMPTIONS_CREATE,
             P.REDEMPTIONS_REVERSE,
             P.USERS_MANAGE,
+            P.SETTLEMENT_READ,  # its own statements only: the service scopes it
         }
     ),
     Role.MERCHANT_STAFF: frozenset(
@@ -137,6 +149,8 @@ CLIENT_SCOPES: frozenset[Permission] = frozenset(
         P.BENEFITS_READ,
         P.REDEMPTIONS_READ,
         P.REDEMPTIONS_CREATE,
+        P.PAYMENTS_READ,
+        P.PAYMENTS_CREATE,
     }
 )
 

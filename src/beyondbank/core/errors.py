@@ -97,6 +97,13 @@ class LimitReached(Conflict):
     title = "A limit or budget is exhausted"
 
 
+class InsufficientBalance(Conflict):
+    """A constrained account (a prepaid budget, a co-funding pool, a deposit) would go below its floor."""
+
+    slug = "insufficient-balance"
+    title = "Not enough balance"
+
+
 class NotEligible(Problem):
     status = 422
     slug = "not-eligible"

@@ -1,0 +1,1 @@
+"""The partner shop: partners, catalog, pricing, group buying, checkout, orders, support."""

@@ -1,0 +1,1 @@
+"""The double-entry ledger: accounts, transactions of balanced postings, holds, balances, checks."""

@@ -1,0 +1,849 @@
+"""The ledger's single-transaction write path and its reads: accounts, posting, holds, balances.
+
+Every function works inside the caller's unit of work and never commits: the business change
+and its money movement commit together or not at all. A post runs in a savepoint, so a refused
+post (unbalanced, closed account, below a floor) leaves the caller's transaction as it was.
+
+Concurrency is the database's job. Totals change by conditional UPDATEs, taken in account-id
+order so that concurrent posts queue instead of deadlocking; a floor is part of the UPDATE's
+WHERE clause and, underneath, of a CHECK constraint. The idempotency key is unique: a racing
+duplicate inserts nothing (`ON CONFLICT DO NOTHING`) and is then compared by fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from beyondbank.core import audit
+from beyondbank.core.authz import SYSTEM, Principal
+from beyondbank.core.errors import (
+    Conflict,
+    FieldError,
+    IdempotencyKeyReused,
+    InsufficientBalance,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    invalid,
+)
+from beyondbank.core.ids import new_public_id
+from beyondbank.core.money import Money
+from beyondbank.core.pagination import paginate
+from beyondbank.core.uow import UnitOfWork
+from beyondbank.ledger.models import (
+    Account,
+    AccountStatus,
+    AccountType,
+    LedgerTransaction,
+    OwnerKind,
+    Posting,
+    TransactionStatus,
+)
+
+MAX_KEY_LENGTH = 255
+MAX_KIND_LENGTH = 60
+
+
+class Side(StrEnum):
+    DEBIT = "debit"
+    CREDIT = "credit"
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One line of a draft: a positive amount debited or credited to an account."""
+
+    account_id: int
+    side: Side
+    amount: Money
+
+    @classmethod
+    def debit(cls, account: Account | int, amount: Money) -> Leg:
+        return cls(_account_id(account), Side.DEBIT, amount)
+
+    @classmethod
+    def credit(cls, account: Account | int, amount: Money) -> Leg:
+        return cls(_account_id(account), Side.CREDIT, amount)
+
+    @property
+    def signed(self) -> int:
+        return self.amount.amount if self.side is Side.DEBIT else -self.amount.amount
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A transaction to post. `key` makes it idempotent; the rest is its content (fingerprinted).
+
+    `counterparty` (a merchant's or partner's public id), `member`, `category` and `reference`
+    are the dimensions settlement and reports group by.
+    """
+
+    key: str
+    kind: str
+    legs: tuple[Leg, ...]
+    description: str = ""
+    effective_at: datetime | None = None
+    counterparty: str | None = None
+    member: str | None = None
+    category: str | None = None
+    reference: str | None = None
+    corrects: int | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    resolves: int | None = None  # set by `capture` only
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    transaction: LedgerTransaction
+    created: bool  # False: the key was seen before with the same content; this is the original
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    account: Account
+    at: datetime | None
+    posted: Money  # on the account's normal side
+    pending: Money  # held, will lower the balance when posted
+    available: Money  # posted − pending: what a floor is measured against
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    transaction_id: str
+    effective_at: datetime
+    kind: str
+    description: str
+    reference: str | None
+    debit: int
+    credit: int
+    balance: int  # running, on the account's normal side
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    account: Account
+    start: datetime
+    end: datetime
+    opening: Money
+    lines: tuple[StatementLine, ...]
+    closing: Money
+
+    @property
+    def total_debits(self) -> int:
+        return sum(line.debit for line in self.lines)
+
+    @property
+    def total_credits(self) -> int:
+        return sum(line.credit for line in self.lines)
+
+
+# -- accounts ------------------------------------------------------------------------------------
+
+
+def account_code(owner_kind: OwnerKind, owner_ref: str | None, purpose: str, currency: str) -> str:
+    return f"{owner_kind.value}:{owner_ref or '-'}:{purpose}:{currency}"
+
+
+def open_account(
+    uow: UnitOfWork,
+    *,
+    owner_kind: OwnerKind,
+    purpose: str,
+    type: AccountType,
+    currency: str,
+    owner_ref: str | None = None,
+    name: str | None = None,
+    floor: int | None = None,
+    actor: Principal = SYSTEM,
+) -> Account:
+    """The account for (owner, purpose, currency), opened on first use. Reopening is idempotent;
+    asking for the same code with a different type or floor is a conflict."""
+    Money(0, currency)  # refuses an unknown currency
+    code = account_code(owner_kind, owner_ref, purpose, currency)
+    session = uow.session
+    values = {
+        "public_id": new_public_id("acc"),
+        "code": code,
+        "name": name
+        or f"{owner_kind.value} {owner_ref or ''} {purpose} {currency}".replace("  ", " "),
+        "owner_kind": owner_kind,
+        "owner_ref": owner_ref,
+        "purpose": purpose,
+        "type": type,
+        "currency": currency,
+        "status": AccountStatus.OPEN,
+        "floor_minor": floor,
+        "debits_posted": 0,
+        "credits_posted": 0,
+        "debits_pending": 0,
+        "credits_pending": 0,
+        "opened_at": uow.clock.now(),
+    }
+    inserted = session.execute(
+        _insert_ignoring_conflict(session, Account, values, "code")
+    ).scalar_one_or_none()
+    account = session.scalars(select(Account).where(Account.code == code)).one()
+    if inserted is not None:
+        audit.record(
+            session,
+            actor=actor,
+            at=uow.clock.now(),
+            action="ledger.account.opened",
+            object_type="ledger_account",
+            object_id=account.public_id,
+            after=audit.snapshot(account, ("code", "type", "currency", "floor_minor")),
+        )
+    elif account.type != type or account.floor_minor != floor:
+        raise Conflict(
+            f"Account {code} exists as {account.type.value} with floor {account.floor_minor}.",
+            extra={"account_id": account.public_id},
+        )
+    return account
+
+
+def close_account(uow: UnitOfWork, account_id: int, *, actor: Principal) -> Account:
+    """Close an account with nothing on it; a closed account takes no more postings."""
+    account = get_account(uow, account_id)
+    closed = uow.session.execute(
+        update(Account)
+        .where(
+            Account.id == account_id,
+            Account.status == AccountStatus.OPEN,
+            Account.debits_posted == Account.credits_posted,
+            Account.debits_pending == 0,
+            Account.credits_pending == 0,
+        )
+        .values(status=AccountStatus.CLOSED, closed_at=uow.clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    uow.session.refresh(account)
+    if closed.rowcount != 1:  # type: ignore[attr-defined]
+        if account.status is AccountStatus.CLOSED:
+            raise InvalidTransition(
+                f"Account {account.public_id} is already closed.",
+                extra={"current_status": account.status.value},
+            )
+        raise Conflict(
+            f"Account {account.public_id} still holds {account.balance_minor} and "
+            f"{account.pending_minor} pending: move them before closing.",
+            extra={"current_status": account.status.value},
+        )
+    audit.record(
+        uow.session,
+        actor=actor,
+        at=uow.clock.now(),
+        action="ledger.account.closed",
+        object_type="ledger_account",
+        object_id=account.public_id,
+        before={"status": "open"},
+        after={"status": "closed"},
+    )
+    return account
+
+
+def get_account(uow: UnitOfWork, account_id: int) -> Account:
+    account = uow.session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"No ledger account {account_id}.")
+    return account
+
+
+def account_by_public_id(uow: UnitOfWork, public_id: str) -> Account:
+    account = uow.session.scalars(
+        select(Account).where((Account.public_id == public_id) | (Account.code == public_id))
+    ).one_or_none()
+    if account is None:
+        raise NotFound(f"No ledger account {public_id!r}.")
+    return account
+
+
+def list_accounts(
+    uow: UnitOfWork,
+    *,
+    owner_kind: OwnerKind | None = None,
+    owner_ref: str | None = None,
+    currency: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[Sequence[Account], str | None]:
+    stmt = select(Account)
+    if owner_kind is not None:
+        stmt = stmt.where(Account.owner_kind == owner_kind)
+    if owner_ref is not None:
+        stmt = stmt.where(Account.owner_ref == owner_ref)
+    if currency is not None:
+        stmt = stmt.where(Account.currency == currency)
+    return paginate(uow.session, stmt, Account.id, cursor=cursor, limit=limit)
+
+
+# -- drafts --------------------------------------------------------------------------------------
+
+
+def fingerprint_of(draft: Draft) -> str:
+    """The content of a draft, canonical: legs in a stable order, absent fields omitted."""
+    content = {
+        "kind": draft.kind,
+        "legs": sorted(
+            (leg.account_id, leg.side.value, leg.amount.amount, leg.amount.currency)
+            for leg in draft.legs
+        ),
+        "description": draft.description,
+        "effective_at": draft.effective_at.isoformat() if draft.effective_at else None,
+        "counterparty": draft.counterparty,
+        "member": draft.member,
+        "category": draft.category,
+        "reference": draft.reference,
+        "corrects": draft.corrects,
+        "resolves": draft.resolves,
+        "details": dict(draft.details),
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_draft(draft: Draft) -> None:
+    """Refuse a malformed draft before anything is written: every problem at once."""
+    errors: list[FieldError] = []
+    if not draft.key or len(draft.key) > MAX_KEY_LENGTH or not draft.key.isprintable():
+        errors.append(FieldError("key", f"1 to {MAX_KEY_LENGTH} printable characters"))
+    if not draft.kind or len(draft.kind) > MAX_KIND_LENGTH:
+        errors.append(FieldError("kind", f"1 to {MAX_KIND_LENGTH} characters"))
+    if len(draft.legs) < 2:
+        errors.append(FieldError("postings", "a transaction has at least two postings"))
+    for index, leg in enumerate(draft.legs):
+        if leg.amount.amount <= 0:
+            errors.append(FieldError(f"postings.{index}.amount", "must be greater than zero"))
+    net: dict[str, int] = defaultdict(int)
+    for leg in draft.legs:
+        net[leg.amount.currency] += leg.signed
+    for currency, difference in sorted(net.items()):
+        if difference:
+            errors.append(
+                FieldError(
+                    "postings",
+                    f"debits and credits in {currency} differ by {Money(abs(difference), currency)}",
+                )
+            )
+    if draft.effective_at is not None and draft.effective_at.tzinfo is None:
+        errors.append(FieldError("effective_at", "needs a time zone"))
+    if errors:
+        raise InvalidInput("The transaction cannot be posted as it stands.", errors=errors)
+
+
+# -- posting -------------------------------------------------------------------------------------
+
+
+def post(uow: UnitOfWork, draft: Draft, *, actor: Principal = SYSTEM) -> Posted:
+    """Post a balanced transaction once. A repeated key with the same content returns the
+    original; with different content it is refused (422)."""
+    return _write(uow, draft, TransactionStatus.POSTED, actor)
+
+
+def hold(uow: UnitOfWork, draft: Draft, *, actor: Principal = SYSTEM) -> Posted:
+    """Reserve the draft's amounts: they count against floors now and post on `capture`."""
+    if draft.corrects is not None or draft.resolves is not None:
+        raise invalid("corrects", "a hold neither corrects nor resolves another transaction")
+    return _write(uow, draft, TransactionStatus.PENDING, actor)
+
+
+def capture(
+    uow: UnitOfWork,
+    hold_id: int,
+    *,
+    key: str,
+    amount: int | None = None,
+    effective_at: datetime | None = None,
+    actor: Principal = SYSTEM,
+) -> Posted:
+    """Post a hold in full, or `amount` of a two-posting hold; the rest is released. Once."""
+    session = uow.session
+    existing = _by_key(session, key)
+    the_hold = _get_transaction(uow, hold_id)
+    legs = _legs_of(session, the_hold)
+    if amount is not None:
+        if len(legs) != 2:
+            raise invalid("amount", "only a two-posting hold can be captured in part")
+        held = legs[0].amount.amount
+        if not 0 < amount <= held:
+            raise invalid("amount", f"must be within 1..{held}, the amount held")
+        legs = [Leg(leg.account_id, leg.side, Money(amount, leg.amount.currency)) for leg in legs]
+    draft = Draft(
+        key=key,
+        kind=the_hold.kind,
+        legs=tuple(legs),
+        description=the_hold.description,
+        effective_at=effective_at,
+        counterparty=the_hold.counterparty_ref,
+        member=the_hold.member_ref,
+        category=the_hold.category,
+        reference=the_hold.reference,
+        details=the_hold.details,
+        resolves=the_hold.id,
+    )
+    check_draft(draft)
+    if existing is not None:
+        return _replay(existing, draft)
+    with session.begin_nested():
+        _resolve_hold(uow, the_hold, TransactionStatus.CAPTURED)
+        return _write(uow, draft, TransactionStatus.POSTED, actor, nested=False)
+
+
+def void(uow: UnitOfWork, hold_id: int, *, actor: Principal = SYSTEM) -> LedgerTransaction:
+    """Release a hold without posting it. Voiding a voided hold again changes nothing."""
+    the_hold = _get_transaction(uow, hold_id)
+    if the_hold.status is TransactionStatus.VOIDED:
+        return the_hold
+    with uow.session.begin_nested():
+        _resolve_hold(uow, the_hold, TransactionStatus.VOIDED)
+    uow.session.refresh(the_hold)
+    return the_hold
+
+
+def reverse(
+    uow: UnitOfWork,
+    transaction_id: int,
+    *,
+    key: str,
+    reason: str,
+    amount: int | None = None,
+    kind: str | None = None,
+    effective_at: datetime | None = None,
+    actor: Principal = SYSTEM,
+) -> Posted:
+    """A correction: a new transaction with the original's postings reversed (all of them, or
+    `amount` of a two-posting transaction), referencing it. Never more than was posted."""
+    session = uow.session
+    original = _get_transaction(uow, transaction_id)
+    if original.status is not TransactionStatus.POSTED:
+        raise InvalidTransition(
+            f"Only a posted transaction can be reversed; {original.public_id} is "
+            f"{original.status.value}.",
+            extra={"current_status": original.status.value},
+        )
+    legs = _legs_of(session, original)
+    if amount is not None:
+        if len(legs) != 2:
+            raise invalid("amount", "only a two-posting transaction can be reversed in part")
+        if not 0 < amount <= legs[0].amount.amount:
+            raise invalid("amount", f"must be within 1..{legs[0].amount.amount}")
+        legs = [Leg(leg.account_id, leg.side, Money(amount, leg.amount.currency)) for leg in legs]
+    flipped = tuple(
+        Leg(leg.account_id, Side.CREDIT if leg.side is Side.DEBIT else Side.DEBIT, leg.amount)
+        for leg in legs
+    )
+    draft = Draft(
+        key=key,
+        kind=kind or f"{original.kind}.reversal"[:MAX_KIND_LENGTH],
+        legs=flipped,
+        description=reason,
+        effective_at=effective_at,
+        counterparty=original.counterparty_ref,
+        member=original.member_ref,
+        category=original.category,
+        reference=original.reference,
+        corrects=original.id,
+    )
+    check_draft(draft)
+    existing = _by_key(session, key)
+    if existing is not None:
+        return _replay(existing, draft)
+    # Serialise corrections of one transaction, then make sure they never exceed it.
+    session.execute(
+        select(LedgerTransaction.id).where(LedgerTransaction.id == original.id).with_for_update()
+    )
+    posted_size = sum(abs(leg.signed) for leg in _legs_of(session, original))
+    corrected = session.scalar(
+        select(func.coalesce(func.sum(func.abs(Posting.amount_minor)), 0))
+        .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+        .where(LedgerTransaction.corrects_id == original.id)
+    )
+    if int(corrected or 0) + sum(abs(leg.signed) for leg in flipped) > posted_size:
+        raise Conflict(
+            f"Transaction {original.public_id} has already been corrected by "
+            f"{int(corrected or 0) // 2} of {posted_size // 2}: a correction cannot exceed it."
+        )
+    return _write(uow, draft, TransactionStatus.POSTED, actor)
+
+
+def _write(
+    uow: UnitOfWork,
+    draft: Draft,
+    status: TransactionStatus,
+    actor: Principal,
+    *,
+    nested: bool = True,
+) -> Posted:
+    check_draft(draft)
+    session = uow.session
+    fingerprint = fingerprint_of(draft)
+    existing = _by_key(session, draft.key)
+    if existing is not None:
+        return _replay(existing, draft, fingerprint)
+    accounts = _accounts_for(session, draft.legs)
+    now = uow.clock.now()
+    effective_at = draft.effective_at or now
+    public_id = new_public_id("ltx")
+    values = {
+        "public_id": public_id,
+        "idempotency_key": draft.key,
+        "fingerprint": fingerprint,
+        "kind": draft.kind,
+        "status": status,
+        "description": draft.description,
+        "counterparty_ref": draft.counterparty,
+        "member_ref": draft.member,
+        "category": draft.category,
+        "reference": draft.reference,
+        "corrects_id": draft.corrects,
+        "resolves_id": draft.resolves,
+        "effective_at": effective_at,
+        "created_at": now,
+        "created_by": actor.public_id,
+        "details": dict(draft.details),
+    }
+    savepoint = session.begin_nested() if nested else None
+    try:
+        inserted = session.execute(
+            _insert_ignoring_conflict(session, LedgerTransaction, values, "idempotency_key")
+        ).scalar_one_or_none()
+        if inserted is None:
+            # A concurrent post with the same key committed first: answer as for a retry.
+            if savepoint is not None:
+                savepoint.rollback()
+            raced = _by_key(session, draft.key)
+            assert raced is not None
+            return _replay(raced, draft, fingerprint)
+        transaction = session.get_one(LedgerTransaction, inserted)
+        pending = status is TransactionStatus.PENDING
+        session.execute(
+            insert(Posting),
+            [
+                {
+                    "transaction_id": transaction.id,
+                    "account_id": leg.account_id,
+                    "currency": leg.amount.currency,
+                    "amount_minor": leg.signed,
+                    "pending": pending,
+                    "effective_at": effective_at,
+                }
+                for leg in draft.legs
+            ],
+        )
+        _apply_totals(session, accounts, draft.legs, pending=pending, sign=1)
+    except BaseException:
+        if savepoint is not None and savepoint.is_active:
+            savepoint.rollback()
+        raise
+    if savepoint is not None:
+        savepoint.commit()
+    return Posted(transaction, created=True)
+
+
+def _resolve_hold(uow: UnitOfWork, the_hold: LedgerTransaction, to: TransactionStatus) -> None:
+    """Move a pending hold to captured or voided, exactly once, and release its pending totals."""
+    session = uow.session
+    resolved = session.execute(
+        update(LedgerTransaction)
+        .where(
+            LedgerTransaction.id == the_hold.id,
+            LedgerTransaction.status == TransactionStatus.PENDING,
+        )
+        .values(status=to, resolved_at=uow.clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if resolved.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(the_hold)
+        raise InvalidTransition(
+            f"Hold {the_hold.public_id} is {the_hold.status.value}: it can be captured or voided "
+            "only while pending, once.",
+            extra={"current_status": the_hold.status.value},
+        )
+    legs = _legs_of(session, the_hold)
+    accounts = _accounts_for(session, legs, require_open=False)
+    _apply_totals(session, accounts, legs, pending=True, sign=-1)
+
+
+def _apply_totals(
+    session: Session,
+    accounts: Mapping[int, Account],
+    legs: Iterable[Leg],
+    *,
+    pending: bool,
+    sign: int,
+) -> None:
+    """Add (sign 1) or release (sign −1) legs on the accounts' totals, in account-id order.
+
+    A floor is checked in the UPDATE itself, against the row as the database has it now."""
+    debits: dict[int, int] = defaultdict(int)
+    credits: dict[int, int] = defaultdict(int)
+    for leg in legs:
+        if leg.side is Side.DEBIT:
+            debits[leg.account_id] += leg.amount.amount
+        else:
+            credits[leg.account_id] += leg.amount.amount
+    debit_column, credit_column = (
+        (Account.debits_pending, Account.credits_pending)
+        if pending
+        else (Account.debits_posted, Account.credits_posted)
+    )
+    for account_id in sorted(set(debits) | set(credits)):
+        account = accounts[account_id]
+        d, c = sign * debits[account_id], sign * credits[account_id]
+        new_debits = debit_column + d
+        new_credits = credit_column + c
+        stmt = update(Account).where(Account.id == account_id)
+        if sign > 0:
+            stmt = stmt.where(Account.status == AccountStatus.OPEN)
+            # Only a posting that lowers the available balance can break a floor.
+            lowers = c > 0 if account.type.debit_normal else d > 0
+            if lowers and account.floor_minor is not None:
+                stmt = stmt.where(_available_after(account, pending, d, c) >= Account.floor_minor)
+        result = session.execute(
+            stmt.values(
+                {debit_column.key: new_debits, credit_column.key: new_credits}
+            ).execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            session.refresh(account)
+            if account.status is AccountStatus.CLOSED:
+                raise Conflict(
+                    f"Account {account.public_id} ({account.code}) is closed.",
+                    extra={"account_id": account.public_id, "current_status": "closed"},
+                )
+            raise InsufficientBalance(
+                f"Account {account.public_id} ({account.code}) has "
+                f"{Money(account.available_minor, account.currency)} available above its floor "
+                f"of {Money(account.floor_minor or 0, account.currency)}.",
+                extra={
+                    "account_id": account.public_id,
+                    "available_minor": account.available_minor,
+                    "floor_minor": account.floor_minor,
+                },
+            )
+    for account in accounts.values():
+        session.expire(account)
+
+
+def _available_after(account: Account, pending: bool, d: int, c: int) -> Any:
+    debits_posted = Account.debits_posted + (0 if pending else d)
+    credits_posted = Account.credits_posted + (0 if pending else c)
+    debits_pending = Account.debits_pending + (d if pending else 0)
+    credits_pending = Account.credits_pending + (c if pending else 0)
+    if account.type.debit_normal:
+        return debits_posted - credits_posted - credits_pending
+    return credits_posted - debits_posted - debits_pending
+
+
+def _accounts_for(
+    session: Session, legs: Iterable[Leg], *, require_open: bool = True
+) -> dict[int, Account]:
+    legs = list(legs)
+    ids = {leg.account_id for leg in legs}
+    accounts = {a.id: a for a in session.scalars(select(Account).where(Account.id.in_(ids)))}
+    errors: list[FieldError] = []
+    for index, leg in enumerate(legs):
+        account = accounts.get(leg.account_id)
+        if account is None:
+            errors.append(FieldError(f"postings.{index}.account", "no such account"))
+        elif account.currency != leg.amount.currency:
+            errors.append(
+                FieldError(
+                    f"postings.{index}.currency",
+                    f"account {account.public_id} keeps {account.currency}, "
+                    f"not {leg.amount.currency}",
+                )
+            )
+        elif require_open and account.status is AccountStatus.CLOSED:
+            errors.append(
+                FieldError(f"postings.{index}.account", f"account {account.public_id} is closed")
+            )
+    if errors:
+        raise InvalidInput("The transaction cannot be posted as it stands.", errors=errors)
+    return accounts
+
+
+def _by_key(session: Session, key: str) -> LedgerTransaction | None:
+    return session.scalars(
+        select(LedgerTransaction).where(LedgerTransaction.idempotency_key == key)
+    ).one_or_none()
+
+
+def _replay(existing: LedgerTransaction, draft: Draft, fingerprint: str | None = None) -> Posted:
+    if existing.fingerprint != (fingerprint or fingerprint_of(draft)):
+        raise IdempotencyKeyReused(
+            f"The key {draft.key!r} was used for a different transaction "
+            f"({existing.public_id}); use a new key.",
+            extra={"transaction_id": existing.public_id},
+        )
+    return Posted(existing, created=False)
+
+
+def _get_transaction(uow: UnitOfWork, transaction_id: int) -> LedgerTransaction:
+    transaction = uow.session.get(LedgerTransaction, transaction_id)
+    if transaction is None:
+        raise NotFound(f"No ledger transaction {transaction_id}.")
+    return transaction
+
+
+def _legs_of(session: Session, transaction: LedgerTransaction) -> list[Leg]:
+    rows = session.execute(
+        select(Posting.account_id, Posting.amount_minor, Posting.currency)
+        .where(Posting.transaction_id == transaction.id)
+        .order_by(Posting.id)
+    ).all()
+    return [
+        Leg(account_id, Side.DEBIT if amount > 0 else Side.CREDIT, Money(abs(amount), currency))
+        for account_id, amount, currency in rows
+    ]
+
+
+def _insert_ignoring_conflict(
+    session: Session, model: type[Any], values: Mapping[str, Any], column: str
+) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(model)
+    else:
+        stmt = sqlite.insert(model)
+    return stmt.values(**values).on_conflict_do_nothing(index_elements=[column]).returning(model.id)
+
+
+def _account_id(account: Account | int) -> int:
+    return account if isinstance(account, int) else account.id
+
+
+# -- reads ---------------------------------------------------------------------------------------
+
+
+def get_transaction(uow: UnitOfWork, public_id: str) -> LedgerTransaction:
+    transaction = uow.session.scalars(
+        select(LedgerTransaction).where(LedgerTransaction.public_id == public_id)
+    ).one_or_none()
+    if transaction is None:
+        raise NotFound(f"No ledger transaction {public_id!r}.")
+    return transaction
+
+
+def postings_of(uow: UnitOfWork, transaction: LedgerTransaction) -> list[tuple[Account, Posting]]:
+    rows = uow.session.execute(
+        select(Account, Posting)
+        .join(Posting, Posting.account_id == Account.id)
+        .where(Posting.transaction_id == transaction.id)
+        .order_by(Posting.id)
+    ).all()
+    return [(account, posting) for account, posting in rows]
+
+
+def list_transactions(
+    uow: UnitOfWork,
+    *,
+    account_id: int | None = None,
+    counterparty: str | None = None,
+    kind: str | None = None,
+    status: TransactionStatus | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[Sequence[LedgerTransaction], str | None]:
+    stmt = select(LedgerTransaction)
+    if account_id is not None:
+        stmt = stmt.where(
+            LedgerTransaction.id.in_(
+                select(Posting.transaction_id).where(Posting.account_id == account_id)
+            )
+        )
+    if counterparty is not None:
+        stmt = stmt.where(LedgerTransaction.counterparty_ref == counterparty)
+    if kind is not None:
+        stmt = stmt.where(LedgerTransaction.kind == kind)
+    if status is not None:
+        stmt = stmt.where(LedgerTransaction.status == status)
+    return paginate(
+        uow.session, stmt, LedgerTransaction.id, cursor=cursor, limit=limit, descending=True
+    )
+
+
+def balance(uow: UnitOfWork, account: Account, at: datetime | None = None) -> Balance:
+    """The balance now (from the running totals), or as posted at `at` (from the postings)."""
+    if at is None:
+        uow.session.refresh(account)
+        return Balance(
+            account,
+            None,
+            Money(account.balance_minor, account.currency),
+            Money(account.pending_minor, account.currency),
+            Money(account.available_minor, account.currency),
+        )
+    net = _net_before(uow.session, account, at, inclusive=True)
+    posted = Money(net, account.currency)
+    return Balance(account, at, posted, Money(0, account.currency), posted)
+
+
+def statement(uow: UnitOfWork, account: Account, start: datetime, end: datetime) -> Statement:
+    """Opening balance at `start`, every posting in [start, end), closing balance at `end`."""
+    if end <= start:
+        raise invalid("to", "must be after from")
+    opening = _net_before(uow.session, account, start, inclusive=False)
+    rows = uow.session.execute(
+        select(
+            LedgerTransaction.public_id,
+            Posting.effective_at,
+            LedgerTransaction.kind,
+            LedgerTransaction.description,
+            LedgerTransaction.reference,
+            Posting.amount_minor,
+        )
+        .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
+        .where(
+            Posting.account_id == account.id,
+            Posting.pending.is_(False),
+            Posting.effective_at >= start,
+            Posting.effective_at < end,
+        )
+        .order_by(Posting.effective_at, Posting.id)
+    ).all()
+    running = opening
+    lines = []
+    sign = 1 if account.type.debit_normal else -1
+    for public_id, at, kind, description, reference, amount in rows:
+        running += sign * amount
+        lines.append(
+            StatementLine(
+                transaction_id=public_id,
+                effective_at=at,
+                kind=kind,
+                description=description,
+                reference=reference,
+                debit=amount if amount > 0 else 0,
+                credit=-amount if amount < 0 else 0,
+                balance=running,
+            )
+        )
+    return Statement(
+        account,
+        start,
+        end,
+        Money(opening, account.currency),
+        tuple(lines),
+        Money(running, account.currency),
+    )
+
+
+def _net_before(session: Session, account: Account, at: datetime, *, inclusive: bool) -> int:
+    bound = Posting.effective_at <= at if inclusive else Posting.effective_at < at
+    net = session.scalar(
+        select(func.coalesce(func.sum(Posting.amount_minor), 0)).where(
+            Posting.account_id == account.id, Posting.pending.is_(False), bound
+        )
+    )
+    return int(net or 0) * (1 if account.type.debit_normal else -1)

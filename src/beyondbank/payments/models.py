@@ -1,0 +1,1 @@
+"""Bank core tables: customer deposit accounts, payments and the operations on them."""

@@ -1,0 +1,1 @@
+"""Commission contracts, settlement periods and statements, and payouts."""

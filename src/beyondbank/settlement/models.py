@@ -1,0 +1,1 @@
+"""Settlement tables: commission contracts and their versions, pools, periods, statements."""
