@@ -7,10 +7,36 @@ use. Liabilities and revenue carry credit balances; assets and expenses debit ba
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from beyondbank.core.money import POINTS
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.ledger import service
 from beyondbank.ledger.models import Account, AccountType, OwnerKind
+
+
+class Kind(StrEnum):
+    """What a ledger transaction records; settlement and reports group by it."""
+
+    SALE = "sale"  # a captured payment: customer deposit → payee payable
+    RETURN = "return"  # a refund of a sale: payee payable → customer deposit
+    DEPOSIT = "deposit"  # money into a customer's deposit (bank core)
+    WITHDRAWAL = "withdrawal"
+    REWARD = "reward"  # card-linked cashback granted: funders → member cashback
+    REWARD_CLAWBACK = "reward.clawback"
+    POINTS = "points"  # points granted: points issued → member points
+    POINTS_CLAWBACK = "points.clawback"
+    COMMISSION = "commission"  # bank's commission: merchant/partner → commission revenue
+    COMMISSION_CLAWBACK = "commission.clawback"
+    VOUCHER = "voucher"  # a voucher redeemed at the counter: bank-funded share, commission
+    VOUCHER_REVERSAL = "voucher.reversal"
+    BUDGET_TOPUP = "budget.topup"  # a merchant prepays its benefit budget
+    POOL_CONTRIBUTION = "pool.contribution"
+    POOL_DRAW = "pool.draw"  # a campaign spends from a co-funding pool
+    SETTLEMENT = "settlement"  # a closed period's statement: commission, bonuses, fees
+    PAYOUT = "payout"  # a credit transfer to a merchant or partner
+    ADJUSTMENT = "adjustment"  # a manual journal entry by finance
+
 
 A, L, R, E = AccountType.ASSET, AccountType.LIABILITY, AccountType.REVENUE, AccountType.EXPENSE
 
@@ -41,11 +67,6 @@ def fee_revenue(uow: UnitOfWork, currency: str) -> Account:
 def benefit_expense(uow: UnitOfWork, currency: str) -> Account:
     """The bank-funded share of members' rewards, and its marketing contributions."""
     return _bank(uow, "benefit_expense", E, currency, f"Bank-funded benefits {currency}")
-
-
-def bonus_expense(uow: UnitOfWork, currency: str) -> Account:
-    """Bonuses the bank pays partners (sales tiers, newly activated customers)."""
-    return _bank(uow, "bonus_expense", E, currency, f"Partner bonuses {currency}")
 
 
 def points_issued(uow: UnitOfWork) -> Account:
