@@ -15,6 +15,7 @@ from beyondbank.core.clock import SystemClock
 from beyondbank.core.db import is_sqlite, make_engine
 from beyondbank.core.settings import get_settings
 from beyondbank.core.uow import UnitOfWork, make_session_factory
+from beyondbank.ledger import cli as ledger_cli
 
 app = typer.Typer(help="beyondbank: a bank's partner ecosystem platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -23,6 +24,7 @@ users_app = typer.Typer(help="Staff and merchant users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sso_app, name="sso")
 app.add_typer(users_app, name="users")
+app.add_typer(ledger_cli.app, name="ledger")
 
 console = Console()
 err = Console(stderr=True)

@@ -726,6 +726,11 @@ def _account_id(account: Account | int) -> int:
 # -- reads ---------------------------------------------------------------------------------------
 
 
+def transaction_by_key(uow: UnitOfWork, key: str) -> LedgerTransaction | None:
+    """The transaction posted under an idempotency key, if any."""
+    return _by_key(uow.session, key)
+
+
 def get_transaction(uow: UnitOfWork, public_id: str) -> LedgerTransaction:
     transaction = uow.session.scalars(
         select(LedgerTransaction).where(LedgerTransaction.public_id == public_id)
