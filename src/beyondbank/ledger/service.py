@@ -236,7 +236,8 @@ def close_account(uow: UnitOfWork, account_id: int, *, actor: Principal) -> Acco
             )
         raise Conflict(
             f"Account {account.public_id} still holds {account.balance_minor} and "
-            f"{account.pending_minor} pending: move them before closing.",
+            f"{account.debits_pending + account.credits_pending} in pending holds: "
+            "move or release them before closing.",
             extra={"current_status": account.status.value},
         )
     audit.record(
@@ -487,9 +488,10 @@ def _write(
     check_draft(draft)
     session = uow.session
     fingerprint = fingerprint_of(draft)
+    is_hold = status is TransactionStatus.PENDING
     existing = _by_key(session, draft.key)
     if existing is not None:
-        return _replay(existing, draft, fingerprint)
+        return _replay(existing, draft, fingerprint, hold=is_hold)
     accounts = _accounts_for(session, draft.legs)
     now = uow.clock.now()
     effective_at = draft.effective_at or now
@@ -523,7 +525,7 @@ def _write(
                 savepoint.rollback()
             raced = _by_key(session, draft.key)
             assert raced is not None
-            return _replay(raced, draft, fingerprint)
+            return _replay(raced, draft, fingerprint, hold=is_hold)
         transaction = session.get_one(LedgerTransaction, inserted)
         pending = status is TransactionStatus.PENDING
         session.execute(
@@ -679,8 +681,19 @@ def _by_key(session: Session, key: str) -> LedgerTransaction | None:
     ).one_or_none()
 
 
-def _replay(existing: LedgerTransaction, draft: Draft, fingerprint: str | None = None) -> Posted:
-    if existing.fingerprint != (fingerprint or fingerprint_of(draft)):
+def _replay(
+    existing: LedgerTransaction,
+    draft: Draft,
+    fingerprint: str | None = None,
+    *,
+    hold: bool | None = None,
+) -> Posted:
+    """The original for a repeated key, if it is the same request. `hold` says whether the
+    request is a hold: the same content posted is a different request from it held."""
+    same = existing.fingerprint == (fingerprint or fingerprint_of(draft))
+    if hold is not None and (existing.status is not TransactionStatus.POSTED) != hold:
+        same = False
+    if not same:
         raise IdempotencyKeyReused(
             f"The key {draft.key!r} was used for a different transaction "
             f"({existing.public_id}); use a new key.",
