@@ -17,7 +17,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -300,7 +300,9 @@ def fingerprint_of(draft: Draft) -> str:
             for leg in draft.legs
         ),
         "description": draft.description,
-        "effective_at": draft.effective_at.isoformat() if draft.effective_at else None,
+        "effective_at": draft.effective_at.astimezone(UTC).isoformat()
+        if draft.effective_at
+        else None,
         "counterparty": draft.counterparty,
         "member": draft.member,
         "category": draft.category,

@@ -1,0 +1,373 @@
+"""The ledger's bulk write path: many transactions at once, through the database's fast load.
+
+For batch results (the card-linked engine posts hundreds of thousands of rewards in a run).
+Per chunk: the transactions go into a staging table (COPY on PostgreSQL, one executemany on
+SQLite); one `INSERT … SELECT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING` moves the
+new ones into the ledger and hands back their ids; their postings are then loaded straight
+into `ledger_postings` (COPY again); and each touched account's totals move by one UPDATE,
+with the accounts locked in id order first, exactly as the single path orders them.
+
+It stays idempotent: a transaction whose key is already in the ledger with the same content is
+counted as existing and writes nothing; with different content the whole call is refused.
+The SQL here is text because COPY and staging tables are; every name interpolated into it is a
+constant of this module, never input (hence the `noqa: S608`s).
+Everything runs in a savepoint of the caller's transaction, so a refusal writes nothing and
+the caller decides when to commit (per chunk, for a restartable batch).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, select, text, update
+from sqlalchemy.orm import Session
+
+from beyondbank.core.authz import SYSTEM, Principal
+from beyondbank.core.errors import (
+    Conflict,
+    FieldError,
+    IdempotencyKeyReused,
+    InsufficientBalance,
+    InvalidInput,
+)
+from beyondbank.core.ids import new_public_id
+from beyondbank.core.money import Money
+from beyondbank.core.uow import UnitOfWork
+from beyondbank.ledger.models import Account, AccountStatus
+from beyondbank.ledger.service import Draft, check_draft, fingerprint_of
+
+DEFAULT_CHUNK = 20_000
+_STAGE = "ledger_stage_transactions"
+_STAGE_COLUMNS = (
+    "public_id",
+    "idempotency_key",
+    "fingerprint",
+    "kind",
+    "description",
+    "counterparty_ref",
+    "member_ref",
+    "category",
+    "reference",
+    "corrects_id",
+    "effective_at",
+    "details",
+)
+_POSTING_COLUMNS = (
+    "transaction_id",
+    "account_id",
+    "currency",
+    "amount_minor",
+    "pending",
+    "effective_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    offered: int  # drafts given, duplicates within the call included
+    created: int  # transactions written by this call
+    existing: int  # already in the ledger with the same content: nothing written
+    postings: int  # postings written by this call
+
+    def __add__(self, other: BulkResult) -> BulkResult:
+        return BulkResult(
+            self.offered + other.offered,
+            self.created + other.created,
+            self.existing + other.existing,
+            self.postings + other.postings,
+        )
+
+
+EMPTY = BulkResult(0, 0, 0, 0)
+
+
+def post_many(
+    uow: UnitOfWork,
+    drafts: Iterable[Draft],
+    *,
+    actor: Principal = SYSTEM,
+    chunk_size: int = DEFAULT_CHUNK,
+    on_chunk: Callable[[BulkResult], None] | None = None,
+) -> BulkResult:
+    """Post every draft once, in chunks, inside the caller's transaction (not committed here)."""
+    session = uow.session
+    total = EMPTY
+    accounts = _AccountCache(session)
+    with session.begin_nested():
+        connection = session.connection()
+        _create_stage(connection)
+        for chunk in _chunks(drafts, chunk_size):
+            result = _post_chunk(uow, connection, chunk, accounts, actor)
+            total = total + result
+            if on_chunk is not None:
+                on_chunk(result)
+    session.expire_all()
+    return total
+
+
+def _post_chunk(
+    uow: UnitOfWork,
+    connection: Connection,
+    chunk: Sequence[Draft],
+    accounts: _AccountCache,
+    actor: Principal,
+) -> BulkResult:
+    now = uow.clock.now()
+    unique = _unique_by_key(chunk)
+    accounts.check(unique)
+    staged = [_staged(draft, now) for draft in unique]
+    connection.execute(text(f"DELETE FROM {_STAGE}"))  # noqa: S608
+    _load(connection, _STAGE, _STAGE_COLUMNS, (row for row, _draft in staged))
+    new_ids = _insert_new(connection, actor, now)
+    _refuse_reused_keys(connection)
+    postings: list[tuple[Any, ...]] = []
+    debits: dict[int, int] = defaultdict(int)
+    credits: dict[int, int] = defaultdict(int)
+    for row, draft in staged:
+        transaction_id = new_ids.get(row[0])
+        if transaction_id is None:
+            continue
+        effective_at = row[10]
+        for leg in draft.legs:
+            signed = leg.signed
+            postings.append(
+                (transaction_id, leg.account_id, leg.amount.currency, signed, False, effective_at)
+            )
+            if signed > 0:
+                debits[leg.account_id] += signed
+            else:
+                credits[leg.account_id] -= signed
+    _load(connection, "ledger_postings", _POSTING_COLUMNS, postings)
+    _apply_totals(connection, debits, credits)
+    return BulkResult(len(chunk), len(new_ids), len(unique) - len(new_ids), len(postings))
+
+
+def _unique_by_key(chunk: Sequence[Draft]) -> list[Draft]:
+    """Each key once; the same key twice in one call must carry the same content."""
+    seen: dict[str, Draft] = {}
+    for draft in chunk:
+        earlier = seen.get(draft.key)
+        if earlier is None:
+            seen[draft.key] = draft
+        elif earlier != draft and fingerprint_of(earlier) != fingerprint_of(draft):
+            raise IdempotencyKeyReused(
+                f"The key {draft.key!r} appears twice in the batch with different content."
+            )
+    return list(seen.values())
+
+
+def _staged(draft: Draft, now: datetime) -> tuple[tuple[Any, ...], Draft]:
+    check_draft(draft)
+    effective_at = (draft.effective_at or now).astimezone(UTC)
+    row = (
+        new_public_id("ltx"),
+        draft.key,
+        fingerprint_of(draft),
+        draft.kind,
+        draft.description,
+        draft.counterparty,
+        draft.member,
+        draft.category,
+        draft.reference,
+        draft.corrects,
+        effective_at,
+        json.dumps(dict(draft.details), sort_keys=True, default=str),
+    )
+    return row, draft
+
+
+def _create_stage(connection: Connection) -> None:
+    postgres = connection.dialect.name == "postgresql"
+    timestamp = "TIMESTAMP WITH TIME ZONE" if postgres else "DATETIME"
+    # On PostgreSQL the staging table lives and dies with the transaction.
+    lifetime = " ON COMMIT DROP" if postgres else ""
+    connection.execute(
+        text(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ("
+            "public_id VARCHAR(40) NOT NULL, idempotency_key VARCHAR(255) NOT NULL, "
+            "fingerprint VARCHAR(64) NOT NULL, kind VARCHAR(60) NOT NULL, description TEXT, "
+            "counterparty_ref VARCHAR(40), member_ref VARCHAR(40), category VARCHAR(60), "
+            f"reference VARCHAR(80), corrects_id BIGINT, effective_at {timestamp} NOT NULL, "
+            f"details TEXT NOT NULL){lifetime}"
+        )
+    )
+
+
+def _load(
+    connection: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """COPY on PostgreSQL; a single executemany on SQLite."""
+    if connection.dialect.name == "postgresql":
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    rows = list(rows)
+    if not rows:
+        return
+    placeholders = ", ".join("?" for _ in columns)
+    raw_sqlite = connection.connection.driver_connection
+    assert raw_sqlite is not None
+    rows = [tuple(_sqlite_value(value) for value in row) for row in rows]
+    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
+    raw_sqlite.executemany(statement, rows)
+
+
+def _sqlite_value(value: Any) -> Any:
+    """What SQLAlchemy binds for SQLite: UTC datetimes as fixed-width text, so they compare."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def _insert_new(connection: Connection, actor: Principal, now: datetime) -> dict[str, int]:
+    """Move staged transactions not yet in the ledger into it; their public ids → new ids."""
+    postgres = connection.dialect.name == "postgresql"
+    details = "CAST(s.details AS JSONB)" if postgres else "s.details"
+    rows = connection.execute(
+        text(
+            "INSERT INTO ledger_transactions (public_id, idempotency_key, fingerprint, kind, "  # noqa: S608
+            "status, description, counterparty_ref, member_ref, category, reference, corrects_id, "
+            "resolves_id, effective_at, created_at, created_by, details) "
+            "SELECT s.public_id, s.idempotency_key, s.fingerprint, s.kind, 'posted', "
+            "s.description, s.counterparty_ref, s.member_ref, s.category, s.reference, "
+            f"s.corrects_id, NULL, s.effective_at, :now, :actor, {details} "
+            f"FROM {_STAGE} s WHERE NOT EXISTS (SELECT 1 FROM ledger_transactions t "
+            "WHERE t.idempotency_key = s.idempotency_key) "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, public_id"
+        ).bindparams(
+            bindparam("now", now if postgres else _sqlite_value(now)),
+            actor=actor.public_id,
+        )
+    ).all()
+    return {public_id: transaction_id for transaction_id, public_id in rows}
+
+
+def _refuse_reused_keys(connection: Connection) -> None:
+    reused = connection.execute(
+        text(
+            f"SELECT s.idempotency_key, t.public_id FROM {_STAGE} s JOIN ledger_transactions t "  # noqa: S608
+            "ON t.idempotency_key = s.idempotency_key WHERE t.fingerprint <> s.fingerprint "
+            "ORDER BY s.idempotency_key LIMIT 10"
+        )
+    ).all()
+    if reused:
+        keys = ", ".join(f"{key!r} ({public_id})" for key, public_id in reused)
+        raise IdempotencyKeyReused(
+            f"These keys were used before for different transactions: {keys}.",
+            extra={"keys": [key for key, _ in reused]},
+        )
+
+
+def _apply_totals(connection: Connection, debits: dict[int, int], credits: dict[int, int]) -> None:
+    """Lock the touched accounts in id order, check floors and status, then move the totals."""
+    ids = sorted(set(debits) | set(credits))
+    if not ids:
+        return
+    table = cast(Table, Account.__table__)
+    locked = (
+        select(
+            table.c.id,
+            table.c.public_id,
+            table.c.code,
+            table.c.type,
+            table.c.status,
+            table.c.floor_minor,
+            table.c.currency,
+            table.c.debits_posted,
+            table.c.credits_posted,
+            table.c.debits_pending,
+            table.c.credits_pending,
+        )
+        .where(table.c.id.in_(ids))
+        .order_by(table.c.id)
+    )
+    if connection.dialect.name == "postgresql":
+        locked = locked.with_for_update()
+    for row in connection.execute(locked):
+        if row.status != AccountStatus.OPEN.value:
+            raise Conflict(
+                f"Account {row.public_id} ({row.code}) is closed.",
+                extra={"account_id": row.public_id, "current_status": row.status},
+            )
+        if row.floor_minor is None:
+            continue
+        debit, credit = debits.get(row.id, 0), credits.get(row.id, 0)
+        if row.type in ("asset", "expense"):
+            available = (
+                (row.debits_posted + debit) - (row.credits_posted + credit) - row.credits_pending
+            )
+        else:
+            available = (
+                (row.credits_posted + credit) - (row.debits_posted + debit) - row.debits_pending
+            )
+        if available < row.floor_minor:
+            raise InsufficientBalance(
+                f"The batch would take account {row.public_id} ({row.code}) to "
+                f"{Money(available, row.currency)}, below its floor of "
+                f"{Money(row.floor_minor, row.currency)}.",
+                extra={"account_id": row.public_id, "floor_minor": row.floor_minor},
+            )
+    connection.execute(
+        update(table)
+        .where(table.c.id == bindparam("account"))
+        .values(
+            debits_posted=table.c.debits_posted + bindparam("d"),
+            credits_posted=table.c.credits_posted + bindparam("c"),
+        ),
+        [{"account": i, "d": debits.get(i, 0), "c": credits.get(i, 0)} for i in ids],
+    )
+
+
+class _AccountCache:
+    """Currency and status of the accounts a batch names, read once per account per call."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._known: dict[int, tuple[str, str]] = {}
+
+    def check(self, drafts: Sequence[Draft]) -> None:
+        wanted = {leg.account_id for draft in drafts for leg in draft.legs} - self._known.keys()
+        if wanted:
+            rows = self._session.execute(
+                select(Account.id, Account.currency, Account.status).where(Account.id.in_(wanted))
+            ).all()
+            self._known.update({i: (currency, status.value) for i, currency, status in rows})
+        errors: list[FieldError] = []
+        for draft in drafts:
+            for index, leg in enumerate(draft.legs):
+                known = self._known.get(leg.account_id)
+                where = f"{draft.key}.postings.{index}"
+                if known is None:
+                    errors.append(FieldError(f"{where}.account", "no such account"))
+                elif known[0] != leg.amount.currency:
+                    errors.append(
+                        FieldError(
+                            f"{where}.currency",
+                            f"the account keeps {known[0]}, not {leg.amount.currency}",
+                        )
+                    )
+                elif known[1] != AccountStatus.OPEN.value:
+                    errors.append(FieldError(f"{where}.account", "the account is closed"))
+                if len(errors) >= 20:
+                    break
+        if errors:
+            raise InvalidInput("Some transactions of the batch cannot be posted.", errors=errors)
+
+
+def _chunks(drafts: Iterable[Draft], size: int) -> Iterator[list[Draft]]:
+    iterator = iter(drafts)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+__all__ = ["BulkResult", "post_many"]
