@@ -1,0 +1,804 @@
+"""The bank core adapter: `PaymentGateway` against the platform's own deposit accounts and ledger.
+
+Every call runs in a unit of work of its own and commits before it returns, as a call to a
+bank's system would: the caller holds no lock of its own across it. Inside a call the
+database enforces everything concurrent calls could break, taking locks in one order so that
+they queue rather than deadlock:
+
+1. the operation row: its unique idempotency key makes a retry wait for, then replay, the
+   first call with that key;
+2. the payment row: its status moves by a conditional UPDATE (`WHERE status IN (…)`), and a
+   refund adds to `refunded_minor` only `WHERE refunded + x <= captured`;
+3. the account's daily usage row: a conditional upsert keeps within the daily limit;
+4. the ledger accounts (the ledger orders those itself): the customer deposit's floor
+   (−overdraft) refuses a hold the funds do not cover.
+
+A decline rolls the attempt back and then records the declined payment and its operation in a
+transaction of its own, so the bank sees its declines; the caller gets a result with
+`approved=False`, never an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from beyondbank.alliance import service as alliance
+from beyondbank.commerce.models import Partner
+from beyondbank.core import audit
+from beyondbank.core.authz import SYSTEM, Principal
+from beyondbank.core.clock import Clock
+from beyondbank.core.errors import (
+    Conflict,
+    FieldError,
+    IdempotencyKeyReused,
+    InsufficientBalance,
+    InvalidInput,
+    NotFound,
+    invalid,
+)
+from beyondbank.core.ids import new_public_id
+from beyondbank.core.money import Money, is_currency
+from beyondbank.core.uow import UnitOfWork
+from beyondbank.identity import service as identity
+from beyondbank.ledger import chart
+from beyondbank.ledger import service as ledger
+from beyondbank.ledger.chart import Kind
+from beyondbank.ledger.models import LedgerTransaction, OwnerKind
+from beyondbank.payments.gateway import (
+    AuthoriseRequest,
+    DeclineCode,
+    OperationKind,
+    OperationView,
+    Outcome,
+    PayeeKind,
+    PaymentResult,
+    PaymentStatus,
+    PaymentView,
+    refuse,
+    states_allowing,
+)
+from beyondbank.payments.models import DailyUsage, DepositAccount, DepositStatus, Payment
+from beyondbank.payments.models import PaymentOperation as Operation
+
+Op, S = OperationKind, PaymentStatus
+
+MAX_KEY_LENGTH = 320
+MAX_AMOUNT_MINOR = 10**15
+DEFAULT_AUTHORISATION_TTL = timedelta(days=7)
+
+_DECLINE_MESSAGES = {
+    DeclineCode.INSUFFICIENT_FUNDS: "The account does not have enough funds available.",
+    DeclineCode.ACCOUNT_BLOCKED: "The account is blocked: no payments can be made from it.",
+    DeclineCode.ACCOUNT_CLOSED: "The account is closed.",
+    DeclineCode.PER_PAYMENT_LIMIT: "The amount is above the account's limit for one payment.",
+    DeclineCode.DAILY_LIMIT: "The payment would take the account over its daily limit.",
+    DeclineCode.CURRENCY_MISMATCH: "The account is kept in another currency.",
+}
+
+
+class _Declined(Exception):
+    def __init__(self, code: DeclineCode) -> None:
+        super().__init__(code.value)
+        self.code = code
+        self.message = _DECLINE_MESSAGES[code]
+
+
+class _KeyTaken(Exception):
+    """A concurrent call with the same idempotency key committed first."""
+
+
+class BankCoreGateway:
+    """The bank's core system as a payment gateway. Thread-safe: it keeps no state per call.
+
+    Daily limits count per calendar day in `timezone` (the bank's); an authorisation not
+    captured within `authorisation_ttl` expires and its hold is released.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        clock: Clock,
+        *,
+        timezone: str = "Europe/London",
+        authorisation_ttl: timedelta = DEFAULT_AUTHORISATION_TTL,
+    ) -> None:
+        self._session_factory = session_factory
+        self._clock = clock
+        self._zone = ZoneInfo(timezone)
+        self._ttl = authorisation_ttl
+
+    def _unit(self) -> UnitOfWork:
+        return UnitOfWork(self._session_factory, self._clock)
+
+    def day_of(self, at: datetime) -> date:
+        """The bank's business day of an instant: what a daily limit counts against."""
+        return at.astimezone(self._zone).date()
+
+    # -- authorise ---------------------------------------------------------------------------
+
+    def authorise(
+        self, request: AuthoriseRequest, *, key: str, actor: Principal = SYSTEM
+    ) -> PaymentResult:
+        _check_key(key)
+        _check_request(request)
+        fingerprint = _fingerprint(Op.AUTHORISE, asdict(request))
+        with self._unit() as uow:
+            replayed = _replay(uow, key, fingerprint)
+            if replayed is not None:
+                return replayed
+            account = _deposit_account(uow, request.account_id)
+            _check_payee(uow, request.payee_kind, request.payee_id)
+            try:
+                result = self._authorise(uow, account, request, key, fingerprint, actor)
+            except _Declined as exc:
+                uow.rollback()
+                declined = exc
+            except _KeyTaken as exc:
+                uow.rollback()
+                return _replay_after_race(uow, key, fingerprint, exc)
+            else:
+                uow.commit()
+                return result
+        return self._record_decline(request, declined, key, fingerprint, actor)
+
+    def _authorise(
+        self,
+        uow: UnitOfWork,
+        account: DepositAccount,
+        request: AuthoriseRequest,
+        key: str,
+        fingerprint: str,
+        actor: Principal,
+    ) -> PaymentResult:
+        _decline_on_account(account, request)
+        now = uow.clock.now()
+        payment = _new_payment(account, request, now, S.AUTHORISED)
+        payment.expires_at = now + self._ttl
+        uow.session.add(payment)
+        uow.session.flush()
+        operation = _new_operation(payment, Op.AUTHORISE, key, fingerprint, actor, now)
+        _claim(uow, operation)
+
+        day = self.day_of(now)
+        if not _count_daily(uow, account, day, request.amount_minor):
+            raise _Declined(DeclineCode.DAILY_LIMIT)
+        payment.usage_day = day
+        customer_ref = identity.customers_by_ids(uow, {account.customer_id})[
+            account.customer_id
+        ].public_id
+        money = Money(request.amount_minor, request.currency)
+        payable = chart.payable(
+            uow, OwnerKind(request.payee_kind.value), request.payee_id, request.currency
+        )
+        draft = ledger.Draft(
+            key=f"payment:{payment.public_id}:hold",
+            kind=Kind.SALE,
+            legs=(
+                ledger.Leg.debit(account.ledger_account_id, money),
+                ledger.Leg.credit(payable, money),
+            ),
+            description=request.description or f"Payment to {request.payee_id}",
+            counterparty=request.payee_id,
+            member=customer_ref,
+            category=request.category,
+            reference=payment.public_id,
+            details={"order_reference": request.reference} if request.reference else {},
+        )
+        try:
+            held = ledger.hold(uow, draft, actor=actor)
+        except InsufficientBalance as exc:
+            raise _Declined(DeclineCode.INSUFFICIENT_FUNDS) from exc
+        payment.hold_transaction_id = held.transaction.id
+        operation.ledger_transaction_id = held.transaction.id
+        return _finish(uow, payment, operation, actor, "payment.authorised", before=None)
+
+    def _record_decline(
+        self,
+        request: AuthoriseRequest,
+        declined: _Declined,
+        key: str,
+        fingerprint: str,
+        actor: Principal,
+    ) -> PaymentResult:
+        """Keep the declined payment and its operation, in a transaction of their own."""
+        with self._unit() as uow:
+            replayed = _replay(uow, key, fingerprint)
+            if replayed is not None:
+                return replayed
+            account = _deposit_account(uow, request.account_id)
+            now = uow.clock.now()
+            payment = _new_payment(account, request, now, S.DECLINED)
+            payment.decline_code = declined.code
+            payment.decline_message = declined.message
+            payment.resolved_at = now
+            uow.session.add(payment)
+            uow.session.flush()
+            operation = _new_operation(payment, Op.AUTHORISE, key, fingerprint, actor, now)
+            operation.outcome = Outcome.DECLINED
+            operation.decline_code = declined.code
+            try:
+                _claim(uow, operation)
+            except _KeyTaken as exc:
+                uow.rollback()
+                return _replay_after_race(uow, key, fingerprint, exc)
+            result = _finish(uow, payment, operation, actor, "payment.declined", before=None)
+            uow.commit()
+            return result
+
+    # -- capture, void, refund ------------------------------------------------------------------
+
+    def capture(
+        self,
+        payment_id: str,
+        *,
+        key: str,
+        amount_minor: int | None = None,
+        actor: Principal = SYSTEM,
+    ) -> PaymentResult:
+        _check_key(key)
+        if amount_minor is not None:
+            _check_amount(amount_minor)
+        fingerprint = _fingerprint(
+            Op.CAPTURE, {"payment_id": payment_id, "amount_minor": amount_minor}
+        )
+        with self._unit() as uow:
+            replayed = _replay(uow, key, fingerprint)
+            if replayed is not None:
+                return replayed
+            payment = _payment(uow, payment_id)
+            amount = payment.amount_minor if amount_minor is None else amount_minor
+            if amount > payment.amount_minor:
+                raise invalid(
+                    "body.amount_minor",
+                    f"at most {payment.amount_minor}, the amount authorised",
+                )
+            now = uow.clock.now()
+            operation = _new_operation(payment, Op.CAPTURE, key, fingerprint, actor, now)
+            operation.amount_minor = amount
+            try:
+                _claim(uow, operation)
+            except _KeyTaken as exc:
+                uow.rollback()
+                return _replay_after_race(uow, key, fingerprint, exc)
+            before = _state(payment)
+            if not _move(
+                uow,
+                payment,
+                Op.CAPTURE,
+                S.CAPTURED,
+                now,
+                Payment.expires_at > now,
+                captured_minor=amount,
+                resolved_at=now,
+            ):
+                if payment.status is not S.AUTHORISED:
+                    raise refuse(payment.status, Op.CAPTURE, payment.public_id)
+                uow.rollback()  # authorised, but its time has run out: expire it, then refuse
+            else:
+                assert payment.hold_transaction_id is not None
+                posted = ledger.capture(
+                    uow,
+                    payment.hold_transaction_id,
+                    key=f"payment:{payment.public_id}:capture",
+                    amount=amount,
+                    actor=actor,
+                )
+                _release_daily(uow, payment, payment.amount_minor - amount)
+                payment.capture_transaction_id = posted.transaction.id
+                operation.ledger_transaction_id = posted.transaction.id
+                result = _finish(uow, payment, operation, actor, "payment.captured", before)
+                uow.commit()
+                return result
+        self._expire(payment_id)
+        raise refuse(self.payment(payment_id).status, Op.CAPTURE, payment_id)
+
+    def void(self, payment_id: str, *, key: str, actor: Principal = SYSTEM) -> PaymentResult:
+        _check_key(key)
+        fingerprint = _fingerprint(Op.VOID, {"payment_id": payment_id})
+        with self._unit() as uow:
+            replayed = _replay(uow, key, fingerprint)
+            if replayed is not None:
+                return replayed
+            payment = _payment(uow, payment_id)
+            now = uow.clock.now()
+            operation = _new_operation(payment, Op.VOID, key, fingerprint, actor, now)
+            try:
+                _claim(uow, operation)
+            except _KeyTaken as exc:
+                uow.rollback()
+                return _replay_after_race(uow, key, fingerprint, exc)
+            before = _state(payment)
+            if not _move(uow, payment, Op.VOID, S.VOIDED, now, resolved_at=now):
+                raise refuse(payment.status, Op.VOID, payment.public_id)
+            self._release_hold(uow, payment, actor)
+            operation.ledger_transaction_id = payment.hold_transaction_id
+            result = _finish(uow, payment, operation, actor, "payment.voided", before)
+            uow.commit()
+            return result
+
+    def refund(
+        self,
+        payment_id: str,
+        *,
+        key: str,
+        amount_minor: int | None = None,
+        actor: Principal = SYSTEM,
+    ) -> PaymentResult:
+        _check_key(key)
+        if amount_minor is not None:
+            _check_amount(amount_minor)
+        fingerprint = _fingerprint(
+            Op.REFUND, {"payment_id": payment_id, "amount_minor": amount_minor}
+        )
+        with self._unit() as uow:
+            replayed = _replay(uow, key, fingerprint)
+            if replayed is not None:
+                return replayed
+            payment = _payment(uow, payment_id)
+            now = uow.clock.now()
+            operation = _new_operation(payment, Op.REFUND, key, fingerprint, actor, now)
+            operation.amount_minor = amount_minor or 0
+            try:
+                _claim(uow, operation)
+            except _KeyTaken as exc:
+                uow.rollback()
+                return _replay_after_race(uow, key, fingerprint, exc)
+            # Lock the payment row, so that "what is left" is read as no other refund leaves it.
+            uow.session.execute(
+                select(Payment.id).where(Payment.id == payment.id).with_for_update()
+            )
+            uow.session.refresh(payment)
+            if payment.status not in states_allowing(Op.REFUND):
+                raise refuse(payment.status, Op.REFUND, payment.public_id)
+            amount = payment.captured_minor - payment.refunded_minor
+            if amount_minor is not None:
+                amount = amount_minor
+            _refuse_beyond_captured(payment, amount)
+            _refuse_closed_payer(uow, payment)
+            before = _state(payment)
+            after_refund = Payment.refunded_minor + amount
+            moved = _move(
+                uow,
+                payment,
+                Op.REFUND,
+                case(
+                    (after_refund == Payment.captured_minor, S.REFUNDED.value),
+                    else_=S.PARTIALLY_REFUNDED.value,
+                ),
+                now,
+                after_refund <= Payment.captured_minor,
+                refunded_minor=after_refund,
+            )
+            if not moved:  # cannot happen under the row lock; the database has the last word
+                _refuse_beyond_captured(payment, amount)
+                raise refuse(payment.status, Op.REFUND, payment.public_id)
+            assert payment.capture_transaction_id is not None
+            posted = ledger.reverse(
+                uow,
+                payment.capture_transaction_id,
+                key=f"payment:{payment.public_id}:refund:{operation.public_id}",
+                reason=f"Refund of payment {payment.public_id}",
+                amount=amount,
+                kind=Kind.RETURN,
+                actor=actor,
+            )
+            operation.amount_minor = amount
+            operation.ledger_transaction_id = posted.transaction.id
+            result = _finish(uow, payment, operation, actor, "payment.refunded", before)
+            uow.commit()
+            return result
+
+    # -- expiry ------------------------------------------------------------------------------
+
+    def expire_due(self, *, limit: int = 1000) -> list[str]:
+        """Expire the authorisations whose time has run out (each in its own transaction),
+        releasing their holds; the ids of those expired now."""
+        with self._unit() as uow:
+            due = uow.session.scalars(
+                select(Payment.public_id)
+                .where(Payment.status == S.AUTHORISED, Payment.expires_at <= uow.clock.now())
+                .order_by(Payment.expires_at, Payment.id)
+                .limit(limit)
+            ).all()
+        return [payment_id for payment_id in due if self._expire(payment_id)]
+
+    def _expire(self, payment_id: str) -> bool:
+        with self._unit() as uow:
+            payment = _payment(uow, payment_id)
+            now = uow.clock.now()
+            before = _state(payment)
+            if not _move(
+                uow, payment, Op.EXPIRE, S.EXPIRED, now, Payment.expires_at <= now, resolved_at=now
+            ):
+                return False
+            operation = _new_operation(
+                payment, Op.EXPIRE, f"payment:{payment.public_id}:expire", "", SYSTEM, now
+            )
+            uow.session.add(operation)
+            uow.session.flush()
+            self._release_hold(uow, payment, SYSTEM)
+            operation.ledger_transaction_id = payment.hold_transaction_id
+            _finish(uow, payment, operation, SYSTEM, "payment.expired", before)
+            uow.commit()
+            return True
+
+    def _release_hold(self, uow: UnitOfWork, payment: Payment, actor: Principal) -> None:
+        assert payment.hold_transaction_id is not None
+        ledger.void(uow, payment.hold_transaction_id, actor=actor)
+        _release_daily(uow, payment, payment.amount_minor)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def payment(self, payment_id: str) -> PaymentView:
+        with self._unit() as uow:
+            return view_of(uow, _payment(uow, payment_id))
+
+
+# -- checks --------------------------------------------------------------------------------------
+
+
+def _check_key(key: str) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(
+            "The idempotency key is not usable.",
+            errors=(FieldError("header.Idempotency-Key", f"1 to {MAX_KEY_LENGTH} characters"),),
+        )
+
+
+def _check_amount(amount: int, field: str = "body.amount_minor") -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise invalid(field, "an integer number of minor units")
+    if not 0 < amount <= MAX_AMOUNT_MINOR:
+        raise invalid(field, f"must be within 1..{MAX_AMOUNT_MINOR}")
+
+
+def _check_request(request: AuthoriseRequest) -> None:
+    errors: list[FieldError] = []
+    try:
+        _check_amount(request.amount_minor)
+    except InvalidInput as exc:
+        errors.extend(exc.errors)
+    if not is_currency(request.currency):
+        errors.append(FieldError("body.currency", "not an ISO 4217 currency code"))
+    if not isinstance(request.payee_kind, PayeeKind):
+        errors.append(FieldError("body.payee_kind", "merchant or partner"))
+    for field, value, most in (
+        ("body.account_id", request.account_id, 40),
+        ("body.payee_id", request.payee_id, 40),
+        ("body.reference", request.reference, 80),
+        ("body.category", request.category, 60),
+    ):
+        if value is not None and not 0 < len(value) <= most:
+            errors.append(FieldError(field, f"1 to {most} characters"))
+    if errors:
+        raise InvalidInput("The payment cannot be authorised as asked.", errors=errors)
+
+
+def _check_payee(uow: UnitOfWork, kind: PayeeKind, ref: str) -> None:
+    if kind is PayeeKind.MERCHANT:
+        try:
+            alliance.get_merchant(uow, SYSTEM, ref)
+        except NotFound:
+            raise invalid("body.payee_id", "no such merchant") from None
+    elif (
+        uow.session.scalar(select(Partner.id).where(Partner.public_id == ref)) is None
+    ):  # commerce has no service yet to ask
+        raise invalid("body.payee_id", "no such partner")
+
+
+def _decline_on_account(account: DepositAccount, request: AuthoriseRequest) -> None:
+    """The declines the account's own state decides, in the order a bank checks them."""
+    if account.status is DepositStatus.CLOSED:
+        raise _Declined(DeclineCode.ACCOUNT_CLOSED)
+    if account.status is DepositStatus.BLOCKED:
+        raise _Declined(DeclineCode.ACCOUNT_BLOCKED)
+    if request.currency != account.currency:
+        raise _Declined(DeclineCode.CURRENCY_MISMATCH)
+    limit = account.per_payment_limit_minor
+    if limit is not None and request.amount_minor > limit:
+        raise _Declined(DeclineCode.PER_PAYMENT_LIMIT)
+    daily = account.daily_limit_minor
+    if daily is not None and request.amount_minor > daily:
+        raise _Declined(DeclineCode.DAILY_LIMIT)
+
+
+def _refuse_beyond_captured(payment: Payment, amount: int) -> None:
+    left = payment.captured_minor - payment.refunded_minor
+    if amount > left:
+        captured = Money(payment.captured_minor, payment.currency)
+        raise Conflict(
+            f"Only {Money(left, payment.currency)} of the {captured} captured is left to refund.",
+            errors=(FieldError("body.amount_minor", f"at most {left}"),),
+            extra={
+                "current_status": payment.status.value,
+                "refundable_minor": left,
+                "payment_id": payment.public_id,
+            },
+        )
+
+
+def _refuse_closed_payer(uow: UnitOfWork, payment: Payment) -> None:
+    account = uow.session.get_one(DepositAccount, payment.deposit_account_id)
+    if account.status is DepositStatus.CLOSED:
+        raise Conflict(
+            f"The payer's account {account.public_id} is closed: refund the customer another way.",
+            extra={"account_id": account.public_id, "current_status": account.status.value},
+        )
+
+
+# -- rows ----------------------------------------------------------------------------------------
+
+
+def _fingerprint(operation: OperationKind, request: Mapping[str, Any]) -> str:
+    canonical = json.dumps(
+        {"operation": operation.value, **request},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _deposit_account(uow: UnitOfWork, public_id: str) -> DepositAccount:
+    account = uow.session.scalars(
+        select(DepositAccount).where(DepositAccount.public_id == public_id)
+    ).one_or_none()
+    if account is None:
+        raise invalid("body.account_id", "no such deposit account")
+    return account
+
+
+def _payment(uow: UnitOfWork, public_id: str) -> Payment:
+    payment = uow.session.scalars(
+        select(Payment).where(Payment.public_id == public_id)
+    ).one_or_none()
+    if payment is None:
+        raise NotFound(f"No payment {public_id!r} here.")
+    return payment
+
+
+def _new_payment(
+    account: DepositAccount, request: AuthoriseRequest, now: datetime, status: PaymentStatus
+) -> Payment:
+    return Payment(
+        public_id=new_public_id("pay"),
+        deposit_account_id=account.id,
+        payee_kind=request.payee_kind,
+        payee_ref=request.payee_id,
+        currency=request.currency,
+        amount_minor=request.amount_minor,
+        captured_minor=0,
+        refunded_minor=0,
+        status=status,
+        reference=request.reference,
+        category=request.category,
+        description=request.description,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _new_operation(
+    payment: Payment,
+    kind: OperationKind,
+    key: str,
+    fingerprint: str,
+    actor: Principal,
+    now: datetime,
+) -> Operation:
+    return Operation(
+        public_id=new_public_id("pop"),
+        payment_id=payment.id,
+        kind=kind,
+        idempotency_key=key,
+        fingerprint=fingerprint,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        outcome=Outcome.APPROVED,
+        requested_by=actor.public_id,
+        created_at=now,
+        result={},
+    )
+
+
+def _claim(uow: UnitOfWork, operation: Operation) -> None:
+    """Insert the operation: its unique key is the claim. A concurrent call with the same key
+    waits here until the first commits (then `_KeyTaken`) or rolls back (then it goes on)."""
+    uow.session.add(operation)
+    try:
+        uow.session.flush()
+    except IntegrityError as exc:
+        raise _KeyTaken(str(exc.orig)) from exc
+
+
+def _replay(uow: UnitOfWork, key: str, fingerprint: str) -> PaymentResult | None:
+    operation = uow.session.scalars(
+        select(Operation).where(Operation.idempotency_key == key)
+    ).one_or_none()
+    if operation is None:
+        return None
+    if operation.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            f"The key {key!r} was used for a different request ({operation.kind.value} "
+            f"{operation.public_id}); use a new key.",
+            extra={"operation_id": operation.public_id},
+        )
+    view = PaymentView.from_json(operation.result)
+    return PaymentResult(view, operation_view(uow, operation), replayed=True)
+
+
+def _replay_after_race(
+    uow: UnitOfWork, key: str, fingerprint: str, cause: Exception
+) -> PaymentResult:
+    replayed = _replay(uow, key, fingerprint)
+    if replayed is None:
+        raise cause
+    return replayed
+
+
+def _state(payment: Payment) -> dict[str, Any]:
+    return audit.snapshot(payment, ("status", "captured_minor", "refunded_minor"))
+
+
+def _move(
+    uow: UnitOfWork,
+    payment: Payment,
+    operation: OperationKind,
+    to: PaymentStatus | ColumnElement[str],
+    now: datetime,
+    *conditions: ColumnElement[bool],
+    **values: Any,
+) -> bool:
+    """Move the payment by the transition table in one conditional UPDATE; False if its state
+    (or a condition) does not allow it. The payment object is refreshed either way."""
+    result = uow.session.execute(
+        update(Payment)
+        .where(
+            Payment.id == payment.id,
+            Payment.status.in_(states_allowing(operation)),
+            *conditions,
+        )
+        .values(status=to, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    uow.session.refresh(payment)
+    moved: bool = result.rowcount == 1  # type: ignore[attr-defined]
+    return moved
+
+
+def _count_daily(uow: UnitOfWork, account: DepositAccount, day: date, amount: int) -> bool:
+    """Add the amount to the day's usage unless that goes over the daily limit (a conditional
+    upsert: concurrent payments queue on the row and each sees the others' amounts)."""
+    dialect = postgresql if uow.session.get_bind().dialect.name == "postgresql" else sqlite
+    table = DailyUsage.__table__
+    limit = account.daily_limit_minor
+    stmt = dialect.insert(table).values(deposit_account_id=account.id, day=day, used_minor=amount)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.deposit_account_id, table.c.day],
+        set_={"used_minor": table.c.used_minor + amount},
+        where=(table.c.used_minor + amount <= limit) if limit is not None else None,
+    ).returning(table.c.used_minor)
+    return uow.session.execute(stmt).first() is not None
+
+
+def _release_daily(uow: UnitOfWork, payment: Payment, amount: int) -> None:
+    """Give back to the day's usage what an authorisation held but never took."""
+    if amount <= 0 or payment.usage_day is None:
+        return
+    uow.session.execute(
+        update(DailyUsage)
+        .where(
+            DailyUsage.deposit_account_id == payment.deposit_account_id,
+            DailyUsage.day == payment.usage_day,
+            DailyUsage.used_minor >= amount,
+        )
+        .values(used_minor=DailyUsage.used_minor - amount)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _finish(
+    uow: UnitOfWork,
+    payment: Payment,
+    operation: Operation,
+    actor: Principal,
+    action: str,
+    before: dict[str, Any] | None,
+) -> PaymentResult:
+    """Store the payment as the call leaves it on the operation (what a retry answers), audit."""
+    payment.updated_at = uow.clock.now()
+    uow.session.flush()
+    view = view_of(uow, payment)
+    operation.result = view.as_json()
+    uow.session.flush()
+    audit.record(
+        uow.session,
+        actor=actor,
+        at=uow.clock.now(),
+        action=action,
+        object_type="payment",
+        object_id=payment.public_id,
+        before=before,
+        after={
+            **_state(payment),
+            "operation_id": operation.public_id,
+            "amount_minor": operation.amount_minor,
+            **({"decline_code": payment.decline_code.value} if payment.decline_code else {}),
+        },
+    )
+    return PaymentResult(view, operation_view(uow, operation), replayed=False)
+
+
+# -- views ---------------------------------------------------------------------------------------
+
+
+def ledger_refs(uow: UnitOfWork, ids: Iterable[int | None]) -> dict[int, str]:
+    """Ledger transaction public ids for internal ids."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = uow.session.execute(
+        select(LedgerTransaction.id, LedgerTransaction.public_id).where(
+            LedgerTransaction.id.in_(wanted)
+        )
+    )
+    return {row.id: row.public_id for row in rows}
+
+
+def view_of(uow: UnitOfWork, payment: Payment) -> PaymentView:
+    account_ref = uow.session.scalar(
+        select(DepositAccount.public_id).where(DepositAccount.id == payment.deposit_account_id)
+    )
+    assert account_ref is not None
+    refs = ledger_refs(uow, (payment.hold_transaction_id, payment.capture_transaction_id))
+    return PaymentView(
+        id=payment.public_id,
+        account_id=account_ref,
+        status=payment.status,
+        payee_kind=payment.payee_kind,
+        payee_id=payment.payee_ref,
+        currency=payment.currency,
+        amount_minor=payment.amount_minor,
+        captured_minor=payment.captured_minor,
+        refunded_minor=payment.refunded_minor,
+        decline_code=payment.decline_code,
+        decline_message=payment.decline_message,
+        reference=payment.reference,
+        category=payment.category,
+        description=payment.description,
+        hold_transaction_id=refs.get(payment.hold_transaction_id or 0),
+        capture_transaction_id=refs.get(payment.capture_transaction_id or 0),
+        created_at=payment.created_at,
+        updated_at=payment.updated_at,
+        expires_at=payment.expires_at,
+        resolved_at=payment.resolved_at,
+    )
+
+
+def operation_view(
+    uow: UnitOfWork, operation: Operation, refs: Mapping[int, str] | None = None
+) -> OperationView:
+    if refs is None:
+        refs = ledger_refs(uow, (operation.ledger_transaction_id,))
+    return OperationView(
+        id=operation.public_id,
+        kind=operation.kind,
+        amount_minor=operation.amount_minor,
+        currency=operation.currency,
+        outcome=operation.outcome,
+        decline_code=operation.decline_code,
+        ledger_transaction_id=refs.get(operation.ledger_transaction_id or 0),
+        requested_by=operation.requested_by,
+        created_at=operation.created_at,
+    )
