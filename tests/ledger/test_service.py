@@ -723,6 +723,31 @@ def test_a_correction_of_a_correction(
     assert ledger.balance(uow, cashback).posted == Money(100, "GBP")
 
 
+def test_a_correction_posted_by_hand_is_bounded_like_a_reversal(
+    uow: UnitOfWork, funded_pool: Account, cashback: Account
+) -> None:
+    """A manual entry that `corrects` a transaction (a reclassification, say) counts against
+    the same bound as reversals: never more than the original posted."""
+    other = chart.member_cashback(uow, "mem_2", "GBP")
+    original = ledger.post(uow, transfer(funded_pool, cashback, 100)).transaction
+    ledger.reverse(uow, original.id, key="half", reason="half back", amount=50)
+    moved = draft(debit(cashback, 50), credit(other, 50), key="reclass", corrects=original.id)
+    assert ledger.post(uow, moved).created
+    assert ledger.post(uow, moved).created is False  # a retry, even with the bound reached
+    before = row_counts(uow)
+    with pytest.raises(Conflict, match="corrected by 100 of 100"):
+        ledger.post(uow, draft(debit(cashback, 1), credit(other, 1), corrects=original.id))
+    held = ledger.hold(uow, transfer(funded_pool, cashback, 10)).transaction
+    with pytest.raises(InvalidTransition, match="is pending") as refused:
+        ledger.post(uow, draft(debit(cashback, 1), credit(other, 1), corrects=held.id))
+    assert refused.value.extra == {"current_status": "pending"}
+    assert row_counts(uow) == before | {
+        "transactions": before["transactions"] + 1,
+        "postings": before["postings"] + 2,
+    }
+    assert ledger.balance(uow, other).posted == Money(50, "GBP")
+
+
 # -- balances and statements -----------------------------------------------------------------------
 
 

@@ -349,7 +349,23 @@ def check_draft(draft: Draft) -> None:
 
 def post(uow: UnitOfWork, draft: Draft, *, actor: Principal = SYSTEM) -> Posted:
     """Post a balanced transaction once. A repeated key with the same content returns the
-    original; with different content it is refused (422)."""
+    original; with different content it is refused (422). A draft that `corrects` another
+    transaction is bounded like a reversal: never more than that transaction posted."""
+    if draft.corrects is not None:
+        check_draft(draft)
+        existing = _by_key(uow.session, draft.key)
+        if existing is not None:
+            return _replay(existing, draft, hold=False)
+        original = _get_transaction(uow, draft.corrects)
+        if original.status is not TransactionStatus.POSTED:
+            raise InvalidTransition(
+                f"Only a posted transaction can be corrected; {original.public_id} is "
+                f"{original.status.value}.",
+                extra={"current_status": original.status.value},
+            )
+        raced = _lock_for_correction(uow, original, draft)
+        if raced is not None:
+            return raced
     return _write(uow, draft, TransactionStatus.POSTED, actor)
 
 
@@ -397,9 +413,16 @@ def capture(
     check_draft(draft)
     if existing is not None:
         return _replay(existing, draft)
-    with session.begin_nested():
-        _resolve_hold(uow, the_hold, TransactionStatus.CAPTURED)
-        return _write(uow, draft, TransactionStatus.POSTED, actor, nested=False)
+    try:
+        with session.begin_nested():
+            _resolve_hold(uow, the_hold, TransactionStatus.CAPTURED)
+            return _write(uow, draft, TransactionStatus.POSTED, actor, nested=False)
+    except InvalidTransition:
+        # A concurrent capture with this key won while this one waited: it is the answer.
+        raced = _by_key(session, key)
+        if raced is not None:
+            return _replay(raced, draft)
+        raise
 
 
 def void(uow: UnitOfWork, hold_id: int, *, actor: Principal = SYSTEM) -> LedgerTransaction:
@@ -407,8 +430,13 @@ def void(uow: UnitOfWork, hold_id: int, *, actor: Principal = SYSTEM) -> LedgerT
     the_hold = _get_transaction(uow, hold_id)
     if the_hold.status is TransactionStatus.VOIDED:
         return the_hold
-    with uow.session.begin_nested():
-        _resolve_hold(uow, the_hold, TransactionStatus.VOIDED)
+    try:
+        with uow.session.begin_nested():
+            _resolve_hold(uow, the_hold, TransactionStatus.VOIDED)
+    except InvalidTransition as refused:
+        if refused.extra.get("current_status") != TransactionStatus.VOIDED.value:
+            raise
+        return the_hold  # a concurrent void won (and was refreshed): voiding is idempotent
     uow.session.refresh(the_hold)
     return the_hold
 
@@ -461,22 +489,38 @@ def reverse(
     existing = _by_key(session, key)
     if existing is not None:
         return _replay(existing, draft)
-    # Serialise corrections of one transaction, then make sure they never exceed it.
+    raced = _lock_for_correction(uow, original, draft)
+    if raced is not None:
+        return raced
+    return _write(uow, draft, TransactionStatus.POSTED, actor)
+
+
+def _lock_for_correction(
+    uow: UnitOfWork, original: LedgerTransaction, draft: Draft
+) -> Posted | None:
+    """Serialise corrections of one transaction, then make sure they never exceed it.
+
+    Returns the correction that a concurrent request with the same key committed while this
+    one waited for the lock (so a retry racing its original gets the original), else None."""
+    session = uow.session
     session.execute(
         select(LedgerTransaction.id).where(LedgerTransaction.id == original.id).with_for_update()
     )
+    raced = _by_key(session, draft.key)
+    if raced is not None:
+        return _replay(raced, draft, hold=False)
     posted_size = sum(abs(leg.signed) for leg in _legs_of(session, original))
     corrected = session.scalar(
         select(func.coalesce(func.sum(func.abs(Posting.amount_minor)), 0))
         .join(LedgerTransaction, LedgerTransaction.id == Posting.transaction_id)
         .where(LedgerTransaction.corrects_id == original.id)
     )
-    if int(corrected or 0) + sum(abs(leg.signed) for leg in flipped) > posted_size:
+    if int(corrected or 0) + sum(abs(leg.signed) for leg in draft.legs) > posted_size:
         raise Conflict(
             f"Transaction {original.public_id} has already been corrected by "
             f"{int(corrected or 0) // 2} of {posted_size // 2}: a correction cannot exceed it."
         )
-    return _write(uow, draft, TransactionStatus.POSTED, actor)
+    return None
 
 
 def _write(
