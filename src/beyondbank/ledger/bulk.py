@@ -124,8 +124,12 @@ def _post_chunk(
     staged = [_staged(draft, now) for draft in unique]
     connection.execute(text(f"DELETE FROM {_STAGE}"))  # noqa: S608
     _load(connection, _STAGE, _STAGE_COLUMNS, (row for row, _draft in staged))
+    if connection.dialect.name == "postgresql":
+        # A fresh temporary table has no statistics; without them joins on it go row by row.
+        connection.execute(text(f"ANALYZE {_STAGE}"))
     new_ids = _insert_new(connection, actor, now)
-    _refuse_reused_keys(connection)
+    if len(new_ids) < len(unique):  # some keys were there already: same content, or refused
+        _refuse_reused_keys(connection)
     postings: list[tuple[Any, ...]] = []
     debits: dict[int, int] = defaultdict(int)
     credits: dict[int, int] = defaultdict(int)

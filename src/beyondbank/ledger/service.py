@@ -15,15 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from beyondbank.core import audit
 from beyondbank.core.authz import SYSTEM, Principal
@@ -53,6 +54,7 @@ from beyondbank.ledger.models import (
 
 MAX_KEY_LENGTH = 255
 MAX_KIND_LENGTH = 60
+_CANNOT_POST = "The transaction cannot be posted as it stands."
 
 
 class Side(StrEnum):
@@ -191,7 +193,7 @@ def open_account(
         "opened_at": uow.clock.now(),
     }
     inserted = session.execute(
-        _insert_ignoring_conflict(session, Account, values, "code")
+        _insert_ignoring_conflict(session, Account, values, "code").returning(Account.id)
     ).scalar_one_or_none()
     account = session.scalars(select(Account).where(Account.code == code)).one()
     if inserted is not None:
@@ -535,10 +537,8 @@ def _write(
     session = uow.session
     fingerprint = fingerprint_of(draft)
     is_hold = status is TransactionStatus.PENDING
-    existing = _by_key(session, draft.key)
-    if existing is not None:
-        return _replay(existing, draft, fingerprint, hold=is_hold)
-    accounts = _accounts_for(session, draft.legs)
+    # Optimistic: a first post is the usual case, so no lookup by key before the insert; the
+    # unique key turns a repeat into "nothing inserted", answered as a replay.
     now = uow.clock.now()
     effective_at = draft.effective_at or now
     public_id = new_public_id("ltx")
@@ -562,18 +562,23 @@ def _write(
     }
     savepoint = session.begin_nested() if nested else None
     try:
-        inserted = session.execute(
-            _insert_ignoring_conflict(session, LedgerTransaction, values, "idempotency_key")
-        ).scalar_one_or_none()
-        if inserted is None:
-            # A concurrent post with the same key committed first: answer as for a retry.
+        transaction = session.scalars(
+            _insert_ignoring_conflict(
+                session, LedgerTransaction, values, "idempotency_key"
+            ).returning(LedgerTransaction),
+            execution_options={"populate_existing": True},
+        ).one_or_none()
+        if transaction is None:
+            # Posted before (or by a concurrent post that committed first): a retry.
             if savepoint is not None:
                 savepoint.rollback()
-            raced = _by_key(session, draft.key)
-            assert raced is not None
-            return _replay(raced, draft, fingerprint, hold=is_hold)
-        transaction = session.get_one(LedgerTransaction, inserted)
+            existing = _by_key(session, draft.key)
+            assert existing is not None
+            return _replay(existing, draft, fingerprint, hold=is_hold)
         pending = status is TransactionStatus.PENDING
+        # Totals first: their conditional UPDATEs refuse an unknown, closed or foreign-currency
+        # account and a breached floor, before any posting row exists.
+        _apply_totals(session, draft.legs, pending=pending, sign=1)
         session.execute(
             insert(Posting),
             [
@@ -588,7 +593,6 @@ def _write(
                 for leg in draft.legs
             ],
         )
-        _apply_totals(session, accounts, draft.legs, pending=pending, sign=1)
     except BaseException:
         if savepoint is not None and savepoint.is_active:
             savepoint.rollback()
@@ -617,25 +621,20 @@ def _resolve_hold(uow: UnitOfWork, the_hold: LedgerTransaction, to: TransactionS
             "only while pending, once.",
             extra={"current_status": the_hold.status.value},
         )
-    legs = _legs_of(session, the_hold)
-    accounts = _accounts_for(session, legs, require_open=False)
-    _apply_totals(session, accounts, legs, pending=True, sign=-1)
+    _apply_totals(session, _legs_of(session, the_hold), pending=True, sign=-1)
 
 
-def _apply_totals(
-    session: Session,
-    accounts: Mapping[int, Account],
-    legs: Iterable[Leg],
-    *,
-    pending: bool,
-    sign: int,
-) -> None:
+def _apply_totals(session: Session, legs: Sequence[Leg], *, pending: bool, sign: int) -> None:
     """Add (sign 1) or release (sign −1) legs on the accounts' totals, in account-id order.
 
-    A floor is checked in the UPDATE itself, against the row as the database has it now."""
+    Adding is a conditional UPDATE: the account must exist, be open, keep the leg's currency
+    and stay at or above its floor as the database has the row now. When it matches no row,
+    the account is read once to say why."""
     debits: dict[int, int] = defaultdict(int)
     credits: dict[int, int] = defaultdict(int)
+    currency: dict[int, str] = {}
     for leg in legs:
+        currency.setdefault(leg.account_id, leg.amount.currency)
         if leg.side is Side.DEBIT:
             debits[leg.account_id] += leg.amount.amount
         else:
@@ -645,80 +644,72 @@ def _apply_totals(
         if pending
         else (Account.debits_posted, Account.credits_posted)
     )
-    for account_id in sorted(set(debits) | set(credits)):
-        account = accounts[account_id]
+    for account_id in sorted(currency):
         d, c = sign * debits[account_id], sign * credits[account_id]
-        new_debits = debit_column + d
-        new_credits = credit_column + c
         stmt = update(Account).where(Account.id == account_id)
         if sign > 0:
-            stmt = stmt.where(Account.status == AccountStatus.OPEN)
-            # Only a posting that lowers the available balance can break a floor.
-            lowers = c > 0 if account.type.debit_normal else d > 0
-            if lowers and account.floor_minor is not None:
-                stmt = stmt.where(_available_after(account, pending, d, c) >= Account.floor_minor)
+            stmt = stmt.where(
+                Account.status == AccountStatus.OPEN,
+                Account.currency == currency[account_id],
+                or_(
+                    Account.floor_minor.is_(None),
+                    _available_after(pending, d, c) >= Account.floor_minor,
+                ),
+            )
         result = session.execute(
             stmt.values(
-                {debit_column.key: new_debits, credit_column.key: new_credits}
+                {debit_column.key: debit_column + d, credit_column.key: credit_column + c}
             ).execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            session.refresh(account)
-            if account.status is AccountStatus.CLOSED:
-                raise Conflict(
-                    f"Account {account.public_id} ({account.code}) is closed.",
-                    extra={"account_id": account.public_id, "current_status": "closed"},
-                )
-            raise InsufficientBalance(
-                f"Account {account.public_id} ({account.code}) has "
-                f"{Money(account.available_minor, account.currency)} available above its floor "
-                f"of {Money(account.floor_minor or 0, account.currency)}.",
-                extra={
-                    "account_id": account.public_id,
-                    "available_minor": account.available_minor,
-                    "floor_minor": account.floor_minor,
-                },
-            )
-    for account in accounts.values():
-        session.expire(account)
+            _refusal(session, legs, account_id)
+        cached = session.identity_map.get(identity_key(Account, account_id))
+        if cached is not None:
+            session.expire(cached)
 
 
-def _available_after(account: Account, pending: bool, d: int, c: int) -> Any:
+def _available_after(pending: bool, d: int, c: int) -> Any:
+    """The available balance after the change, on the account's normal side, as SQL."""
     debits_posted = Account.debits_posted + (0 if pending else d)
     credits_posted = Account.credits_posted + (0 if pending else c)
     debits_pending = Account.debits_pending + (d if pending else 0)
     credits_pending = Account.credits_pending + (c if pending else 0)
-    if account.type.debit_normal:
-        return debits_posted - credits_posted - credits_pending
-    return credits_posted - debits_posted - debits_pending
+    return case(
+        (
+            Account.type.in_([AccountType.ASSET.value, AccountType.EXPENSE.value]),
+            debits_posted - credits_posted - credits_pending,
+        ),
+        else_=credits_posted - debits_posted - debits_pending,
+    )
 
 
-def _accounts_for(
-    session: Session, legs: Iterable[Leg], *, require_open: bool = True
-) -> dict[int, Account]:
-    legs = list(legs)
-    ids = {leg.account_id for leg in legs}
-    accounts = {a.id: a for a in session.scalars(select(Account).where(Account.id.in_(ids)))}
-    errors: list[FieldError] = []
-    for index, leg in enumerate(legs):
-        account = accounts.get(leg.account_id)
-        if account is None:
-            errors.append(FieldError(f"postings.{index}.account", "no such account"))
-        elif account.currency != leg.amount.currency:
-            errors.append(
-                FieldError(
-                    f"postings.{index}.currency",
-                    f"account {account.public_id} keeps {account.currency}, "
-                    f"not {leg.amount.currency}",
-                )
-            )
-        elif require_open and account.status is AccountStatus.CLOSED:
-            errors.append(
-                FieldError(f"postings.{index}.account", f"account {account.public_id} is closed")
-            )
-    if errors:
-        raise InvalidInput("The transaction cannot be posted as it stands.", errors=errors)
-    return accounts
+def _refusal(session: Session, legs: Sequence[Leg], account_id: int) -> NoReturn:
+    """Why a conditional UPDATE of an account's totals matched nothing, as a problem."""
+    index = next(i for i, leg in enumerate(legs) if leg.account_id == account_id)
+    leg = legs[index]
+    account = session.get(Account, account_id, populate_existing=True)
+    if account is None:
+        raise invalid(f"postings.{index}.account", "no such account", _CANNOT_POST)
+    if account.currency != leg.amount.currency:
+        raise invalid(
+            f"postings.{index}.currency",
+            f"account {account.public_id} keeps {account.currency}, not {leg.amount.currency}",
+            _CANNOT_POST,
+        )
+    if account.status is AccountStatus.CLOSED:
+        raise invalid(
+            f"postings.{index}.account", f"account {account.public_id} is closed", _CANNOT_POST
+        )
+    raise InsufficientBalance(
+        f"Account {account.public_id} ({account.code}) has "
+        f"{Money(account.available_minor, account.currency)} available above its floor "
+        f"of {Money(account.floor_minor or 0, account.currency)}.",
+        extra={
+            "account_id": account.public_id,
+            "available_minor": account.available_minor,
+            "floor_minor": account.floor_minor,
+        },
+    )
 
 
 def _by_key(session: Session, key: str) -> LedgerTransaction | None:
@@ -775,7 +766,7 @@ def _insert_ignoring_conflict(
         stmt: Any = postgresql.insert(model)
     else:
         stmt = sqlite.insert(model)
-    return stmt.values(**values).on_conflict_do_nothing(index_elements=[column]).returning(model.id)
+    return stmt.values(**values).on_conflict_do_nothing(index_elements=[column])
 
 
 def _account_id(account: Account | int) -> int:
