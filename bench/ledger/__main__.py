@@ -20,7 +20,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,7 +39,6 @@ from beyondbank.core.uow import UnitOfWork, make_session_factory
 from beyondbank.ledger import bulk, chart, verify
 from beyondbank.ledger import service as ledger
 from beyondbank.ledger.models import (
-    Account,
     LedgerTransaction,
     OwnerKind,
     Posting,
@@ -260,12 +259,9 @@ def main() -> None:
         for kind in args.databases.split(","):
             with database(kind) as engine:
                 books = open_books(engine)
-                runs: list[Callable[[], Figure]] = [
-                    lambda: single(engine, books, args.single, progress),
-                    lambda: bulk_path(engine, books, args.bulk, progress),
-                    lambda: rerun(engine, books, args.bulk),
-                ]
-                figures += [run() for run in runs]
+                figures.append(single(engine, books, args.single, progress))
+                figures.append(bulk_path(engine, books, args.bulk, progress))
+                figures.append(rerun(engine, books, args.bulk))
                 with make_session_factory(engine)() as session:
                     report = verify.run(session)
                     assert report.ok, "the benchmark left the books unsound"
