@@ -1,0 +1,142 @@
+"""What a statement reads from the ledger: a party's activity in a period, and its new customers.
+
+Read-only aggregate queries over the ledger's tables. The ledger service offers no aggregate read
+by counterparty and period yet, and paging through transactions one by one would not scale to a
+partner's month; these belong in `ledger.service` once it grows one (see docs/settlement.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Integer, case, func, select
+
+from beyondbank.core.uow import UnitOfWork
+from beyondbank.ledger.chart import Kind
+from beyondbank.ledger.models import LedgerTransaction, Posting, TransactionStatus
+from beyondbank.settlement.statements import Activity
+
+# Not the party's business in the period: the settlement itself, and payouts of earlier periods.
+EXCLUDED_KINDS = (Kind.SETTLEMENT.value, Kind.PAYOUT.value)
+
+
+def _in_period(party_ref: str, currency: str, start: datetime, end: datetime) -> list[object]:
+    return [
+        LedgerTransaction.counterparty_ref == party_ref,
+        LedgerTransaction.status == TransactionStatus.POSTED,
+        LedgerTransaction.effective_at >= start,
+        LedgerTransaction.effective_at < end,
+        LedgerTransaction.kind.not_in(EXCLUDED_KINDS),
+        select(Posting.id)
+        .where(Posting.transaction_id == LedgerTransaction.id, Posting.currency == currency)
+        .exists(),
+    ]
+
+
+def activity(
+    uow: UnitOfWork,
+    *,
+    party_ref: str,
+    currency: str,
+    payable_id: int,
+    receivable_id: int,
+    start: datetime,
+    end: datetime,
+) -> tuple[Activity, ...]:
+    """The party's posted transactions in `[start, end)` summed by kind and category: their
+    effect on its payable (credits +) and receivable (debits +), and merchant-funded rewards."""
+    session = uow.session
+    where = _in_period(party_ref, currency, start, end)
+    on_payable = case((Posting.account_id == payable_id, -Posting.amount_minor), else_=0)
+    on_receivable = case((Posting.account_id == receivable_id, Posting.amount_minor), else_=0)
+    effects = session.execute(
+        select(
+            LedgerTransaction.kind,
+            LedgerTransaction.category,
+            func.coalesce(func.sum(on_payable), 0),
+            func.coalesce(func.sum(on_receivable), 0),
+        )
+        .join(Posting, Posting.transaction_id == LedgerTransaction.id)
+        .where(*where)  # type: ignore[arg-type]
+        .group_by(LedgerTransaction.kind, LedgerTransaction.category)
+    ).all()
+    funded = LedgerTransaction.details["merchant_funded_minor"].as_integer()
+    counts = session.execute(
+        select(
+            LedgerTransaction.kind,
+            LedgerTransaction.category,
+            func.count(LedgerTransaction.id),
+            func.coalesce(func.sum(func.coalesce(funded, 0)), 0).cast(Integer),
+        )
+        .where(*where)  # type: ignore[arg-type]
+        .group_by(LedgerTransaction.kind, LedgerTransaction.category)
+    ).all()
+    counted = {(kind, category): (int(n), int(f)) for kind, category, n, f in counts}
+    rows = []
+    for kind, category, payable, receivable in effects:
+        count, merchant_funded = counted.get((kind, category), (0, 0))
+        rows.append(
+            Activity(
+                kind=kind,
+                category=category,
+                count=count,
+                payable_minor=int(payable),
+                receivable_minor=int(receivable),
+                merchant_funded_minor=merchant_funded if kind.startswith("reward") else 0,
+            )
+        )
+    return tuple(sorted(rows, key=lambda a: (a.kind, a.category or "")))
+
+
+def new_customers(
+    uow: UnitOfWork, *, party_ref: str, currency: str, start: datetime, end: datetime
+) -> int:
+    """Members whose first-ever sale with the party (in the currency) falls in `[start, end)`."""
+    first_sale = (
+        select(
+            LedgerTransaction.member_ref.label("member"),
+            func.min(LedgerTransaction.effective_at).label("first_at"),
+        )
+        .where(
+            LedgerTransaction.counterparty_ref == party_ref,
+            LedgerTransaction.kind == Kind.SALE.value,
+            LedgerTransaction.status == TransactionStatus.POSTED,
+            LedgerTransaction.member_ref.is_not(None),
+            select(Posting.id)
+            .where(Posting.transaction_id == LedgerTransaction.id, Posting.currency == currency)
+            .exists(),
+        )
+        .group_by(LedgerTransaction.member_ref)
+        .subquery()
+    )
+    count = uow.session.scalar(
+        select(func.count()).where(first_sale.c.first_at >= start, first_sale.c.first_at < end)
+    )
+    return int(count or 0)
+
+
+def pool_movements(
+    uow: UnitOfWork, *, pool_ref: str, start: datetime, end: datetime
+) -> tuple[int, int, int]:
+    """(party contributions, bank contributions, draws) into and out of a pool in the period."""
+    party = LedgerTransaction.details["party_minor"].as_integer()
+    bank = LedgerTransaction.details["bank_minor"].as_integer()
+    amount = LedgerTransaction.details["amount_minor"].as_integer()
+    base = [
+        LedgerTransaction.reference == pool_ref,
+        LedgerTransaction.status == TransactionStatus.POSTED,
+        LedgerTransaction.effective_at >= start,
+        LedgerTransaction.effective_at < end,
+    ]
+    contributed = uow.session.execute(
+        select(
+            func.coalesce(func.sum(func.coalesce(party, 0)), 0),
+            func.coalesce(func.sum(func.coalesce(bank, 0)), 0),
+        ).where(*base, LedgerTransaction.kind == Kind.POOL_CONTRIBUTION.value)
+    ).one()
+    drawn = uow.session.scalar(
+        select(func.coalesce(func.sum(func.coalesce(amount, 0)), 0)).where(
+            *base, LedgerTransaction.kind == Kind.POOL_DRAW.value
+        )
+    )
+    return int(contributed[0]), int(contributed[1]), int(drawn or 0)
