@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from beyondbank.alliance import service as alliance
 from beyondbank.alliance.models import Member, MemberStatus, Merchant, MerchantStatus
-from beyondbank.benefits import lifecycle, rules
+from beyondbank.benefits import lifecycle, postings, rules
 from beyondbank.benefits.models import (
     Benefit,
     BenefitStatus,
@@ -154,6 +154,7 @@ def _record(uow: UnitOfWork, actor: Principal, request: RedemptionIn, *, secret:
     redemption.bank_funded_minor = bank_funded
     redemption.commission_minor = rules.commission_minor(visit.amount, benefit.commission_bps)
     uow.session.flush()
+    postings.post_redemption(uow, redemption, benefit, visit.merchant, visit.member)
     audit.record(
         uow.session,
         actor=actor,
@@ -452,6 +453,7 @@ def reverse(uow: UnitOfWork, actor: Principal, redemption: Redemption, reason: s
         )
     _give_back(uow, redemption)
     uow.session.refresh(redemption)
+    postings.reverse_redemption(uow, redemption, reason)
     audit.record(
         uow.session,
         actor=actor,

@@ -35,7 +35,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from beyondbank.benefits.models import CASH_KINDS, BenefitKind, LimitPeriod
-from beyondbank.core.money import Money, bps_of, split_bps
+from beyondbank.core.money import Money, bps_of, minor_digits, split_bps
 
 ALL_WEEKDAYS = frozenset(range(1, 8))
 WEEKDAY_NAMES = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
@@ -311,6 +311,14 @@ def funding_split(grant: int, merchant_share_bps: int) -> tuple[int, int]:
 
 def commission_minor(amount_minor: int | None, commission_bps: int) -> int:
     return 0 if amount_minor is None else bps_of(amount_minor, commission_bps)
+
+
+def points_earned(amount_minor: int | None, currency: str, multiplier: int | None) -> int:
+    """Points for a purchase under a points multiplier: one base point per whole unit of the
+    currency (floored), times the multiplier. No amount or no multiplier earns nothing."""
+    if amount_minor is None or not multiplier:
+        return 0
+    return amount_minor // int(10 ** minor_digits(currency)) * multiplier
 
 
 def describe_reward(reward: RewardTerms, currency: str) -> str:
