@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Integer, case, func, select
+from sqlalchemy.orm import aliased
 
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.ledger.chart import Kind
@@ -27,10 +28,19 @@ def _in_period(party_ref: str, currency: str, start: datetime, end: datetime) ->
         LedgerTransaction.effective_at >= start,
         LedgerTransaction.effective_at < end,
         LedgerTransaction.kind.not_in(EXCLUDED_KINDS),
-        select(Posting.id)
-        .where(Posting.transaction_id == LedgerTransaction.id, Posting.currency == currency)
-        .exists(),
+        _in_currency(currency),
     ]
+
+
+def _in_currency(currency: str) -> object:
+    """The transaction moves money in the currency (a posting of its own says so)."""
+    leg = aliased(Posting)
+    return (
+        select(leg.id)
+        .where(leg.transaction_id == LedgerTransaction.id, leg.currency == currency)
+        .correlate(LedgerTransaction)
+        .exists()
+    )
 
 
 def activity(
@@ -102,9 +112,7 @@ def new_customers(
             LedgerTransaction.kind == Kind.SALE.value,
             LedgerTransaction.status == TransactionStatus.POSTED,
             LedgerTransaction.member_ref.is_not(None),
-            select(Posting.id)
-            .where(Posting.transaction_id == LedgerTransaction.id, Posting.currency == currency)
-            .exists(),
+            _in_currency(currency),  # type: ignore[arg-type]
         )
         .group_by(LedgerTransaction.member_ref)
         .subquery()

@@ -13,7 +13,7 @@ remainder, are documented in docs/settlement.md; in short:
   × its bonus bps, rounded down per band (the party keeps the fractions).
 * **New customers**: members whose first-ever sale with the party falls in the period × the fee.
 * **Minimum fee**: the period's share of the monthly minimum; if commission + bonus + new-customer
-  fees fall short of it, a top-up makes the charges exactly the minimum.
+  fees (a net refund counting as zero) fall short of it, a top-up makes up the difference.
 * **Net** = activity − charges.
 """
 
@@ -223,7 +223,8 @@ def compute(inputs: Inputs) -> Computed:
     bonus = sum(b.bonus_minor for b in bands)
     new_customer_fees = inputs.new_customers * terms.new_customer_fee_minor
     earned = commission + bonus + new_customer_fees
-    top_up = max(0, terms.minimum_fee_minor - earned)
+    # A refund of commission counts as nothing earned: it is always paid back in full.
+    top_up = max(0, terms.minimum_fee_minor - max(earned, 0))
     charges = earned + top_up
     net = payable - receivable - charges
 
