@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from beyondbank.core.authz import SYSTEM
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.identity.models import Customer
 from beyondbank.ledger import service as ledger
-from beyondbank.ledger.models import Account, LedgerTransaction
+from beyondbank.ledger.models import Account, LedgerTransaction, Posting
 from beyondbank.payments import service
 from beyondbank.payments.gateway import AuthoriseRequest, PayeeKind
 from beyondbank.payments.models import DepositAccount
@@ -92,5 +93,20 @@ def transaction(uow: UnitOfWork, public_id: str | None) -> LedgerTransaction:
     return ledger.get_transaction(uow, public_id)
 
 
+def postings(uow: UnitOfWork, transaction: LedgerTransaction) -> list[tuple[Account, Posting]]:
+    return ledger.postings_of(uow, transaction)
+
+
+def customer_ref(uow: UnitOfWork, account: DepositAccount) -> str:
+    return uow.session.get_one(Customer, account.customer_id).public_id
+
+
 def ledger_count(uow: UnitOfWork) -> int:
     return len(uow.session.scalars(select(LedgerTransaction.id)).all())
+
+
+_keys = itertools.count(1)
+
+
+def fresh_key() -> str:
+    return f"test-key-{next(_keys)}"

@@ -383,8 +383,9 @@ def close(
     uow: UnitOfWork, actor: Principal, account: DepositAccount, reason: str | None = None
 ) -> DepositAccount:
     """Close for good: only with nothing on it and nothing held (the ledger refuses otherwise)."""
-    account = _move(uow, actor, account, "close", reason, commit=False)
-    ledger.close_account(uow, account.ledger_account_id, actor=actor)
+    with uow.session.begin_nested():  # both or neither, whatever the caller does next
+        account = _move(uow, actor, account, "close", reason, commit=False)
+        ledger.close_account(uow, account.ledger_account_id, actor=actor)
     uow.commit()
     return account
 
