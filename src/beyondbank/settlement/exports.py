@@ -429,7 +429,8 @@ def pain001(batch: Batch) -> bytes:
         _path(tx, "CdtrAcct/Id/IBAN", transfer.creditor_iban)
         _path(tx, "RmtInf/Ustrd", _text(transfer.remittance, 140))
     ET.indent(root)
-    document: bytes = ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
+    body = ET.tostring(root, encoding="unicode")
+    document = f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'.encode()
     problems = pain001_problems(document)
     if problems:
         raise ExportInvalid(
@@ -453,7 +454,10 @@ def pain001_problems(document: bytes) -> list[str]:
         root = ET.fromstring(document)  # noqa: S314 - our own output, or a test's
     except ET.ParseError as exc:
         return [f"not well-formed XML: {exc}"]
-    problems = [str(error.reason or error) for error in pain001_schema().iter_errors(root)]
+    problems = [
+        f"{error.path or '/'}: {error.reason or error}".replace(f"{{{PAIN_NS}}}", "")
+        for error in pain001_schema().iter_errors(root)
+    ]
     if problems:
         return problems
     ns = {"p": PAIN_NS}

@@ -266,6 +266,43 @@ def _make_run(
     due = _due(uow, currency)
     if not due:
         raise Conflict(f"Nothing to pay in {currency}: every closed period owed is paid.")
+    # One savepoint: a run that can pay nothing leaves nothing behind.
+    with session.begin_nested():
+        run, paid, exceptions = _fill_run(uow, actor, currency, debtor, execution_date, due)
+        if paid == 0:
+            why = "lacks a usable account" if exceptions else "was just paid by another run"
+            raise Conflict(
+                f"Nothing can be paid in {currency}: every period owed {why}.",
+                extra={"exceptions": exceptions},
+            )
+    session.refresh(run)
+    audit.record(
+        session,
+        actor=actor,
+        at=now,
+        action="settlement.payout_run.created",
+        object_type="settlement_payout_run",
+        object_id=run.public_id,
+        after={
+            "currency": currency,
+            "paid": paid,
+            "exceptions": len(exceptions),
+            "control_sum_minor": sum(line.amount_minor for line in paid_lines(run)),
+        },
+    )
+    return run
+
+
+def _fill_run(
+    uow: UnitOfWork,
+    actor: Principal,
+    currency: str,
+    debtor: Debtor,
+    execution_date: date | None,
+    due: list[tuple[SettlementPeriod, CommissionContract]],
+) -> tuple[PayoutRun, int, list[dict[str, Any]]]:
+    session = uow.session
+    now = uow.clock.now()
     run = PayoutRun(
         public_id=new_public_id("pay"),
         currency=currency,
@@ -278,7 +315,7 @@ def _make_run(
     )
     session.add(run)
     session.flush()
-    paid, exceptions = 0, 0
+    paid, exceptions = 0, []
     for period, contract in due:
         party = contracts.party_of(uow, contract)
         account = creditor_account(party.iban, party.bic)
@@ -297,7 +334,9 @@ def _make_run(
             line.reason = account
             session.add(line)
             session.flush()
-            exceptions += 1
+            exceptions.append(
+                {"period_id": period.public_id, "party_id": contract.party_ref, "reason": account}
+            )
             continue
         line.status = PayoutLineStatus.PAID
         line.creditor_iban, line.creditor_bic = account
@@ -329,19 +368,4 @@ def _make_run(
         line.transaction_ref = posted.transaction.public_id
         session.flush()
         paid += 1
-    session.refresh(run)
-    audit.record(
-        session,
-        actor=actor,
-        at=now,
-        action="settlement.payout_run.created",
-        object_type="settlement_payout_run",
-        object_id=run.public_id,
-        after={
-            "currency": currency,
-            "paid": paid,
-            "exceptions": exceptions,
-            "control_sum_minor": sum(line.amount_minor for line in paid_lines(run)),
-        },
-    )
-    return run
+    return run, paid, exceptions
