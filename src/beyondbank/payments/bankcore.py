@@ -5,10 +5,11 @@ bank's system would: the caller holds no lock of its own across it. Inside a cal
 database enforces everything concurrent calls could break, taking locks in one order so that
 they queue rather than deadlock:
 
-1. the operation row: its unique idempotency key makes a retry wait for, then replay, the
+1. the payment row (`SELECT … FOR UPDATE`); its status then moves by a conditional UPDATE
+   (`WHERE status IN (…)`), and a refund adds to `refunded_minor` only
+   `WHERE refunded + x <= captured`;
+2. the operation row: its unique idempotency key makes a retry wait for, then replay, the
    first call with that key;
-2. the payment row: its status moves by a conditional UPDATE (`WHERE status IN (…)`), and a
-   refund adds to `refunded_minor` only `WHERE refunded + x <= captured`;
 3. the account's daily usage row: a conditional upsert keeps within the daily limit;
 4. the ledger accounts (the ledger orders those itself): the customer deposit's floor
    (−overdraft) refuses a hold the funds do not cover.
@@ -264,6 +265,7 @@ class BankCoreGateway:
                     f"at most {payment.amount_minor}, the amount authorised",
                 )
             now = uow.clock.now()
+            _lock(uow, payment)
             operation = _new_operation(payment, Op.CAPTURE, key, fingerprint, actor, now)
             operation.amount_minor = amount
             try:
@@ -312,6 +314,7 @@ class BankCoreGateway:
                 return replayed
             payment = _payment(uow, payment_id)
             now = uow.clock.now()
+            _lock(uow, payment)
             operation = _new_operation(payment, Op.VOID, key, fingerprint, actor, now)
             try:
                 _claim(uow, operation)
@@ -347,6 +350,7 @@ class BankCoreGateway:
                 return replayed
             payment = _payment(uow, payment_id)
             now = uow.clock.now()
+            _lock(uow, payment)  # "what is left" is then read as no other refund leaves it
             operation = _new_operation(payment, Op.REFUND, key, fingerprint, actor, now)
             operation.amount_minor = amount_minor or 0
             try:
@@ -354,11 +358,6 @@ class BankCoreGateway:
             except _KeyTaken as exc:
                 uow.rollback()
                 return _replay_after_race(uow, key, fingerprint, exc)
-            # Lock the payment row, so that "what is left" is read as no other refund leaves it.
-            uow.session.execute(
-                select(Payment.id).where(Payment.id == payment.id).with_for_update()
-            )
-            uow.session.refresh(payment)
             if payment.status not in states_allowing(Op.REFUND):
                 raise refuse(payment.status, Op.REFUND, payment.public_id)
             amount = payment.captured_minor - payment.refunded_minor
@@ -417,6 +416,7 @@ class BankCoreGateway:
         with self._unit() as uow:
             payment = _payment(uow, payment_id)
             now = uow.clock.now()
+            _lock(uow, payment)
             before = _state(payment)
             if not _move(
                 uow, payment, Op.EXPIRE, S.EXPIRED, now, Payment.expires_at <= now, resolved_at=now
@@ -610,6 +610,14 @@ def _new_operation(
         created_at=now,
         result={},
     )
+
+
+def _lock(uow: UnitOfWork, payment: Payment) -> None:
+    """Take the payment row's lock first, before anything refers to it: the operation row's
+    foreign key takes a share lock on the payment, which would otherwise deadlock with another
+    call's update of it (PostgreSQL; SQLite's writers are serialised at BEGIN)."""
+    uow.session.execute(select(Payment.id).where(Payment.id == payment.id).with_for_update())
+    uow.session.refresh(payment)
 
 
 def _claim(uow: UnitOfWork, operation: Operation) -> None:

@@ -1,0 +1,246 @@
+"""The bank core under concurrency, on PostgreSQL with real threads: the database decides."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from beyondbank.core.clock import FixedClock
+from beyondbank.core.errors import Problem
+from beyondbank.core.uow import UnitOfWork, make_session_factory
+from beyondbank.ledger.models import Account, LedgerTransaction
+from beyondbank.payments.bankcore import BankCoreGateway
+from beyondbank.payments.gateway import PaymentResult, PaymentStatus
+from beyondbank.payments.models import DailyUsage, Payment, PaymentOperation
+from tests import factories as f
+from tests.payments import factories as pf
+
+THREADS = 20
+pytestmark = pytest.mark.postgres
+
+
+@dataclass
+class Scene:
+    bank: BankCoreGateway
+    account_id: str
+    account_pk: int
+    ledger_account_pk: int
+    merchant_id: str
+
+
+def _scene(engine: Engine, clock: FixedClock, **account: Any) -> Scene:
+    factory = make_session_factory(engine)
+    with UnitOfWork(factory, clock) as uow:
+        made = pf.make_account(uow, **account)
+        merchant = f.make_merchant(uow)
+        uow.commit()
+        return Scene(
+            BankCoreGateway(factory, clock),
+            made.public_id,
+            made.id,
+            made.ledger_account_id,
+            merchant.public_id,
+        )
+
+
+def _race(count: int, attempt: Callable[[int], PaymentResult]) -> list[PaymentResult | Problem]:
+    """Run `attempt` in `count` threads released together."""
+    barrier = threading.Barrier(count)
+    results: list[PaymentResult | Problem | None] = [None] * count
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = attempt(i)
+        except Problem as problem:
+            results[i] = problem
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a call hung"
+    assert all(r is not None for r in results), results
+    return [r for r in results if r is not None]
+
+
+def _read(engine: Engine, clock: FixedClock, query: Callable[[UnitOfWork], Any]) -> Any:
+    with UnitOfWork(make_session_factory(engine), clock) as uow:
+        return query(uow)
+
+
+def _deposit(engine: Engine, clock: FixedClock, scene: Scene) -> tuple[int, int, int, int]:
+    def read(uow: UnitOfWork) -> tuple[int, int, int, int]:
+        book = uow.session.get_one(Account, scene.ledger_account_pk)
+        return book.balance_minor, book.pending_minor, book.available_minor, book.floor_minor or 0
+
+    result: tuple[int, int, int, int] = _read(engine, clock, read)
+    return result
+
+
+def test_twenty_authorisations_against_room_for_five(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    scene = _scene(committing_engine, clock, opening=5_000)
+    results = _race(
+        THREADS,
+        lambda i: scene.bank.authorise(
+            pf.request(scene.account_id, scene.merchant_id, 1_000), key=f"race-{i}"
+        ),
+    )
+    assert not [r for r in results if isinstance(r, Problem)]
+    outcomes = Counter(
+        r.decline_code.value if r.decline_code else "approved"
+        for r in results
+        if isinstance(r, PaymentResult)
+    )
+    assert outcomes == Counter({"approved": 5, "insufficient_funds": 15})
+    posted, pending, available, floor = _deposit(committing_engine, clock, scene)
+    assert (posted, pending, available) == (5_000, 5_000, 0)
+    assert available >= floor
+    statuses = _read(
+        committing_engine,
+        clock,
+        lambda uow: Counter(uow.session.scalars(select(Payment.status))),
+    )
+    assert statuses == Counter({PaymentStatus.AUTHORISED: 5, PaymentStatus.DECLINED: 15})
+    holds = _read(
+        committing_engine,
+        clock,
+        lambda uow: uow.session.scalar(
+            select(func.count()).where(LedgerTransaction.kind == "sale")
+        ),
+    )
+    assert holds == 5
+
+
+def test_an_overdraft_is_the_floor_under_a_race(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    scene = _scene(committing_engine, clock, opening=2_000, overdraft=3_000)
+    results = _race(
+        THREADS,
+        lambda i: scene.bank.authorise(
+            pf.request(scene.account_id, scene.merchant_id, 1_000), key=f"od-{i}"
+        ),
+    )
+    approved = [r for r in results if isinstance(r, PaymentResult) and r.approved]
+    assert len(approved) == 5
+    posted, pending, available, floor = _deposit(committing_engine, clock, scene)
+    assert (posted, pending, available, floor) == (2_000, 5_000, -3_000, -3_000)
+
+
+def test_twenty_authorisations_against_a_daily_limit_for_five(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    scene = _scene(committing_engine, clock, opening=100_000, daily=5_000)
+    results = _race(
+        THREADS,
+        lambda i: scene.bank.authorise(
+            pf.request(scene.account_id, scene.merchant_id, 1_000), key=f"day-{i}"
+        ),
+    )
+    outcomes = Counter(
+        r.decline_code.value if r.decline_code else "approved"
+        for r in results
+        if isinstance(r, PaymentResult)
+    )
+    assert outcomes == Counter({"approved": 5, "daily_limit": 15})
+    used = _read(
+        committing_engine,
+        clock,
+        lambda uow: uow.session.scalars(
+            select(DailyUsage.used_minor).where(DailyUsage.deposit_account_id == scene.account_pk)
+        ).one(),
+    )
+    assert used == 5_000
+    assert _deposit(committing_engine, clock, scene)[1] == 5_000
+
+
+def test_concurrent_captures_of_one_payment_take_it_once(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    scene = _scene(committing_engine, clock, opening=10_000)
+    pid = scene.bank.authorise(
+        pf.request(scene.account_id, scene.merchant_id, 4_000), key="to-capture"
+    ).payment.id
+    results = _race(THREADS, lambda i: scene.bank.capture(pid, key=f"capture-{i}"))
+    captured = [r for r in results if isinstance(r, PaymentResult)]
+    refused = Counter(
+        (r.status, r.extra.get("current_status")) for r in results if isinstance(r, Problem)
+    )
+    assert len(captured) == 1
+    assert refused == Counter({(409, "captured"): THREADS - 1})
+    assert _deposit(committing_engine, clock, scene)[:3] == (6_000, 0, 6_000)
+    operations = _read(
+        committing_engine,
+        clock,
+        lambda uow: Counter(
+            kind.value for kind in uow.session.scalars(select(PaymentOperation.kind))
+        ),
+    )
+    assert operations == Counter({"authorise": 1, "capture": 1})
+
+
+def test_concurrent_refunds_never_exceed_the_capture(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    scene = _scene(committing_engine, clock, opening=10_000)
+    pid = scene.bank.authorise(
+        pf.request(scene.account_id, scene.merchant_id, 7_000), key="to-refund"
+    ).payment.id
+    scene.bank.capture(pid, key="captured")
+    results = _race(
+        THREADS, lambda i: scene.bank.refund(pid, key=f"refund-{i}", amount_minor=1_000)
+    )
+    refunded = [r for r in results if isinstance(r, PaymentResult)]
+    refused = [r for r in results if isinstance(r, Problem)]
+    assert len(refunded) == 7
+    assert {r.status for r in refused} == {409}
+    payment = scene.bank.payment(pid)
+    assert (payment.status, payment.refunded_minor) == (PaymentStatus.REFUNDED, 7_000)
+    assert _deposit(committing_engine, clock, scene)[:3] == (10_000, 0, 10_000)
+    returns = _read(
+        committing_engine,
+        clock,
+        lambda uow: uow.session.scalar(
+            select(func.count()).where(LedgerTransaction.kind == "return")
+        ),
+    )
+    assert returns == 7
+
+
+def test_one_key_sent_twenty_times_at_once_pays_once(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    scene = _scene(committing_engine, clock, opening=10_000)
+    request = pf.request(scene.account_id, scene.merchant_id, 1_000)
+    results = _race(THREADS, lambda i: scene.bank.authorise(request, key="the-one-key"))
+    answers = [r for r in results if isinstance(r, PaymentResult)]
+    assert len(answers) == THREADS, [r for r in results if isinstance(r, Problem)]
+    assert len({r.payment.id for r in answers}) == 1
+    assert sum(1 for r in answers if not r.replayed) == 1
+    assert _deposit(committing_engine, clock, scene)[:3] == (10_000, 1_000, 9_000)
+
+
+def test_one_declining_key_sent_twenty_times_at_once_declines_once(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    scene = _scene(committing_engine, clock, opening=500)
+    request = pf.request(scene.account_id, scene.merchant_id, 1_000)
+    results = _race(THREADS, lambda i: scene.bank.authorise(request, key="no-funds"))
+    answers = [r for r in results if isinstance(r, PaymentResult)]
+    assert len(answers) == THREADS, [r for r in results if isinstance(r, Problem)]
+    assert {r.payment.id for r in answers} == {answers[0].payment.id}
+    assert {r.approved for r in answers} == {False}
+    payments = _read(
+        committing_engine, clock, lambda uow: uow.session.scalar(select(func.count(Payment.id)))
+    )
+    assert payments == 1
