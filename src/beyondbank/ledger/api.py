@@ -439,13 +439,16 @@ def _fields(where: str = "body") -> Iterator[None]:
     try:
         yield
     except InvalidInput as problem:
-        errors = [
-            FieldError(
-                "header.Idempotency-Key" if e.field == "key" else f"{where}.{e.field}", e.message
-            )
-            for e in problem.errors
-        ]
+        errors = [FieldError(_located(e.field, where), e.message) for e in problem.errors]
         raise InvalidInput(problem.detail, errors=errors, extra=problem.extra) from None
+
+
+def _located(field: str, where: str) -> str:
+    if field == "key":
+        return "header.Idempotency-Key"
+    if field.split(".", 1)[0] in ("body", "query", "header", "path"):
+        return field  # located already
+    return f"{where}.{field}"
 
 
 # -- effects and responses --------------------------------------------------------------------------
