@@ -10,6 +10,8 @@ import itertools
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from beyondbank.commerce.models import Partner, PartnerStatus
 from beyondbank.core.authz import SYSTEM
 from beyondbank.core.ids import new_public_id
@@ -77,8 +79,6 @@ def open_periods(uow: UnitOfWork, contract: CommissionContract) -> list[Settleme
 
 
 def period_list(uow: UnitOfWork, contract: CommissionContract) -> list[SettlementPeriod]:
-    from sqlalchemy import select
-
     return list(
         uow.session.scalars(
             select(SettlementPeriod)
