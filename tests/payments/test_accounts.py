@@ -217,3 +217,13 @@ def _only_transaction(uow: UnitOfWork, reference: str) -> str:
     return uow.session.scalars(
         select(LedgerTransaction.public_id).where(LedgerTransaction.reference == reference)
     ).one()
+
+
+def test_the_checkout_finds_the_customers_account_by_currency(uow: UnitOfWork) -> None:
+    customer = f.make_customer(uow)
+    pounds = pf.make_account(uow, customer)
+    euros = pf.make_account(uow, customer, currency="EUR")
+    assert service.account_for_customer(uow, customer.public_id, "GBP") is pounds
+    assert service.account_for_customer(uow, customer.public_id, "EUR") is euros
+    assert service.account_for_customer(uow, customer.public_id, "USD") is None
+    assert service.account_for_customer(uow, "cus_nobody", "GBP") is None

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from beyondbank.core.authz import SYSTEM
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.errors import Problem
 from beyondbank.core.uow import UnitOfWork, make_session_factory
 from beyondbank.ledger.models import Account, LedgerTransaction
+from beyondbank.payments import service
 from beyondbank.payments.bankcore import BankCoreGateway
 from beyondbank.payments.gateway import PaymentResult, PaymentStatus
 from beyondbank.payments.models import DailyUsage, Payment, PaymentOperation
@@ -244,3 +246,37 @@ def test_one_declining_key_sent_twenty_times_at_once_declines_once(
         committing_engine, clock, lambda uow: uow.session.scalar(select(func.count(Payment.id)))
     )
     assert payments == 1
+
+
+def test_accounts_opened_at_once_get_distinct_sequential_numbers(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    factory = make_session_factory(committing_engine)
+    with UnitOfWork(factory, clock) as uow:
+        customers = [f.make_customer(uow).public_id for _ in range(10)]
+        uow.commit()
+    barrier = threading.Barrier(len(customers))
+    opened: list[tuple[int, str] | Exception] = []
+
+    def run(customer_id: str) -> None:
+        barrier.wait()
+        try:
+            with UnitOfWork(factory, clock) as uow:
+                account = service.open_account(
+                    uow,
+                    SYSTEM,
+                    service.OpenAccount(customer_id, "GBP", opening_balance_minor=100),
+                )
+                opened.append((account.account_number, account.iban))
+        except Exception as exc:
+            opened.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in customers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert all(isinstance(o, tuple) for o in opened), opened
+    numbers = sorted(o[0] for o in opened if isinstance(o, tuple))
+    assert numbers == list(range(1, 11))
+    assert len({o[1] for o in opened if isinstance(o, tuple)}) == 10

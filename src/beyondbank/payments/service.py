@@ -501,6 +501,16 @@ def get_account(uow: UnitOfWork, public_id: str) -> DepositAccount:
     return account
 
 
+def account_for_customer(uow: UnitOfWork, customer_id: str, currency: str) -> DepositAccount | None:
+    """The customer's deposit account in a currency, if any: what the shop's checkout pays from
+    (the customer is known by public id after single sign-on)."""
+    return uow.session.scalars(
+        select(DepositAccount)
+        .join(Customer, Customer.id == DepositAccount.customer_id)
+        .where(Customer.public_id == customer_id, DepositAccount.currency == currency)
+    ).one_or_none()
+
+
 def list_accounts(
     uow: UnitOfWork,
     *,
