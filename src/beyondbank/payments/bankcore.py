@@ -650,8 +650,8 @@ def _replay_after_race(
     uow: UnitOfWork, key: str, fingerprint: str, cause: Exception
 ) -> PaymentResult:
     replayed = _replay(uow, key, fingerprint)
-    if replayed is None:
-        raise cause
+    if replayed is None:  # not the key after all: the database refused something else
+        raise cause.__cause__ or cause
     return replayed
 
 
