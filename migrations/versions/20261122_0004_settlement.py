@@ -1,6 +1,7 @@
 """Commission contracts, co-funding pools, settlement periods, statements and payouts.
 
-Contract versions and statements are history: the database refuses to update or delete them.
+Contract versions, statements and settled items are history: the database refuses to update or
+delete them.
 
 Revision ID: 0004
 Revises: 0003
@@ -416,11 +417,47 @@ def upgrade() -> None:
         sa.UniqueConstraint("public_id", name=op.f("uq_settlement_statements_public_id")),
     )
 
+    op.create_table(
+        "settlement_items",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "period_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "transaction_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["period_id"],
+            ["settlement_periods.id"],
+            name=op.f("fk_settlement_items_period_id_settlement_periods"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["transaction_id"],
+            ["ledger_transactions.id"],
+            name=op.f("fk_settlement_items_transaction_id_ledger_transactions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_settlement_items")),
+        sa.UniqueConstraint("transaction_id", name=op.f("uq_settlement_items_transaction_id")),
+    )
+    with op.batch_alter_table("settlement_items", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_settlement_items_period_id"), ["period_id"], unique=False
+        )
+
     _create_immutability_triggers()
 
 
 def downgrade() -> None:
     _drop_immutability_triggers()
+    with op.batch_alter_table("settlement_items", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_settlement_items_period_id"))
+
+    op.drop_table("settlement_items")
     op.drop_table("settlement_statements")
     with op.batch_alter_table("settlement_payout_lines", schema=None) as batch_op:
         batch_op.drop_index(
@@ -457,6 +494,7 @@ def downgrade() -> None:
 _IMMUTABLE = {
     "settlement_contract_versions": "contract versions are immutable: add a new version",
     "settlement_statements": "settlement statements are immutable once a period is closed",
+    "settlement_items": "settled items are immutable: a transaction is settled once",
 }
 
 

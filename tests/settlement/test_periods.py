@@ -19,6 +19,7 @@ from beyondbank.settlement.models import (
     Frequency,
     PartyKind,
     PeriodStatus,
+    SettlementItem,
     SettlementPeriod,
     SettlementStatement,
 )
@@ -304,3 +305,44 @@ def test_merchant_users_see_only_their_own(uow: UnitOfWork) -> None:
         periods.get_period(uow, admin, their_period.public_id)
     listed, _ = periods.list_periods(uow, admin, periods.PeriodFilters(), limit=50)
     assert {p.contract_id for p in listed} <= {own.id}
+
+
+# -- every transaction on exactly one statement ---------------------------------------------------
+
+
+def test_periods_close_in_order(uow: UnitOfWork) -> None:
+    contract = _contract(uow)
+    september, october, _ = sf.open_periods(uow, contract)
+    with pytest.raises(Conflict) as refused:
+        periods.close(uow, SYSTEM, october.public_id)
+    assert refused.value.extra == {"current_status": "open", "close_first": september.public_id}
+    periods.close(uow, SYSTEM, september.public_id)
+    assert periods.close(uow, SYSTEM, october.public_id).created
+
+
+def test_a_late_posting_lands_on_the_next_statement_once(uow: UnitOfWork) -> None:
+    contract = _contract(uow, base_share_bps=1_000)
+    september, october, _ = sf.open_periods(uow, contract)
+    sf.sale(uow, contract, 10_000, at=SEP)
+    before_contract = sf.sale(uow, contract, 77_777, at=datetime(2026, 8, 31, 12, tzinfo=UTC))
+    first = periods.close(uow, SYSTEM, september.public_id)
+    # Posted after September closed, but effective in September.
+    late = sf.sale(uow, contract, 5_000, at=datetime(2026, 9, 20, tzinfo=UTC))
+    sf.sale(uow, contract, 20_000, at=datetime(2026, 10, 5, tzinfo=UTC))
+    second = periods.close(uow, SYSTEM, october.public_id)
+
+    sep, oct_ = json.loads(first.statement.content), json.loads(second.statement.content)
+    assert sep["totals"]["sales_minor"] == 10_000  # the pre-contract sale is nobody's business
+    assert oct_["late"] == {"count": 1, "amount_minor": 5_000}
+    assert oct_["totals"]["sales_minor"] == 25_000
+    assert oct_["totals"]["commission_minor"] == 2_500
+    # September's statement is as it was; each transaction is settled by exactly one period.
+    assert periods.close(uow, SYSTEM, september.public_id).statement.sha256 == (
+        first.statement.sha256
+    )
+    settled = dict(
+        uow.session.execute(select(SettlementItem.transaction_id, SettlementItem.period_id)).all()
+    )
+    assert settled[late.id] == october.id
+    assert before_contract.id not in settled
+    assert sorted(settled.values()) == [september.id, october.id, october.id]

@@ -170,6 +170,19 @@ class SettlementStatement(IdMixin, Base):
     created_at: Mapped[datetime]
 
 
+class SettlementItem(Base):
+    """A ledger transaction settled by a period's statement: each one on exactly one statement.
+
+    A period settles the party's transactions effective before its end that no earlier statement
+    settled: its own, and any posted late into an earlier, already closed period."""
+
+    __tablename__ = "settlement_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    period_id: Mapped[int] = mapped_column(ForeignKey("settlement_periods.id"), index=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), unique=True)
+
+
 class PayoutRun(IdMixin, Base):
     """One credit-transfer batch in one currency; its pain.001 is rendered from these rows."""
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal
@@ -302,11 +303,23 @@ def _claim(uow: UnitOfWork, actor: Principal, public_id: str, token: str) -> boo
             .with_for_update()
         )
         now = own.clock.now()
+        earlier = aliased(SettlementPeriod)
+        unclosed_before = (
+            select(earlier.public_id)
+            .where(
+                earlier.contract_id == period.contract_id,
+                earlier.sequence < period.sequence,
+                earlier.status != S.CLOSED,
+            )
+            .order_by(earlier.sequence)
+            .limit(1)
+        )
         claimed = session.execute(
             update(SettlementPeriod)
             .where(
                 SettlementPeriod.id == period.id,
                 SettlementPeriod.end_at <= now,
+                ~unclosed_before.exists(),
                 or_(
                     SettlementPeriod.status.in_(_from_states(A.CLOSE)),
                     (SettlementPeriod.status.in_(_from_states(A.TAKE_OVER)))
@@ -329,11 +342,18 @@ def _claim(uow: UnitOfWork, actor: Principal, public_id: str, token: str) -> boo
         )
         if status is S.CLOSED:
             return False
-        if status is S.OPEN:
+        if status is S.OPEN and period.end_at > now:
             raise Conflict(
                 f"Period {period.public_id} runs until {period.end_at.isoformat()}: it can be "
                 "closed once it has ended.",
                 extra={"current_status": S.OPEN.value, "ends_at": period.end_at.isoformat()},
+            )
+        if status is S.OPEN:
+            blocker = session.scalar(unclosed_before)
+            raise Conflict(
+                f"Period {blocker} comes first: a contract's periods close in order, so that "
+                "each statement settles what the one before left.",
+                extra={"current_status": S.OPEN.value, "close_first": blocker},
             )
         next_status(S.CLOSING, A.CLOSE)  # closing, its lease running: 409 naming it
         raise AssertionError("unreachable")
@@ -454,19 +474,21 @@ def compute_statement(
     period: SettlementPeriod,
     version: ContractVersion,
 ) -> statements.Computed:
-    """Gather the period's figures from the ledger and compute the statement (writes nothing
-    but the party's accounts, which exist from the contract's creation anyway)."""
+    """Mark the transactions the period settles, gather its figures from the ledger, and
+    compute the statement."""
     payable = contracts.payable_account(uow, contract)
     receivable = contracts.receivable_account(uow, contract)
     start, end = period.start_at, period.end_at
-    activity = sources.activity(
+    sources.settle_items(
         uow,
+        period_id=period.id,
         party_ref=contract.party_ref,
         currency=contract.currency,
-        payable_id=payable.id,
-        receivable_id=receivable.id,
-        start=start,
+        since=schedule.local_midnight(contract.starts_on, contract.timezone),
         end=end,
+    )
+    activity, late = sources.activity(
+        uow, period_id=period.id, payable_id=payable.id, receivable_id=receivable.id, start=start
     )
     newcomers = sources.new_customers(
         uow, party_ref=contract.party_ref, currency=contract.currency, start=start, end=end
@@ -477,6 +499,8 @@ def compute_statement(
         activity=activity,
         new_customers=newcomers,
         pools=tuple(_pool_figures(uow, contract, start, end)),
+        late_count=late.count,
+        late_minor=late.amount_minor,
     )
     return statements.compute(inputs)
 

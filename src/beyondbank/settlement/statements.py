@@ -4,8 +4,9 @@ Signs: every amount on the statement reads from the party's side: positive is wh
 the party, negative what the party owes the bank. The formulas, and who gets each rounding
 remainder, are documented in docs/settlement.md; in short:
 
-* **Activity**: the party's ledger transactions in the period, by kind: what each did to the
-  party's payable (credits +) and receivable (debits −).
+* **Activity**: the party's ledger transactions the period settles (its own, and any posted late
+  into an earlier period after that closed), by kind: what each did to the party's payable
+  (credits +) and receivable (debits −).
 * **Commission** per category on net sales (sales − returns) at the category's rate (an override,
   or the base share): `floor(net × bps / 10000)`; the party keeps the fraction. Returns above
   sales give a refund, `−floor(|net| × bps / 10000)`; the bank keeps that fraction.
@@ -111,6 +112,8 @@ class Inputs:
     activity: tuple[Activity, ...]
     new_customers: int
     pools: tuple[PoolFigures, ...] = ()
+    late_count: int = 0  # transactions effective in an earlier, closed period, settled now
+    late_minor: int = 0
 
 
 # -- splits: each returns parts that add up to the whole --------------------------------------
@@ -248,6 +251,7 @@ def compute(inputs: Inputs) -> Computed:
             "minimum_monthly_fee_minor": terms.minimum_monthly_fee_minor,
         },
         "activity": activity_lines,
+        "late": {"count": inputs.late_count, "amount_minor": inputs.late_minor},
         "categories": category_lines,
         "tiers": [
             {
