@@ -3,13 +3,14 @@
 `open → closing → closed`, an explicit transition table. Closing is two transactions:
 
 1. **Claim** (short, its own transaction): a conditional UPDATE moves the period from `open` to
-   `closing` with a fresh token, only once the period has ended. A `closing` period whose closer
-   died is taken over once its lease has run out. Anyone else finds it `closing` (409, naming
-   the state) or, once it is done, `closed`.
-2. **Settle**: compute the statement from the ledger, post the settlement transaction (its
-   idempotency key is `settlement:<period id>`), store the statement, and move `closing →
-   closed` only while still holding the token. All of it commits together or not at all; a
-   failure hands the period back to `open`.
+   `closing` with a fresh token, only once the period has ended and every earlier period of the
+   contract is closed. A `closing` period whose closer died is taken over once its lease has run
+   out. Anyone else finds it `closing` (409, naming the state) or, once it is done, `closed`.
+2. **Settle**: mark the transactions the period settles (its own, and any posted late into an
+   earlier period after that closed: each transaction is settled once, ever), compute the
+   statement, post the settlement transaction (idempotency key `settlement:<period id>`), store
+   the statement, and move `closing → closed` only while still holding the token. All of it
+   commits together or not at all; a failure hands the period back to `open`.
 
 Closing a closed period reads the stored statement and writes nothing: the same bytes, no new
 postings.
