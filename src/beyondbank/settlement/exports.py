@@ -95,6 +95,14 @@ def _csv_rows(statement_id: str, sha256: str, content: dict[str, Any]) -> Iterat
         yield money(
             "activity", line["kind"], line["amount_minor"], text=line["label"], count=line["count"]
         )
+    late = content["late"]
+    yield money(
+        "activity",
+        "late",
+        late["amount_minor"],
+        text="posted after an earlier period closed",
+        count=late["count"],
+    )
     for line in content["categories"]:
         yield money(
             "commission",
@@ -167,16 +175,24 @@ def statement_csv(statement_id: str, sha256: str, content: dict[str, Any]) -> by
 # -- statements: PDF ------------------------------------------------------------------------------
 
 
+_PUNCTUATION = str.maketrans(
+    {"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'}
+)
+
+
 def _latin1(value: object) -> str:
-    """The PDF's core fonts speak Latin-1: accents are kept, anything else is transliterated or
-    replaced by '?' (the CSV and JSON keep the original text)."""
-    text = str(value)
-    try:
-        text.encode("latin-1")
-        return text
-    except UnicodeEncodeError:
-        folded = unicodedata.normalize("NFKD", text)
-        return folded.encode("latin-1", errors="replace").decode("latin-1")
+    """The PDF's core fonts speak Latin-1: Latin-1 characters are kept, others lose their accents
+    if that makes them Latin-1, and anything else shows as '?' (the CSV and JSON keep the text)."""
+    out = []
+    for char in str(value).translate(_PUNCTUATION):
+        if ord(char) < 256:
+            out.append(char)
+            continue
+        base = "".join(
+            c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
+        )
+        out.append(base if base and all(ord(c) < 256 for c in base) else "?")
+    return "".join(out)
 
 
 class _Pdf(FPDF):
@@ -243,6 +259,17 @@ def statement_pdf(
     for line in content["activity"]:
         row((line["label"], line["count"], amount(line["amount_minor"])), widths)
     row(("Activity total", "", amount(totals["activity_minor"])), widths, bold=True)
+    late = content["late"]
+    if late["count"]:
+        pdf.set_font("Helvetica", style="I", size=8)
+        pdf.cell(
+            0,
+            5,
+            f"Includes {late['count']} transaction(s) posted after an earlier period had closed: "
+            f"{amount(late['amount_minor'])}.",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
 
     heading("Commission on net sales, by category")
     widths = (55, 35, 30, 20, 40)
