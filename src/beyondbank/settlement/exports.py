@@ -163,12 +163,24 @@ def _csv_rows(statement_id: str, sha256: str, content: dict[str, Any]) -> Iterat
     yield text("settlement", "transaction_id", content["settlement"]["transaction_id"] or "")
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe_text(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (a merchant names itself "=HYPERLINK(…)")
+    is prefixed with an apostrophe; numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def statement_csv(statement_id: str, sha256: str, content: dict[str, Any]) -> bytes:
     """One table: a section, an item and its figures per row; amounts from the party's side."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows(_csv_rows(statement_id, sha256, content))
+    for row in _csv_rows(statement_id, sha256, content):
+        writer.writerow([_safe_text(row[0]), _safe_text(row[1]), _safe_text(row[2]), *row[3:]])
     return out.getvalue().encode("utf-8")
 
 
