@@ -16,6 +16,8 @@ from beyondbank.core.db import is_sqlite, make_engine
 from beyondbank.core.settings import get_settings
 from beyondbank.core.uow import UnitOfWork, make_session_factory
 from beyondbank.ledger import cli as ledger_cli
+from beyondbank.payments import cli as payments_cli
+from beyondbank.settlement import cli as settlement_cli
 
 app = typer.Typer(help="beyondbank: a bank's partner ecosystem platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -25,6 +27,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(sso_app, name="sso")
 app.add_typer(users_app, name="users")
 app.add_typer(ledger_cli.app, name="ledger")
+app.add_typer(payments_cli.app, name="payments")
+app.add_typer(settlement_cli.app, name="settlement")
 
 console = Console()
 err = Console(stderr=True)
