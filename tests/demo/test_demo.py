@@ -241,3 +241,34 @@ def test_the_first_customers_have_signed_in_once(demo_uow: UnitOfWork) -> None:
     ).one()
     assert customer.name == "Amelia Clarke"
     assert customer.last_seen_at is not None
+
+
+def test_money_moves_through_the_ledger_and_last_month_is_settled(demo_uow: UnitOfWork) -> None:
+    """Deposit accounts, the shop's sales paid through the bank, vouchers' shares and
+    commissions, October's statements closed and paid: and the books verify."""
+    from beyondbank.ledger import verify
+    from beyondbank.ledger.models import LedgerTransaction
+    from beyondbank.payments.models import DepositAccount, Payment
+    from beyondbank.settlement.models import PayoutRun, PeriodStatus, SettlementPeriod
+
+    session = demo_uow.session
+    kinds = dict(
+        session.execute(
+            select(LedgerTransaction.kind, func.count()).group_by(LedgerTransaction.kind)
+        ).all()
+    )
+    assert kinds["deposit"] == session.scalar(select(func.count()).select_from(DepositAccount))
+    assert kinds["sale"] >= 30
+    assert kinds["voucher"] >= 20
+    assert kinds["settlement"] >= 1
+    assert session.scalar(
+        select(func.count()).select_from(Payment).where(Payment.status == "authorised")
+    ), "recent orders wait for dispatch with a hold on the customer's account"
+    closed = session.scalars(
+        select(SettlementPeriod).where(SettlementPeriod.status == PeriodStatus.CLOSED)
+    ).all()
+    assert closed
+    assert all(p.end_at <= T0 for p in closed)
+    assert session.scalar(select(func.count()).select_from(PayoutRun)) == 1
+    report = verify.run(session)
+    assert report.ok, [v.message for c in report.checks for v in c.violations]

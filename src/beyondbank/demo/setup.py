@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from beyondbank import schema
 from beyondbank.alliance import membership, relationships
 from beyondbank.alliance import merchants as merchant_cases
-from beyondbank.alliance.models import InteractionKind, Member, MemberStatus, Merchant
+from beyondbank.alliance.models import (
+    InteractionKind,
+    Member,
+    MemberStatus,
+    Merchant,
+    MerchantStatus,
+)
 from beyondbank.alliance.schemas import InteractionIn
 from beyondbank.benefits import redemptions
 from beyondbank.benefits import service as benefit_cases
@@ -41,6 +47,7 @@ from beyondbank.demo.generate import (
     DEMO_CUSTOMER_REF,
     demo_programme,
 )
+from beyondbank.demo.money import populate_money
 from beyondbank.demo.sso import issue_demo_sso_token
 from beyondbank.identity import service as identity
 from beyondbank.identity.models import User
@@ -183,11 +190,36 @@ def populate(
     redeemed = _redemptions(
         factory, at, settings, launch, now, rng, merchant_users, progress, min(240, members // 2)
     )
+    with UnitOfWork(factory, at) as uow:
+        shoppers = {m.customer_id for m in _active_members(uow)[:NAMED_CUSTOMERS]}
+        shoppers |= set(identity.customer_ids_by_bank_refs(uow, [DEMO_CUSTOMER_REF]).values())
+        active = _every_merchant(uow, merchant_cases.MerchantFilter(status=MerchantStatus.ACTIVE))
+        merchant_ids = [m.public_id for m in active]
+    money = populate_money(
+        factory,
+        at,
+        settings,
+        rng,
+        launch=launch,
+        now=now,
+        customer_ids=shoppers,
+        merchant_ids=merchant_ids,
+        progress=progress,
+    )
     at.set(now)
     interactions = _relationship_log(factory, at, rng, staff, progress)
 
     counts = dict(result.summary.counts)
     counts.update({"redemptions": redeemed, "interactions": interactions})
+    counts.update(
+        {
+            "deposit accounts": money.deposit_accounts,
+            "shop sales": money.shop_sales,
+            "shop refunds": money.shop_refunds,
+            "settlement statements": money.statements,
+            "payouts": money.payouts,
+        }
+    )
     return Demo(
         database_url=settings.database_url,
         password=DEMO_PASSWORD,

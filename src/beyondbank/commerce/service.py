@@ -1,0 +1,81 @@
+"""Commerce use cases. For now: partner organisations, which payments and settlement serve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schwifty import BIC, IBAN
+from sqlalchemy import select
+
+from beyondbank.commerce.models import Partner, PartnerStatus
+from beyondbank.core import audit
+from beyondbank.core.authz import Principal
+from beyondbank.core.errors import FieldError, InvalidInput, not_found
+from beyondbank.core.ids import new_public_id
+from beyondbank.core.money import is_currency
+from beyondbank.core.uow import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerIn:
+    name: str
+    legal_name: str
+    country: str
+    currency: str
+    timezone: str
+    settlement_iban: str | None = None
+    settlement_bic: str | None = None
+
+
+def create_partner(uow: UnitOfWork, actor: Principal, data: PartnerIn) -> Partner:
+    """Register an e-commerce partner; its settlement account must be a valid IBAN and BIC."""
+    errors: list[FieldError] = []
+    iban = bic = None
+    if data.settlement_iban:
+        try:
+            iban = IBAN(data.settlement_iban).compact
+        except ValueError as exc:
+            errors.append(FieldError("settlement_iban", str(exc)))
+    if data.settlement_bic:
+        try:
+            bic = str(BIC(data.settlement_bic))
+        except ValueError as exc:
+            errors.append(FieldError("settlement_bic", str(exc)))
+    if not is_currency(data.currency):
+        errors.append(FieldError("currency", "not an ISO 4217 currency code"))
+    if errors:
+        raise InvalidInput("The partner cannot be registered as it stands.", errors=errors)
+    partner = Partner(
+        public_id=new_public_id("prt"),
+        name=data.name,
+        legal_name=data.legal_name,
+        status=PartnerStatus.ACTIVE,
+        country=data.country,
+        currency=data.currency,
+        timezone=data.timezone,
+        settlement_iban=iban,
+        settlement_bic=bic,
+        created_at=uow.clock.now(),
+    )
+    uow.session.add(partner)
+    uow.session.flush()
+    audit.record(
+        uow.session,
+        actor=actor,
+        at=uow.clock.now(),
+        action="partner.created",
+        object_type="partner",
+        object_id=partner.public_id,
+        after=audit.snapshot(partner),
+    )
+    uow.commit()
+    return partner
+
+
+def get_partner(uow: UnitOfWork, public_id: str) -> Partner:
+    partner = uow.session.scalars(
+        select(Partner).where(Partner.public_id == public_id)
+    ).one_or_none()
+    if partner is None:
+        raise not_found("partner", public_id)
+    return partner
