@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import BigInteger, Table, Update, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -591,8 +591,8 @@ def _write(
         # Totals first: their conditional UPDATEs refuse an unknown, closed or foreign-currency
         # account and a breached floor, before any posting row exists.
         _apply_totals(session, draft.legs, pending=pending, sign=1)
-        session.execute(
-            insert(Posting),
+        session.connection().execute(
+            _POSTINGS.insert(),
             [
                 {
                     "transaction_id": transaction.id,
@@ -651,48 +651,61 @@ def _apply_totals(session: Session, legs: Sequence[Leg], *, pending: bool, sign:
             debits[leg.account_id] += leg.amount.amount
         else:
             credits[leg.account_id] += leg.amount.amount
-    debit_column, credit_column = (
-        (Account.debits_pending, Account.credits_pending)
-        if pending
-        else (Account.debits_posted, Account.credits_posted)
-    )
+    statement = _TOTALS[pending, sign > 0]
+    connection = session.connection()
     for account_id in sorted(currency):
-        d, c = sign * debits[account_id], sign * credits[account_id]
-        stmt = update(Account).where(Account.id == account_id)
-        if sign > 0:
-            stmt = stmt.where(
-                Account.status == AccountStatus.OPEN,
-                Account.currency == currency[account_id],
-                or_(
-                    Account.floor_minor.is_(None),
-                    _available_after(pending, d, c) >= Account.floor_minor,
-                ),
-            )
-        result = session.execute(
-            stmt.values(
-                {debit_column.key: debit_column + d, credit_column.key: credit_column + c}
-            ).execution_options(synchronize_session=False)
+        result = connection.execute(
+            statement,
+            {
+                "p_account": account_id,
+                "p_d": sign * debits[account_id],
+                "p_c": sign * credits[account_id],
+                "p_currency": currency[account_id],
+            },
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if result.rowcount != 1:
             _refusal(session, legs, account_id)
         cached = session.identity_map.get(identity_key(Account, account_id))
         if cached is not None:
             session.expire(cached)
 
 
-def _available_after(pending: bool, d: int, c: int) -> Any:
-    """The available balance after the change, on the account's normal side, as SQL."""
-    debits_posted = Account.debits_posted + (0 if pending else d)
-    credits_posted = Account.credits_posted + (0 if pending else c)
-    debits_pending = Account.debits_pending + (d if pending else 0)
-    credits_pending = Account.credits_pending + (c if pending else 0)
-    return case(
-        (
-            Account.type.in_([AccountType.ASSET.value, AccountType.EXPENSE.value]),
-            debits_posted - credits_posted - credits_pending,
-        ),
-        else_=credits_posted - debits_posted - debits_pending,
+def _totals_statement(pending: bool, adding: bool) -> Update:
+    """The UPDATE of an account's totals, built once: the single path runs it for every leg."""
+    t = _ACCOUNTS.c
+    d = bindparam("p_d", type_=BigInteger)
+    c = bindparam("p_c", type_=BigInteger)
+    debit, credit = (
+        (t.debits_pending, t.credits_pending) if pending else (t.debits_posted, t.credits_posted)
     )
+    statement = update(_ACCOUNTS).where(t.id == bindparam("p_account"))
+    if adding:
+        debits_posted = t.debits_posted if pending else t.debits_posted + d
+        credits_posted = t.credits_posted if pending else t.credits_posted + c
+        debits_pending = t.debits_pending + d if pending else t.debits_pending
+        credits_pending = t.credits_pending + c if pending else t.credits_pending
+        available = case(
+            (
+                t.type.in_([AccountType.ASSET.value, AccountType.EXPENSE.value]),
+                debits_posted - credits_posted - credits_pending,
+            ),
+            else_=credits_posted - debits_posted - debits_pending,
+        )
+        statement = statement.where(
+            t.status == AccountStatus.OPEN.value,
+            t.currency == bindparam("p_currency"),
+            or_(t.floor_minor.is_(None), available >= t.floor_minor),
+        )
+    return statement.values({debit.name: debit + d, credit.name: credit + c})
+
+
+_ACCOUNTS = cast(Table, Account.__table__)
+_POSTINGS = cast(Table, Posting.__table__)
+_TOTALS = {
+    (pending, adding): _totals_statement(pending, adding)
+    for pending in (False, True)
+    for adding in (False, True)
+}
 
 
 def _refusal(session: Session, legs: Sequence[Leg], account_id: int) -> NoReturn:
