@@ -23,7 +23,8 @@ from typing import Any, NoReturn, cast
 
 from sqlalchemy import BigInteger, Table, Update, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from beyondbank.core import audit
@@ -574,19 +575,20 @@ def _write(
     }
     savepoint = session.begin_nested() if nested else None
     try:
-        transaction = session.scalars(
-            _insert_ignoring_conflict(
-                session, LedgerTransaction, values, "idempotency_key"
-            ).returning(LedgerTransaction),
-            execution_options={"populate_existing": True},
-        ).one_or_none()
-        if transaction is None:
+        row = (
+            session.connection()
+            .execute(_INSERT_TRANSACTION[session.get_bind().dialect.name], values)
+            .mappings()
+            .one_or_none()
+        )
+        if row is None:
             # Posted before (or by a concurrent post that committed first): a retry.
             if savepoint is not None:
                 savepoint.rollback()
             existing = _by_key(session, draft.key)
             assert existing is not None
             return _replay(existing, draft, fingerprint, hold=is_hold)
+        transaction = _attached(session, row)
         pending = status is TransactionStatus.PENDING
         # Totals first: their conditional UPDATEs refuse an unknown, closed or foreign-currency
         # account and a breached floor, before any posting row exists.
@@ -699,8 +701,27 @@ def _totals_statement(pending: bool, adding: bool) -> Update:
     return statement.values({debit.name: debit + d, credit.name: credit + c})
 
 
+def _attached(session: Session, row: RowMapping) -> LedgerTransaction:
+    """The ORM object for a row just inserted, added to the session without reading it back."""
+    if identity_key(LedgerTransaction, row["id"]) in session.identity_map:
+        # A row of a rolled-back savepoint had this id (SQLite reuses them): read it afresh.
+        return session.get_one(LedgerTransaction, row["id"], populate_existing=True)
+    transaction = LedgerTransaction(**row)
+    make_transient_to_detached(transaction)
+    session.add(transaction)
+    return transaction
+
+
 _ACCOUNTS = cast(Table, Account.__table__)
 _POSTINGS = cast(Table, Posting.__table__)
+_TRANSACTIONS = cast(Table, LedgerTransaction.__table__)
+# Insert a transaction unless its key exists (then nothing, and no row back), built once.
+_INSERT_TRANSACTION = {
+    name: dialect.insert(_TRANSACTIONS)
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .returning(*_TRANSACTIONS.c)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 _TOTALS = {
     (pending, adding): _totals_statement(pending, adding)
     for pending in (False, True)
