@@ -21,6 +21,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -185,6 +186,58 @@ def single(engine: Engine, books: Books, transactions: int, progress: Progress) 
     )
 
 
+def _single_worker(
+    engine: Engine, books: Books, worker: int, workers: int, transactions: int, hot: bool
+) -> float:
+    """One API worker's share of the single path, on a connection of its own."""
+    factory = make_session_factory(engine)
+    clock = SystemClock()
+    members = books.members
+    started = time.perf_counter()
+    for i in range(worker, transactions, workers):
+        amount = Money(50 + i % 17, "GBP")
+        # Hot: every transaction touches the bank's one expense account, as rewards do.
+        # Spread: member-to-member transfers, which share no account between workers.
+        debit = books.expense if hot else members[(2 * i) % MEMBERS]
+        with UnitOfWork(factory, clock) as uow:
+            ledger.post(
+                uow,
+                ledger.Draft(
+                    key=f"concurrent:{hot}:{i}",
+                    kind="reward",
+                    legs=(
+                        ledger.Leg.debit(debit, amount),
+                        ledger.Leg.credit(members[(2 * i + 1) % MEMBERS], amount),
+                    ),
+                ),
+            )
+            uow.commit()
+    return time.perf_counter() - started
+
+
+def single_concurrent(
+    engine: Engine, books: Books, transactions: int, workers: int, *, hot: bool
+) -> Figure:
+    """The single path as N concurrent API requests run it, each on its own connection (threads:
+    the database's work overlaps; Python's own work still takes turns on the GIL)."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(
+            pool.map(
+                lambda w: _single_worker(engine, books, w, workers, transactions, hot),
+                range(workers),
+            )
+        )
+    where = "one hot account in every transaction" if hot else "no account shared"
+    return Figure(
+        engine.dialect.name,
+        f"single: {workers} concurrent workers, {where}",
+        transactions,
+        2 * transactions,
+        time.perf_counter() - started,
+    )
+
+
 def rewards(books: Books, n: int, start: datetime) -> Iterator[ledger.Draft]:
     for i in range(n):
         merchant_part, bank_part = 30 + i % 7, 20 + i % 3
@@ -251,6 +304,9 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--naive", type=int, default=4_000, help="postings for the baseline")
     parser.add_argument("--single", type=int, default=5_000, help="transactions, single path")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="processes for the concurrent single path"
+    )
     parser.add_argument("--bulk", type=int, default=200_000, help="transactions, bulk path")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -261,13 +317,20 @@ def main() -> None:
             with database(kind) as engine:
                 books = open_books(engine)
                 figures.append(single(engine, books, args.single, progress))
+                if kind == "postgresql":
+                    for hot in (False, True):
+                        figures.append(
+                            single_concurrent(engine, books, args.single, args.workers, hot=hot)
+                        )
                 figures.append(bulk_path(engine, books, args.bulk, progress))
                 figures.append(rerun(engine, books, args.bulk))
                 with make_session_factory(engine)() as session:
                     report = verify.run(session)
                     assert report.ok, "the benchmark left the books unsound"
-                # Last: the baseline writes postings without the account totals, as naive code would.
-                figures.insert(len(figures) - 3, naive(engine, args.naive, progress))
+                # Last: the baseline writes postings without the account totals, as naive code would;
+                # it is listed first for its database.
+                first = next(i for i, f in enumerate(figures) if f.database == kind)
+                figures.insert(first, naive(engine, args.naive, progress))
 
     table = Table(
         title=f"Ledger write throughput — {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
