@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from beyondbank.core.settings import Settings
 from beyondbank.core.uow import UnitOfWork, make_session_factory
 from beyondbank.identity.service import principal_for_user
 from tests import factories as f
+from tests import races
 from tests.benefits import factories as bf
 
 THREADS = 50
@@ -51,26 +51,7 @@ def _scene(engine: Engine, clock: FixedClock, members: int, **benefit: Any) -> S
 def _race(
     engine: Engine, clock: FixedClock, count: int, attempt: Callable[[UnitOfWork, int], str]
 ) -> list[str | Problem]:
-    """Run `attempt` in `count` threads released together; each has its own unit of work."""
-    barrier = threading.Barrier(count)
-    results: list[str | Problem] = [""] * count
-    factory = make_session_factory(engine)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            with UnitOfWork(factory, clock) as uow:
-                results[i] = attempt(uow, i)
-        except Problem as problem:
-            results[i] = problem
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a redemption hung"
-    return results
+    return races.in_units(engine, clock, count, attempt)
 
 
 def _redeemer(

@@ -3,7 +3,6 @@ with its own unit of work and connection, racing on one floor, one key, one hold
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from beyondbank.core.uow import UnitOfWork, make_session_factory
 from beyondbank.ledger import chart, verify
 from beyondbank.ledger import service as ledger
 from beyondbank.ledger.models import Account, LedgerTransaction, Posting, TransactionStatus
+from tests import races
 from tests.ledger.factories import account, pool, transfer
 
 pytestmark = pytest.mark.postgres
@@ -55,32 +55,8 @@ def _race(
     count: int,
     attempt: Callable[[UnitOfWork, int], Outcome],
 ) -> list[Outcome]:
-    """Run `attempt` in `count` threads released together; each commits its own work."""
-    barrier = threading.Barrier(count)
-    factory = make_session_factory(engine)
-    results: list[Outcome | None] = [None] * count
-    crashes: list[BaseException] = []
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            with UnitOfWork(factory, clock) as uow:
-                results[i] = attempt(uow, i)
-                uow.commit()
-        except Problem as problem:
-            results[i] = problem
-        except BaseException as crash:  # anything else is a bug the test must show
-            crashes.append(crash)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a ledger call hung"
-    assert crashes == []
-    assert all(r is not None for r in results)
-    return [r for r in results if r is not None]
+    """Each thread commits its own work."""
+    return races.in_units(engine, clock, count, attempt, commit=True)
 
 
 def _kinds(results: list[Outcome]) -> Counter[str]:

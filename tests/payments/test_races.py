@@ -21,6 +21,7 @@ from beyondbank.payments.bankcore import BankCoreGateway
 from beyondbank.payments.gateway import PaymentResult, PaymentStatus
 from beyondbank.payments.models import DailyUsage, Payment, PaymentOperation
 from tests import factories as f
+from tests import races
 from tests.payments import factories as pf
 
 THREADS = 20
@@ -52,25 +53,7 @@ def _scene(engine: Engine, clock: FixedClock, **account: Any) -> Scene:
 
 
 def _race(count: int, attempt: Callable[[int], PaymentResult]) -> list[PaymentResult | Problem]:
-    """Run `attempt` in `count` threads released together."""
-    barrier = threading.Barrier(count)
-    results: list[PaymentResult | Problem | None] = [None] * count
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = attempt(i)
-        except Problem as problem:
-            results[i] = problem
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a call hung"
-    assert all(r is not None for r in results), results
-    return [r for r in results if r is not None]
+    return races.together(count, attempt)
 
 
 def _read(engine: Engine, clock: FixedClock, query: Callable[[UnitOfWork], Any]) -> Any:

@@ -3,7 +3,6 @@ period, and payout runs over the same periods."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from beyondbank.settlement import payouts, periods, pools
 from beyondbank.settlement.models import PayoutLine, PayoutLineStatus, SettlementStatement
 from beyondbank.settlement.schemas import PoolIn
 from tests import factories as f
+from tests import races
 from tests.settlement import factories as sf
 
 T = TypeVar("T")
@@ -32,26 +32,7 @@ SEP = datetime(2026, 9, 10, 12, 0, tzinfo=UTC)
 def _race(
     engine: Engine, clock: FixedClock, count: int, attempt: Callable[[UnitOfWork, int], T]
 ) -> list[T | Problem]:
-    """Run `attempt` in `count` threads released together, each with its own unit of work."""
-    barrier = threading.Barrier(count)
-    results: list[T | Problem] = [Problem("did not finish")] * count
-    factory = make_session_factory(engine)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            with UnitOfWork(factory, clock) as uow:
-                results[i] = attempt(uow, i)
-        except Problem as problem:
-            results[i] = problem
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results
+    return races.in_units(engine, clock, count, attempt)
 
 
 @pytest.mark.postgres
