@@ -21,7 +21,7 @@ from beyondbank import schema
 from beyondbank.api import create_app
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.db import make_engine
-from beyondbank.core.settings import Settings
+from beyondbank.core.settings import Settings, get_settings
 from beyondbank.core.uow import UnitOfWork, make_session_factory
 
 POSTGRES_URL = os.environ.get("BEYONDBANK_TEST_DATABASE_URL", "")
@@ -153,6 +153,19 @@ def committing_engine(engine: Engine) -> Iterator[Engine]:
         tables = ", ".join(f'"{t.name}"' for t in schema.metadata.sorted_tables)
         with engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """A migrated SQLite file of the test's own, named the way operators name it (the
+    environment), for the `beyondbank` commands."""
+    monkeypatch.setenv("BEYONDBANK_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
+    get_settings.cache_clear()
+    engine = make_engine(get_settings().database_url)
+    schema.upgrade(engine)
+    yield engine
+    engine.dispose()
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -7,18 +7,13 @@ constraint inside its own rolled-back transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
-import pytest
 from sqlalchemy import Engine, insert, text, update
 from typer.testing import CliRunner
 
-from beyondbank import schema
 from beyondbank.cli import app
 from beyondbank.core.clock import FixedClock
-from beyondbank.core.db import make_engine
-from beyondbank.core.settings import get_settings
 from beyondbank.core.uow import UnitOfWork, make_session_factory
 from beyondbank.ledger import service as ledger
 from beyondbank.ledger import verify
@@ -211,22 +206,10 @@ def test_an_account_below_its_floor_is_named(uow: UnitOfWork, is_postgres: bool)
     ]
 
 
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """A migrated SQLite file of the test's own, named the way operators name it."""
-    monkeypatch.setenv("BEYONDBANK_DATABASE_URL", f"sqlite:///{tmp_path}/verify.db")
-    get_settings.cache_clear()
-    engine = make_engine(get_settings().database_url)
-    schema.upgrade(engine)
-    yield engine
-    engine.dispose()
-    get_settings.cache_clear()
-
-
 def test_the_command_prints_every_check_and_exits_0_on_sound_books(
-    database: Engine, clock: FixedClock
+    cli_database: Engine, clock: FixedClock
 ) -> None:
-    with UnitOfWork(make_session_factory(database), clock) as uow:
+    with UnitOfWork(make_session_factory(cli_database), clock) as uow:
         _books(uow)
         uow.commit()
 
@@ -239,8 +222,10 @@ def test_the_command_prints_every_check_and_exits_0_on_sound_books(
     assert "the ledger is sound" in result.output
 
 
-def test_the_command_names_each_violation_and_exits_1(database: Engine, clock: FixedClock) -> None:
-    with UnitOfWork(make_session_factory(database), clock) as uow:
+def test_the_command_names_each_violation_and_exits_1(
+    cli_database: Engine, clock: FixedClock
+) -> None:
+    with UnitOfWork(make_session_factory(cli_database), clock) as uow:
         _cash, pool, _spend = _books(uow)
         uow.session.execute(
             update(Account)

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from beyondbank import schema
 from beyondbank.cli import app
 from beyondbank.core.clock import FixedClock, SystemClock
-from beyondbank.core.db import make_engine
-from beyondbank.core.settings import get_settings
 from beyondbank.core.uow import UnitOfWork, make_session_factory
 from beyondbank.payments.bankcore import BankCoreGateway
 from beyondbank.payments.models import Payment
@@ -22,19 +16,8 @@ from tests import factories as f
 from tests.payments import factories as pf
 
 
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("BEYONDBANK_DATABASE_URL", f"sqlite:///{tmp_path}/payments.db")
-    get_settings.cache_clear()
-    engine = make_engine(get_settings().database_url)
-    schema.upgrade(engine)
-    yield engine
-    engine.dispose()
-    get_settings.cache_clear()
-
-
-def test_expire_releases_authorisations_past_their_time(database: Engine) -> None:
-    factory = make_session_factory(database)
+def test_expire_releases_authorisations_past_their_time(cli_database: Engine) -> None:
+    factory = make_session_factory(cli_database)
     long_ago = FixedClock(SystemClock().now() - timedelta(days=8))
     with UnitOfWork(factory, long_ago) as uow:
         account = pf.make_account(uow, opening=5_000)

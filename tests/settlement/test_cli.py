@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from beyondbank import schema
 from beyondbank.core.clock import SystemClock
-from beyondbank.core.db import make_engine
-from beyondbank.core.settings import get_settings
 from beyondbank.core.uow import UnitOfWork, make_session_factory
 from beyondbank.settlement import exports
 from beyondbank.settlement.cli import app
@@ -23,22 +18,11 @@ from tests.settlement import factories as sf
 runner = CliRunner()
 
 
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setenv("BEYONDBANK_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
-    get_settings.cache_clear()
-    engine = make_engine(get_settings().database_url)
-    schema.upgrade(engine)
-    yield engine
-    engine.dispose()
-    get_settings.cache_clear()
-
-
-def test_month_end_from_the_command_line(database: Engine, tmp_path: Path) -> None:
+def test_month_end_from_the_command_line(cli_database: Engine, tmp_path: Path) -> None:
     # A contract from the first of the month before last: two ended periods and a running one.
     today = datetime.now(UTC).date()
     start = date(today.year - (1 if today.month <= 2 else 0), (today.month - 3) % 12 + 1, 1)
-    with UnitOfWork(make_session_factory(database), SystemClock()) as uow:
+    with UnitOfWork(make_session_factory(cli_database), SystemClock()) as uow:
         merchant = f.make_merchant(uow)
         contract = sf.make_contract(uow, merchant.public_id, starts_on=start, base_share_bps=1_000)
         sf.sale(uow, contract, 10_000, at=datetime.combine(start.replace(day=10), time(12), UTC))
