@@ -9,32 +9,22 @@ original transaction again (with `Idempotent-Replayed: true`); with another body
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import or_, select
 
-from beyondbank.core import audit
 from beyondbank.core.authz import Permission, Principal
-from beyondbank.core.errors import FieldError, InvalidInput, NotFound, invalid
+from beyondbank.core.errors import FieldError, InvalidInput, invalid
 from beyondbank.core.money import Money
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import IdempotencyKey, UoW, requires
-from beyondbank.ledger import schemas, service
-from beyondbank.ledger.models import (
-    Account,
-    LedgerTransaction,
-    OwnerKind,
-    Posting,
-    TransactionStatus,
-)
+from beyondbank.ledger import entries, exports, schemas, service
+from beyondbank.ledger.models import Account, OwnerKind, TransactionStatus
 from beyondbank.ledger.schemas import decimal_string
 from beyondbank.ledger.service import Side
 
@@ -44,8 +34,6 @@ Reader = Annotated[Principal, Depends(requires(Permission.LEDGER_READ))]
 Writer = Annotated[Principal, Depends(requires(Permission.LEDGER_WRITE))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
-KEY_PREFIX = "api:"
-MAX_API_KEY = service.MAX_KEY_LENGTH - len(KEY_PREFIX)
 CSV = "text/csv"
 
 _ACCOUNT_PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -100,22 +88,9 @@ def list_accounts(
     responses={**_ACCOUNT_PROBLEMS, 200: {"description": "Already open: the same account"}},
 )
 def open_account(body: schemas.AccountIn, uow: UoW, actor: Writer) -> JSONResponse:
-    code = service.account_code(body.owner_kind, body.owner_ref, body.purpose, body.currency)
-    existed = _exists(uow, code)
-    account = service.open_account(
-        uow,
-        owner_kind=body.owner_kind,
-        owner_ref=body.owner_ref,
-        purpose=body.purpose,
-        type=body.type,
-        currency=body.currency,
-        name=body.name,
-        floor=body.floor_minor,
-        actor=actor,
-    )
-    uow.commit()
-    out = _account_out(account).model_dump(mode="json")
-    return JSONResponse(out, status_code=200 if existed else 201)
+    opened = entries.open_account(uow, actor, body)
+    out = _account_out(opened.account).model_dump(mode="json")
+    return JSONResponse(out, status_code=201 if opened.created else 200)
 
 
 @router.get(
@@ -164,7 +139,15 @@ def get_statement(
     with _fields("query"):
         statement = service.statement(uow, account, from_, end)
     if CSV in request.headers.get("accept", ""):
-        return _statement_csv(statement)
+        return Response(
+            exports.statement_csv(statement),
+            media_type=f"{CSV}; charset=utf-8",
+            headers={
+                "Content-Disposition": (
+                    f'attachment; filename="{exports.statement_filename(statement)}"'
+                )
+            },
+        )
     return JSONResponse(_statement_out(statement).model_dump(mode="json", by_alias=True))
 
 
@@ -175,10 +158,7 @@ def get_statement(
     responses=_ACCOUNT_PROBLEMS,
 )
 def close_account(account_id: str, uow: UoW, actor: Writer) -> schemas.AccountOut:
-    account = service.account_by_public_id(uow, account_id)
-    closed = service.close_account(uow, account.id, actor=actor)
-    uow.commit()
-    return _account_out(closed)
+    return _account_out(entries.close_account(uow, actor, account_id))
 
 
 # -- transactions -----------------------------------------------------------------------------
@@ -211,7 +191,7 @@ def list_transactions(
         cursor=cursor,
         limit=limit,
     )
-    return Page(items=_transactions_out(uow, rows), next_cursor=next_cursor)
+    return Page(items=entries.transactions_out(uow, rows), next_cursor=next_cursor)
 
 
 @router.get(
@@ -221,7 +201,7 @@ def list_transactions(
     responses={404: {"description": "No such transaction"}},
 )
 def get_transaction(transaction_id: str, uow: UoW, actor: Reader) -> schemas.TransactionOut:
-    return _transactions_out(uow, [service.get_transaction(uow, transaction_id)])[0]
+    return entries.transactions_out(uow, [service.get_transaction(uow, transaction_id)])[0]
 
 
 @router.post(
@@ -234,12 +214,8 @@ def get_transaction(transaction_id: str, uow: UoW, actor: Reader) -> schemas.Tra
 def post_transaction(
     body: schemas.TransactionIn, uow: UoW, actor: Writer, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
-    key = _ledger_key(idempotency_key)
-    corrects = _corrected(uow, body.corrects) if body.corrects else None
     with _fields():
-        posted = service.post(uow, _draft(uow, body, key, corrects=corrects), actor=actor)
-    if posted.created:
-        _audit(uow, actor, "ledger.transaction.posted", posted.transaction)
+        posted = entries.post(uow, actor, idempotency_key, body)
     return _created(uow, posted)
 
 
@@ -258,20 +234,8 @@ def reverse_transaction(
     actor: Writer,
     idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
-    key = _ledger_key(idempotency_key)
-    original = service.get_transaction(uow, transaction_id)
     with _fields():
-        posted = service.reverse(
-            uow,
-            original.id,
-            key=key,
-            reason=body.reason,
-            amount=_amount_of(uow, original, body.amount),
-            effective_at=body.effective_at,
-            actor=actor,
-        )
-    if posted.created:
-        _audit(uow, actor, "ledger.transaction.reversed", posted.transaction, reason=body.reason)
+        posted = entries.reverse(uow, actor, transaction_id, idempotency_key, body)
     return _created(uow, posted)
 
 
@@ -289,11 +253,8 @@ def reverse_transaction(
 def create_hold(
     body: schemas.HoldIn, uow: UoW, actor: Writer, idempotency_key: IdempotencyKey
 ) -> JSONResponse:
-    key = _ledger_key(idempotency_key)
     with _fields():
-        held = service.hold(uow, _draft(uow, body, key), actor=actor)
-    if held.created:
-        _audit(uow, actor, "ledger.hold.created", held.transaction)
+        held = entries.hold(uow, actor, idempotency_key, body)
     return _created(uow, held)
 
 
@@ -311,20 +272,10 @@ def capture_hold(
     idempotency_key: IdempotencyKey,
     body: schemas.CaptureIn | None = None,
 ) -> JSONResponse:
-    key = _ledger_key(idempotency_key)
-    body = body or schemas.CaptureIn()
-    the_hold = service.get_transaction(uow, hold_id)
     with _fields():
-        captured = service.capture(
-            uow,
-            the_hold.id,
-            key=key,
-            amount=_amount_of(uow, the_hold, body.amount),
-            effective_at=body.effective_at,
-            actor=actor,
+        captured = entries.capture(
+            uow, actor, hold_id, idempotency_key, body or schemas.CaptureIn()
         )
-    if captured.created:
-        _audit(uow, actor, "ledger.hold.captured", captured.transaction)
     return _created(uow, captured)
 
 
@@ -337,85 +288,11 @@ def capture_hold(
 def void_hold(
     hold_id: str, uow: UoW, actor: Writer, body: schemas.VoidIn | None = None
 ) -> schemas.TransactionOut:
-    the_hold = service.get_transaction(uow, hold_id)
-    was = the_hold.status
-    voided = service.void(uow, the_hold.id, actor=actor)
-    if was is not TransactionStatus.VOIDED:
-        _audit(uow, actor, "ledger.hold.voided", voided, reason=body.reason if body else None)
-    uow.commit()
-    return _transactions_out(uow, [voided])[0]
+    voided = entries.void(uow, actor, hold_id, reason=body.reason if body else None)
+    return entries.transactions_out(uow, [voided])[0]
 
 
 # -- parsing -----------------------------------------------------------------------------------------
-
-
-def _ledger_key(key: str | None) -> str:
-    if key is None:
-        raise invalid(
-            "header.Idempotency-Key", "required: a unique key per request, reused on its retries"
-        )
-    if not 0 < len(key) <= MAX_API_KEY or not key.isprintable():
-        raise invalid("header.Idempotency-Key", f"1 to {MAX_API_KEY} printable characters")
-    return f"{KEY_PREFIX}{key}"
-
-
-def _draft(
-    uow: UnitOfWork, body: schemas.HoldIn, key: str, *, corrects: int | None = None
-) -> service.Draft:
-    accounts = _accounts(uow, [p.account for p in body.postings])
-    errors = [
-        FieldError(f"body.postings.{i}.account", f"no such account {p.account!r}")
-        for i, p in enumerate(body.postings)
-        if p.account not in accounts
-    ]
-    if errors:
-        raise InvalidInput("Some postings name no account.", errors=errors)
-    legs = tuple(service.Leg(accounts[p.account].id, p.side, p.money) for p in body.postings)
-    return service.Draft(
-        key=key,
-        kind=body.kind.value,
-        legs=legs,
-        description=body.description,
-        effective_at=body.effective_at,
-        counterparty=body.counterparty,
-        member=body.member,
-        category=body.category,
-        reference=body.reference,
-        corrects=corrects,
-    )
-
-
-def _accounts(uow: UnitOfWork, refs: Sequence[str]) -> dict[str, Account]:
-    """The accounts named by public id or code, in one query, by the name used."""
-    wanted = set(refs)
-    found = uow.session.scalars(
-        select(Account).where(or_(Account.public_id.in_(wanted), Account.code.in_(wanted)))
-    ).all()
-    by_ref: dict[str, Account] = {}
-    for account in found:
-        for ref in (account.public_id, account.code):
-            if ref in wanted:
-                by_ref[ref] = account
-    return by_ref
-
-
-def _corrected(uow: UnitOfWork, public_id: str) -> int:
-    try:
-        return service.get_transaction(uow, public_id).id
-    except NotFound:
-        raise invalid("body.corrects", f"no such transaction {public_id!r}") from None
-
-
-def _amount_of(uow: UnitOfWork, transaction: LedgerTransaction, amount: str | None) -> int | None:
-    """A capture's or reversal's amount, read exactly in the transaction's currency."""
-    if amount is None:
-        return None
-    postings = service.postings_of(uow, transaction)
-    currency = postings[0][1].currency if postings else "XXX"
-    try:
-        return schemas.parse_amount(amount, currency)
-    except ValueError as error:
-        raise invalid("body.amount", str(error)) from None
 
 
 def _aware(value: datetime | None, field: str) -> datetime | None:
@@ -424,18 +301,10 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
     return value
 
 
-def _exists(uow: UnitOfWork, code: str) -> bool:
-    try:
-        service.account_by_public_id(uow, code)
-    except NotFound:
-        return False
-    return True
-
-
 @contextmanager
 def _fields(where: str = "body") -> Iterator[None]:
     """The service names fields of its draft (`postings.0.amount`); say where they are in the
-    request (`body.postings.0.amount`, the key in its header)."""
+    request (`body.postings.0.amount`, the key in its header). `entries` locates its own."""
     try:
         yield
     except InvalidInput as problem:
@@ -451,37 +320,12 @@ def _located(field: str, where: str) -> str:
     return f"{where}.{field}"
 
 
-# -- effects and responses --------------------------------------------------------------------------
-
-
-def _audit(
-    uow: UnitOfWork,
-    actor: Principal,
-    action: str,
-    transaction: LedgerTransaction,
-    reason: str | None = None,
-) -> None:
-    """Staff-made entries are audited: who, what, when, and the postings."""
-    out = _transactions_out(uow, [transaction])[0]
-    audit.record(
-        uow.session,
-        actor=actor,
-        at=uow.clock.now(),
-        action=action,
-        object_type="ledger_transaction",
-        object_id=transaction.public_id,
-        after=out.model_dump(
-            mode="json",
-            include={"kind", "status", "description", "corrects", "resolves", "postings"},
-        ),
-        reason=reason,
-    )
+# -- responses -------------------------------------------------------------------------------------
 
 
 def _created(uow: UnitOfWork, posted: service.Posted) -> JSONResponse:
-    """Commit, and answer 201 with the transaction; a replay answers the same, marked."""
-    uow.commit()
-    body = _transactions_out(uow, [posted.transaction])[0].model_dump(mode="json")
+    """201 with the transaction; a replay answers the same, marked."""
+    body = entries.transactions_out(uow, [posted.transaction])[0].model_dump(mode="json")
     headers = None if posted.created else {"Idempotent-Replayed": "true"}
     return JSONResponse(body, status_code=201, headers=headers)
 
@@ -512,74 +356,6 @@ def _account_out(account: Account) -> schemas.AccountOut:
         opened_at=account.opened_at,
         closed_at=account.closed_at,
     )
-
-
-def _transactions_out(
-    uow: UnitOfWork, transactions: Sequence[LedgerTransaction]
-) -> list[schemas.TransactionOut]:
-    """Transactions with their postings and related transactions, in three queries in all."""
-    session = uow.session
-    ids = [t.id for t in transactions]
-    lines: dict[int, list[schemas.PostingOut]] = {i: [] for i in ids}
-    for posting, public_id, code in session.execute(
-        select(Posting, Account.public_id, Account.code)
-        .join(Account, Account.id == Posting.account_id)
-        .where(Posting.transaction_id.in_(ids))
-        .order_by(Posting.id)
-    ):
-        amount = abs(posting.amount_minor)
-        lines[posting.transaction_id].append(
-            schemas.PostingOut(
-                account_id=public_id,
-                account_code=code,
-                side=Side.DEBIT if posting.amount_minor > 0 else Side.CREDIT,
-                currency=posting.currency,
-                amount_minor=amount,
-                amount=decimal_string(amount, posting.currency),
-                pending=posting.pending,
-            )
-        )
-    related = {t.corrects_id for t in transactions} | {t.resolves_id for t in transactions}
-    related.discard(None)
-    public_ids: dict[int, str] = dict(
-        session.execute(
-            select(LedgerTransaction.id, LedgerTransaction.public_id).where(
-                LedgerTransaction.id.in_(related)
-            )
-        ).all()
-    )
-    captures: dict[int, str] = {
-        hold_id: public_id
-        for hold_id, public_id in session.execute(
-            select(LedgerTransaction.resolves_id, LedgerTransaction.public_id).where(
-                LedgerTransaction.resolves_id.in_(ids)
-            )
-        ).all()
-        if hold_id is not None
-    }
-    return [
-        schemas.TransactionOut(
-            id=t.public_id,
-            idempotency_key=t.idempotency_key,
-            kind=t.kind,
-            status=t.status,
-            description=t.description,
-            counterparty=t.counterparty_ref,
-            member=t.member_ref,
-            category=t.category,
-            reference=t.reference,
-            corrects=public_ids.get(t.corrects_id) if t.corrects_id else None,
-            resolves=public_ids.get(t.resolves_id) if t.resolves_id else None,
-            captured_by=captures.get(t.id),
-            effective_at=t.effective_at,
-            created_at=t.created_at,
-            created_by=t.created_by,
-            resolved_at=t.resolved_at,
-            details=t.details,
-            postings=lines[t.id],
-        )
-        for t in transactions
-    ]
 
 
 def _statement_out(statement: service.Statement) -> schemas.StatementOut:
@@ -624,82 +400,3 @@ def _statement_out(statement: service.Statement) -> schemas.StatementOut:
             for line in statement.lines
         ],
     )
-
-
-CSV_COLUMNS = (
-    "effective_at",
-    "transaction_id",
-    "kind",
-    "description",
-    "reference",
-    "debit",
-    "credit",
-    "balance",
-    "currency",
-)
-
-
-def _statement_csv(statement: service.Statement) -> Response:
-    currency = statement.account.currency
-
-    def text(amount: int) -> str:
-        return decimal_string(amount, currency)
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    opening = statement.opening.amount
-    writer.writerow(
-        [
-            statement.start.isoformat(),
-            "",
-            "opening",
-            "Opening balance",
-            "",
-            "",
-            "",
-            text(opening),
-            currency,
-        ]
-    )
-    for line in statement.lines:
-        writer.writerow(
-            [
-                line.effective_at.isoformat(),
-                line.transaction_id,
-                _cell(line.kind),
-                _cell(line.description),
-                _cell(line.reference or ""),
-                text(line.debit),
-                text(line.credit),
-                text(line.balance),
-                currency,
-            ]
-        )
-    writer.writerow(
-        [
-            statement.end.isoformat(),
-            "",
-            "closing",
-            "Closing balance",
-            "",
-            text(statement.total_debits),
-            text(statement.total_credits),
-            text(statement.closing.amount),
-            currency,
-        ]
-    )
-    name = (
-        f"statement-{statement.account.public_id}-"
-        f"{statement.start:%Y%m%dT%H%M%SZ}-{statement.end:%Y%m%dT%H%M%SZ}.csv"
-    )
-    return Response(
-        buffer.getvalue(),
-        media_type=f"{CSV}; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
-def _cell(value: str) -> str:
-    """Text a spreadsheet would run as a formula is quoted with a leading apostrophe."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
