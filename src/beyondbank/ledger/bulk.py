@@ -60,6 +60,8 @@ _STAGE_COLUMNS = (
     "effective_at",
     "details",
 )
+# What `json.dumps(…, sort_keys=True, default=str)` builds on every call.
+_DETAILS_JSON = json.JSONEncoder(sort_keys=True, default=str)
 _POSTING_COLUMNS = (
     "transaction_id",
     "account_id",
@@ -207,7 +209,7 @@ def _staged(draft: Draft, now: datetime) -> tuple[tuple[Any, ...], Draft]:
         draft.reference,
         draft.corrects,
         effective_at,
-        json.dumps(dict(draft.details), sort_keys=True, default=str),
+        _DETAILS_JSON.encode(dict(draft.details)),
     )
     return row, draft
 

@@ -294,6 +294,10 @@ def list_accounts(
 # -- drafts --------------------------------------------------------------------------------------
 
 
+# What `json.dumps(…, sort_keys=True, separators=(",", ":"), default=str)` builds on every call.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def fingerprint_of(draft: Draft) -> str:
     """A SHA-256 of the draft's content in canonical form: legs in a stable order, times in UTC.
 
@@ -307,11 +311,7 @@ def fingerprint_of(draft: Draft) -> str:
         )
     )
     at = draft.effective_at.astimezone(UTC).isoformat() if draft.effective_at else ""
-    details = (
-        json.dumps(draft.details, sort_keys=True, separators=(",", ":"), default=str)
-        if draft.details
-        else "{}"
-    )
+    details = _CANONICAL_JSON.encode(draft.details) if draft.details else "{}"
     canonical = "\x1f".join(
         (
             draft.kind,
