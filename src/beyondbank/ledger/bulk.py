@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
@@ -106,29 +107,74 @@ def post_many(
     with session.begin_nested():
         connection = session.connection()
         _create_stage(connection)
-        for chunk in _chunks(drafts, chunk_size):
-            result = _post_chunk(uow, connection, chunk, accounts, actor)
-            total = total + result
-            if on_chunk is not None:
-                on_chunk(result)
+        chunks = _chunks(drafts, chunk_size)
+        first = next(chunks, None)
+        if first is not None:
+            total = _post_chunks(uow, connection, first, chunks, accounts, actor, on_chunk)
     session.expire_all()
     return total
 
 
-def _post_chunk(
+def _post_chunks(
     uow: UnitOfWork,
     connection: Connection,
-    chunk: Sequence[Draft],
+    first: list[Draft],
+    chunks: Iterator[list[Draft]],
     accounts: _AccountCache,
     actor: Principal,
+    on_chunk: Callable[[BulkResult], None] | None,
 ) -> BulkResult:
-    now = uow.clock.now()
+    """While the database writes one chunk, a worker thread checks and fingerprints the next:
+    plain Python on drafts already taken from the iterator, never the connection. The iterator
+    itself is advanced only here, between statements, in case it reads from the database."""
+    total = EMPTY
+    prepared = _prepare(first, uow.clock.now())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-bulk") as worker:
+        while True:
+            accounts.check(prepared.unique)
+            if prepared.invalid is not None:
+                raise prepared.invalid
+            connection.execute(text(f"DELETE FROM {_STAGE}"))  # noqa: S608
+            _load(connection, _STAGE, _STAGE_COLUMNS, (row for row, _ in prepared.staged))
+            following = next(chunks, None)
+            upcoming = (
+                None if following is None else worker.submit(_prepare, following, uow.clock.now())
+            )
+            # On a refusal the pool's exit waits for the worker; its result is dropped.
+            result = _post_chunk(connection, prepared, actor)
+            total = total + result
+            if on_chunk is not None:
+                on_chunk(result)
+            if upcoming is None:
+                return total
+            prepared = upcoming.result()
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A chunk checked and fingerprinted, ready to stage; `invalid` is raised once the
+    accounts are checked, which is the order the errors come in when nothing overlaps."""
+
+    offered: int
+    now: datetime
+    unique: list[Draft]
+    staged: list[tuple[tuple[Any, ...], Draft]]
+    invalid: InvalidInput | None
+
+
+def _prepare(chunk: Sequence[Draft], now: datetime) -> _Prepared:
     unique = _unique_by_key(chunk)
-    accounts.check(unique)
-    staged = [_staged(draft, now) for draft in unique]
-    connection.execute(text(f"DELETE FROM {_STAGE}"))  # noqa: S608
-    _load(connection, _STAGE, _STAGE_COLUMNS, (row for row, _draft in staged))
-    new_ids = _insert_new(connection, actor, now)
+    try:
+        staged = [_staged(draft, now) for draft in unique]
+    except InvalidInput as error:
+        return _Prepared(len(chunk), now, unique, [], error)
+    return _Prepared(len(chunk), now, unique, staged, None)
+
+
+def _post_chunk(connection: Connection, prepared: _Prepared, actor: Principal) -> BulkResult:
+    """Move the staged chunk into the ledger, then its postings and the accounts' totals."""
+    unique, staged = prepared.unique, prepared.staged
+    new_ids = _insert_new(connection, actor, prepared.now)
     if len(new_ids) < len(unique):  # some keys were there already: same content, or refused
         _refuse_reused_keys(connection, [row for row, _draft in staged if row[0] not in new_ids])
     postings: list[tuple[int, int, str, int, datetime]] = []
@@ -150,7 +196,7 @@ def _post_chunk(
             postings.append((transaction_id, account_id, amount.currency, signed, effective_at))
     _load_postings(connection, postings)
     _apply_totals(connection, debits, credits)
-    return BulkResult(len(chunk), len(new_ids), len(unique) - len(new_ids), len(postings))
+    return BulkResult(prepared.offered, len(new_ids), len(unique) - len(new_ids), len(postings))
 
 
 def _load_postings(
