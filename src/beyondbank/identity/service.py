@@ -411,6 +411,12 @@ def customer_ids_by_bank_refs(uow: UnitOfWork, bank_refs: Iterable[str]) -> dict
     return {row.bank_ref: row.id for row in rows}
 
 
+def customer_by_public_id(uow: UnitOfWork, public_id: str) -> Customer | None:
+    return uow.session.scalars(
+        select(Customer).where(Customer.public_id == public_id)
+    ).one_or_none()
+
+
 def customer_by_bank_ref(uow: UnitOfWork, bank_ref: str) -> Customer | None:
     return uow.session.scalars(select(Customer).where(Customer.bank_ref == bank_ref)).one_or_none()
 

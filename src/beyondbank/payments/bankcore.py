@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from beyondbank.alliance import service as alliance
-from beyondbank.commerce.models import Partner
+from beyondbank.commerce import service as commerce
 from beyondbank.core import audit
 from beyondbank.core.authz import SYSTEM, Principal
 from beyondbank.core.clock import Clock
@@ -491,10 +491,11 @@ def _check_payee(uow: UnitOfWork, kind: PayeeKind, ref: str) -> None:
             alliance.get_merchant(uow, SYSTEM, ref)
         except NotFound:
             raise invalid("body.payee_id", "no such merchant") from None
-    elif (
-        uow.session.scalar(select(Partner.id).where(Partner.public_id == ref)) is None
-    ):  # commerce has no service yet to ask
-        raise invalid("body.payee_id", "no such partner")
+    else:
+        try:
+            commerce.get_partner(uow, ref)
+        except NotFound:
+            raise invalid("body.payee_id", "no such partner") from None
 
 
 def _decline_on_account(account: DepositAccount, request: AuthoriseRequest) -> None:

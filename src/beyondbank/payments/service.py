@@ -166,10 +166,7 @@ def _check_open(request: OpenAccount) -> None:
 
 
 def _customer(uow: UnitOfWork, public_id: str) -> Customer:
-    # identity has no lookup by public id for other areas yet; this is the one read of its table.
-    customer = uow.session.scalars(
-        select(Customer).where(Customer.public_id == public_id)
-    ).one_or_none()
+    customer = identity.customer_by_public_id(uow, public_id)
     if customer is None:
         raise invalid("body.customer_id", "no such customer")
     return customer
@@ -504,10 +501,13 @@ def get_account(uow: UnitOfWork, public_id: str) -> DepositAccount:
 def account_for_customer(uow: UnitOfWork, customer_id: str, currency: str) -> DepositAccount | None:
     """The customer's deposit account in a currency, if any: what the shop's checkout pays from
     (the customer is known by public id after single sign-on)."""
+    customer = identity.customer_by_public_id(uow, customer_id)
+    if customer is None:
+        return None
     return uow.session.scalars(
-        select(DepositAccount)
-        .join(Customer, Customer.id == DepositAccount.customer_id)
-        .where(Customer.public_id == customer_id, DepositAccount.currency == currency)
+        select(DepositAccount).where(
+            DepositAccount.customer_id == customer.id, DepositAccount.currency == currency
+        )
     ).one_or_none()
 
 
@@ -521,11 +521,8 @@ def list_accounts(
 ) -> tuple[Sequence[DepositAccount], str | None]:
     stmt = select(DepositAccount)
     if customer_id is not None:
-        stmt = stmt.where(
-            DepositAccount.customer_id.in_(
-                select(Customer.id).where(Customer.public_id == customer_id)
-            )
-        )
+        customer = identity.customer_by_public_id(uow, customer_id)
+        stmt = stmt.where(DepositAccount.customer_id == (customer.id if customer else None))
     if status is not None:
         stmt = stmt.where(DepositAccount.status == status)
     return paginate(uow.session, stmt, DepositAccount.id, cursor=cursor, limit=limit)

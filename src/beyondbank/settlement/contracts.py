@@ -18,7 +18,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from beyondbank.alliance import service as alliance
-from beyondbank.commerce.models import Partner
+from beyondbank.commerce import service as commerce
 from beyondbank.core import audit
 from beyondbank.core.authz import SYSTEM, Principal, ensure_visible
 from beyondbank.core.errors import Conflict, FieldError, Forbidden, NotFound, invalid
@@ -70,8 +70,10 @@ def find_party(
             bic=merchant.settlement_bic,
             account_name=merchant.settlement_account_name or merchant.legal_name,
         )
-    # The commerce area has no service yet: its partner table is read here, and only here.
-    partner = uow.session.scalars(select(Partner).where(Partner.public_id == ref)).one_or_none()
+    try:
+        partner = commerce.get_partner(uow, ref)
+    except NotFound:
+        partner = None
     if partner is None or actor.merchant_id is not None:
         errors = (FieldError(field, "no such partner"),) if field else ()
         raise NotFound(f"No partner {ref!r} here.", errors=errors)
