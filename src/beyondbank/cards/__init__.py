@@ -1,0 +1,1 @@
+"""Card-linked benefits: the card feed, merchant resolution, the matching engine and its runs."""
