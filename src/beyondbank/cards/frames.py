@@ -129,7 +129,7 @@ USAGE = pl.Schema(
 
 # Purchases seen in earlier runs, by member and merchant (for new_to_merchant_days).
 PRIOR_PURCHASES = pl.Schema(
-    {"member_id": pl.Int64, "merchant_id": pl.Int64, "txn_time": UTC_TIME}
+    {"txn_id": pl.String, "member_id": pl.Int64, "merchant_id": pl.Int64, "txn_time": UTC_TIME}
 )
 
 # What each earlier purchase was granted and how much of it has been clawed back so far.
@@ -185,9 +185,7 @@ REWARDS = pl.Schema(
 
 # Rewards this run added to member counters and what it took from budgets and quantities.
 USAGE_ADDED = USAGE
-CONSUMED = pl.Schema(
-    {"benefit_id": pl.Int64, "budget_minor": pl.Int64, "quantity": pl.Int64}
-)
+CONSUMED = pl.Schema({"benefit_id": pl.Int64, "budget_minor": pl.Int64, "quantity": pl.Int64})
 
 
 def empty(schema: pl.Schema) -> pl.DataFrame:
@@ -236,4 +234,12 @@ class Outcome:
     usage_added: pl.DataFrame  # USAGE: uses this run added
     consumed: pl.DataFrame  # CONSUMED: budget and quantity this run took, per benefit
     grants: pl.DataFrame  # GRANTS rows new in this run or changed by its clawbacks
-    purchases: pl.DataFrame  # PRIOR_PURCHASES rows for this run's purchases with a member and merchant
+    purchases: (
+        pl.DataFrame
+    )  # PRIOR_PURCHASES rows for this run's purchases with a member and merchant
+    duplicates: (
+        pl.DataFrame
+    )  # DUPLICATES: rows skipped because their txn_id came earlier in the input
+
+
+DUPLICATES = pl.Schema({"line": pl.Int64, "txn_id": pl.String})
