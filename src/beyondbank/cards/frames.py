@@ -10,11 +10,17 @@ circle); the service turns them into public ids at the edges.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
 
 UTC_TIME = pl.Datetime("us", "UTC")
+
+
+def _schema(columns: Mapping[str, pl.DataType]) -> pl.Schema:
+    return pl.Schema(columns)
+
 
 PURCHASE = "purchase"
 REFUND = "refund"
@@ -40,34 +46,34 @@ FEED_COLUMNS = (
     "txn_time",
 )
 
-TRANSACTIONS = pl.Schema(
+TRANSACTIONS = _schema(
     {
-        "line": pl.Int64,  # the row's line number in its file (the header is line 1)
-        "txn_id": pl.String,
-        "network_ref": pl.String,
-        "card_token": pl.String,
-        "type": pl.String,  # one of TXN_TYPES
-        "original_txn_id": pl.String,  # set for refunds and chargebacks, null for purchases
-        "amount_minor": pl.Int64,  # > 0
-        "currency": pl.String,  # ISO 4217
-        "mcc": pl.String,  # four digits
-        "acquirer_merchant_id": pl.String,  # ISO 8583 DE 42
-        "terminal_id": pl.String,  # DE 41, may be null
-        "acceptor_name_location": pl.String,  # DE 43
+        "line": pl.Int64(),  # the row's line number in its file (the header is line 1)
+        "txn_id": pl.String(),
+        "network_ref": pl.String(),
+        "card_token": pl.String(),
+        "type": pl.String(),  # one of TXN_TYPES
+        "original_txn_id": pl.String(),  # set for refunds and chargebacks, null for purchases
+        "amount_minor": pl.Int64(),  # > 0
+        "currency": pl.String(),  # ISO 4217
+        "mcc": pl.String(),  # four digits
+        "acquirer_merchant_id": pl.String(),  # ISO 8583 DE 42
+        "terminal_id": pl.String(),  # DE 41, may be null
+        "acceptor_name_location": pl.String(),  # DE 43
         "txn_time": UTC_TIME,
     }
 )
 
 # A quarantined row: where it was, why, and the raw text of the row as read.
-QUARANTINE = pl.Schema({"line": pl.Int64, "reason": pl.String, "raw": pl.String})
+QUARANTINE = _schema({"line": pl.Int64(), "reason": pl.String(), "raw": pl.String()})
 
 # Merchant resolution appends these to TRANSACTIONS.
-RESOLUTION = pl.Schema(
+RESOLUTION = _schema(
     {
-        "merchant_id": pl.Int64,  # null: unresolved, no reward
-        "location_id": pl.Int64,
-        "resolved_by": pl.String,  # "terminal", "mapping", "fuzzy" or null
-        "confidence": pl.Float64,  # 1.0 for terminal and mapping matches
+        "merchant_id": pl.Int64(),  # null: unresolved, no reward
+        "location_id": pl.Int64(),
+        "resolved_by": pl.String(),  # "terminal", "mapping", "fuzzy" or null
+        "confidence": pl.Float64(),  # 1.0 for terminal and mapping matches
     }
 )
 RESOLVED = pl.Schema({**TRANSACTIONS, **RESOLUTION})
@@ -76,81 +82,91 @@ RESOLVED = pl.Schema({**TRANSACTIONS, **RESOLUTION})
 
 # Which member a card token stood for, when: the card link's interval intersected with the
 # membership's active interval, [valid_from, valid_to); a null valid_to is open-ended.
-CARDS = pl.Schema(
+CARDS = _schema(
     {
-        "card_token": pl.String,
-        "member_id": pl.Int64,
+        "card_token": pl.String(),
+        "member_id": pl.Int64(),
         "valid_from": UTC_TIME,
         "valid_to": UTC_TIME,
     }
 )
 
-MEMBER_CIRCLES = pl.Schema({"member_id": pl.Int64, "circle_id": pl.Int64})
+MEMBER_CIRCLES = _schema({"member_id": pl.Int64(), "circle_id": pl.Int64()})
 
 # Card-linked benefits (channel card_linked; kinds percent_off, amount_off, spend_threshold,
 # points_multiplier). Budgets and quantities are what is left now.
-BENEFITS = pl.Schema(
+BENEFITS = _schema(
     {
-        "benefit_id": pl.Int64,
-        "merchant_id": pl.Int64,
-        "kind": pl.String,
-        "active": pl.Boolean,
-        "currency": pl.String,
-        "valid_from": pl.Date,  # merchant-local dates, inclusive
-        "valid_to": pl.Date,
-        "weekdays": pl.List(pl.Int8),  # ISO weekdays, 1 = Monday
-        "hour_start": pl.Int8,  # [hour_start, hour_end) local
-        "hour_end": pl.Int8,
-        "timezone": pl.String,  # IANA
-        "min_spend_minor": pl.Int64,
-        "percent_bps": pl.Int64,
-        "max_reward_minor": pl.Int64,
-        "fixed_minor": pl.Int64,
-        "threshold_minor": pl.Int64,
-        "points_multiplier": pl.Int64,
-        "member_limit": pl.Int64,  # null: no limit
-        "limit_period": pl.String,  # day, week, month, campaign
-        "budget_remaining_minor": pl.Int64,  # null: no budget
-        "quantity_remaining": pl.Int64,  # null: no quantity limit
-        "merchant_share_bps": pl.Int64,
-        "commission_bps": pl.Int64,
-        "new_to_merchant_days": pl.Int64,
+        "benefit_id": pl.Int64(),
+        "merchant_id": pl.Int64(),
+        "kind": pl.String(),
+        "active": pl.Boolean(),
+        "currency": pl.String(),
+        "valid_from": pl.Date(),  # merchant-local dates, inclusive
+        "valid_to": pl.Date(),
+        "weekdays": pl.List(pl.Int8()),  # ISO weekdays, 1 = Monday
+        "hour_start": pl.Int8(),  # [hour_start, hour_end) local
+        "hour_end": pl.Int8(),
+        "timezone": pl.String(),  # IANA
+        "min_spend_minor": pl.Int64(),
+        "percent_bps": pl.Int64(),
+        "max_reward_minor": pl.Int64(),
+        "fixed_minor": pl.Int64(),
+        "threshold_minor": pl.Int64(),
+        "points_multiplier": pl.Int64(),
+        "member_limit": pl.Int64(),  # null: no limit
+        "limit_period": pl.String(),  # day, week, month, campaign
+        "budget_remaining_minor": pl.Int64(),  # null: no budget
+        "quantity_remaining": pl.Int64(),  # null: no quantity limit
+        "merchant_share_bps": pl.Int64(),
+        "commission_bps": pl.Int64(),
+        "new_to_merchant_days": pl.Int64(),
     }
 )
 
-BENEFIT_TARGETS = pl.Schema({"benefit_id": pl.Int64, "circle_id": pl.Int64})
+BENEFIT_TARGETS = _schema({"benefit_id": pl.Int64(), "circle_id": pl.Int64()})
 
 # -- state carried between runs ---------------------------------------------------------------
 
 # Rewards counted per member, benefit and limit period (voucher redemptions count too).
-USAGE = pl.Schema(
-    {"benefit_id": pl.Int64, "member_id": pl.Int64, "period_key": pl.String, "uses": pl.Int64}
+USAGE = _schema(
+    {
+        "benefit_id": pl.Int64(),
+        "member_id": pl.Int64(),
+        "period_key": pl.String(),
+        "uses": pl.Int64(),
+    }
 )
 
 # Purchases seen in earlier runs, by member and merchant (for new_to_merchant_days).
-PRIOR_PURCHASES = pl.Schema(
-    {"txn_id": pl.String, "member_id": pl.Int64, "merchant_id": pl.Int64, "txn_time": UTC_TIME}
+PRIOR_PURCHASES = _schema(
+    {
+        "txn_id": pl.String(),
+        "member_id": pl.Int64(),
+        "merchant_id": pl.Int64(),
+        "txn_time": UTC_TIME,
+    }
 )
 
 # What each earlier purchase was granted and how much of it has been clawed back so far.
-GRANTS = pl.Schema(
+GRANTS = _schema(
     {
-        "txn_id": pl.String,
-        "member_id": pl.Int64,
-        "merchant_id": pl.Int64,
-        "currency": pl.String,
-        "purchase_amount_minor": pl.Int64,
-        "benefit_id": pl.Int64,  # the cash benefit, null when only points were earned
-        "reward_minor": pl.Int64,  # cash granted
-        "merchant_funded_minor": pl.Int64,
-        "commission_minor": pl.Int64,
-        "points_benefit_id": pl.Int64,
-        "points": pl.Int64,
-        "refunded_minor": pl.Int64,  # refund and chargeback amounts so far
-        "clawed_back_minor": pl.Int64,
-        "merchant_clawed_back_minor": pl.Int64,
-        "commission_clawed_back_minor": pl.Int64,
-        "points_clawed_back": pl.Int64,
+        "txn_id": pl.String(),
+        "member_id": pl.Int64(),
+        "merchant_id": pl.Int64(),
+        "currency": pl.String(),
+        "purchase_amount_minor": pl.Int64(),
+        "benefit_id": pl.Int64(),  # the cash benefit, null when only points were earned
+        "reward_minor": pl.Int64(),  # cash granted
+        "merchant_funded_minor": pl.Int64(),
+        "commission_minor": pl.Int64(),
+        "points_benefit_id": pl.Int64(),
+        "points": pl.Int64(),
+        "refunded_minor": pl.Int64(),  # refund and chargeback amounts so far
+        "clawed_back_minor": pl.Int64(),
+        "merchant_clawed_back_minor": pl.Int64(),
+        "commission_clawed_back_minor": pl.Int64(),
+        "points_clawed_back": pl.Int64(),
     }
 )
 
@@ -162,30 +178,32 @@ CLAWBACK = "clawback"
 # One row per granted purchase (kind reward) and per refund or chargeback that claws anything
 # back (kind clawback). Amounts are positive in both; a clawback row's original_txn_id names
 # the purchase. bank_funded = amount - merchant_funded.
-REWARDS = pl.Schema(
+REWARDS = _schema(
     {
-        "kind": pl.String,
-        "txn_id": pl.String,
-        "original_txn_id": pl.String,
+        "kind": pl.String(),
+        "txn_id": pl.String(),
+        "original_txn_id": pl.String(),
         "txn_time": UTC_TIME,
-        "member_id": pl.Int64,
-        "merchant_id": pl.Int64,
-        "currency": pl.String,
-        "purchase_amount_minor": pl.Int64,  # the purchase's amount (for a clawback: the original's)
-        "txn_amount_minor": pl.Int64,  # this transaction's amount (the refund's, for a clawback)
-        "benefit_id": pl.Int64,
-        "amount_minor": pl.Int64,
-        "merchant_funded_minor": pl.Int64,
-        "bank_funded_minor": pl.Int64,
-        "commission_minor": pl.Int64,
-        "points_benefit_id": pl.Int64,
-        "points": pl.Int64,
+        "member_id": pl.Int64(),
+        "merchant_id": pl.Int64(),
+        "currency": pl.String(),
+        "purchase_amount_minor": pl.Int64(),  # the purchase's amount (for a clawback: the original's)
+        "txn_amount_minor": pl.Int64(),  # this transaction's amount (the refund's, for a clawback)
+        "benefit_id": pl.Int64(),
+        "amount_minor": pl.Int64(),
+        "merchant_funded_minor": pl.Int64(),
+        "bank_funded_minor": pl.Int64(),
+        "commission_minor": pl.Int64(),
+        "points_benefit_id": pl.Int64(),
+        "points": pl.Int64(),
     }
 )
 
+DUPLICATES = _schema({"line": pl.Int64(), "txn_id": pl.String()})
+
 # Rewards this run added to member counters and what it took from budgets and quantities.
 USAGE_ADDED = USAGE
-CONSUMED = pl.Schema({"benefit_id": pl.Int64, "budget_minor": pl.Int64, "quantity": pl.Int64})
+CONSUMED = _schema({"benefit_id": pl.Int64(), "budget_minor": pl.Int64(), "quantity": pl.Int64()})
 
 
 def empty(schema: pl.Schema) -> pl.DataFrame:
@@ -240,6 +258,3 @@ class Outcome:
     duplicates: (
         pl.DataFrame
     )  # DUPLICATES: rows skipped because their txn_id came earlier in the input
-
-
-DUPLICATES = pl.Schema({"line": pl.Int64, "txn_id": pl.String})
