@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, MetaData
 # explicitly, is how Alembic and the tests see the full schema.
 from beyondbank.alliance import models as alliance_models
 from beyondbank.benefits import models as benefits_models
+from beyondbank.cards import models as cards_models
 from beyondbank.commerce import models as commerce_models
 from beyondbank.core import models as core_models
 from beyondbank.core.db import Base
@@ -32,6 +33,7 @@ AREAS = (
     commerce_models,
     payments_models,
     settlement_models,
+    cards_models,
 )
 metadata: MetaData = Base.metadata
 

@@ -258,6 +258,10 @@ def member_by_number(uow: UnitOfWork, member_number: str) -> Member | None:
     ).one_or_none()
 
 
+def member_by_public_id(uow: UnitOfWork, public_id: str) -> Member | None:
+    return uow.session.scalars(select(Member).where(Member.public_id == public_id)).one_or_none()
+
+
 def member_for_customer(uow: UnitOfWork, customer_id: int) -> Member | None:
     """The customer's active membership, if any."""
     return uow.session.scalars(
@@ -378,3 +382,125 @@ def terminal_holders(
         .where(MerchantTerminal.acquirer_merchant_id.in_(wanted))
     )
     return {(r.acquirer_merchant_id, r.terminal_id): r.trading_name for r in rows}
+
+
+# -- what the card-linked engine reads (plain rows, in bulk) --------------------------------
+
+
+def card_holdings(uow: UnitOfWork, tokens: Iterable[str]) -> list[tuple[str, int, Any, Any]]:
+    """For each of the card tokens: (token, member id, from, to) — when the token stood for the
+    member, the card link's interval intersected with the membership's (to None: still does)."""
+    wanted = sorted(set(tokens))
+    rows: list[tuple[str, int, Any, Any]] = []
+    for start in range(0, len(wanted), 5_000):
+        for r in uow.session.execute(
+            select(
+                CardLink.card_token,
+                CardLink.member_id,
+                CardLink.linked_at,
+                CardLink.unlinked_at,
+                Member.enrolled_at,
+                Member.left_at,
+            )
+            .join(Member, Member.id == CardLink.member_id)
+            .where(CardLink.card_token.in_(wanted[start : start + 5_000]))
+        ):
+            begin = max(r.linked_at, r.enrolled_at)
+            ends = [t for t in (r.unlinked_at, r.left_at) if t is not None]
+            end = min(ends) if ends else None
+            if end is None or begin < end:
+                rows.append((r.card_token, r.member_id, begin, end))
+    return rows
+
+
+def circle_ids_by_member(uow: UnitOfWork, member_ids: Iterable[int]) -> dict[int, set[int]]:
+    """The circles each member belongs to (as `member_circle_ids`), with the circles read once."""
+    wanted = sorted(set(member_ids))
+    circles = uow.session.scalars(select(Circle).where(Circle.status == CircleStatus.ACTIVE)).all()
+    geographic = [c for c in circles if c.kind == CircleKind.GEOGRAPHIC]
+    rules = [
+        (c.id, segments.parse_rule(c.segment_rule))
+        for c in circles
+        if c.kind == CircleKind.SEGMENT and c.segment_rule
+    ]
+    found: dict[int, set[int]] = {}
+    for start in range(0, len(wanted), 5_000):
+        for member in uow.session.scalars(
+            select(Member).where(Member.id.in_(wanted[start : start + 5_000]))
+        ):
+            ids = {
+                c.id
+                for c in geographic
+                for lat, lon in (
+                    (member.home_latitude, member.home_longitude),
+                    (member.work_latitude, member.work_longitude),
+                )
+                if lat is not None and lon is not None and circle_contains(c, lat, lon)
+            }
+            ids |= {cid for cid, rule in rules if segments.matches(rule, member.attributes)}
+            found[member.id] = ids
+    return found
+
+
+def alliance_terminals(uow: UnitOfWork) -> list[tuple[str, str | None, int, int]]:
+    """(acquirer merchant id, terminal id or None for all, location id, merchant id) of every
+    active alliance merchant's active locations."""
+    rows = uow.session.execute(
+        select(
+            MerchantTerminal.acquirer_merchant_id,
+            MerchantTerminal.terminal_id,
+            MerchantLocation.id,
+            Merchant.id,
+        )
+        .join(MerchantLocation, MerchantTerminal.location_id == MerchantLocation.id)
+        .join(Merchant, MerchantLocation.merchant_id == Merchant.id)
+        .where(Merchant.status == MerchantStatus.ACTIVE, MerchantLocation.active.is_(True))
+    )
+    return [(a, t, loc, m) for a, t, loc, m in rows]
+
+
+def alliance_locations(uow: UnitOfWork) -> list[dict[str, Any]]:
+    """Active alliance merchants' active locations: ids, trading name, MCC, sub-industry, city,
+    country and time zone (what descriptor resolution and the feed generator need)."""
+    rows = uow.session.execute(
+        select(
+            Merchant.id.label("merchant_id"),
+            Merchant.public_id.label("merchant_ref"),
+            MerchantLocation.id.label("location_id"),
+            Merchant.trading_name.label("name"),
+            Merchant.mcc,
+            Merchant.sub_industry,
+            MerchantLocation.city,
+            MerchantLocation.country,
+            MerchantLocation.timezone,
+        )
+        .join(MerchantLocation, MerchantLocation.merchant_id == Merchant.id)
+        .where(Merchant.status == MerchantStatus.ACTIVE, MerchantLocation.active.is_(True))
+        .order_by(Merchant.id, MerchantLocation.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def linked_cards(uow: UnitOfWork) -> list[tuple[str, int, Any]]:
+    """(token, member id, linked at) of every card linked now to an active member."""
+    rows = uow.session.execute(
+        select(CardLink.card_token, CardLink.member_id, CardLink.linked_at)
+        .join(Member, Member.id == CardLink.member_id)
+        .where(CardLink.unlinked_at.is_(None), Member.status == MemberStatus.ACTIVE)
+        .order_by(CardLink.id)
+    )
+    return [(t, m, at) for t, m, at in rows]
+
+
+def member_refs(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, str]:
+    wanted = sorted(set(ids))
+    found: dict[int, str] = {}
+    for start in range(0, len(wanted), 5_000):
+        found.update(
+            uow.session.execute(
+                select(Member.id, Member.public_id).where(
+                    Member.id.in_(wanted[start : start + 5_000])
+                )
+            ).tuples()
+        )
+    return found

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import segno
 from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from beyondbank.alliance import service as alliance
 from beyondbank.alliance.models import Member, Merchant, MerchantStatus
@@ -22,6 +23,7 @@ from beyondbank.benefits.models import (
     BenefitStatus,
     BenefitTarget,
     BenefitUsage,
+    Channel,
 )
 from beyondbank.benefits.schemas import (
     BANK_TERMS,
@@ -688,3 +690,106 @@ def qr_svg(text: str) -> str:
 
 def count_benefits(uow: UnitOfWork, status: BenefitStatus) -> int:
     return uow.session.scalar(select(func.count()).where(Benefit.status == status)) or 0
+
+
+# -- what the card-linked engine reads and writes (in bulk) ---------------------------------
+
+CARD_KINDS = (
+    BenefitKind.PERCENT_OFF,
+    BenefitKind.AMOUNT_OFF,
+    BenefitKind.SPEND_THRESHOLD,
+    BenefitKind.POINTS_MULTIPLIER,
+)
+
+
+def card_linked_benefits(uow: UnitOfWork, *, lock: bool = False) -> list[Benefit]:
+    """Every card-linked benefit the engine may grant (cash kinds and points multipliers) with
+    its targets. `lock` takes the rows of those with a budget or quantity, in id order, so
+    voucher redemptions wait while a chunk of card transactions spends the same budgets."""
+    query = (
+        select(Benefit)
+        .where(Benefit.kind.in_(CARD_KINDS), Benefit.status != BenefitStatus.DRAFT)
+        .order_by(Benefit.id)
+    )
+    benefits = [
+        b for b in uow.session.scalars(query).unique() if Channel.CARD_LINKED.value in b.channels
+    ]
+    capped = [b.id for b in benefits if b.budget_minor is not None or b.quantity is not None]
+    if lock and capped:
+        fresh = uow.session.execute(
+            select(Benefit.id, Benefit.budget_remaining_minor, Benefit.quantity_remaining)
+            .where(Benefit.id.in_(capped))
+            .order_by(Benefit.id)
+            .with_for_update()
+        ).all()
+        remaining = {r.id: (r.budget_remaining_minor, r.quantity_remaining) for r in fresh}
+        for b in benefits:
+            if b.id in remaining:
+                b.budget_remaining_minor, b.quantity_remaining = remaining[b.id]
+    return benefits
+
+
+def usage_of(
+    uow: UnitOfWork, member_ids: Iterable[int], benefit_ids: Iterable[int]
+) -> list[tuple[int, int, str, int]]:
+    """(benefit id, member id, period key, uses) for these members and benefits."""
+    members = sorted(set(member_ids))
+    benefits = sorted(set(benefit_ids))
+    if not members or not benefits:
+        return []
+    rows: list[tuple[int, int, str, int]] = []
+    for start in range(0, len(members), 5_000):
+        rows.extend(
+            uow.session.execute(
+                select(
+                    BenefitUsage.benefit_id,
+                    BenefitUsage.member_id,
+                    BenefitUsage.period_key,
+                    BenefitUsage.uses,
+                ).where(
+                    BenefitUsage.member_id.in_(members[start : start + 5_000]),
+                    BenefitUsage.benefit_id.in_(benefits),
+                    BenefitUsage.uses > 0,
+                )
+            ).tuples()
+        )
+    return rows
+
+
+def add_usage(uow: UnitOfWork, rows: Sequence[tuple[int, int, str, int]]) -> None:
+    """Add (benefit id, member id, period key, uses) to the members' counters (an upsert)."""
+    if not rows:
+        return
+    dialect = postgresql if uow.session.get_bind().dialect.name == "postgresql" else sqlite
+    table = BenefitUsage.__table__
+    stmt = dialect.insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.benefit_id, table.c.member_id, table.c.period_key],
+        set_={"uses": table.c.uses + stmt.excluded.uses},
+    )
+    uow.session.execute(
+        stmt,
+        [{"benefit_id": b, "member_id": m, "period_key": k, "uses": u} for b, m, k, u in rows],
+    )
+
+
+def consume(uow: UnitOfWork, rows: Sequence[tuple[int, int, int]]) -> None:
+    """Take (benefit id, budget, quantity) from what is left; never below zero (the rows are
+    locked by `card_linked_benefits(lock=True)` in the same transaction, so this cannot fail
+    unless a caller skipped the lock, and then it refuses rather than overspend)."""
+    for benefit_id, budget, quantity in sorted(rows):
+        values: dict[str, Any] = {}
+        conditions: list[ColumnElement[bool]] = [Benefit.id == benefit_id]
+        if budget:
+            values["budget_remaining_minor"] = Benefit.budget_remaining_minor - budget
+            conditions.append(Benefit.budget_remaining_minor >= budget)
+        if quantity:
+            values["quantity_remaining"] = Benefit.quantity_remaining - quantity
+            conditions.append(Benefit.quantity_remaining >= quantity)
+        if not values:
+            continue
+        done = uow.session.execute(
+            update(Benefit).where(*conditions).values(**values).returning(Benefit.id)
+        ).first()
+        if done is None:
+            raise Conflict(f"Benefit {benefit_id} has less budget or quantity left than granted.")

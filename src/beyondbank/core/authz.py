@@ -61,6 +61,9 @@ class Permission(StrEnum):
     BANK_CORE_MANAGE = "bankcore:manage"  # deposit accounts: open, block, limits
     SETTLEMENT_READ = "settlement:read"
     SETTLEMENT_MANAGE = "settlement:manage"  # contracts, periods, closing, payouts
+    CARDS_READ = "cards:read"  # card-linked runs and rewards (a merchant: its own rewards)
+    CARDS_REVIEW = "cards:review"  # decide the descriptor review queue
+    CARDS_INGEST = "cards:ingest"  # send card events in real time (the bank's card switch)
 
 
 P = Permission
@@ -83,6 +86,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.RELATIONSHIP_WRITE,
             P.STATS_READ,
             P.SETTLEMENT_READ,
+            P.CARDS_READ,
+            P.CARDS_REVIEW,
         }
     ),
     Role.AUDITOR: frozenset(
@@ -100,6 +105,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.LEDGER_READ,
             P.PAYMENTS_READ,
             P.SETTLEMENT_READ,
+            P.CARDS_READ,
         }
     ),
     # Analysts read aggregated and business data only: no people, no contacts, no audit trail.
@@ -123,6 +129,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REDEMPTIONS_REVERSE,
             P.USERS_MANAGE,
             P.SETTLEMENT_READ,  # its own statements only: the service scopes it
+            P.CARDS_READ,  # its own card-linked rewards only
         }
     ),
     Role.MERCHANT_STAFF: frozenset(
@@ -151,6 +158,7 @@ CLIENT_SCOPES: frozenset[Permission] = frozenset(
         P.REDEMPTIONS_CREATE,
         P.PAYMENTS_READ,
         P.PAYMENTS_CREATE,
+        P.CARDS_INGEST,
     }
 )
 

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     sso_leeway_seconds: int = 30
     sso_max_lifetime_seconds: int = 600
 
+    # Card-linked runs: rows matched per committed chunk, where quarantine and rewards files go,
+    # and the fuzzy descriptor score (0–1) at or above which a descriptor resolves unreviewed.
+    cards_chunk_rows: int = 1_000_000
+    cards_output_dir: Path = Path("var/cards")
+    cards_descriptor_threshold: float | None = None  # None: the resolver's measured default
+
     access_token_ttl_seconds: int = 3600
     idempotency_in_flight_seconds: int = 120
     session_cookie_secure: bool = False
