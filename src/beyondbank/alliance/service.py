@@ -497,10 +497,11 @@ def member_refs(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     for start in range(0, len(wanted), 5_000):
         found.update(
-            uow.session.execute(
+            (i, ref)
+            for i, ref in uow.session.execute(
                 select(Member.id, Member.public_id).where(
                     Member.id.in_(wanted[start : start + 5_000])
                 )
-            ).tuples()
+            ).all()
         )
     return found

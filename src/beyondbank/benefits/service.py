@@ -740,7 +740,8 @@ def usage_of(
     rows: list[tuple[int, int, str, int]] = []
     for start in range(0, len(members), 5_000):
         rows.extend(
-            uow.session.execute(
+            (b, m, k, u)
+            for b, m, k, u in uow.session.execute(
                 select(
                     BenefitUsage.benefit_id,
                     BenefitUsage.member_id,
@@ -751,7 +752,7 @@ def usage_of(
                     BenefitUsage.benefit_id.in_(benefits),
                     BenefitUsage.uses > 0,
                 )
-            ).tuples()
+            ).all()
         )
     return rows
 

@@ -124,7 +124,8 @@ def _prior_purchases(
     ordered = sorted(member_ids)
     for start in range(0, len(ordered), _SLICE):
         rows.extend(
-            uow.session.execute(
+            tuple(r)
+            for r in uow.session.execute(
                 select(
                     CardTransaction.txn_id,
                     CardTransaction.member_id,
@@ -135,7 +136,7 @@ def _prior_purchases(
                     CardTransaction.merchant_id.in_(merchant_ids),
                     CardTransaction.type == frames.PURCHASE,
                 )
-            ).tuples()
+            ).all()
         )
     return rows
 
@@ -149,9 +150,10 @@ def grants_of(uow: UnitOfWork, txn_ids: Iterable[str]) -> pl.DataFrame:
     rows: list[tuple[Any, ...]] = []
     for start in range(0, len(wanted), _SLICE):
         rows.extend(
-            uow.session.execute(
+            tuple(r)
+            for r in uow.session.execute(
                 select(*_GRANT_COLUMNS).where(CardGrant.txn_id.in_(wanted[start : start + _SLICE]))
-            ).tuples()
+            ).all()
         )
     return pl.DataFrame(rows, schema=frames.GRANTS, orient="row")
 
