@@ -3,8 +3,10 @@ and a card-linked benefit, and feed rows for it."""
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from beyondbank.alliance.models import CardLink, Member, Merchant, MerchantTerminal
@@ -75,3 +77,14 @@ def feed_row(
         "acceptor_name_location": acceptor_field(p.merchant.trading_name, location.city, "GB"),
         "txn_time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], *, extra_lines: tuple[str, ...] = ()) -> Path:
+    """A feed file with a header, the rows, then any raw (bad) lines as given."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(frames.FEED_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        for line in extra_lines:
+            handle.write(line + "\n")
+    return path

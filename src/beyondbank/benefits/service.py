@@ -775,18 +775,26 @@ def add_usage(uow: UnitOfWork, rows: Sequence[tuple[int, int, str, int]]) -> Non
 
 
 def consume(uow: UnitOfWork, rows: Sequence[tuple[int, int, int]]) -> None:
-    """Take (benefit id, budget, quantity) from what is left; never below zero (the rows are
-    locked by `card_linked_benefits(lock=True)` in the same transaction, so this cannot fail
-    unless a caller skipped the lock, and then it refuses rather than overspend)."""
+    """Take (benefit id, budget, quantity) from what is left, where the benefit has a budget or
+    a quantity (NULL stays NULL: unlimited); never below zero. The rows are locked by
+    `card_linked_benefits(lock=True)` in the same transaction, so this cannot fail unless a
+    caller skipped the lock, and then it refuses rather than overspend."""
     for benefit_id, budget, quantity in sorted(rows):
         values: dict[str, Any] = {}
         conditions: list[ColumnElement[bool]] = [Benefit.id == benefit_id]
         if budget:
             values["budget_remaining_minor"] = Benefit.budget_remaining_minor - budget
-            conditions.append(Benefit.budget_remaining_minor >= budget)
+            conditions.append(
+                or_(
+                    Benefit.budget_remaining_minor.is_(None),
+                    Benefit.budget_remaining_minor >= budget,
+                )
+            )
         if quantity:
             values["quantity_remaining"] = Benefit.quantity_remaining - quantity
-            conditions.append(Benefit.quantity_remaining >= quantity)
+            conditions.append(
+                or_(Benefit.quantity_remaining.is_(None), Benefit.quantity_remaining >= quantity)
+            )
         if not values:
             continue
         done = uow.session.execute(

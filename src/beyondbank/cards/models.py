@@ -35,8 +35,8 @@ class CardRun(IdMixin, Base):
     status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus), index=True)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
-    # Conservation: rows_read = accepted + quarantined; accepted = duplicates + already_seen
-    # + matched (every matched row is a purchase, refund or chargeback the engine looked at).
+    # Conservation: rows_read = accepted + quarantined + duplicates (a txn_id's later rows in
+    # the same file); accepted = already_seen (in earlier runs) + matched.
     rows_read: Mapped[int] = mapped_column(default=0)
     accepted: Mapped[int] = mapped_column(default=0)
     quarantined: Mapped[int] = mapped_column(default=0)

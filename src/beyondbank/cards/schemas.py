@@ -11,8 +11,8 @@ from beyondbank.cards.models import ReviewStatus, RunStatus
 
 
 class RunOut(BaseModel):
-    """A run's summary. rows_read = accepted + quarantined; accepted = duplicates + already_seen
-    + matched."""
+    """A run's summary. rows_read = accepted + quarantined + duplicates; accepted =
+    already_seen + matched."""
 
     id: str
     source: str

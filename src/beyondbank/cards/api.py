@@ -1,0 +1,156 @@
+"""Card-linked endpoints: runs and their summaries, reward and clawback rows, and the
+descriptor review queue (bank staff confirm or reject what the fuzzy matcher was unsure of)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from beyondbank.cards import reviews, schemas, service
+from beyondbank.cards.models import ReviewStatus
+from beyondbank.core.authz import Permission, Principal
+from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from beyondbank.deps import UoW, requires
+
+router = APIRouter(prefix="/cards", tags=["cards"])
+
+Reader = Annotated[Principal, Depends(requires(Permission.CARDS_READ))]
+Reviewer = Annotated[Principal, Depends(requires(Permission.CARDS_REVIEW))]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Runs are the bank's: merchants read their own rewards only"},
+    404: {"description": "No such run or review"},
+    409: {"description": "The review is already decided (names how)"},
+    422: {"description": "Invalid fields (an unknown or inactive merchant, a foreign location)"},
+}
+
+
+@router.get("/runs", response_model=Page[schemas.RunOut], summary="List card-linked runs")
+def list_runs(
+    uow: UoW, actor: Reader, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT
+) -> Page[schemas.RunOut]:
+    rows, next_cursor = service.list_runs(uow, actor, cursor=cursor, limit=limit)
+    return Page(items=[schemas.run_out(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/runs/{run_id}", response_model=schemas.RunOut, responses=_PROBLEMS)
+def get_run(run_id: str, uow: UoW, actor: Reader) -> schemas.RunOut:
+    return schemas.run_out(service.get_run(uow, actor, run_id))
+
+
+@router.get(
+    "/rewards",
+    response_model=Page[schemas.RewardOut],
+    summary="Card-linked reward and clawback rows, newest first",
+    responses=_PROBLEMS,
+)
+def list_rewards(
+    uow: UoW,
+    actor: Reader,
+    run: str | None = None,
+    merchant: str | None = None,
+    member: str | None = None,
+    kind: Literal["reward", "clawback"] | None = None,
+    cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[schemas.RewardOut]:
+    rows, next_cursor = service.list_rewards(
+        uow, actor, run=run, merchant=merchant, member=member, kind=kind, cursor=cursor, limit=limit
+    )
+    return Page(items=[_reward_out(v) for v in rows], next_cursor=next_cursor)
+
+
+def _reward_out(view: service.RewardView) -> schemas.RewardOut:
+    r = view.reward
+    return schemas.RewardOut(
+        kind=r.kind,  # type: ignore[arg-type]
+        txn_id=r.txn_id,
+        original_txn_id=r.original_txn_id,
+        txn_time=r.txn_time,
+        member=view.member,
+        merchant=view.merchant,
+        currency=r.currency,
+        purchase_amount_minor=r.purchase_amount_minor,
+        txn_amount_minor=r.txn_amount_minor,
+        benefit=view.benefit,
+        amount_minor=r.amount_minor,
+        merchant_funded_minor=r.merchant_funded_minor,
+        bank_funded_minor=r.bank_funded_minor,
+        commission_minor=r.commission_minor,
+        points_benefit=view.points_benefit,
+        points=r.points,
+        posted=r.posted_at is not None,
+    )
+
+
+# -- descriptor review queue ------------------------------------------------------------------
+
+
+@router.get(
+    "/reviews",
+    response_model=Page[schemas.ReviewOut],
+    summary="Descriptors waiting for a person's decision",
+)
+def list_reviews(
+    uow: UoW,
+    actor: Reviewer,
+    status: ReviewStatus | None = ReviewStatus.OPEN,
+    cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[schemas.ReviewOut]:
+    rows, next_cursor = reviews.list_reviews(uow, actor, status=status, cursor=cursor, limit=limit)
+    return Page(items=[_review_out(v) for v in rows], next_cursor=next_cursor)
+
+
+@router.get("/reviews/{review_id}", response_model=schemas.ReviewOut, responses=_PROBLEMS)
+def get_review(review_id: str, uow: UoW, actor: Reviewer) -> schemas.ReviewOut:
+    return _review_out(reviews.get_review(uow, actor, review_id))
+
+
+@router.post(
+    "/reviews/{review_id}/confirm",
+    response_model=schemas.ReviewOut,
+    summary="Map the descriptor to an alliance merchant; the next run resolves it exactly",
+    responses=_PROBLEMS,
+)
+def confirm_review(
+    review_id: str, body: schemas.ConfirmIn, uow: UoW, actor: Reviewer
+) -> schemas.ReviewOut:
+    view = reviews.confirm(
+        uow, actor, review_id, merchant_ref=body.merchant, location_ref=body.location
+    )
+    return _review_out(view)
+
+
+@router.post(
+    "/reviews/{review_id}/reject",
+    response_model=schemas.ReviewOut,
+    summary="Not an alliance merchant: the descriptor stays unresolved",
+    responses=_PROBLEMS,
+)
+def reject_review(
+    review_id: str, body: schemas.RejectIn, uow: UoW, actor: Reviewer
+) -> schemas.ReviewOut:
+    return _review_out(reviews.reject(uow, actor, review_id, note=body.note))
+
+
+def _review_out(view: reviews.ReviewView) -> schemas.ReviewOut:
+    r = view.review
+    return schemas.ReviewOut(
+        id=r.public_id,
+        descriptor=r.example,
+        descriptor_key=r.descriptor_key,
+        mcc=r.mcc,
+        city=r.city,
+        candidate_merchant=view.candidate_merchant,
+        candidate_name=view.candidate_name,
+        score=r.score,
+        transactions=r.transactions,
+        status=r.status,
+        first_seen_at=r.first_seen_at,
+        last_seen_at=r.last_seen_at,
+        decided_at=r.decided_at,
+        decision_note=r.decision_note,
+    )

@@ -1,0 +1,623 @@
+"""Card-linked use cases: run a feed file through the engine exactly once, post its rewards,
+and read runs, rewards and the descriptor review queue.
+
+A run has three stages. Staging reads and validates the file (bad rows to the quarantine
+file), keeps the first row of each txn_id and sorts the rest by (txn_time, txn_id) into a
+Parquet file, so files larger than memory work. Matching takes the sorted file in chunks; each
+chunk commits, in one database transaction, everything it decides: the txn_ids it has now
+seen, its grants and clawback totals, its reward rows (the ledger outbox), member counters,
+budgets, the review queue and the run's counters. Posting moves the outbox to the ledger in
+chunks, each marked posted in the same transaction as its postings.
+
+A crash anywhere loses nothing and doubles nothing: a committed chunk's txn_ids are skipped
+by the rerun (each counts once, ever), an uncommitted chunk left no trace, and an unposted
+outbox row is posted by the next run under the same ledger keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from beyondbank.alliance import service as alliance
+from beyondbank.benefits import service as benefits
+from beyondbank.cards import engine, feed, frames, posting, programme
+from beyondbank.cards.models import (
+    CardGrant,
+    CardReward,
+    CardRun,
+    DescriptorMapping,
+    DescriptorReview,
+    ReviewStatus,
+    RunStatus,
+)
+from beyondbank.cards.resolution import Resolver
+from beyondbank.core.authz import Permission, Principal, require
+from beyondbank.core.errors import Conflict, Forbidden, NotFound
+from beyondbank.core.fastload import load_rows
+from beyondbank.core.ids import new_public_id
+from beyondbank.core.pagination import paginate
+from beyondbank.core.uow import UnitOfWork
+
+# A test (or an operator's drill) may name a stage at which the process dies as if killed.
+Checkpoint = Callable[[str], None]
+
+
+def _no_checkpoint(stage: str) -> None:
+    return None
+
+
+@dataclass
+class Progress:
+    """Callbacks a command uses to show progress; all optional."""
+
+    staged: Callable[[int], None] = lambda n: None
+    matched: Callable[[int], None] = lambda n: None
+    posted: Callable[[int], None] = lambda n: None
+    total: Callable[[int], None] = lambda n: None
+
+
+@dataclass
+class RunFiles:
+    quarantine: Path
+    rewards_parquet: Path
+    rewards_csv: Path
+
+
+@dataclass
+class _Counts:
+    rows_read: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+# -- starting a run -------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def start_run(uow: UnitOfWork, source: str, sha256: str | None) -> CardRun:
+    run = CardRun(
+        public_id=new_public_id("run"),
+        source=source[-300:],
+        source_sha256=sha256,
+        status=RunStatus.MATCHING,
+        started_at=uow.clock.now(),
+        details={},
+    )
+    uow.session.add(run)
+    uow.commit()
+    return run
+
+
+def run_file(
+    uow: UnitOfWork,
+    path: Path,
+    *,
+    out_dir: Path,
+    chunk_rows: int = 1_000_000,
+    threshold: float | None = None,
+    progress: Progress | None = None,
+    checkpoint: Checkpoint = _no_checkpoint,
+) -> CardRun:
+    """Match and post one feed file; returns the finished run (its counters are the summary)."""
+    progress = progress or Progress()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    posting.post_outbox(uow, now=uow.clock.now)  # whatever an interrupted run left unposted
+    run = start_run(uow, path.name, _sha256(path))
+    files = RunFiles(
+        quarantine=out_dir / f"{run.public_id}-quarantine.csv",
+        rewards_parquet=out_dir / f"{run.public_id}-rewards.parquet",
+        rewards_csv=out_dir / f"{run.public_id}-rewards.csv",
+    )
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f"{run.public_id}-") as work:
+        staged, counts = _stage(path, Path(work), files.quarantine, chunk_rows, progress)
+        _save_counts(uow, run, counts, files)
+        checkpoint("staged")
+        resolver = _resolver(uow, threshold)
+        parts = Path(work) / "rewards"
+        parts.mkdir()
+        total = pl.scan_parquet(staged).select(pl.len()).collect().item()
+        progress.total(total)
+        for index, start in enumerate(range(0, total, chunk_rows)):
+            chunk = pl.scan_parquet(staged).slice(start, chunk_rows).collect()
+            outcome = match_chunk(uow, run, chunk, resolver, files.quarantine)
+            checkpoint(f"chunk-{index}-matched")
+            uow.commit()
+            checkpoint(f"chunk-{index}-committed")
+            _write_part(uow, outcome, parts / f"{index:06d}.parquet")
+            progress.matched(chunk.height)
+        _finish_rewards(parts, files)
+    _set_status(uow, run, RunStatus.POSTING)
+    checkpoint("matched")
+    run.posted = posting.post_outbox(uow, now=uow.clock.now, on_chunk=progress.posted)
+    checkpoint("posted")
+    return _set_status(uow, run, RunStatus.DONE)
+
+
+def _set_status(uow: UnitOfWork, run: CardRun, status: RunStatus) -> CardRun:
+    run = uow.session.get_one(CardRun, run.id)
+    run.status = status
+    if status is RunStatus.DONE:
+        run.finished_at = uow.clock.now()
+    uow.commit()
+    return run
+
+
+# -- staging: validate, deduplicate, sort -------------------------------------------------------
+
+
+def _stage(
+    path: Path, work: Path, quarantine: Path, chunk_rows: int, progress: Progress
+) -> tuple[Path, _Counts]:
+    """The accepted rows, first of each txn_id, sorted by (txn_time, txn_id), as one Parquet
+    file; bad rows appended to the quarantine file."""
+    counts = _Counts()
+    accepted_dir = work / "accepted"
+    accepted_dir.mkdir()
+    with quarantine.open("w", encoding="utf-8", newline="") as bad:
+        bad.write("line,reason,raw\n")
+        for index, chunk in enumerate(feed.read_feed(path, chunk_rows=chunk_rows)):
+            counts.accepted += chunk.accepted.height
+            counts.quarantined += chunk.quarantined.height
+            counts.rows_read += chunk.accepted.height + chunk.quarantined.height
+            _count_reasons(counts.reasons, chunk.quarantined)
+            if chunk.quarantined.height:
+                chunk.quarantined.write_csv(bad, include_header=False)
+            if chunk.accepted.height:
+                chunk.accepted.write_parquet(accepted_dir / f"{index:06d}.parquet")
+            progress.staged(chunk.accepted.height + chunk.quarantined.height)
+    staged = work / "staged.parquet"
+    if counts.accepted == 0:
+        frames.empty(frames.TRANSACTIONS).write_parquet(staged)
+        return staged, counts
+    (
+        pl.scan_parquet(accepted_dir / "*.parquet")
+        .sort("line")
+        .unique("txn_id", keep="first", maintain_order=True)
+        .sort(["txn_time", "txn_id"])
+        .sink_parquet(staged)
+    )
+    unique = pl.scan_parquet(staged).select(pl.len()).collect().item()
+    counts.duplicates = counts.accepted - unique
+    counts.accepted = unique
+    return staged, counts
+
+
+def _count_reasons(reasons: dict[str, int], quarantined: pl.DataFrame) -> None:
+    if not quarantined.height:
+        return
+    kinds = quarantined.select(pl.col("reason").str.split(":").list.first().alias("kind"))
+    for kind, n in kinds.group_by("kind").len().iter_rows():
+        reasons[kind] = reasons.get(kind, 0) + n
+
+
+def _save_counts(uow: UnitOfWork, run: CardRun, counts: _Counts, files: RunFiles) -> None:
+    row = uow.session.get_one(CardRun, run.id)
+    row.rows_read = counts.rows_read
+    row.accepted = counts.accepted
+    row.quarantined = counts.quarantined
+    row.duplicates = counts.duplicates
+    row.details = {**row.details, "quarantine_reasons": counts.reasons}
+    row.quarantine_path = str(files.quarantine)
+    row.rewards_path = str(files.rewards_parquet)
+    uow.commit()
+
+
+# -- matching one chunk ------------------------------------------------------------------------
+
+
+def _resolver(uow: UnitOfWork, threshold: float | None) -> Resolver:
+    terminals = pl.DataFrame(
+        alliance.alliance_terminals(uow),
+        schema={
+            "acquirer_merchant_id": pl.String(),
+            "terminal_id": pl.String(),
+            "location_id": pl.Int64(),
+            "merchant_id": pl.Int64(),
+        },
+        orient="row",
+    )
+    locations = alliance.alliance_locations(uow)
+    merchants = pl.DataFrame(
+        {
+            "merchant_id": [r["merchant_id"] for r in locations],
+            "location_id": [r["location_id"] for r in locations],
+            "name": [r["name"] for r in locations],
+            "mcc": [r["mcc"] for r in locations],
+            "city": [r["city"] for r in locations],
+            "country": [r["country"] for r in locations],
+        },
+        schema={
+            "merchant_id": pl.Int64(),
+            "location_id": pl.Int64(),
+            "name": pl.String(),
+            "mcc": pl.String(),
+            "city": pl.String(),
+            "country": pl.String(),
+        },
+    )
+    mappings = pl.DataFrame(
+        uow.session.execute(
+            select(
+                DescriptorMapping.descriptor_key,
+                DescriptorMapping.merchant_id,
+                DescriptorMapping.location_id,
+            )
+        ).all(),
+        schema={
+            "descriptor_key": pl.String(),
+            "merchant_id": pl.Int64(),
+            "location_id": pl.Int64(),
+        },
+        orient="row",
+    )
+    kwargs: dict[str, Any] = {} if threshold is None else {"threshold": threshold}
+    return Resolver(terminals=terminals, mappings=mappings, merchants=merchants, **kwargs)
+
+
+def match_chunk(
+    uow: UnitOfWork, run: CardRun, chunk: pl.DataFrame, resolver: Resolver, quarantine: Path
+) -> frames.Outcome:
+    """Match one sorted chunk and write what it decides (not committed here)."""
+    chunk = frames.conform(chunk, frames.TRANSACTIONS, "chunk")
+    seen = programme.known_txn_ids(uow, chunk.get_column("txn_id").to_list())
+    fresh = chunk.filter(~pl.col("txn_id").is_in(list(seen)))
+    fresh, orphans = _refunds_with_originals(uow, fresh)
+    if orphans.height:
+        with quarantine.open("a", encoding="utf-8", newline="") as bad:
+            orphans.write_csv(bad, include_header=False)
+    resolution = resolver.resolve(fresh)
+    resolved = resolution.resolved
+    benefit_frame, targets = programme.load_benefits(uow, lock=True)
+    program = programme.programme_for(uow, resolved, benefit_frame, targets)
+    state = programme.state_for(uow, resolved, program)
+    outcome = engine.match(resolved, program, state)
+    _record(uow, run, resolved, outcome, state)
+    _review(uow, resolution.review)
+    _count(uow, run, chunk, seen, orphans, resolved, outcome)
+    return outcome
+
+
+def _refunds_with_originals(
+    uow: UnitOfWork, chunk: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The chunk without refunds and chargebacks whose original purchase was never seen (in an
+    earlier run or earlier in this chunk), and those as quarantine rows."""
+    is_refund = pl.col("type") != frames.PURCHASE
+    originals = chunk.filter(is_refund).get_column("original_txn_id").unique().to_list()
+    if not originals:
+        return chunk, frames.empty(frames.QUARANTINE)
+    here = set(chunk.filter(~is_refund).get_column("txn_id").to_list())
+    known = here | programme.known_txn_ids(
+        uow, [o for o in originals if o not in here], purchases_only=True
+    )
+    orphan = is_refund & ~pl.col("original_txn_id").is_in(list(known))
+    orphans = chunk.filter(orphan).select(
+        "line",
+        pl.format("refund without its original: no purchase {} was seen", "original_txn_id").alias(
+            "reason"
+        ),
+        pl.concat_str(
+            [pl.col(c).cast(pl.String).fill_null("") for c in frames.FEED_COLUMNS], separator=","
+        ).alias("raw"),
+    )
+    return chunk.filter(~orphan), orphans
+
+
+def _record(
+    uow: UnitOfWork,
+    run: CardRun,
+    resolved: pl.DataFrame,
+    outcome: frames.Outcome,
+    state: frames.State,
+) -> None:
+    connection = uow.session.connection()
+    members = outcome.purchases.select("txn_id", "member_id")
+    seen = (
+        resolved.join(members, on="txn_id", how="left")
+        .with_columns(
+            pl.when(pl.col("member_id").is_not_null()).then(pl.col("merchant_id")).alias("merchant")
+        )
+        .select(
+            "txn_id",
+            pl.lit(run.id).alias("run_id"),
+            "type",
+            "original_txn_id",
+            "txn_time",
+            "amount_minor",
+            "currency",
+            "member_id",
+            pl.col("merchant"),
+        )
+    )
+    load_rows(
+        connection,
+        "card_transactions",
+        (
+            "txn_id",
+            "run_id",
+            "type",
+            "original_txn_id",
+            "txn_time",
+            "amount_minor",
+            "currency",
+            "member_id",
+            "merchant_id",
+        ),
+        seen.iter_rows(),
+    )
+    _record_grants(uow, run, outcome.grants, state.grants, resolved)
+    rewards = outcome.rewards.with_columns(pl.lit(run.id).alias("run_id"))
+    load_rows(
+        connection,
+        "card_rewards",
+        ("run_id", *frames.REWARDS.names()),
+        rewards.select("run_id", *frames.REWARDS.names()).iter_rows(),
+    )
+    benefits.add_usage(uow, list(outcome.usage_added.iter_rows()))
+    benefits.consume(uow, [(b, q or 0, n or 0) for b, q, n in outcome.consumed.iter_rows()])
+
+
+def _record_grants(
+    uow: UnitOfWork,
+    run: CardRun,
+    grants: pl.DataFrame,
+    before: pl.DataFrame,
+    resolved: pl.DataFrame,
+) -> None:
+    """New grants are inserted; earlier ones move their clawback totals by a conditional update
+    on the totals this chunk read, so two runs clawing back the same grant cannot both win."""
+    known = before.select("txn_id", "refunded_minor", "clawed_back_minor")
+    changed = grants.join(known, on="txn_id", how="inner", suffix="_before")
+    new = grants.join(known, on="txn_id", how="anti")
+    times = resolved.select("txn_id", pl.col("txn_time").alias("granted_at"))
+    load_rows(
+        uow.session.connection(),
+        "card_grants",
+        ("run_id", "granted_at", *frames.GRANTS.names()),
+        new.with_columns(pl.lit(run.id).alias("run_id"))
+        .join(times, on="txn_id", how="left")
+        .select("run_id", "granted_at", *frames.GRANTS.names())
+        .iter_rows(),
+    )
+    for row in changed.iter_rows(named=True):
+        done = uow.session.execute(
+            update(CardGrant)
+            .where(
+                CardGrant.txn_id == row["txn_id"],
+                CardGrant.refunded_minor == row["refunded_minor_before"],
+                CardGrant.clawed_back_minor == row["clawed_back_minor_before"],
+            )
+            .values(
+                refunded_minor=row["refunded_minor"],
+                clawed_back_minor=row["clawed_back_minor"],
+                merchant_clawed_back_minor=row["merchant_clawed_back_minor"],
+                commission_clawed_back_minor=row["commission_clawed_back_minor"],
+                points_clawed_back=row["points_clawed_back"],
+            )
+            .returning(CardGrant.id)
+        ).first()
+        if done is None:
+            raise Conflict(
+                f"The grant of {row['txn_id']} changed while this run clawed it back; rerun."
+            )
+
+
+def _review(uow: UnitOfWork, review: pl.DataFrame) -> None:
+    """Add the chunk's unsure descriptors to the review queue, or count them again."""
+    if not review.height:
+        return
+    now = uow.clock.now()
+    dialect = postgresql if uow.session.get_bind().dialect.name == "postgresql" else sqlite
+    table = DescriptorReview.__table__
+    for row in review.iter_rows(named=True):
+        stmt = dialect.insert(table).values(
+            public_id=new_public_id("dsc"),
+            descriptor_key=row["descriptor_key"],
+            mcc=row["mcc"],
+            example=row["acceptor_name_location"][:64],
+            city=row["city"],
+            candidate_merchant_id=row["merchant_id"],
+            candidate_location_id=row["location_id"],
+            score=row["score"],
+            transactions=row["transactions"],
+            status=ReviewStatus.OPEN.value,
+            first_seen_at=now,
+            last_seen_at=now,
+        )
+        uow.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[table.c.descriptor_key, table.c.mcc],
+                set_={
+                    "transactions": table.c.transactions + stmt.excluded.transactions,
+                    "last_seen_at": stmt.excluded.last_seen_at,
+                },
+            )
+        )
+
+
+def _count(
+    uow: UnitOfWork,
+    run: CardRun,
+    chunk: pl.DataFrame,
+    seen: set[str],
+    orphans: pl.DataFrame,
+    resolved: pl.DataFrame,
+    outcome: frames.Outcome,
+) -> None:
+    rewards = outcome.rewards
+    granted = rewards.filter(pl.col("kind") == frames.REWARD)
+    clawed = rewards.filter(pl.col("kind") == frames.CLAWBACK)
+    row = uow.session.get_one(CardRun, run.id)
+    row.already_seen += len(seen)
+    row.duplicates += outcome.duplicates.height
+    row.quarantined += orphans.height
+    row.accepted -= orphans.height
+    row.matched += resolved.height - outcome.duplicates.height
+    row.unresolved += resolved.filter(pl.col("merchant_id").is_null()).height
+    row.rewards += granted.height
+    row.clawbacks += clawed.height
+    details = dict(row.details)
+    if orphans.height:
+        reasons = dict(details.get("quarantine_reasons", {}))
+        reasons["refund without its original"] = (
+            reasons.get("refund without its original", 0) + orphans.height
+        )
+        details["quarantine_reasons"] = reasons
+    totals = dict(details.get("totals", {}))
+    for kind, part in (("rewarded", granted), ("clawed_back", clawed)):
+        for currency, amount, points in (
+            part.group_by("currency")
+            .agg(pl.col("amount_minor").sum(), pl.col("points").sum())
+            .iter_rows()
+        ):
+            key = f"{kind}:{currency}"
+            totals[key] = totals.get(key, 0) + int(amount)
+            totals[f"{kind}:PTS"] = totals.get(f"{kind}:PTS", 0) + int(points)
+    details["totals"] = totals
+    row.details = details
+
+
+# -- the rewards file ----------------------------------------------------------------------------
+
+
+def _write_part(uow: UnitOfWork, outcome: frames.Outcome, path: Path) -> None:
+    """The chunk's reward rows with public ids, as one part of the rewards file."""
+    rewards = outcome.rewards
+    members = alliance.member_refs(uow, rewards.get_column("member_id").to_list())
+    merchants = alliance.merchant_public_ids(uow, set(rewards.get_column("merchant_id").to_list()))
+    benefit_ids = set(rewards.get_column("benefit_id").drop_nulls().to_list()) | set(
+        rewards.get_column("points_benefit_id").drop_nulls().to_list()
+    )
+    benefit_refs = {b.id: b.public_id for b in benefits.benefits_by_ids(uow, benefit_ids).values()}
+    rewards.with_columns(
+        pl.col("member_id").replace_strict(members, return_dtype=pl.String(), default=None),
+        pl.col("merchant_id").replace_strict(merchants, return_dtype=pl.String(), default=None),
+        pl.col("benefit_id").replace_strict(benefit_refs, return_dtype=pl.String(), default=None),
+        pl.col("points_benefit_id").replace_strict(
+            benefit_refs, return_dtype=pl.String(), default=None
+        ),
+    ).rename(
+        {
+            "member_id": "member",
+            "merchant_id": "merchant",
+            "benefit_id": "benefit",
+            "points_benefit_id": "points_benefit",
+        }
+    ).write_parquet(path)
+
+
+def _finish_rewards(parts: Path, files: RunFiles) -> None:
+    if any(parts.iterdir()):
+        rewards = pl.scan_parquet(parts / "*.parquet")
+        rewards.sink_parquet(files.rewards_parquet)
+        pl.scan_parquet(files.rewards_parquet).sink_csv(files.rewards_csv)
+    else:
+        empty = frames.empty(frames.REWARDS).rename(
+            {
+                "member_id": "member",
+                "merchant_id": "merchant",
+                "benefit_id": "benefit",
+                "points_benefit_id": "points_benefit",
+            }
+        )
+        empty.write_parquet(files.rewards_parquet)
+        empty.write_csv(files.rewards_csv)
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+def _staff_only(actor: Principal) -> None:
+    require(actor, Permission.CARDS_READ)
+    if actor.is_org_bound or actor.kind == "customer":
+        raise Forbidden("Card-linked runs are the bank's; a merchant reads its own rewards.")
+
+
+def list_runs(
+    uow: UnitOfWork, actor: Principal, *, cursor: str | None = None, limit: int = 50
+) -> tuple[Sequence[CardRun], str | None]:
+    _staff_only(actor)
+    return paginate(
+        uow.session, select(CardRun), CardRun.id, cursor=cursor, limit=limit, descending=True
+    )
+
+
+def get_run(uow: UnitOfWork, actor: Principal, public_id: str) -> CardRun:
+    _staff_only(actor)
+    run = uow.session.scalars(select(CardRun).where(CardRun.public_id == public_id)).one_or_none()
+    if run is None:
+        raise NotFound(f"No card-linked run {public_id!r}.")
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class RewardView:
+    reward: CardReward
+    member: str
+    merchant: str
+    benefit: str | None
+    points_benefit: str | None
+
+
+def list_rewards(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    run: str | None = None,
+    merchant: str | None = None,
+    member: str | None = None,
+    kind: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[RewardView], str | None]:
+    """Reward and clawback rows, newest first; a merchant's users see only their merchant's."""
+    require(actor, Permission.CARDS_READ)
+    query = select(CardReward)
+    if actor.merchant_id is not None:
+        query = query.where(CardReward.merchant_id == actor.merchant_id)
+    if merchant is not None:
+        found = alliance.get_merchant(uow, actor, merchant, field="merchant")
+        query = query.where(CardReward.merchant_id == found.id)
+    if member is not None:
+        holder = alliance.member_by_public_id(uow, member)
+        query = query.where(CardReward.member_id == (holder.id if holder else -1))
+    if run is not None:
+        query = query.where(CardReward.run_id == get_run(uow, actor, run).id)
+    if kind is not None:
+        query = query.where(CardReward.kind == kind)
+    rows, next_cursor = paginate(
+        uow.session, query, CardReward.id, cursor=cursor, limit=limit, descending=True
+    )
+    members = alliance.member_refs(uow, {r.member_id for r in rows})
+    merchants = alliance.merchant_public_ids(uow, {r.merchant_id for r in rows})
+    benefit_ids = {b for r in rows for b in (r.benefit_id, r.points_benefit_id) if b is not None}
+    refs = {b.id: b.public_id for b in benefits.benefits_by_ids(uow, benefit_ids).values()}
+    views = [
+        RewardView(
+            r,
+            members[r.member_id],
+            merchants[r.merchant_id],
+            refs.get(r.benefit_id) if r.benefit_id else None,
+            refs.get(r.points_benefit_id) if r.points_benefit_id else None,
+        )
+        for r in rows
+    ]
+    return views, next_cursor
