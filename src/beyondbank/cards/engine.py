@@ -167,7 +167,9 @@ def _benefits(benefits: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
             # Points cost the bank no cash: a points benefit has no budget to spend.
             budget_remaining_minor=pl.when(cash).then(pl.col("budget_remaining_minor")),
             weekday_mask=pl.Series(masks, dtype=pl.Int64),
-            unit=pl.col("currency").replace_strict(units, return_dtype=pl.Int64),
+            unit=pl.col("currency").replace_strict(units, default=None, return_dtype=pl.Int64)
+            if units
+            else pl.lit(None, pl.Int64),
             hour_start=pl.col("hour_start").fill_null(0),
             hour_end=pl.col("hour_end").fill_null(24),
             min_spend_minor=pl.col("min_spend_minor").fill_null(0),
