@@ -702,15 +702,20 @@ CARD_KINDS = (
 )
 
 
-def card_linked_benefits(uow: UnitOfWork, *, lock: bool = False) -> list[Benefit]:
-    """Every card-linked benefit the engine may grant (cash kinds and points multipliers) with
-    its targets. `lock` takes the rows of those with a budget or quantity, in id order, so
-    voucher redemptions wait while a chunk of card transactions spends the same budgets."""
+def card_linked_benefits(
+    uow: UnitOfWork, *, merchant_ids: Sequence[int] | None = None, lock: bool = False
+) -> list[Benefit]:
+    """The card-linked benefits the engine may grant (cash kinds and points multipliers) with
+    their targets, of these merchants or all. `lock` takes the rows of those with a budget or
+    quantity, in id order, so voucher redemptions (and other card runs) wait while a chunk of
+    card transactions spends the same budgets."""
     query = (
         select(Benefit)
         .where(Benefit.kind.in_(CARD_KINDS), Benefit.status != BenefitStatus.DRAFT)
         .order_by(Benefit.id)
     )
+    if merchant_ids is not None:
+        query = query.where(Benefit.merchant_id.in_(sorted(set(merchant_ids))))
     benefits = [
         b for b in uow.session.scalars(query).unique() if Channel.CARD_LINKED.value in b.channels
     ]

@@ -32,12 +32,14 @@ def list_runs(
     uow: UoW, actor: Reader, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT
 ) -> Page[schemas.RunOut]:
     rows, next_cursor = service.list_runs(uow, actor, cursor=cursor, limit=limit)
-    return Page(items=[schemas.run_out(r) for r in rows], next_cursor=next_cursor)
+    items = [schemas.run_out(r, service.run_totals(uow, r.id)) for r in rows]
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/runs/{run_id}", response_model=schemas.RunOut, responses=_PROBLEMS)
 def get_run(run_id: str, uow: UoW, actor: Reader) -> schemas.RunOut:
-    return schemas.run_out(service.get_run(uow, actor, run_id))
+    run = service.get_run(uow, actor, run_id)
+    return schemas.run_out(run, service.run_totals(uow, run.id))
 
 
 @router.get(

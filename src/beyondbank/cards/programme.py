@@ -64,8 +64,12 @@ def benefits_frame(rows: Sequence[Benefit]) -> tuple[pl.DataFrame, pl.DataFrame]
     )
 
 
-def load_benefits(uow: UnitOfWork, *, lock: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return benefits_frame(benefits.card_linked_benefits(uow, lock=lock))
+def load_benefits(
+    uow: UnitOfWork, *, merchant_ids: Sequence[int]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The card-linked benefits of these merchants, the capped ones locked (see
+    `benefits.card_linked_benefits`)."""
+    return benefits_frame(benefits.card_linked_benefits(uow, merchant_ids=merchant_ids, lock=True))
 
 
 def programme_for(

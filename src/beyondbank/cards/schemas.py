@@ -88,7 +88,7 @@ class RejectIn(BaseModel):
     )
 
 
-def run_out(run: Any) -> RunOut:
+def run_out(run: Any, totals: dict[str, int]) -> RunOut:
     return RunOut(
         id=run.public_id,
         source=run.source,
@@ -107,5 +107,5 @@ def run_out(run: Any) -> RunOut:
         clawbacks=run.clawbacks,
         posted=run.posted,
         quarantine_reasons=dict(run.details.get("quarantine_reasons", {})),
-        totals=dict(run.details.get("totals", {})),
+        totals=totals,
     )

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from beyondbank.alliance import service as alliance
@@ -46,6 +46,8 @@ from beyondbank.core.fastload import load_rows
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
+
+ORPHAN = "refund without its original"  # the quarantine reason, before its details
 
 # A test (or an operator's drill) may name a stage at which the process dies as if killed.
 Checkpoint = Callable[[str], None]
@@ -130,18 +132,21 @@ def run_file(
         staged, counts = _stage(path, Path(work), files.quarantine, chunk_rows, progress)
         _save_counts(uow, run, counts, files)
         checkpoint("staged")
-        resolver = _resolver(uow, threshold)
+        resolver = build_resolver(uow, threshold)
         parts = Path(work) / "rewards"
         parts.mkdir()
         total = pl.scan_parquet(staged).select(pl.len()).collect().item()
         progress.total(total)
         for index, start in enumerate(range(0, total, chunk_rows)):
             chunk = pl.scan_parquet(staged).slice(start, chunk_rows).collect()
-            outcome = match_chunk(uow, run, chunk, resolver, files.quarantine)
+            matched = match_chunk(uow, run, chunk, resolver)
             checkpoint(f"chunk-{index}-matched")
             uow.commit()
             checkpoint(f"chunk-{index}-committed")
-            _write_part(uow, outcome, parts / f"{index:06d}.parquet")
+            if matched.orphans.height:
+                with files.quarantine.open("a", encoding="utf-8", newline="") as bad:
+                    matched.orphans.write_csv(bad, include_header=False)
+            _write_part(uow, matched.outcome, parts / f"{index:06d}.parquet")
             progress.matched(chunk.height)
         _finish_rewards(parts, files)
     _set_status(uow, run, RunStatus.POSTING)
@@ -223,7 +228,8 @@ def _save_counts(uow: UnitOfWork, run: CardRun, counts: _Counts, files: RunFiles
 # -- matching one chunk ------------------------------------------------------------------------
 
 
-def _resolver(uow: UnitOfWork, threshold: float | None) -> Resolver:
+def build_resolver(uow: UnitOfWork, threshold: float | None) -> Resolver:
+    """A resolver over the alliance as it is now: terminals, confirmed mappings, locations."""
     terminals = pl.DataFrame(
         alliance.alliance_terminals(uow),
         schema={
@@ -272,27 +278,46 @@ def _resolver(uow: UnitOfWork, threshold: float | None) -> Resolver:
     return Resolver(terminals=terminals, mappings=mappings, merchants=merchants, **kwargs)
 
 
+Matcher = Callable[[pl.DataFrame, frames.Programme, frames.State], frames.Outcome]
+
+
+@dataclass(frozen=True)
+class Matched:
+    """What one chunk decided; `orphans` are refunds without their original (QUARANTINE rows)."""
+
+    outcome: frames.Outcome
+    seen: int  # txn_ids already seen in earlier runs, skipped
+    orphans: pl.DataFrame
+    resolved: pl.DataFrame
+
+
 def match_chunk(
-    uow: UnitOfWork, run: CardRun, chunk: pl.DataFrame, resolver: Resolver, quarantine: Path
-) -> frames.Outcome:
-    """Match one sorted chunk and write what it decides (not committed here)."""
+    uow: UnitOfWork,
+    run: CardRun,
+    chunk: pl.DataFrame,
+    resolver: Resolver,
+    *,
+    matcher: Matcher = engine.match,
+) -> Matched:
+    """Match one sorted chunk and write what it decides (not committed here).
+
+    The capped benefits of the chunk's merchants are locked first, in id order, so the budgets
+    and quantities the rules read are the ones this transaction spends."""
     chunk = frames.conform(chunk, frames.TRANSACTIONS, "chunk")
     seen = programme.known_txn_ids(uow, chunk.get_column("txn_id").to_list())
     fresh = chunk.filter(~pl.col("txn_id").is_in(list(seen)))
     fresh, orphans = _refunds_with_originals(uow, fresh)
-    if orphans.height:
-        with quarantine.open("a", encoding="utf-8", newline="") as bad:
-            orphans.write_csv(bad, include_header=False)
     resolution = resolver.resolve(fresh)
     resolved = resolution.resolved
-    benefit_frame, targets = programme.load_benefits(uow, lock=True)
+    merchants = resolved.get_column("merchant_id").drop_nulls().unique().to_list()
+    benefit_frame, targets = programme.load_benefits(uow, merchant_ids=merchants)
     program = programme.programme_for(uow, resolved, benefit_frame, targets)
     state = programme.state_for(uow, resolved, program)
-    outcome = engine.match(resolved, program, state)
+    outcome = matcher(resolved, program, state)
     _record(uow, run, resolved, outcome, state)
     _review(uow, resolution.review)
-    _count(uow, run, chunk, seen, orphans, resolved, outcome)
-    return outcome
+    _count(uow, run, len(seen), orphans, resolved, outcome)
+    return Matched(outcome, len(seen), orphans, resolved)
 
 
 def _refunds_with_originals(
@@ -311,9 +336,7 @@ def _refunds_with_originals(
     orphan = is_refund & ~pl.col("original_txn_id").is_in(list(known))
     orphans = chunk.filter(orphan).select(
         "line",
-        pl.format("refund without its original: no purchase {} was seen", "original_txn_id").alias(
-            "reason"
-        ),
+        pl.format(f"{ORPHAN}: no purchase {{}} was seen", "original_txn_id").alias("reason"),
         pl.concat_str(
             [pl.col(c).cast(pl.String).fill_null("") for c in frames.FEED_COLUMNS], separator=","
         ).alias("raw"),
@@ -456,43 +479,54 @@ def _review(uow: UnitOfWork, review: pl.DataFrame) -> None:
 def _count(
     uow: UnitOfWork,
     run: CardRun,
-    chunk: pl.DataFrame,
-    seen: set[str],
+    seen: int,
     orphans: pl.DataFrame,
     resolved: pl.DataFrame,
     outcome: frames.Outcome,
 ) -> None:
-    rewards = outcome.rewards
-    granted = rewards.filter(pl.col("kind") == frames.REWARD)
-    clawed = rewards.filter(pl.col("kind") == frames.CLAWBACK)
-    row = uow.session.get_one(CardRun, run.id)
-    row.already_seen += len(seen)
-    row.duplicates += outcome.duplicates.height
-    row.quarantined += orphans.height
-    row.accepted -= orphans.height
-    row.matched += resolved.height - outcome.duplicates.height
-    row.unresolved += resolved.filter(pl.col("merchant_id").is_null()).height
-    row.rewards += granted.height
-    row.clawbacks += clawed.height
-    details = dict(row.details)
-    if orphans.height:
-        reasons = dict(details.get("quarantine_reasons", {}))
-        reasons["refund without its original"] = (
-            reasons.get("refund without its original", 0) + orphans.height
+    """Move the run's counters by atomic increments: real-time events share a run and count
+    concurrently."""
+    kinds = outcome.rewards.get_column("kind")
+    uow.session.execute(
+        update(CardRun)
+        .where(CardRun.id == run.id)
+        .values(
+            already_seen=CardRun.already_seen + seen,
+            duplicates=CardRun.duplicates + outcome.duplicates.height,
+            quarantined=CardRun.quarantined + orphans.height,
+            accepted=CardRun.accepted - orphans.height,
+            matched=CardRun.matched + resolved.height - outcome.duplicates.height,
+            unresolved=CardRun.unresolved + resolved.get_column("merchant_id").null_count(),
+            rewards=CardRun.rewards + int((kinds == frames.REWARD).sum()),
+            clawbacks=CardRun.clawbacks + int((kinds == frames.CLAWBACK).sum()),
         )
-        details["quarantine_reasons"] = reasons
-    totals = dict(details.get("totals", {}))
-    for kind, part in (("rewarded", granted), ("clawed_back", clawed)):
-        for currency, amount, points in (
-            part.group_by("currency")
-            .agg(pl.col("amount_minor").sum(), pl.col("points").sum())
-            .iter_rows()
-        ):
-            key = f"{kind}:{currency}"
-            totals[key] = totals.get(key, 0) + int(amount)
-            totals[f"{kind}:PTS"] = totals.get(f"{kind}:PTS", 0) + int(points)
-    details["totals"] = totals
-    row.details = details
+    )
+    if orphans.height:  # only batch runs quarantine; their chunks run one after another
+        row = uow.session.get_one(CardRun, run.id)
+        reasons = dict(row.details.get("quarantine_reasons", {}))
+        reasons[ORPHAN] = reasons.get(ORPHAN, 0) + orphans.height
+        row.details = {**row.details, "quarantine_reasons": reasons}
+    uow.session.expire(run)
+
+
+def run_totals(uow: UnitOfWork, run_id: int) -> dict[str, int]:
+    """Amounts rewarded and clawed back by the run, per currency (`rewarded:GBP`, `clawed_back:PTS`)."""
+    totals: dict[str, int] = {}
+    rows = uow.session.execute(
+        select(
+            CardReward.kind,
+            CardReward.currency,
+            func.sum(CardReward.amount_minor),
+            func.sum(CardReward.points),
+        )
+        .where(CardReward.run_id == run_id)
+        .group_by(CardReward.kind, CardReward.currency)
+    ).all()
+    for kind, currency, amount, points in rows:
+        label = "rewarded" if kind == frames.REWARD else "clawed_back"
+        totals[f"{label}:{currency}"] = totals.get(f"{label}:{currency}", 0) + int(amount or 0)
+        totals[f"{label}:PTS"] = totals.get(f"{label}:PTS", 0) + int(points or 0)
+    return totals
 
 
 # -- the rewards file ----------------------------------------------------------------------------
