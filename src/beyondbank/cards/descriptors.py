@@ -1,4 +1,4 @@
-"""Card-acceptor descriptors (ISO 8583 DE 43): the field's layout, realistic noise, and normalisation.
+"""Card-acceptor descriptors (ISO 8583 DE 43): the field layout, realistic noise, normalisation.
 
 Layout (Visa's, which carries the ISO alpha-2 country the alliance stores; 40 characters):
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 
 NAME_WIDTH = 25
@@ -29,8 +28,11 @@ AGGREGATOR_PREFIXES = ("SQ *", "PAYPAL *", "TST* ", "SP * ", "ZETTLE_*", "SUMUP 
 
 # A prefix is whatever precedes an asterisk near the start ("SQ *", "ZETTLE_*", "TST*"): every
 # facilitator tag we know ends that way, and names almost never contain one so early.
-_PREFIX = re.compile(r"^[^*]{0,12}\*+")
+_PREFIX = re.compile(r"[^*]{0,12}\*+")
 _STORE_NUMBER = re.compile(r"#\s*\d*")
+# A store number as it ends a name part ("#0042", " 042", a "#" the field cut short), or
+# sits between the name and the city of a compacted descriptor.
+_STORE_NUMBER_SHOWN = re.compile(r"#|\s\d+(\s|$)")
 
 # ISO 3166-1 alpha-2, to tell a trailing country code from a two-letter word of the name.
 _ALPHA_2 = """
@@ -92,13 +94,31 @@ class Normalised:
     `name` is the name key (uppercase ASCII where possible, single-spaced, no facilitator
     prefix, store number, legal form or punctuation); `city` the city as sent (folded the same
     way, possibly abbreviated, possibly empty); `country` an alpha-2 code or empty.
-    `truncated` says the name filled its field, so the merchant's full name may have been cut.
+    `name_width` is how many characters the name part took in the field (facilitator prefix
+    included, `prefix_width` of them): a name part that fills its field may have been cut,
+    unless it ends in a store number (`store_number`).
+    A compacted descriptor ("SQ *CAFE NERO BATH GB") leaves the city inside the name part.
     """
 
     name: str
     city: str
     country: str
-    truncated: bool = False
+    name_width: int = 0
+    prefix_width: int = 0
+    store_number: bool = False
+
+    @property
+    def truncated(self) -> bool:
+        """The name filled its field, so the merchant's full name may have been cut.
+
+        A store number comes after the name: when there is one, the name was shown whole.
+        """
+        return self.name_width >= NAME_WIDTH - 1 and not self.store_number
+
+    @property
+    def key(self) -> str:
+        """The key confirmed mappings are stored under: name, city and country."""
+        return f"{self.name}|{self.city}|{self.country}"
 
 
 # -- the field as the networks carry it ------------------------------------------------------------
@@ -115,16 +135,17 @@ def _network_char(char: str) -> str:
     return upper if len(upper) == 1 else char
 
 
-def _network_text(text: str) -> str:
+def shown_name(text: str) -> str:
+    """Text as a network prints it: uppercase, single-spaced, accents dropped."""
     return "".join(_network_char(c) for c in " ".join(text.split()))
 
 
 def acceptor_field(name: str, city: str, country: str) -> str:
     """The 40-character DE 43 field: name 1-25, city 26-38, country 39-40, padded and truncated."""
     return (
-        _network_text(name)[:NAME_WIDTH].ljust(NAME_WIDTH)
-        + _network_text(city)[:CITY_WIDTH].ljust(CITY_WIDTH)
-        + _network_text(country)[:COUNTRY_WIDTH].ljust(COUNTRY_WIDTH)
+        shown_name(name)[:NAME_WIDTH].ljust(NAME_WIDTH)
+        + shown_name(city)[:CITY_WIDTH].ljust(CITY_WIDTH)
+        + shown_name(country)[:COUNTRY_WIDTH].ljust(COUNTRY_WIDTH)
     )
 
 
@@ -173,7 +194,7 @@ def noisy_descriptor(name: str, city: str, country: str, rng: random.Random) -> 
     Facilitator prefixes, store numbers, till abbreviations, an occasional typo, a city that is
     shortened or missing, a compacted layout, case and spacing noise; truncated at the widths.
     """
-    words = _network_text(name).split()
+    words = shown_name(name).split()
     if rng.random() < 0.3:
         words = _abbreviated(words, rng)
     shown = " ".join(words)
@@ -186,7 +207,7 @@ def noisy_descriptor(name: str, city: str, country: str, rng: random.Random) -> 
     if rng.random() < 0.35:
         shown = rng.choice(AGGREGATOR_PREFIXES) + shown
 
-    place = _network_text(city)
+    place = shown_name(city)
     draw = rng.random()
     if draw < 0.04:
         place = ""
@@ -251,8 +272,7 @@ def fold(text: str) -> str:
 
 
 def _name_pass(text: str) -> str:
-    while (prefix := _PREFIX.match(text)) is not None:
-        text = text[prefix.end() :]
+    text = text[prefix_width(text) :]
     text = _STORE_NUMBER.sub(" ", text)
     words = []
     for word in fold(text).split():
@@ -262,48 +282,55 @@ def _name_pass(text: str) -> str:
     return " ".join(words)
 
 
-def _fixed_point(step: Callable[[str], str], text: str) -> str:
-    for _ in range(8):
-        after = step(text)
-        if after == text:
-            return after
-        text = after
-    return text
-
-
 def name_key(text: str) -> str:
     """A merchant name reduced to its identifying words; idempotent, never longer than `text`.
 
     Used alike on descriptor names and on the alliance's trading names, so both sides of a
-    comparison went through the same steps.
+    comparison went through the same steps. One pass reaches the fixed point: no step
+    leaves behind what an earlier step would remove (property-tested).
     """
-    return _fixed_point(_name_pass, text)
+    return _name_pass(text)
 
 
-def _split_location(descriptor: str) -> tuple[str, str, str, bool]:
-    """(name part, city part, country, name filled its field) of a raw descriptor."""
+def _split_location(descriptor: str) -> tuple[str, str, str]:
+    """(name part, city part, country) of a raw descriptor."""
     if len(descriptor) == FIELD_WIDTH:
-        name = descriptor[:NAME_WIDTH]
-        city = descriptor[NAME_WIDTH : NAME_WIDTH + CITY_WIDTH]
         country = descriptor[NAME_WIDTH + CITY_WIDTH :].strip().upper()
-        if country == "" or (country.isascii() and country.isalpha() and len(country) == 2):
-            return name, city, country, not name[-1].isspace()
-    text = descriptor.rstrip()
+        # A padded field has a run of spaces somewhere, or a city that fills its part; a
+        # compacted one that happens to be 40 characters long has neither.
+        padded = "  " in descriptor or descriptor[-3] != " "
+        if padded and (country == "" or country in COUNTRIES):
+            return (
+                descriptor[:NAME_WIDTH].rstrip(),
+                descriptor[NAME_WIDTH : NAME_WIDTH + CITY_WIDTH],
+                country,
+            )
+    text = descriptor.strip()
     country = ""
+    last = text.rsplit(None, 1)
+    if len(descriptor) == FIELD_WIDTH and len(last) == 2 and len(last[1]) == 1:
+        # A compacted field cut at 40 characters, its country cut short.
+        text = last[0]
     words = text.rsplit(None, 1)
     if len(words) == 2 and words[1].isascii() and words[1].upper() in COUNTRIES:
         text, country = words[0].rstrip(), words[1].upper()
     # A padded field keeps two or more spaces before the city even when it was trimmed.
-    parts = re.split(r"\s{2,}", text.strip())
+    parts = re.split(r"\s{2,}", text)
     if len(parts) >= 2:
-        return " ".join(parts[:-1]), parts[-1], country, False
-    # Without padding we cannot tell the city from the name; the resolver looks for a
-    # known city at the end of the name. Long names are likely to have been cut.
-    return text, "", country, len(text.strip()) >= NAME_WIDTH - 3
+        return " ".join(parts[:-1]), parts[-1], country
+    # Compacted: the city, if any, is still part of the name; the resolver, which knows the
+    # alliance's cities, looks for one at its end.
+    return text, "", country
 
 
-def _capped_name(text: str) -> str:
-    return name_key(text)[:NAME_WIDTH].rstrip()
+def prefix_width(name: str) -> int:
+    """How many leading characters of a name part are a facilitator prefix ("SQ *")."""
+    if "*" not in name:
+        return 0
+    width = 0
+    while (prefix := _PREFIX.match(name, width)) is not None:
+        width = prefix.end()
+    return len(name) - len(name[width:].lstrip()) if width else 0
 
 
 def normalise(descriptor: str) -> Normalised:
@@ -312,18 +339,288 @@ def normalise(descriptor: str) -> Normalised:
     Steps: split off the country and city (by position in a 40-character field, else by
     padding), drop facilitator prefixes ("SQ *"), store numbers ("#0042", " 042"), legal forms
     and articles, fold case, accents and punctuation, canonicalise till abbreviations.
-    Rendering the result with `acceptor_field` and normalising again gives the same result.
+    A field rendered from the result with `acceptor_field` normalises to the same result.
     """
-    name, city, country, truncated = _split_location(descriptor)
+    name, city, country = _split_location(descriptor)
+    width = len(name)
     return Normalised(
-        name=_fixed_point(_capped_name, name),
-        city=fold(city)[:CITY_WIDTH].rstrip(),
+        name=name_key(name),
+        city=fold(city),
         country=country,
-        truncated=truncated,
+        name_width=width,
+        prefix_width=prefix_width(name),
+        store_number=_STORE_NUMBER_SHOWN.search(name) is not None,
     )
 
 
 def descriptor_key(text: str) -> str:
     """The key confirmed mappings are stored under: the normalised name, city and country."""
-    parts = normalise(text)
-    return f"{parts.name}|{parts.city}|{parts.country}"
+    return normalise(text).key
+
+
+# -- a labelled set for measuring resolution ---------------------------------------------------
+#
+# Synthetic but shaped like a UK high street: trading names composed from common surnames,
+# words and trade nouns per merchant category, alliance merchants with one to three locations,
+# and many businesses that are not in the alliance, among them the hard ones: a near-identical
+# name in the same category and city, the same name in another category, the same name in a
+# town where the alliance merchant has no location.
+
+CITIES = (
+    "London", "Manchester", "Birmingham", "Leeds", "Glasgow", "Liverpool", "Bristol",
+    "Sheffield", "Edinburgh", "Cardiff", "Leicester", "Nottingham", "Newcastle upon Tyne",
+    "Newcastle-under-Lyme", "Brighton", "Southampton", "Portsmouth", "Plymouth", "Reading",
+    "Oxford", "Cambridge", "York", "Bath", "Norwich", "Exeter", "Coventry", "Derby", "Aberdeen",
+    "Dundee", "Swansea", "Belfast", "Milton Keynes", "Northampton", "Luton", "Bournemouth",
+    "Middlesbrough", "Sunderland", "Wolverhampton", "Stoke-on-Trent", "Kingston upon Hull",
+    "Preston", "Ipswich", "Peterborough", "Canterbury", "Chester", "Lincoln", "Durham",
+    "Winchester", "Salisbury", "Carlisle", "Inverness", "Stirling", "Welwyn Garden City",
+    "Newport", "Newquay", "St Albans", "St Ives", "Harrogate", "Cheltenham", "Gloucester",
+)  # fmt: skip
+
+SURNAMES = (
+    "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Patel",
+    "Robinson", "Wright", "Thompson", "Evans", "Walker", "White", "Roberts", "Green", "Hall",
+    "Thomas", "Clarke", "Jackson", "Wood", "Harris", "Edwards", "Turner", "Martin", "Cooper",
+    "Hill", "Ward", "Hughes", "Moore", "Clark", "King", "Harrison", "Lewis", "Baker", "Lee",
+    "Allen", "Morris", "Khan", "Scott", "Watson", "Davis", "Parker", "James", "Bennett",
+    "Young", "Phillips", "Richardson", "Mitchell", "Bailey", "Carter", "Cook", "Singh", "Shaw",
+    "Bell", "Collins", "Morgan", "Kelly", "Begum", "Miller", "Cox", "Hussain", "Marshall",
+    "Simpson", "Price", "Anderson", "Adams", "Wilkinson", "Ali", "Ahmed", "Foster", "Ellis",
+    "Murphy", "Chapman", "Mason", "Gray", "Richards", "Webb", "Griffiths", "Hunt", "Palmer",
+    "Campbell", "Holmes", "Mills", "Barnes", "Knight", "Lloyd", "Butler", "Russell", "Barker",
+    "Fisher", "Stevens", "Jenkins", "Murray", "Dixon", "Harvey", "Graham", "Pearson", "Ahmad",
+    "Fletcher", "Walsh", "Kaur", "Gibson", "Howard", "Andrews", "Stewart", "Elliott",
+    "Reynolds", "Saunders", "Payne", "Fox", "Ford", "Pearce", "Day", "Brooks", "West", "Lawrence",
+)  # fmt: skip
+
+FIRST_NAMES = (
+    "Alfie", "Amelia", "Archie", "Ava", "Charlie", "Daisy", "Ella", "Freddie", "George",
+    "Grace", "Harry", "Isla", "Jack", "Lily", "Leo", "Mia", "Noah", "Olivia", "Oscar", "Poppy",
+    "Rosie", "Ruby", "Sophie", "Theo", "Tom", "Ivy", "Hugo", "Maisie", "Ned", "Priya",
+)  # fmt: skip
+
+ADJECTIVES = (
+    "Golden", "Red", "Green", "Blue", "Black", "White", "Silver", "Royal", "Old", "New",
+    "Little", "Grand", "Happy", "Crooked", "Jolly", "Rising", "Wild", "Secret", "Hidden",
+    "Crown", "Copper", "Velvet", "Rustic", "Urban", "Coastal", "Northern", "Olde", "Merry",
+    "Lazy", "Brave", "Honest", "Humble", "Clever", "Sunny", "Misty", "Ivory", "Scarlet",
+    "Emerald", "Amber", "Hazel", "Noble", "Proper", "Tiny", "Big", "Quiet", "Bright",
+)  # fmt: skip
+
+NOUNS = (
+    "Lion", "Swan", "Fox", "Stag", "Hart", "Bull", "Bear", "Owl", "Crow", "Raven", "Robin",
+    "Wren", "Hare", "Badger", "Otter", "Falcon", "Dragon", "Unicorn", "Anchor", "Bell",
+    "Crown", "Oak", "Acorn", "Willow", "Thistle", "Rose", "Lantern", "Kettle", "Teapot",
+    "Spoon", "Ladle", "Barrel", "Plough", "Mill", "Bridge", "Lamb", "Feather", "Compass",
+    "Harbour", "Orchard", "Meadow", "Pebble", "Lighthouse", "Windmill", "Fern", "Sparrow",
+    "Magpie", "Pelican", "Whistle", "Button", "Thimble", "Ribbon", "Saffron", "Ginger", "Olive",
+)  # fmt: skip
+
+PLACES = (
+    "Riverside", "Market Street", "High Street", "Castle", "Abbey", "Harbourside", "Highfield",
+    "Greenway", "Kings Road", "Queens Park", "Station Road", "Church Lane", "Mill Lane",
+    "Victoria", "Albert", "Westgate", "Eastgate", "Northgate", "Southside", "Park View",
+    "Bridge Street", "Chapel Street", "The Square", "Canal Side", "Hillside", "Westfield",
+    "Broadway", "Parkside", "Old Town", "Quayside", "Cathedral", "Priory", "Marina", "Meadowbank",
+)  # fmt: skip
+
+FOREIGN = (
+    "Bella", "Napoli", "Roma", "Sorrento", "Toscana", "Amalfi", "Milano", "Venezia", "Luigi",
+    "Mario", "Casa", "Trattoria", "Osteria", "Sakura", "Tokyo", "Kyoto", "Bombay", "Delhi",
+    "Madras", "Punjab", "Taj", "Mumbai", "Istanbul", "Ephesus", "Athena", "Olympus", "Saigon",
+    "Hanoi", "Bangkok", "Siam", "Canton", "Peking", "Shanghai", "Havana", "Lisboa", "Porto",
+)  # fmt: skip
+
+# Merchant categories of the set: MCC and the trade words their names end with.
+TRADES: dict[str, tuple[str, ...]] = {
+    "5812": ("Restaurant", "Kitchen", "Bistro", "Grill", "Brasserie", "Dining Rooms", "Tandoori"),
+    "5813": ("Inn", "Arms", "Tavern", "Bar", "Taproom", "Alehouse", "Wine Bar"),
+    "5814": ("Cafe", "Coffee House", "Fish Bar", "Chippy", "Pizza", "Burgers", "Tea Rooms"),
+    "5411": ("Grocers", "Food Market", "Supermarket", "Stores", "Mini Market", "Food Hall"),
+    "5462": ("Bakery", "Bakehouse", "Patisserie", "Bakers", "Bread Company"),
+    "5499": ("Deli", "Delicatessen", "Cheese Shop", "Farm Shop", "Fine Foods"),
+    "5441": ("Sweet Shop", "Confectioners", "Chocolatier", "Fudge Kitchen"),
+    "7230": ("Barbers", "Hair Salon", "Hair Studio", "Hairdressers", "Beauty Salon"),
+    "7298": ("Spa", "Day Spa", "Wellness Centre", "Beauty Rooms"),
+    "5992": ("Florist", "Flowers", "Flower Shop", "Florals"),
+    "5942": ("Books", "Bookshop", "Booksellers", "Book Exchange"),
+    "5912": ("Pharmacy", "Chemist", "Chemists", "Dispensary"),
+    "5251": ("Hardware", "DIY", "Tool Shop", "Ironmongers"),
+    "5651": ("Clothing", "Outfitters", "Boutique", "Menswear", "Fashion"),
+    "5661": ("Shoes", "Footwear", "Shoe Shop", "Cobblers"),
+    "8043": ("Opticians", "Eyecare", "Optometrists", "Eye Centre"),
+    "7216": ("Dry Cleaners", "Laundry", "Launderette", "Cleaners"),
+    "7997": ("Gym", "Fitness", "Leisure Club", "Health Club", "Boxing Club"),
+    "5944": ("Jewellers", "Jewellery", "Goldsmiths", "Watchmakers"),
+    "5995": ("Pet Shop", "Pet Supplies", "Aquatics", "Pet Store"),
+    "5945": ("Toys", "Toy Shop", "Games", "Hobby Shop", "Model Shop"),
+    "5732": ("Electronics", "Phone Repairs", "Computers", "Hi-Fi"),
+    "5261": ("Garden Centre", "Nursery", "Garden Supplies", "Plant Shop"),
+    "5921": ("Wine Merchants", "Off Licence", "Bottle Shop", "Wines"),
+    "7542": ("Car Wash", "Valeting", "Hand Car Wash"),
+}
+
+
+def business_name(mcc: str, rng: random.Random) -> str:
+    """A plausible UK trading name for a business of this category."""
+    trade = rng.choice(TRADES[mcc])
+    surname = rng.choice(SURNAMES)
+    template = rng.randrange(10)
+    if template == 0:
+        return f"{surname}'s {trade}"
+    if template == 1:
+        return f"{surname} & {rng.choice(SURNAMES)} {trade}"
+    if template == 2:
+        return f"The {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}"
+    if template == 3:
+        return f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {trade}"
+    if template == 4:
+        return f"{rng.choice(PLACES)} {trade}"
+    if template == 5:
+        return f"{rng.choice(FIRST_NAMES)}'s {trade}"
+    if template == 6:
+        return f"The {rng.choice(NOUNS)} {trade}"
+    if template == 7:
+        return f"{rng.choice(FOREIGN)} {rng.choice(FOREIGN)} {trade}"
+    if template == 8:
+        return f"{rng.choice(PLACES)} {rng.choice(NOUNS)} {trade}"
+    return f"{surname} Brothers {trade}"
+
+
+def _near_name(name: str, rng: random.Random) -> str:
+    """Another business's name that shares most of this one: a word swapped, added or dropped."""
+    words = name.split()
+    # Only real words change: "Smith & Jones" is not a different business from "Smith Jones".
+    spots = [i for i, w in enumerate(words) if w not in ("&", "The")]
+    draw = rng.random()
+    pool = NOUNS + SURNAMES + ADJECTIVES + FOREIGN
+    if draw < 0.6 or len(spots) < 3:
+        words[rng.choice(spots)] = rng.choice(pool)
+    elif draw < 0.8:
+        words.insert(rng.choice(spots), rng.choice(pool))
+    else:
+        del words[rng.choice(spots[1:])]
+    return " ".join(words)
+
+
+# What survives of a name behind the longest facilitator prefix ("PAYPAL *"): two businesses
+# of one category and town that agree on this much can send identical descriptors.
+_SHORTEST_VISIBLE = NAME_WIDTH - len("PAYPAL *")
+
+
+def _identity(name: str, mcc: str, city: str) -> tuple[str, str, str]:
+    return name_key(shown_name(name)[:_SHORTEST_VISIBLE]), mcc, city
+
+
+@dataclass(frozen=True)
+class Business:
+    """A place that takes cards; alliance locations carry their merchant and location ids."""
+
+    name: str
+    mcc: str
+    city: str
+    country: str
+    merchant_id: int | None = None
+    location_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LabelledDescriptor:
+    """A noisy descriptor and the truth: its alliance merchant and location, or none."""
+
+    text: str
+    mcc: str
+    merchant_id: int | None
+    location_id: int | None
+    kind: str  # "alliance", "other", "near_name", "other_mcc", "other_city"
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    locations: tuple[Business, ...]  # the alliance: one row per merchant location
+    descriptors: tuple[LabelledDescriptor, ...]  # distinct (text, mcc)
+
+
+def _alliance(
+    merchants: int, rng: random.Random, taken: set[tuple[str, str, str]]
+) -> list[Business]:
+    locations: list[Business] = []
+    cities = list(CITIES)
+    mccs = sorted(TRADES)
+    location_id = 0
+    for merchant_id in range(1, merchants + 1):
+        mcc = rng.choice(mccs)
+        count = rng.choices((1, 2, 3), weights=(70, 20, 10))[0]
+        while True:
+            name = business_name(mcc, rng)
+            towns = rng.sample(cities, count)
+            if all(_identity(name, mcc, town) not in taken for town in towns):
+                break
+        for town in towns:
+            taken.add(_identity(name, mcc, town))
+            location_id += 1
+            locations.append(Business(name, mcc, town, "GB", merchant_id, location_id))
+    return locations
+
+
+def _outsider(
+    kind: str, alliance: list[Business], rng: random.Random, taken: set[tuple[str, str, str]]
+) -> Business | None:
+    """A business outside the alliance of this kind, or None when the draw collides."""
+    model = rng.choice(alliance)
+    if kind == "near_name":
+        candidate = Business(_near_name(model.name, rng), model.mcc, model.city, "GB")
+    elif kind == "other_mcc":
+        mcc = rng.choice([m for m in TRADES if m != model.mcc])
+        candidate = Business(model.name, mcc, model.city, "GB")
+    elif kind == "other_city":
+        candidate = Business(model.name, model.mcc, rng.choice(CITIES), "GB")
+    else:
+        mcc = rng.choice(sorted(TRADES))
+        candidate = Business(business_name(mcc, rng), mcc, rng.choice(CITIES), "GB")
+    key = _identity(candidate.name, candidate.mcc, candidate.city)
+    if key in taken:
+        return None  # indistinguishable from a business we already have: not a fair example
+    taken.add(key)
+    return candidate
+
+
+OUTSIDER_KINDS = {"other": 0.45, "near_name": 0.25, "other_mcc": 0.12, "other_city": 0.18}
+
+
+def labelled_set(
+    seed: int, merchants: int, descriptors: int, alliance_share: float = 0.5
+) -> LabelledSet:
+    """A deterministic labelled set: `merchants` alliance merchants and about `descriptors`
+    distinct noisy descriptors, `alliance_share` of them from alliance locations."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not a secret
+    taken: set[tuple[str, str, str]] = set()
+    alliance = _alliance(merchants, rng, taken)
+    outsiders: list[tuple[Business, str]] = []
+    kinds, weights = list(OUTSIDER_KINDS), list(OUTSIDER_KINDS.values())
+    wanted = round(descriptors * (1 - alliance_share))
+    while len(outsiders) < wanted:
+        kind = rng.choices(kinds, weights)[0]
+        business = _outsider(kind, alliance, rng, taken)
+        if business is not None:
+            outsiders.append((business, kind))
+    seen: set[tuple[str, str]] = set()
+    labelled: list[LabelledDescriptor] = []
+
+    def add(business: Business, kind: str) -> None:
+        text = noisy_descriptor(business.name, business.city, business.country, rng)
+        if (text, business.mcc) not in seen:
+            seen.add((text, business.mcc))
+            labelled.append(
+                LabelledDescriptor(
+                    text, business.mcc, business.merchant_id, business.location_id, kind
+                )
+            )
+
+    for _ in range(descriptors - wanted):
+        add(rng.choice(alliance), "alliance")
+    for business, kind in outsiders:
+        add(business, kind)
+    rng.shuffle(labelled)
+    return LabelledSet(tuple(alliance), tuple(labelled))
