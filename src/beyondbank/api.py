@@ -11,6 +11,7 @@ from beyondbank import __version__, health
 from beyondbank.alliance import api as alliance_api
 from beyondbank.benefits import api as benefits_api
 from beyondbank.cards import api as cards_api
+from beyondbank.cards import realtime
 from beyondbank.core.clock import Clock, SystemClock
 from beyondbank.core.db import make_engine
 from beyondbank.core.http import install_problem_handlers, request_id_middleware
@@ -67,6 +68,9 @@ def create_app(
     app.state.session_factory = make_session_factory(session_bind or engine)
     app.state.clock = clock or SystemClock()
     app.state.templates = make_templates()
+    app.state.card_resolvers = realtime.ResolverCache(
+        settings.cards_resolver_ttl_seconds, settings.cards_descriptor_threshold
+    )
 
     install_problem_handlers(app, html=(wants_html, problem_page))
     app.add_exception_handler(LoginRequired, login_redirect)

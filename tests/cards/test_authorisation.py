@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import iso8583
 import pytest
 from fastapi.testclient import TestClient
+from iso8583.specs import default_ascii
 
 from beyondbank.alliance import service as alliance
 from beyondbank.alliance.models import Merchant
@@ -35,6 +37,7 @@ class Scene:
     merchant: str
     to_confirm: str
     to_reject: str
+    programme: cf.Programme
 
 
 def _review(uow: UnitOfWork) -> str:
@@ -85,7 +88,7 @@ def _scene(uow: UnitOfWork) -> Scene:
         )
     )
     uow.session.flush()
-    return Scene(run.public_id, p.merchant.public_id, _review(uow), _review(uow))
+    return Scene(run.public_id, p.merchant.public_id, _review(uow), _review(uow), p)
 
 
 Call = Callable[[TestClient, Scene, dict[str, str]], Any]
@@ -113,19 +116,49 @@ ENDPOINTS: dict[str, Call] = {
     ),
 }
 
+
+def _event(s: Scene) -> dict[str, Any]:
+    return {**cf.feed_row(s.programme, f"rt-{new_ulid()}", AT, 1_000), "amount_minor": 1_000}
+
+
+def _iso8583(client: TestClient, s: Scene, h: dict[str, str]) -> Any:
+    p = s.programme
+    message, _ = iso8583.encode(
+        {
+            "t": "0200",
+            "2": p.token,
+            "3": "000000",
+            "4": "000000001000",
+            "7": AT.strftime("%m%d%H%M%S"),
+            "18": p.merchant.mcc,
+            "37": new_ulid()[-12:],
+            "41": p.terminal.terminal_id or "",
+            "42": p.terminal.acquirer_merchant_id.ljust(15),
+            "43": "HARBOUR NOODLE BAR     LONDON        GBR",
+            "49": "826",
+        },
+        default_ascii,
+    )
+    headers = {**h, "Content-Type": "application/octet-stream"}
+    return client.post(f"{API}/cards/iso8583", content=bytes(message), headers=headers)
+
+
+ENDPOINTS["POST /cards/events"] = _post(lambda s: "/cards/events", _event)
+ENDPOINTS["POST /cards/iso8583"] = _iso8583
+
+EVENTS = {"POST /cards/events", "POST /cards/iso8583"}
 RUNS = {"GET /cards/runs", "GET /cards/runs/{id}"}
-REVIEWS = {e for e in ENDPOINTS if "/reviews" in e}
 STAFF_READ = RUNS | {"GET /cards/rewards"}
 
 ALLOWED: dict[str, set[str]] = {
     "bank_admin": set(ENDPOINTS),
-    "relationship_manager": set(ENDPOINTS),
+    "relationship_manager": set(ENDPOINTS) - EVENTS,
     "auditor": STAFF_READ,
     "analyst": set(),
     "merchant_admin": {"GET /cards/rewards"},
     "merchant_staff": set(),
     "customer": set(),
-    "bank_core_client": set(),
+    "bank_core_client": EVENTS,
     "merchant_client": set(),
     "anonymous": set(),
 }

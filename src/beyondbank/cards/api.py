@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from beyondbank.cards import reviews, schemas, service
+from beyondbank.cards import realtime, reviews, schemas, service
 from beyondbank.cards.models import ReviewStatus
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import UoW, requires
 
 router = APIRouter(prefix="/cards", tags=["cards"])
 
 Reader = Annotated[Principal, Depends(requires(Permission.CARDS_READ))]
 Reviewer = Annotated[Principal, Depends(requires(Permission.CARDS_REVIEW))]
+Ingest = Annotated[Principal, Depends(requires(Permission.CARDS_INGEST))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -64,10 +66,77 @@ def list_rewards(
     return Page(items=[_reward_out(v) for v in rows], next_cursor=next_cursor)
 
 
+# -- the real-time path -----------------------------------------------------------------------
+
+_EVENT_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "The event breaks a feed rule (named, as in the quarantine file), or an "
+        "ISO 8583 message lacks a data element or is not a purchase request (names the element)"
+    },
+}
+
+
+def _resolvers(request: Request) -> realtime.ResolverCache:
+    cache: realtime.ResolverCache = request.app.state.card_resolvers
+    return cache
+
+
+Resolvers = Annotated[realtime.ResolverCache, Depends(_resolvers)]
+
+
+@router.post(
+    "/events",
+    response_model=schemas.EventOut,
+    summary="Match one card transaction now (JSON); answers what the member just earned",
+    responses=_EVENT_PROBLEMS,
+)
+def post_event(
+    body: schemas.EventIn, uow: UoW, actor: Ingest, resolvers: Resolvers
+) -> schemas.EventOut:
+    return _event_out(uow, realtime.process(uow, actor, resolvers.get(uow), body.as_row()))
+
+
+async def _message_bytes(request: Request) -> bytes:
+    return await request.body()
+
+
+@router.post(
+    "/iso8583",
+    response_model=schemas.EventOut,
+    summary="Match one ISO 8583 authorisation or financial request now (raw ASCII message)",
+    responses=_EVENT_PROBLEMS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def post_iso8583(
+    message: Annotated[bytes, Depends(_message_bytes)],
+    uow: UoW,
+    actor: Ingest,
+    resolvers: Resolvers,
+) -> schemas.EventOut:
+    row = realtime.row_from_iso8583(message, uow.clock.now())
+    return _event_out(uow, realtime.process(uow, actor, resolvers.get(uow), row))
+
+
+def _event_out(uow: UnitOfWork, result: realtime.EventResult) -> schemas.EventOut:
+    views = service.reward_views(uow, result.rewards)
+    return schemas.EventOut(
+        txn_id=result.txn_id,
+        status=result.status,
+        merchant_name=result.merchant_name,
+        message=result.message,
+        rewards=[_reward_out(v) for v in views],
+    )
+
+
 def _reward_out(view: service.RewardView) -> schemas.RewardOut:
     r = view.reward
     return schemas.RewardOut(
-        kind=r.kind,  # type: ignore[arg-type]
+        kind=r.kind,
         txn_id=r.txn_id,
         original_txn_id=r.original_txn_id,
         txn_time=r.txn_time,

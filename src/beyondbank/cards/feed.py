@@ -15,7 +15,7 @@ matching engine counts them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -146,6 +146,16 @@ def summarise(path: str | Path, *, chunk_rows: int = 1_000_000) -> FeedSummary:
     for chunk in read_feed(path, chunk_rows=chunk_rows):
         summary.add(chunk)
     return summary
+
+
+def validate_rows(rows: Sequence[Mapping[str, str]], *, first_line: int = 1) -> FeedChunk:
+    """Feed rows that arrive one at a time (the real-time path), as text keyed by column name,
+    judged by exactly the rules a file's rows are; absent columns count as empty."""
+    text = pl.DataFrame(
+        {c: [row.get(c, "") or "" for row in rows] for c in frames.FEED_COLUMNS},
+        schema={c: pl.String() for c in frames.FEED_COLUMNS},
+    )
+    return _validate_parquet_part(text, text.schema, first_line=first_line)
 
 
 def write_quarantine(path: str | Path, quarantined: Iterable[pl.DataFrame]) -> int:

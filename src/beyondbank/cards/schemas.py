@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from beyondbank.cards.models import ReviewStatus, RunStatus
 
@@ -54,6 +54,38 @@ class RewardOut(BaseModel):
     points_benefit: str | None
     points: int
     posted: bool = Field(description="Posted to the ledger")
+
+
+class EventIn(BaseModel):
+    """One card transaction in real time: the feed's columns (docs/card-feed.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    txn_id: str = Field(min_length=1, max_length=64)
+    network_ref: str = Field(min_length=1, max_length=23)
+    card_token: str = Field(min_length=1, max_length=64)
+    type: str = Field(description="purchase, refund or chargeback")
+    original_txn_id: str | None = Field(default=None, max_length=64)
+    amount_minor: StrictInt = Field(description="Minor units of the currency, an integer")
+    currency: str
+    mcc: str
+    acquirer_merchant_id: str
+    terminal_id: str | None = None
+    acceptor_name_location: str
+    txn_time: str = Field(description="ISO 8601 in UTC, e.g. 2026-11-20T14:03:11Z")
+
+    def as_row(self) -> dict[str, str]:
+        """The event as a feed row's text, for the feed's own validation."""
+        values = self.model_dump()
+        return {k: "" if v is None else str(v) for k, v in values.items()}
+
+
+class EventOut(BaseModel):
+    txn_id: str
+    status: Literal["rewarded", "no_reward", "already_seen"]
+    merchant_name: str | None
+    message: str | None = Field(description="What the bank's app shows the member, if rewarded")
+    rewards: list[RewardOut]
 
 
 class ReviewOut(BaseModel):

@@ -298,11 +298,13 @@ def match_chunk(
     resolver: Resolver,
     *,
     matcher: Matcher = engine.match,
+    arrived: int = 0,
 ) -> Matched:
     """Match one sorted chunk and write what it decides (not committed here).
 
     The capped benefits of the chunk's merchants are locked first, in id order, so the budgets
-    and quantities the rules read are the ones this transaction spends."""
+    and quantities the rules read are the ones this transaction spends. `arrived` counts rows
+    read now rather than at staging (the real-time path)."""
     chunk = frames.conform(chunk, frames.TRANSACTIONS, "chunk")
     seen = programme.known_txn_ids(uow, chunk.get_column("txn_id").to_list())
     fresh = chunk.filter(~pl.col("txn_id").is_in(list(seen)))
@@ -316,7 +318,7 @@ def match_chunk(
     outcome = matcher(resolved, program, state)
     _record(uow, run, resolved, outcome, state)
     _review(uow, resolution.review)
-    _count(uow, run, len(seen), orphans, resolved, outcome)
+    _count(uow, run, len(seen), orphans, resolved, outcome, arrived)
     return Matched(outcome, len(seen), orphans, resolved)
 
 
@@ -483,6 +485,7 @@ def _count(
     orphans: pl.DataFrame,
     resolved: pl.DataFrame,
     outcome: frames.Outcome,
+    arrived: int,
 ) -> None:
     """Move the run's counters by atomic increments: real-time events share a run and count
     concurrently."""
@@ -491,10 +494,11 @@ def _count(
         update(CardRun)
         .where(CardRun.id == run.id)
         .values(
+            rows_read=CardRun.rows_read + arrived,
             already_seen=CardRun.already_seen + seen,
             duplicates=CardRun.duplicates + outcome.duplicates.height,
             quarantined=CardRun.quarantined + orphans.height,
-            accepted=CardRun.accepted - orphans.height,
+            accepted=CardRun.accepted + arrived - orphans.height,
             matched=CardRun.matched + resolved.height - outcome.duplicates.height,
             unresolved=CardRun.unresolved + resolved.get_column("merchant_id").null_count(),
             rewards=CardRun.rewards + int((kinds == frames.REWARD).sum()),
@@ -640,11 +644,17 @@ def list_rewards(
     rows, next_cursor = paginate(
         uow.session, query, CardReward.id, cursor=cursor, limit=limit, descending=True
     )
+    views = reward_views(uow, rows)
+    return views, next_cursor
+
+
+def reward_views(uow: UnitOfWork, rows: Sequence[CardReward]) -> list[RewardView]:
+    """Reward rows with the public ids of their member, merchant and benefits."""
     members = alliance.member_refs(uow, {r.member_id for r in rows})
     merchants = alliance.merchant_public_ids(uow, {r.merchant_id for r in rows})
     benefit_ids = {b for r in rows for b in (r.benefit_id, r.points_benefit_id) if b is not None}
     refs = {b.id: b.public_id for b in benefits.benefits_by_ids(uow, benefit_ids).values()}
-    views = [
+    return [
         RewardView(
             r,
             members[r.member_id],
@@ -654,4 +664,3 @@ def list_rewards(
         )
         for r in rows
     ]
-    return views, next_cursor

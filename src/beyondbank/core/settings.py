@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     cards_chunk_rows: int = 1_000_000
     cards_output_dir: Path = Path("var/cards")
     cards_descriptor_threshold: float | None = None  # None: the resolver's measured default
+    cards_resolver_ttl_seconds: float = 60.0  # how stale the real-time path's resolver may be
 
     access_token_ttl_seconds: int = 3600
     idempotency_in_flight_seconds: int = 120
