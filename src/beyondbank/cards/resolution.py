@@ -172,6 +172,7 @@ class _Block:
         self.keys = [c.key for c in self.candidates]
         self._shown: dict[int, list[str]] = {}
         self._keys: dict[int, list[str]] = {}
+        self._both: dict[tuple[int, int], list[str]] = {}
 
     def keys_cut(self, visible: int, length: int, cut: Callable[[str, int], str]) -> list[str]:
         """Each candidate twice: as a field cut after `visible` characters of its name would
@@ -184,7 +185,10 @@ class _Block:
         keys = self._keys.get(length)
         if keys is None:
             keys = self._keys[length] = [k[:length].rstrip() for k in self.keys]
-        return shown + keys
+        both = self._both.get((visible, length))
+        if both is None:
+            both = self._both[(visible, length)] = shown + keys
+        return both
 
 
 @dataclass(frozen=True)
@@ -259,6 +263,15 @@ class Resolver:
                 (merchant_id, location_id, shown, name_key(shown))
             )
         self._rows = rows
+        # Every spelling of a city a descriptor may carry whole: folded, and cut to its field.
+        self._city_lookup: dict[str, dict[str, frozenset[int]]] = {}
+        for (country, city), city_id in self._city_ids.items():
+            for spelling in {city, city[:CITY_WIDTH].rstrip()}:
+                for scope in {country, ""}:
+                    known = self._city_lookup.setdefault(scope, {})
+                    known[spelling] = known.get(spelling, frozenset()) | {city_id}
+        self._abbreviations: dict[tuple[str, str], frozenset[int]] = {}
+        self._city_names_anywhere = [e for names in self._city_names.values() for e in names]
         self._cities_by_mcc: dict[str, list[int]] = {}
         for mcc, city_id in rows:
             self._cities_by_mcc.setdefault(mcc, []).append(city_id)
@@ -284,7 +297,7 @@ class Resolver:
             return cached
         known = self._city_names.get(country, []) if country else self._all_city_names()
         answer: tuple[frozenset[int] | None, float]
-        exact = frozenset(i for name, i in known if name[:CITY_WIDTH].rstrip() == city)
+        exact = self._city_lookup.get(country, {}).get(city)
         if not city:
             answer = (None, self.missing_city)
         elif exact:
@@ -296,30 +309,33 @@ class Resolver:
         return answer
 
     def _all_city_names(self) -> list[tuple[str, int]]:
-        return [entry for names in self._city_names.values() for entry in names]
+        return self._city_names_anywhere
 
     def _city_in_name(self, name: str, country: str) -> tuple[str, frozenset[int], bool] | None:
         """A known city at the end of a name ("CAFE NERO BATH"): the name without it, the
         city, and whether it was abbreviated ("CAFE NERO BRSTL")."""
         words = name.split()
-        known = self._city_names.get(country, []) if country else self._all_city_names()
+        exact = self._city_lookup.get(country, {})
         for size in (4, 3, 2, 1):
-            if len(words) <= size:
-                continue
-            tail = " ".join(words[-size:])
-            ids = frozenset(i for city, i in known if tail in (city, city[:CITY_WIDTH].rstrip()))
-            if ids:
+            if len(words) > size and (ids := exact.get(" ".join(words[-size:]))):
                 return " ".join(words[:-size]), ids, False
+        if not words:
+            return None
+        known = self._city_names.get(country, []) if country else self._all_city_names()
         # A full name runs into a city of 12 characters: "BOOKSELLPETERBOROUGH".
-        glued = [(c, i) for c, i in known if len(words[-1]) > len(c) >= 4 and words[-1].endswith(c)]
+        last = words[-1]
+        glued = [(c, i) for c, i in known if len(last) > len(c) >= 4 and last.endswith(c)]
         if glued:
-            rest = [*words[:-1], words[-1][: -len(glued[0][0])]]
+            rest = [*words[:-1], last[: -len(glued[0][0])]]
             return " ".join(rest), frozenset(i for _, i in glued), False
         for size in (2, 1):
             tail = " ".join(words[-size:])
             if len(words) <= size or len(tail) < 4:
                 continue
-            ids = frozenset(i for city, i in known if _is_abbreviation(tail, city))
+            ids = self._abbreviations.get((tail, country))
+            if ids is None:
+                ids = frozenset(i for city, i in known if _is_abbreviation(tail, city))
+                self._abbreviations[(tail, country)] = ids
             if ids:
                 return " ".join(words[:-size]), ids, True
         return None
