@@ -235,6 +235,7 @@ def _parse_fields(text: bytes) -> pl.DataFrame:
         has_header=False,
         schema={c: pl.String() for c in frames.FEED_COLUMNS},
         missing_columns="insert",
+        extra_columns="ignore",
         encoding="utf8-lossy",
         truncate_ragged_lines=True,
         empty_string_is_null=False,
@@ -242,49 +243,75 @@ def _parse_fields(text: bytes) -> pl.DataFrame:
 
 
 def _validate_csv_block(block: bytes, first_line: int, chunk_rows: int) -> Iterator[FeedChunk]:
-    lines = pl.DataFrame({"raw": _raw_lines(block)}).with_columns(
-        line=pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64()),
-        quoted=pl.col("raw").str.contains('"', literal=True),
-    )
-    structure = lines.select(structure_reason=_structure_reason(quoted=bool(lines["quoted"].any())))
-    good = structure.get_column("structure_reason").is_null()
-    if good.all():
-        fields = _parse_fields(block)
-    else:
+    raw = _raw_lines(block)
+    quoted = raw.str.contains('"', literal=True)
+    broken = _broken_quotes(raw, quoted)
+    if broken.any():
         # Only whole, well-quoted lines go to the CSV parser: a broken quote must not make it
         # join lines and shift every later row.
-        kept = lines.get_column("raw").filter(good)
+        kept = raw.filter(~broken)
         text = ("\n".join(kept.to_list()) + "\n").encode() if len(kept) else b""
-        fields = _scatter_rows(_parse_fields(text) if text else None, good, lines.height)
-    if fields.height != lines.height:
-        raise AssertionError(f"parsed {fields.height} rows from {lines.height} lines")
-    table = pl.concat([lines.select("line", "raw"), structure, fields], how="horizontal")
+        fields = _scatter_rows(_parse_fields(text) if text else None, ~broken, len(raw))
+    else:
+        fields = _parse_fields(block)
+    if fields.height != len(raw):
+        raise AssertionError(f"parsed {fields.height} rows from {len(raw)} lines")
+    table = pl.concat(
+        [pl.DataFrame({"raw": raw, "broken": broken, "quoted": quoted}), fields], how="horizontal"
+    )
+    table = table.with_columns(
+        line=pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64()),
+        fields=_field_counts(table),
+        not_utf8=pl.col("raw").str.contains(_REPLACEMENT, literal=True),
+    )
+    structural = (
+        pl.col("not_utf8") | pl.col("broken") | (pl.col("fields") != FIELD_COUNT)
+    )  # an empty line has one field
     for start in range(0, table.height, chunk_rows):
-        yield _validate(table.slice(start, chunk_rows))
+        yield _validate(table.slice(start, chunk_rows), structural, _structure_reason())
 
 
-def _structure_reason(*, quoted: bool) -> pl.Expr:
+def _broken_quotes(raw: pl.Series, quoted: pl.Series) -> pl.Series:
+    """Lines with a quote that is not RFC 4180 (checked only on the few lines that have quotes)."""
+    broken = pl.repeat(False, len(raw), dtype=pl.Boolean(), eager=True).rename("broken")
+    if not quoted.any():
+        return broken
+    positions = quoted.arg_true()
+    bad = ~raw.gather(positions).str.contains(_QUOTED_RECORD)
+    return broken.scatter(positions, bad)
+
+
+def _field_counts(table: pl.DataFrame) -> pl.Series:
+    """How many fields each line has. An unquoted line of twelve fields is as long as its fields
+    and eleven commas, which costs no scan of the text; only the other lines are counted."""
+    sizes = pl.sum_horizontal(pl.col(c).str.len_bytes() for c in frames.FEED_COLUMNS)
+    exact = ~pl.col("quoted") & (pl.col("raw").str.len_bytes() == sizes + (FIELD_COUNT - 1))
+    suspects = table.with_row_index("position").filter(~exact).select("position", "raw", "quoted")
+    counts = pl.repeat(FIELD_COUNT, table.height, dtype=pl.Int64(), eager=True).rename("fields")
+    if suspects.height == 0:
+        return counts
+    # Commas inside quoted fields are data, not separators.
+    unquoted = (
+        pl.when("quoted").then(pl.col("raw").str.replace_all(_QUOTED_FIELD, "")).otherwise("raw")
+    )
+    counted = suspects.select(unquoted.str.count_matches(",", literal=True) + 1).to_series()
+    return counts.scatter(suspects.get_column("position"), counted.cast(pl.Int64()))
+
+
+def _structure_reason() -> pl.Expr:
     """A line's structural fault (encoding, quoting, field count), null when it has none."""
     raw = pl.col("raw")
-    commas = raw.str.count_matches(",", literal=True)
-    well_quoted: pl.Expr = pl.lit(True)
-    if quoted:
-        # Commas inside quoted fields are data, not separators.
-        unquoted = raw.str.replace_all(_QUOTED_FIELD, "")
-        commas = (
-            pl.when("quoted").then(unquoted.str.count_matches(",", literal=True)).otherwise(commas)
-        )
-        well_quoted = ~pl.col("quoted") | raw.str.contains(_QUOTED_RECORD)
-    fields = commas + 1
     return (
-        pl.when(raw.str.contains(_REPLACEMENT, literal=True))
+        pl.when(pl.col("not_utf8"))
         .then(pl.lit(NOT_UTF8))
-        .when(~well_quoted)
+        .when(pl.col("broken"))
         .then(pl.lit(BAD_QUOTING))
         .when(raw.str.len_bytes() == 0)
         .then(pl.lit(EMPTY_LINE))
-        .when(fields != FIELD_COUNT)
-        .then(pl.format("wrong number of fields: expected {}, got {}", pl.lit(FIELD_COUNT), fields))
+        .when(pl.col("fields") != FIELD_COUNT)
+        .then(
+            pl.format("wrong number of fields: expected {}, got {}", pl.lit(FIELD_COUNT), "fields")
+        )
         .otherwise(pl.lit(None, pl.String()))
     )
 
@@ -332,19 +359,18 @@ def _as_text(column: str, dtype: pl.DataType) -> pl.Expr:
 
 
 def _validate_parquet_part(part: pl.DataFrame, schema: pl.Schema, first_line: int) -> FeedChunk:
-    fields = part.select(_as_text(c, schema[c]).fill_null("").alias(c) for c in frames.FEED_COLUMNS)
+    fields = part.select(_as_text(c, schema[c]).alias(c) for c in frames.FEED_COLUMNS)
     replaced = pl.any_horizontal(
         pl.col(c).str.contains(_REPLACEMENT, literal=True) for c in frames.FEED_COLUMNS
-    )
+    ).fill_null(False)
     table = fields.with_columns(
         line=pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64()),
-        raw=_csv_line(frames.FEED_COLUMNS),
+        # A Parquet row has no text of its own: quarantined rows get theirs rebuilt as CSV.
+        raw=pl.lit(None, pl.String()),
         # Parquet strings are UTF-8 by definition; U+FFFD is the mark of an upstream lossy decode.
-        structure_reason=pl.when(replaced)
-        .then(pl.lit(NOT_UTF8))
-        .otherwise(pl.lit(None, pl.String())),
+        not_utf8=replaced,
     )
-    return _validate(table)
+    return _validate(table, pl.col("not_utf8"), pl.when("not_utf8").then(pl.lit(NOT_UTF8)))
 
 
 def _csv_line(columns: Iterable[str]) -> pl.Expr:
@@ -364,38 +390,41 @@ def _csv_line(columns: Iterable[str]) -> pl.Expr:
 # -- the rules ----------------------------------------------------------------------------------
 
 
-def _validate(table: pl.DataFrame) -> FeedChunk:
-    """Split a table (line, raw, structure_reason, the feed columns as text) into accepted and quarantined."""
+def _validate(table: pl.DataFrame, structural: pl.Expr, structure_reason: pl.Expr) -> FeedChunk:
+    """Split a table (line, raw, the feed columns as text) into accepted and quarantined rows.
+
+    `structural` flags rows whose shape is wrong (encoding, quoting, field count) and
+    `structure_reason` names it; the reason is evaluated only on the rows that are bad.
+    """
     rules = _rules(_card_currencies(table.get_column("currency")))
     parsed = table.with_columns(
-        _missing_as_null(),
         amount=pl.col("amount_minor").str.to_integer(strict=False, dtype=pl.Int64()),
-        instant=_parse_time(pl.col("txn_time")),
+        instant=_parse_times(table.get_column("txn_time")),
     )
-    flagged = parsed.with_columns(
-        bad=pl.any_horizontal(pl.col("structure_reason").is_not_null(), *(c for c, _ in rules))
-    )
+    flagged = parsed.with_columns(bad=pl.any_horizontal(structural, *(c for c, _ in rules)))
     accepted = (
         flagged.filter(~pl.col("bad"))
-        .with_columns(amount_minor=pl.col("amount"), txn_time=pl.col("instant"))
+        .with_columns(
+            # Only the optional fields can be empty in an accepted row; empty means null.
+            *(pl.when(_blank(c)).then(None).otherwise(pl.col(c)).alias(c) for c in OPTIONAL),
+            amount_minor=pl.col("amount"),
+            txn_time=pl.col("instant"),
+        )
         .select(frames.TRANSACTIONS.names())
     )
     # Reasons are worked out only for the few bad rows, so the detailed ones cost nothing.
-    reason = pl.coalesce(
-        pl.col("structure_reason"), *(pl.when(broken).then(text) for broken, text in rules)
-    )
-    quarantined = flagged.filter(pl.col("bad")).select("line", reason=reason, raw="raw")
+    reason = pl.coalesce(structure_reason, *(pl.when(broken).then(text) for broken, text in rules))
+    raw = pl.coalesce("raw", _csv_line(frames.FEED_COLUMNS))
+    quarantined = flagged.filter(pl.col("bad")).select("line", reason=reason, raw=raw)
     return FeedChunk(
         accepted=frames.conform(accepted, frames.TRANSACTIONS, "accepted"),
         quarantined=frames.conform(quarantined, frames.QUARANTINE, "quarantined"),
     )
 
 
-def _missing_as_null() -> list[pl.Expr]:
-    return [
-        pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c)
-        for c in frames.FEED_COLUMNS
-    ]
+def _blank(column: str) -> pl.Expr:
+    """An empty CSV field or a Parquet null: the field is missing."""
+    return (pl.col(column) == "").fill_null(True)
 
 
 def _card_currencies(codes: pl.Series) -> list[str]:
@@ -403,13 +432,21 @@ def _card_currencies(codes: pl.Series) -> list[str]:
     return [c for c in codes.unique().drop_nulls().to_list() if c != POINTS and is_currency(c)]
 
 
-def _parse_time(text: pl.Expr) -> pl.Expr:
-    utc = text.str.replace(r"\+00:00$", "Z")
-    return (
-        pl.when(text.str.contains(_TIME_SHAPE))
-        .then(utc.str.strptime(frames.UTC_TIME, "%Y-%m-%dT%H:%M:%S%.fZ", strict=False))
-        .otherwise(None)
-    )
+def _parse_times(text: pl.Series) -> pl.Series:
+    """The accepted txn_time forms as UTC instants, null for anything else.
+
+    Most feeds write whole seconds and Z, which parses with a fixed format at a fraction of the
+    cost of the general one; fractions and +00:00 take the general parse, row by row subset.
+    """
+    shaped = text.str.contains(_TIME_SHAPE).fill_null(False)
+    instants = text.str.strptime(frames.UTC_TIME, "%Y-%m-%dT%H:%M:%SZ", strict=False)
+    others = shaped & instants.is_null()
+    if others.any():
+        positions = others.arg_true()
+        general = text.gather(positions).str.replace(r"\+00:00$", "Z")
+        parsed = general.str.strptime(frames.UTC_TIME, "%Y-%m-%dT%H:%M:%S%.fZ", strict=False)
+        instants = instants.scatter(positions, parsed)
+    return pl.select(pl.when(pl.lit(shaped)).then(pl.lit(instants))).to_series().rename("instant")
 
 
 def _rules(currencies: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
@@ -417,10 +454,8 @@ def _rules(currencies: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
     col = pl.col
     amount_text = col("amount_minor")
     kind = col("type")
-    original = col("original_txn_id")
-    rules: list[tuple[pl.Expr, pl.Expr]] = [
-        (col(c).is_null(), pl.lit(missing(c))) for c in REQUIRED
-    ]
+    original = _blank("original_txn_id")  # true when there is none
+    rules: list[tuple[pl.Expr, pl.Expr]] = [(_blank(c), pl.lit(missing(c))) for c in REQUIRED]
     rules += [
         (~kind.is_in(frames.TXN_TYPES), pl.lit(UNKNOWN_TYPE)),
         (
@@ -439,9 +474,9 @@ def _rules(currencies: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
         (col(c).str.len_chars() > limit, pl.lit(too_long(c))) for c, limit in MAX_LENGTH.items()
     ]
     rules += [
-        ((kind == frames.REFUND) & original.is_null(), pl.lit(REFUND_WITHOUT_ORIGINAL)),
-        ((kind == frames.CHARGEBACK) & original.is_null(), pl.lit(CHARGEBACK_WITHOUT_ORIGINAL)),
-        ((kind == frames.PURCHASE) & original.is_not_null(), pl.lit(PURCHASE_WITH_ORIGINAL)),
+        ((kind == frames.REFUND) & original, pl.lit(REFUND_WITHOUT_ORIGINAL)),
+        ((kind == frames.CHARGEBACK) & original, pl.lit(CHARGEBACK_WITHOUT_ORIGINAL)),
+        ((kind == frames.PURCHASE) & ~original, pl.lit(PURCHASE_WITH_ORIGINAL)),
         (col("instant").is_null(), _time_reason(col("txn_time"))),
     ]
     # A null field breaks only the "missing field" rule, never a later one.
