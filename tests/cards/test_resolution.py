@@ -203,6 +203,15 @@ def test_the_same_name_in_another_town_is_not_matched() -> None:
     assert answers(result.resolved) == [(None, None, None)]
 
 
+def test_a_descriptor_from_another_country_is_not_matched_without_its_city() -> None:
+    # The alliance is in GB; an Olive Tree Kitchen in France is another business.
+    result = resolver().resolve(
+        feed([{"mcc": "5812", "descriptor": "OLIVE TREE KITCHEN                    FR"}])
+    )
+
+    assert answers(result.resolved) == [(None, None, None)]
+
+
 def test_a_merchant_with_two_locations_and_no_city_is_known_but_not_its_place() -> None:
     match = resolver().match("SQ *BELLA ITALIA RISTORANTE GB", "5812")
 

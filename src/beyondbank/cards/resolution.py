@@ -96,8 +96,9 @@ SCORERS: dict[str, Scorer] = {
     "partial_ratio": fuzz.partial_ratio,
 }
 
-# Chosen from `python -m bench.cards.descriptors` (docs/descriptors.md): the best F1 on the
-# labelled set with precision above 0.99.
+# Chosen with `python -m bench.cards.descriptors` (docs/descriptors.md): on the labelled set
+# the plain Indel ratio keeps precision above 0.99 with the best recall; token_set_ratio,
+# WRatio and partial_ratio forgive the extra or missing word that tells businesses apart.
 DEFAULT_SCORER = "ratio"
 DEFAULT_THRESHOLD = 0.92
 # A second merchant within this much of the best makes a match ambiguous.
@@ -249,7 +250,6 @@ class Resolver:
     def _index_alliance(self, merchants: pl.DataFrame) -> None:
         self._city_ids: dict[tuple[str, str], int] = {}  # (country, folded city) → id
         self._city_names: dict[str, list[tuple[str, int]]] = {}  # country → (folded, id)
-        self._city_of_location: dict[int, int] = {}
         rows: dict[tuple[str, int], list[tuple[int, int, str, str]]] = {}
         for merchant_id, location_id, name, mcc, city, country in merchants.iter_rows():
             place = (country or "", fold(city or ""))
@@ -257,7 +257,6 @@ class Resolver:
                 self._city_ids[place] = len(self._city_ids)
                 self._city_names.setdefault(place[0], []).append((place[1], self._city_ids[place]))
             city_id = self._city_ids[place]
-            self._city_of_location[location_id] = city_id
             shown = shown_name(name)
             rows.setdefault((mcc, city_id), []).append(
                 (merchant_id, location_id, shown, name_key(shown))
@@ -272,9 +271,13 @@ class Resolver:
                     known[spelling] = known.get(spelling, frozenset()) | {city_id}
         self._abbreviations: dict[tuple[str, str], frozenset[int]] = {}
         self._city_names_anywhere = [e for names in self._city_names.values() for e in names]
-        self._cities_by_mcc: dict[str, list[int]] = {}
+        # The cities of an MCC's locations, in one country or ("") in any.
+        self._cities_by_mcc: dict[tuple[str, str], frozenset[int]] = {}
+        country_of = {city_id: country for (country, _), city_id in self._city_ids.items()}
         for mcc, city_id in rows:
-            self._cities_by_mcc.setdefault(mcc, []).append(city_id)
+            for scope in (country_of[city_id], ""):
+                cities = self._cities_by_mcc.get((mcc, scope), frozenset())
+                self._cities_by_mcc[(mcc, scope)] = cities | {city_id}
         self._blocks: dict[tuple[str, frozenset[int]], _Block] = {}
         self._cut_keys: dict[tuple[str, int], str] = {}
         self._places: dict[tuple[str, str], tuple[frozenset[int] | None, float]] = {}
@@ -295,7 +298,7 @@ class Resolver:
         cached = self._places.get((city, country))
         if cached is not None:
             return cached
-        known = self._city_names.get(country, []) if country else self._all_city_names()
+        known = self._known_cities(country)
         answer: tuple[frozenset[int] | None, float]
         exact = self._city_lookup.get(country, {}).get(city)
         if not city:
@@ -308,8 +311,9 @@ class Resolver:
         self._places[(city, country)] = answer
         return answer
 
-    def _all_city_names(self) -> list[tuple[str, int]]:
-        return self._city_names_anywhere
+    def _known_cities(self, country: str) -> list[tuple[str, int]]:
+        """(folded name, id) of the alliance's cities in this country, or anywhere."""
+        return self._city_names.get(country, []) if country else self._city_names_anywhere
 
     def _city_in_name(self, name: str, country: str) -> tuple[str, frozenset[int], bool] | None:
         """A known city at the end of a name ("CAFE NERO BATH"): the name without it, the
@@ -321,7 +325,7 @@ class Resolver:
                 return " ".join(words[:-size]), ids, False
         if not words:
             return None
-        known = self._city_names.get(country, []) if country else self._all_city_names()
+        known = self._known_cities(country)
         # A full name runs into a city of 12 characters: "BOOKSELLPETERBOROUGH".
         last = words[-1]
         glued = [(c, i) for c, i in known if len(last) > len(c) >= 4 and last.endswith(c)]
@@ -385,17 +389,15 @@ class Resolver:
     def _match(self, parts: Normalised, mcc: str) -> Match:
         best = _NO_MATCH
         for reading in self._readings(parts):
-            found = self._match_reading(reading, parts.prefix_width, parts.store_number, mcc)
+            found = self._match_reading(reading, parts, mcc)
             if (found.accepted, found.confidence) > (best.accepted, best.confidence):
                 best = found
         return best
 
-    def _match_reading(
-        self, reading: _Reading, prefix_width: int, store_number: bool, mcc: str
-    ) -> Match:
+    def _match_reading(self, reading: _Reading, parts: Normalised, mcc: str) -> Match:
         cities = reading.cities
         if cities is None:
-            cities = frozenset(self._cities_by_mcc.get(mcc, ()))
+            cities = self._cities_by_mcc.get((mcc, parts.country), frozenset())
         if not reading.name or not cities:
             return _NO_MATCH
         block = self._block(mcc, cities)
@@ -403,9 +405,11 @@ class Resolver:
             return _NO_MATCH
         # A name that filled its field was probably cut: compare it with as much of each
         # trading name as the field would have shown.
-        truncated = reading.width >= NAME_WIDTH - 1 and not store_number
+        truncated = reading.width >= NAME_WIDTH - 1 and not parts.store_number
         if truncated:
-            choices = block.keys_cut(reading.width - prefix_width, len(reading.name), self._cut_key)
+            choices = block.keys_cut(
+                reading.width - parts.prefix_width, len(reading.name), self._cut_key
+            )
         else:
             choices = block.keys
         found = process.extract(
