@@ -2,9 +2,9 @@
 
 `match` returns exactly what `oracle.match` returns (docs/matching.md states the rules and the
 sort order of every output frame). Eligibility, rewards, selection and clawbacks are column
-expressions and joins; only purchases whose choice could depend on a counter that this chunk
-can actually exhaust (a budget, a quantity or a member's limit in a period) are resolved one
-by one, in a tight loop over plain lists.
+expressions, joins and gathers over narrow frames; only purchases whose choice could depend on
+a counter that this chunk can actually exhaust (a budget, a quantity or a member's limit in a
+period) are resolved one by one, in a tight loop over plain lists.
 """
 
 from __future__ import annotations
@@ -17,12 +17,18 @@ from beyondbank.cards import frames
 from beyondbank.cards.frames import Outcome, Programme, State
 from beyondbank.core.money import minor_digits
 
-CASH_KINDS = ("percent_off", "amount_off", "spend_threshold")
-POINTS_KIND = "points_multiplier"
+KINDS = ("percent_off", "amount_off", "spend_threshold", "points_multiplier")
+PERCENT_OFF, AMOUNT_OFF, SPEND_THRESHOLD, POINTS_MULTIPLIER = range(len(KINDS))
+PERIODS = ("day", "week", "month", "campaign")
+DAY, WEEK, MONTH, CAMPAIGN = range(len(PERIODS))
 CLAWBACK_TYPES = (frames.REFUND, frames.CHARGEBACK)
 ALL_WEEKDAYS_MASK = sum(1 << day for day in range(1, 8))
+US_PER_DAY = 86_400_000_000
+US_PER_HOUR = 3_600_000_000
 # Stands for "no limit" in the sequential loop's counters: never reached by any real count.
 UNLIMITED = 1 << 62
+# Open-ended validity dates, as days since 1970-01-01.
+FIRST_DAY, LAST_DAY = -(1 << 30), 1 << 30
 GRANT_TOTALS = (
     "refunded_minor",
     "clawed_back_minor",
@@ -31,17 +37,15 @@ GRANT_TOTALS = (
     "points_clawed_back",
 )
 USAGE_KEY = ["benefit_id", "member_id", "period_key"]
-# What a winner carries from its candidate row to the reward, the grant and the counters.
-WINNER_COLUMNS = [
-    "pidx",
-    "benefit_id",
-    "value",
-    "member_id",
-    "limit_period",
-    "local_date",
-    "merchant_share_bps",
-    "commission_bps",
-]
+# A winner: which purchase (`pidx`) got what (`value`) from which benefit (`bix`), and what
+# its member counter is keyed by.
+WINNER = {
+    "pidx": pl.UInt32(),
+    "bix": pl.UInt32(),
+    "value": pl.Int64(),
+    "member_id": pl.Int64(),
+    "local_day": pl.Int64(),
+}
 
 
 def match(transactions: pl.DataFrame, programme: Programme, state: State) -> Outcome:
@@ -49,17 +53,17 @@ def match(transactions: pl.DataFrame, programme: Programme, state: State) -> Out
     feed = frames.conform(transactions, frames.RESOLVED, "transactions")
     feed, duplicates = _deduplicate(feed)
     purchases = _member_purchases(feed, programme.cards)
-    benefits = _benefits(programme.benefits, programme.benefit_targets)
+    benefits = _benefits(programme.benefits)
     candidates = _candidates(purchases, benefits, programme, state.prior_purchases)
-    usage = state.usage
-    cash = _select(candidates.filter(pl.col("cash")), usage)
-    points = _select(candidates.filter(~pl.col("cash")), usage)
-    rewards, new_grants = _rewards(purchases, cash, points)
+    cash_rows = _gather(candidates, benefits, "cash").get_column("cash")
+    cash = _select(candidates.filter(cash_rows), benefits, state.usage)
+    points = _select(candidates.filter(~cash_rows), benefits, state.usage)
+    rewards, new_grants = _rewards(purchases, benefits, cash, points)
     clawbacks, grants = _clawbacks(feed, _normalised_grants(state.grants), new_grants)
     return Outcome(
         rewards=pl.concat([rewards, clawbacks]),
-        usage_added=_usage_added(cash, points),
-        consumed=_consumed(cash, points),
+        usage_added=_usage_added(benefits, cash, points),
+        consumed=_consumed(benefits, cash, points),
         grants=grants,
         purchases=frames.conform(
             purchases.select("txn_id", "member_id", "merchant_id", "txn_time"),
@@ -105,19 +109,21 @@ def advance(programme: Programme, state: State, outcome: Outcome) -> tuple[Progr
 
 def _deduplicate(feed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Keep the lowest line of each txn_id; the other rows are duplicates (in line order)."""
-    repeated = feed.get_column("txn_id").is_duplicated()
-    if not repeated.any():
+    hashes = feed.get_column("txn_id").hash(0)
+    # Equal hashes sit side by side once sorted; only rows whose hash repeats are compared.
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered.shift(1) == ordered)
+    if repeated.is_empty():
         return feed, frames.empty(frames.DUPLICATES)
-    rows = feed.with_row_index("_row")
+    suspect = hashes.is_in(repeated.unique().implode())
     first = (
-        rows.filter(repeated)
+        feed.filter(suspect)
         .sort("line", maintain_order=True)
-        .unique("txn_id", keep="first", maintain_order=True)
-        .get_column("_row")
+        .with_columns(_first=pl.col("txn_id").is_first_distinct())
     )
-    kept = ~repeated | rows.get_column("_row").is_in(first.implode())
-    duplicates = feed.filter(~kept).select("line", "txn_id").sort("line", maintain_order=True)
-    return feed.filter(kept), duplicates
+    duplicates = first.filter(~pl.col("_first")).select("line", "txn_id")
+    kept = pl.concat([feed.filter(~suspect), first.filter("_first").drop("_first")])
+    return kept, duplicates
 
 
 # -- rules 2 and 3: merchant and member ----------------------------------------------------------
@@ -150,131 +156,182 @@ def _member_purchases(feed: pl.DataFrame, cards: pl.DataFrame) -> pl.DataFrame:
 # -- rule 4: eligibility ---------------------------------------------------------------------------
 
 
-def _benefits(benefits: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
-    """Active card-linked benefits with room left, their unset fields at the documented defaults."""
+def _benefits(benefits: pl.DataFrame) -> pl.DataFrame:
+    """Active card-linked benefits with room left, in benefit id order (`bix` numbers it), their
+    unset fields at the documented defaults and their codes as small integers."""
     relevant = benefits.filter(
-        pl.col("kind").is_in([*CASH_KINDS, POINTS_KIND]) & pl.col("active").fill_null(False)
-    )
+        pl.col("kind").is_in(KINDS) & pl.col("active").fill_null(False)
+    ).sort("benefit_id")
     masks = [
         ALL_WEEKDAYS_MASK if days is None else sum(1 << day for day in set(days) if 1 <= day <= 7)
         for days in relevant.get_column("weekdays").to_list()
     ]
     units = {c: 10 ** minor_digits(c) for c in relevant.get_column("currency").unique().to_list()}
-    cash = pl.col("kind").is_in(CASH_KINDS)
+    zones = relevant.get_column("timezone").unique().sort().to_list()
+    cash = pl.col("kind") != "points_multiplier"
     return (
         relevant.with_columns(
             cash=cash,
+            kind_code=pl.col("kind").replace_strict(KINDS, range(len(KINDS)), return_dtype=pl.Int8),
             # Points cost the bank no cash: a points benefit has no budget to spend.
             budget_remaining_minor=pl.when(cash).then(pl.col("budget_remaining_minor")),
             weekday_mask=pl.Series(masks, dtype=pl.Int64),
             unit=pl.col("currency").replace_strict(units, default=None, return_dtype=pl.Int64)
             if units
             else pl.lit(None, pl.Int64),
+            zone=pl.col("timezone").replace_strict(zones, range(len(zones)), return_dtype=pl.Int32)
+            if zones
+            else pl.lit(None, pl.Int32),
+            first_day=pl.col("valid_from").cast(pl.Int64).fill_null(FIRST_DAY),
+            last_day=pl.col("valid_to").cast(pl.Int64).fill_null(LAST_DAY),
             hour_start=pl.col("hour_start").fill_null(0),
             hour_end=pl.col("hour_end").fill_null(24),
             min_spend_minor=pl.col("min_spend_minor").fill_null(0),
             limit_period=pl.col("limit_period").fill_null("campaign"),
+            period_code=pl.col("limit_period")
+            .fill_null("campaign")
+            .replace_strict(PERIODS, range(len(PERIODS)), default=CAMPAIGN, return_dtype=pl.Int8),
             merchant_share_bps=pl.col("merchant_share_bps").fill_null(0),
             commission_bps=pl.col("commission_bps").fill_null(0),
-            targeted=pl.col("benefit_id").is_in(targets.get_column("benefit_id").implode()),
+            points_multiplier=pl.col("points_multiplier").fill_null(0),
         )
         .filter(
             (pl.col("budget_remaining_minor").is_null() | (pl.col("budget_remaining_minor") > 0))
             & (pl.col("quantity_remaining").is_null() | (pl.col("quantity_remaining") > 0))
         )
         .drop("weekdays", "active")
+        .with_row_index("bix")
     )
+
+
+def _gather(frame: pl.DataFrame, benefits: pl.DataFrame, *columns: str) -> pl.DataFrame:
+    """Add the named benefit columns to rows that carry a `bix` (a gather: no hashing)."""
+    index = frame.get_column("bix")
+    return frame.with_columns(benefits.get_column(c).gather(index) for c in columns)
 
 
 def _candidates(
     purchases: pl.DataFrame, benefits: pl.DataFrame, programme: Programme, prior: pl.DataFrame
 ) -> pl.DataFrame:
-    """Every (purchase, benefit) pair that is eligible and worth something, with its `value`:
-    the cash reward, or the points earned."""
-    candidates = (
-        purchases.select("pidx", "member_id", "merchant_id", "amount_minor", "currency", "txn_time")
-        .join(benefits, on=["merchant_id", "currency"])
-        .filter(pl.col("amount_minor") >= pl.col("min_spend_minor"))
-        .with_columns(value=_reward())
-        .filter(pl.col("value") > 0)
-        .drop("percent_bps", "max_reward_minor", "fixed_minor", "threshold_minor", "unit")
+    """Every (purchase, benefit) pair that is eligible and worth something: `pidx`, `bix`,
+    `member_id`, `value` (the cash reward, or the points earned) and `local_day`."""
+    pairs = purchases.select(
+        "pidx", "member_id", "merchant_id", "amount_minor", "currency", "txn_time"
+    ).join(  # rule 4: the currency matches
+        benefits.select("merchant_id", "currency", "bix"), on=["merchant_id", "currency"]
     )
-    candidates = _on_schedule(candidates)
-    candidates = _targeted(candidates, programme.member_circles, programme.benefit_targets)
-    return _new_to_merchant(candidates, purchases, prior)
+    rewarded = (
+        _gather(
+            pairs,
+            benefits,
+            "kind_code",
+            "min_spend_minor",
+            "percent_bps",
+            "max_reward_minor",
+            "fixed_minor",
+            "threshold_minor",
+            "unit",
+            "points_multiplier",
+        )
+        .filter(pl.col("amount_minor") >= pl.col("min_spend_minor"))
+        .select("pidx", "bix", "member_id", "merchant_id", "txn_time", value=_reward())
+        .filter(pl.col("value") > 0)
+    )
+    candidates = _on_schedule(rewarded, benefits)
+    candidates = _targeted(
+        candidates, benefits, programme.member_circles, programme.benefit_targets
+    )
+    return _new_to_merchant(candidates, benefits, purchases, prior).select(
+        "pidx", "bix", "member_id", "value", "local_day"
+    )
 
 
 def _reward() -> pl.Expr:
     """Rule 5 (and points): floor everything to whole minor units or whole points."""
     amount = pl.col("amount_minor")
-    kind = pl.col("kind")
+    kind = pl.col("kind_code")
     return (
-        pl.when(kind == "percent_off")
+        pl.when(kind == PERCENT_OFF)
         .then(
             pl.min_horizontal(amount * pl.col("percent_bps") // 10_000, pl.col("max_reward_minor"))
         )
-        .when(kind == "amount_off")
+        .when(kind == AMOUNT_OFF)
         .then(pl.min_horizontal(pl.col("fixed_minor"), amount))
-        .when(kind == "spend_threshold")
+        .when(kind == SPEND_THRESHOLD)
         .then(pl.when(amount >= pl.col("threshold_minor")).then(pl.col("fixed_minor")).otherwise(0))
-        .otherwise(amount // pl.col("unit") * pl.col("points_multiplier").fill_null(0))
+        .otherwise(amount // pl.col("unit") * pl.col("points_multiplier"))
     )
 
 
-def _on_schedule(candidates: pl.DataFrame) -> pl.DataFrame:
-    """Keep pairs whose benefit is open at the purchase's local time in the benefit's zone."""
-    if candidates.is_empty():
-        return candidates.with_columns(
-            local_date=pl.lit(None, pl.Date),
-            weekday=pl.lit(None, pl.Int8),
-            hour=pl.lit(None, pl.Int8),
-        )
-    parts = []
-    # A zone conversion needs a literal zone: one pass per distinct zone.
-    for (timezone,), part in candidates.partition_by("timezone", as_dict=True).items():
-        local = pl.col("txn_time").dt.convert_time_zone(str(timezone))
-        parts.append(
-            part.with_columns(
-                local_date=local.dt.date(), weekday=local.dt.weekday(), hour=local.dt.hour()
-            )
-        )
-    day = pl.col("local_date")
-    return pl.concat(parts).filter(
-        (pl.col("valid_from").is_null() | (pl.col("valid_from") <= day))
-        & (pl.col("valid_to").is_null() | (day <= pl.col("valid_to")))
-        & ((pl.col("weekday_mask") & pl.lit(2, pl.Int64).pow(pl.col("weekday"))) != 0)
-        & (pl.col("hour_start") <= pl.col("hour"))
-        & (pl.col("hour") < pl.col("hour_end"))
+def _on_schedule(pairs: pl.DataFrame, benefits: pl.DataFrame) -> pl.DataFrame:
+    """Keep pairs whose benefit is open at the purchase's local time in the benefit's zone;
+    `local_day` is that local date as days since 1970-01-01."""
+    zones = _gather(pairs, benefits, "zone").get_column("zone")
+    instants = pairs.get_column("txn_time")
+    local = instants.dt.epoch("us")  # overwritten zone by zone below
+    # A zone conversion needs a literal zone: convert each zone's rows and put them back.
+    for code, name in enumerate(benefits.get_column("timezone").unique().sort().to_list()):
+        rows = (zones == code).arg_true()
+        if rows.len():
+            wall = instants.gather(rows).dt.convert_time_zone(name).dt.replace_time_zone(None)
+            local.scatter(rows, wall.dt.epoch("us"))
+    day = local // US_PER_DAY
+    # 1970-01-01 was a Thursday (ISO weekday 4).
+    weekday = (day + 3) % 7 + 1
+    hour = (local % US_PER_DAY) // US_PER_HOUR
+    judged = _gather(
+        pairs.with_columns(local_day=day, _weekday=weekday, _hour=hour),
+        benefits,
+        "first_day",
+        "last_day",
+        "weekday_mask",
+        "hour_start",
+        "hour_end",
     )
+    return judged.filter(
+        (pl.col("first_day") <= pl.col("local_day"))
+        & (pl.col("local_day") <= pl.col("last_day"))
+        & ((pl.col("weekday_mask") & pl.lit(2, pl.Int64).pow(pl.col("_weekday"))) != 0)
+        & (pl.col("hour_start") <= pl.col("_hour"))
+        & (pl.col("_hour") < pl.col("hour_end"))
+    ).select("pidx", "bix", "member_id", "merchant_id", "txn_time", "value", "local_day")
 
 
 def _targeted(
-    candidates: pl.DataFrame, member_circles: pl.DataFrame, targets: pl.DataFrame
+    candidates: pl.DataFrame,
+    benefits: pl.DataFrame,
+    member_circles: pl.DataFrame,
+    targets: pl.DataFrame,
 ) -> pl.DataFrame:
     """Keep untargeted pairs, and targeted ones whose member is in one of the target circles."""
-    targeted = candidates.filter(pl.col("targeted"))
-    if targeted.is_empty():
+    aimed = targets.join(benefits.select("benefit_id", "bix"), on="benefit_id").select(
+        "bix", "circle_id"
+    )
+    targeted = candidates.get_column("bix").is_in(aimed.get_column("bix").unique().implode())
+    if not targeted.any():
         return candidates
     reached = (
-        targeted.select("pidx", "benefit_id", "member_id")
+        candidates.filter(targeted)
+        .select("pidx", "bix", "member_id")
         .join(member_circles.select("member_id", "circle_id"), on="member_id")
-        .join(targets.select("benefit_id", "circle_id"), on=["benefit_id", "circle_id"], how="semi")
-        .select("pidx", "benefit_id")
+        .join(aimed, on=["bix", "circle_id"], how="semi")
+        .select("pidx", "bix")
         .unique()
     )
     return pl.concat(
         [
-            candidates.filter(~pl.col("targeted")),
-            targeted.join(reached, on=["pidx", "benefit_id"], how="semi"),
+            candidates.filter(~targeted),
+            candidates.filter(targeted).join(reached, on=["pidx", "bix"], how="semi"),
         ]
     )
 
 
 def _new_to_merchant(
-    candidates: pl.DataFrame, purchases: pl.DataFrame, prior: pl.DataFrame
+    candidates: pl.DataFrame, benefits: pl.DataFrame, purchases: pl.DataFrame, prior: pl.DataFrame
 ) -> pl.DataFrame:
     """Keep pairs whose member made no purchase at the merchant in the benefit's N days before."""
-    judged = candidates.filter(pl.col("new_to_merchant_days").is_not_null())
+    days = _gather(candidates, benefits, "new_to_merchant_days").get_column("new_to_merchant_days")
+    judged = candidates.filter(days.is_not_null()).with_columns(days=days.drop_nulls())
     if judged.is_empty():
         return candidates
     merchants = judged.get_column("merchant_id").unique().implode()
@@ -299,35 +356,48 @@ def _new_to_merchant(
         judged.join(last, on="pidx", how="left")
         .filter(
             pl.col("last_purchase").is_null()
-            | (
-                pl.col("last_purchase")
-                < pl.col("txn_time") - pl.duration(days=pl.col("new_to_merchant_days"))
-            )
+            | (pl.col("last_purchase") < pl.col("txn_time") - pl.duration(days=pl.col("days")))
         )
-        .drop("last_purchase")
+        .drop("last_purchase", "days")
     )
-    return pl.concat([candidates.filter(pl.col("new_to_merchant_days").is_null()), new])
+    return pl.concat([candidates.filter(days.is_null()), new])
 
 
 # -- rules 5 and 6: caps and selection -------------------------------------------------------------
 
 
-def _period_key() -> pl.Expr:
-    """The limit period holding the local date, spelt as `rules.period_key` spells it."""
-    period = pl.col("limit_period")
-    day = pl.col("local_date")
+def _period_code() -> pl.Expr:
+    """The limit period holding `local_day` as an integer: the day itself, yyyyww, yyyymm, or 0."""
+    period = pl.col("period_code")
+    day = pl.col("local_day")
+    date = day.cast(pl.Date)
     return (
-        pl.when(period == "day")
-        .then(day.dt.strftime("%Y-%m-%d"))
-        .when(period == "week")
-        .then(day.dt.strftime("%G-W%V"))
-        .when(period == "month")
-        .then(day.dt.strftime("%Y-%m"))
+        pl.when(period == DAY)
+        .then(day)
+        .when(period == WEEK)
+        .then(date.dt.iso_year().cast(pl.Int64) * 100 + date.dt.week().cast(pl.Int64))
+        .when(period == MONTH)
+        .then(date.dt.year().cast(pl.Int64) * 100 + date.dt.month().cast(pl.Int64))
+        .otherwise(0)
+    )
+
+
+def _period_key() -> pl.Expr:
+    """The limit period holding `local_day`, spelt as `rules.period_key` spells it."""
+    period = pl.col("period_code")
+    date = pl.col("local_day").cast(pl.Date)
+    return (
+        pl.when(period == DAY)
+        .then(date.dt.strftime("%Y-%m-%d"))
+        .when(period == WEEK)
+        .then(date.dt.strftime("%G-W%V"))
+        .when(period == MONTH)
+        .then(date.dt.strftime("%Y-%m"))
         .otherwise(pl.lit("campaign"))
     )
 
 
-def _select(candidates: pl.DataFrame, usage: pl.DataFrame) -> pl.DataFrame:
+def _select(candidates: pl.DataFrame, benefits: pl.DataFrame, usage: pl.DataFrame) -> pl.DataFrame:
     """Each purchase's winner among its candidates (largest grant, then lowest benefit id),
     honouring budgets, quantities and member limits in processing order.
 
@@ -338,116 +408,137 @@ def _select(candidates: pl.DataFrame, usage: pl.DataFrame) -> pl.DataFrame:
     in the loop only if a contested candidate could beat its best uncontested one.
     """
     if candidates.is_empty():
-        return pl.DataFrame(schema={c: candidates.schema[c] for c in WINNER_COLUMNS})
-    ranked = _with_slots(candidates, usage).sort(
-        ["pidx", "value", "benefit_id"], descending=[False, True, False]
-    )
+        return pl.DataFrame(schema=WINNER)
+    slotted, counters = _with_slots(candidates, benefits, usage)
+    # bix follows benefit id order, so ties on value go to the lowest bix.
+    ranked = slotted.sort(["pidx", "value", "bix"], descending=[False, True, False])
     contested = (pl.col("bslot") > 0) | (pl.col("qslot") > 0) | (pl.col("kslot") > 0)
     best = ranked.filter(~contested).filter(pl.col("pidx").is_first_distinct())
     challengers = (
         ranked.filter(contested)
-        .join(best.select("pidx", best_value="value", best_id="benefit_id"), on="pidx", how="left")
+        .join(best.select("pidx", best_value="value", best_bix="bix"), on="pidx", how="left")
         .filter(
             pl.col("best_value").is_null()
             | (pl.col("value") > pl.col("best_value"))
-            | (
-                (pl.col("value") == pl.col("best_value"))
-                & (pl.col("benefit_id") < pl.col("best_id"))
-            )
+            | ((pl.col("value") == pl.col("best_value")) & (pl.col("bix") < pl.col("best_bix")))
         )
-        .drop("best_value", "best_id")
+        .drop("best_value", "best_bix")
     )
     if challengers.is_empty():
-        return best.select(WINNER_COLUMNS)
+        return best.select(WINNER.keys())
     looped = challengers.get_column("pidx").unique().implode()
-    fallbacks = best.filter(pl.col("pidx").is_in(looped))
-    resolved = _resolve_in_order(
-        pl.concat([challengers, fallbacks]).sort(
-            ["pidx", "value", "benefit_id"], descending=[False, True, False]
-        ),
-        ranked,
+    queue = pl.concat([challengers, best.filter(pl.col("pidx").is_in(looped))]).sort(
+        ["pidx", "value", "bix"], descending=[False, True, False]
     )
-    winners = ranked.select(WINNER_COLUMNS).drop("value").join(resolved, on=["pidx", "benefit_id"])
+    resolved = _resolve_in_order(queue, *counters)
     return pl.concat(
         [
-            best.filter(~pl.col("pidx").is_in(looped)).select(WINNER_COLUMNS),
-            winners.select(WINNER_COLUMNS),
+            best.filter(~pl.col("pidx").is_in(looped)).select(WINNER.keys()),
+            queue.select("pidx", "bix", "member_id", "local_day")
+            .join(resolved, on=["pidx", "bix"])
+            .select(WINNER.keys()),
         ]
     )
 
 
-def _with_slots(candidates: pl.DataFrame, usage: pl.DataFrame) -> pl.DataFrame:
-    """Number the counters this chunk could exhaust (slot 0: a counter that cannot run out):
-    `bslot` budgets, `qslot` quantities, `kslot` member-period limits, with their starting
-    values in `budget_left`, `quantity_left`, `uses_before` and `member_limit`."""
-    per_benefit = candidates.group_by("benefit_id").agg(
-        pl.col("value").sum().alias("_total"),
-        pl.len().alias("_count"),
-        pl.col("budget_remaining_minor").first(),
-        pl.col("quantity_remaining").first(),
+Counters = tuple[list[int], list[int], list[int], list[int]]
+
+
+def _with_slots(
+    candidates: pl.DataFrame, benefits: pl.DataFrame, usage: pl.DataFrame
+) -> tuple[pl.DataFrame, Counters]:
+    """Number the counters this chunk could exhaust (slot 0 stands for any counter that cannot
+    run out): `bslot` budgets, `qslot` quantities, `kslot` member-period limits; and the
+    counters' starting values, indexed by slot: budget left, quantity left, uses, limit."""
+    per_benefit = (
+        candidates.group_by("bix")
+        .agg(pl.col("value").sum().alias("_total"), pl.len().alias("_count"))
+        .pipe(_gather, benefits, "budget_remaining_minor", "quantity_remaining")
     )
-    budgets = per_benefit.filter(pl.col("_total") > pl.col("budget_remaining_minor")).select(
-        "benefit_id", bslot=pl.int_range(1, pl.len() + 1)
+    budgets = per_benefit.filter(pl.col("_total") > pl.col("budget_remaining_minor"))
+    quantities = per_benefit.filter(pl.col("_count") > pl.col("quantity_remaining"))
+    budget_slot = _slots(benefits.height, budgets.get_column("bix"))
+    quantity_slot = _slots(benefits.height, quantities.get_column("bix"))
+    bix = candidates.get_column("bix")
+    slotted = candidates.with_columns(
+        bslot=budget_slot.gather(bix), qslot=quantity_slot.gather(bix), kslot=pl.lit(0, pl.Int64)
     )
-    quantities = per_benefit.filter(pl.col("_count") > pl.col("quantity_remaining")).select(
-        "benefit_id", qslot=pl.int_range(1, pl.len() + 1)
-    )
-    slotted = (
-        candidates.join(budgets, on="benefit_id", how="left")
-        .join(quantities, on="benefit_id", how="left")
-        .with_columns(pl.col("bslot", "qslot").fill_null(0))
-    )
-    limited = slotted.filter(pl.col("member_limit").is_not_null())
+    budget_left = [UNLIMITED, *budgets.get_column("budget_remaining_minor").to_list()]
+    quantity_left = [UNLIMITED, *quantities.get_column("quantity_remaining").to_list()]
+
+    limits = _gather(candidates, benefits, "member_limit").get_column("member_limit")
+    limited = slotted.filter(limits.is_not_null())
     if limited.is_empty():
-        return slotted.with_columns(
-            kslot=pl.lit(0, pl.Int64),
-            period_key=pl.lit(None, pl.String),
-            uses_before=pl.lit(0, pl.Int64),
-        )
-    limited = limited.with_columns(period_key=_period_key())
-    keys = limited.group_by(USAGE_KEY).agg(pl.len().alias("_count"), pl.col("member_limit").first())
+        return slotted, (budget_left, quantity_left, [0], [UNLIMITED])
+    limited = _gather(limited, benefits, "period_code").with_columns(period=_period_code())
+    keys = (
+        limited.group_by("bix", "member_id", "period")
+        .agg(pl.len().alias("_count"), pl.col("local_day").first(), pl.col("period_code").first())
+        .pipe(_gather, benefits, "benefit_id", "member_limit")
+    )
+    # Earlier uses only matter where this chunk's candidates alone cannot exhaust the limit.
     before = (
         usage.filter(pl.col("benefit_id").is_in(keys.get_column("benefit_id").unique().implode()))
-        .group_by(USAGE_KEY)
-        .agg(uses_before=pl.col("uses").sum())
+        .group_by("benefit_id", "member_id", "period_key")
+        .agg(_before=pl.col("uses").sum())
     )
-    contested_keys = (
-        keys.join(before, on=USAGE_KEY, how="left")
-        .with_columns(pl.col("uses_before").fill_null(0))
-        .filter(pl.col("uses_before") + pl.col("_count") > pl.col("member_limit"))
-        .select(*USAGE_KEY, "uses_before", kslot=pl.int_range(1, pl.len() + 1))
+    contested = (
+        keys.with_columns(period_key=_period_key())
+        .join(before, on=USAGE_KEY, how="left")
+        .with_columns(pl.col("_before").fill_null(0))
+        .filter(pl.col("_before") + pl.col("_count") > pl.col("member_limit"))
+        .with_columns(kslot=pl.int_range(1, pl.len() + 1, dtype=pl.Int64))
     )
-    limited = limited.join(contested_keys, on=USAGE_KEY, how="left").with_columns(
-        pl.col("kslot").fill_null(0), pl.col("uses_before").fill_null(0)
+    uses = [0, *contested.get_column("_before").to_list()]
+    member_limit = [UNLIMITED, *contested.get_column("member_limit").to_list()]
+    limited = (
+        limited.drop("kslot", "period_code")
+        .join(
+            contested.select("bix", "member_id", "period", "kslot"),
+            on=["bix", "member_id", "period"],
+            how="left",
+        )
+        .with_columns(pl.col("kslot").fill_null(0))
+        .drop("period")
     )
-    unlimited = slotted.filter(pl.col("member_limit").is_null()).with_columns(
-        kslot=pl.lit(0, pl.Int64),
-        period_key=pl.lit(None, pl.String),
-        uses_before=pl.lit(0, pl.Int64),
+    return pl.concat([slotted.filter(limits.is_null()), limited]), (
+        budget_left,
+        quantity_left,
+        uses,
+        member_limit,
     )
-    return pl.concat([limited, unlimited], how="diagonal_relaxed")
 
 
-def _resolve_in_order(queue: pl.DataFrame, ranked: pl.DataFrame) -> pl.DataFrame:
+def _slots(size: int, contested: pl.Series) -> pl.Series:
+    """Slot numbers by bix: 1, 2, … for the contested benefits, 0 for every other."""
+    slots = [0] * size
+    for slot, bix in enumerate(contested.to_list(), start=1):
+        slots[bix] = slot
+    return pl.Series(slots, dtype=pl.Int64)
+
+
+def _resolve_in_order(
+    queue: pl.DataFrame,
+    budget_left: list[int],
+    quantity_left: list[int],
+    uses: list[int],
+    limits: list[int],
+) -> pl.DataFrame:
     """Resolve the contested purchases one by one in processing order.
 
-    `queue` holds, per purchase, its candidates that could win, best reward first (ties: lowest
-    benefit id); its counters start from `ranked`'s slots. Returns (pidx, benefit_id, value)
-    with the value actually granted.
+    `queue` holds, per purchase, its candidates that could win, best value first (ties: lowest
+    bix); the counters are indexed by the rows' slots and updated as grants are made. Returns
+    (pidx, bix, value) with the value actually granted.
     """
-    budget_left = _slot_values(ranked, "bslot", "budget_remaining_minor")
-    quantity_left = _slot_values(ranked, "qslot", "quantity_remaining")
-    uses = _slot_values(ranked, "kslot", "uses_before", unlimited=0)
-    limits = _slot_values(ranked, "kslot", "member_limit")
     pidx = queue.get_column("pidx").to_list()
-    benefit = queue.get_column("benefit_id").to_list()
+    bix = queue.get_column("bix").to_list()
     value = queue.get_column("value").to_list()
     bslot = queue.get_column("bslot").to_list()
     qslot = queue.get_column("qslot").to_list()
     kslot = queue.get_column("kslot").to_list()
 
     won_pidx: list[int] = []
-    won_benefit: list[int] = []
+    won_bix: list[int] = []
     won_value: list[int] = []
     n = len(pidx)
     i = 0
@@ -455,58 +546,45 @@ def _resolve_in_order(queue: pl.DataFrame, ranked: pl.DataFrame) -> pl.DataFrame
         purchase = pidx[i]
         best = -1
         best_value = 0
-        best_benefit = 0
+        best_bix = 0
         j = i
         while j < n and pidx[j] == purchase:
             reward = value[j]
             # A grant never exceeds its reward: a smaller reward can no longer win.
-            if (
-                best < 0
-                or reward > best_value
-                or (reward == best_value and benefit[j] < best_benefit)
-            ):
+            if best < 0 or reward > best_value or (reward == best_value and bix[j] < best_bix):
                 budget = budget_left[bslot[j]]
                 if budget > 0 and quantity_left[qslot[j]] > 0 and uses[kslot[j]] < limits[kslot[j]]:
                     grant = reward if reward < budget else budget
                     if (
                         best < 0
                         or grant > best_value
-                        or (grant == best_value and benefit[j] < best_benefit)
+                        or (grant == best_value and bix[j] < best_bix)
                     ):
-                        best, best_value, best_benefit = j, grant, benefit[j]
+                        best, best_value, best_bix = j, grant, bix[j]
             j += 1
         if best >= 0:
             budget_left[bslot[best]] -= best_value
             quantity_left[qslot[best]] -= 1
             uses[kslot[best]] += 1
             won_pidx.append(purchase)
-            won_benefit.append(best_benefit)
+            won_bix.append(best_bix)
             won_value.append(best_value)
         i = j
     return pl.DataFrame(
-        {"pidx": won_pidx, "benefit_id": won_benefit, "value": won_value},
-        schema={"pidx": ranked.schema["pidx"], "benefit_id": pl.Int64, "value": pl.Int64},
+        {"pidx": won_pidx, "bix": won_bix, "value": won_value},
+        schema={"pidx": WINNER["pidx"], "bix": WINNER["bix"], "value": WINNER["value"]},
     )
-
-
-def _slot_values(
-    ranked: pl.DataFrame, slot: str, column: str, unlimited: int = UNLIMITED
-) -> list[int]:
-    """A list indexed by slot: the counter's starting value (slot 0 holds `unlimited`)."""
-    starts = ranked.filter(pl.col(slot) > 0).group_by(slot).agg(pl.col(column).first()).sort(slot)
-    values = [unlimited] * (starts.height + 1)
-    for index, start in starts.iter_rows():
-        values[index] = start
-    return values
 
 
 # -- rules 6 and 7: rewards, grants, funding, counters ---------------------------------------------
 
 
 def _rewards(
-    purchases: pl.DataFrame, cash: pl.DataFrame, points: pl.DataFrame
+    purchases: pl.DataFrame, benefits: pl.DataFrame, cash: pl.DataFrame, points: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Reward rows (in processing order) and the new grants, one per rewarded purchase."""
+    cash = _gather(cash, benefits, "benefit_id", "merchant_share_bps", "commission_bps")
+    points = _gather(points, benefits, "benefit_id", "commission_bps")
     awards = (
         cash.select("pidx", "benefit_id", "merchant_share_bps", "commission_bps", amount="value")
         .join(
@@ -520,8 +598,12 @@ def _rewards(
             how="full",
             coalesce=True,
         )
-        .join(purchases, on="pidx")
         .sort("pidx")
+    )
+    index = awards.get_column("pidx")
+    awards = awards.with_columns(
+        purchases.get_column(c).gather(index)
+        for c in ("txn_id", "txn_time", "member_id", "merchant_id", "currency", "amount_minor")
     )
     grant = pl.col("amount").fill_null(0)
     merchant_funded = grant * pl.col("merchant_share_bps").fill_null(0) // 10_000
@@ -575,30 +657,34 @@ def _rewards(
     )
 
 
-def _winners_usage(winners: pl.DataFrame) -> pl.DataFrame:
-    return winners.select("benefit_id", "member_id", period_key=_period_key())
-
-
-def _usage_added(cash: pl.DataFrame, points: pl.DataFrame) -> pl.DataFrame:
-    usage = (
-        pl.concat([_winners_usage(cash), _winners_usage(points)])
-        .group_by(USAGE_KEY)
-        .agg(uses=pl.len().cast(pl.Int64))
+def _usage_added(benefits: pl.DataFrame, cash: pl.DataFrame, points: pl.DataFrame) -> pl.DataFrame:
+    counted = (
+        _gather(pl.concat([cash, points]), benefits, "period_code")
+        .with_columns(period=_period_code())
+        .group_by("bix", "member_id", "period")
+        .agg(
+            pl.len().cast(pl.Int64).alias("uses"),
+            pl.col("local_day").first(),
+            pl.col("period_code").first(),
+        )
+        .pipe(_gather, benefits, "benefit_id")
+        .with_columns(period_key=_period_key())
         .sort(USAGE_KEY)
     )
-    return frames.conform(usage, frames.USAGE_ADDED, "usage_added")
+    return frames.conform(counted, frames.USAGE_ADDED, "usage_added")
 
 
-def _consumed(cash: pl.DataFrame, points: pl.DataFrame) -> pl.DataFrame:
+def _consumed(benefits: pl.DataFrame, cash: pl.DataFrame, points: pl.DataFrame) -> pl.DataFrame:
     taken = (
         pl.concat(
             [
-                cash.select("benefit_id", budget_minor="value"),
-                points.select("benefit_id", budget_minor=pl.lit(0, pl.Int64)),
+                cash.select("bix", budget_minor="value"),
+                points.select("bix", budget_minor=pl.lit(0, pl.Int64)),
             ]
         )
-        .group_by("benefit_id")
+        .group_by("bix")
         .agg(pl.col("budget_minor").sum(), quantity=pl.len().cast(pl.Int64))
+        .pipe(_gather, benefits, "benefit_id")
         .sort("benefit_id")
     )
     return frames.conform(taken, frames.CONSUMED, "consumed")
