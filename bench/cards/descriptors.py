@@ -12,6 +12,7 @@ Prints, for the fuzzy fallback alone (no terminals, no mappings):
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from beyondbank.cards.descriptors import LabelledDescriptor, LabelledSet, labell
 from beyondbank.cards.resolution import (
     CITY_MISSING,
     CITY_MISSING_SHORT_NAME,
+    DEFAULT_REVIEW_FLOOR,
     DEFAULT_SCORER,
     DEFAULT_THRESHOLD,
     DISTINCTIVE_WORDS,
@@ -210,6 +212,19 @@ def main() -> None:
     print(f"\nerrors at the default: false positives by kind {dict(q.false_positives)}")
     print(f"  alliance descriptors missed: {dict(q.false_negatives)}")
 
+    print("\nreview floor: rows in the review queue, and alliance descriptors it gives back")
+    missed = [
+        (d, m)
+        for d, m in zip(labelled.descriptors, by_scorer[DEFAULT_SCORER], strict=True)
+        if not (m.accepted and m.confidence >= DEFAULT_THRESHOLD)
+    ]
+    wrongly = sum(d.merchant_id is not None for d, _ in missed)
+    for floor in (0.6, 0.7, 0.75, 0.8, 0.85):
+        queued = [(d, m) for d, m in missed if m.merchant_id is not None and m.confidence >= floor]
+        back = sum(d.merchant_id == m.merchant_id for d, m in queued)
+        mark = " <- default" if floor == DEFAULT_REVIEW_FLOOR else ""
+        print(f"  {floor:4.2f}: {len(queued):5} rows, {back:4} of {wrongly} missed{mark}")
+
     print(
         f"\nspeed: {args.speed_descriptors:,} distinct descriptors, "
         f"{args.speed_merchants:,} alliance merchants, {args.speed_rows:,} feed rows"
@@ -217,15 +232,21 @@ def main() -> None:
     big = distinct_descriptors(args.seed + 1, args.speed_merchants, args.speed_descriptors)
     transactions = feed(big.descriptors, args.speed_rows, args.seed)
     merchants = merchants_frame(big)
+    load = os.getloadavg()[0]
+    cpu = time.process_time()
     started = time.perf_counter()
     resolver = fuzzy_only(merchants)
     built = time.perf_counter()
     resolution = resolver.resolve(transactions)
     done = time.perf_counter()
+    cpu = time.process_time() - cpu
     resolved = resolution.resolved["merchant_id"].is_not_null().sum()
     print(f"  index {len(merchants):,} locations: {built - started:6.2f} s")
     print(f"  resolve:                 {done - built:6.2f} s")
-    print(f"  total:                   {done - started:6.2f} s")
+    print(f"  total:                   {done - started:6.2f} s  (CPU {cpu:.2f} s)")
+    print(
+        f"  load average before and after: {load:.2f}, {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
     print(
         f"  rows resolved {resolved:,} of {resolution.resolved.height:,}; "
         f"review queue {resolution.review.height:,} descriptors"

@@ -14,6 +14,7 @@ from beyondbank.cards.descriptors import acceptor_field, descriptor_key, labelle
 from beyondbank.cards.resolution import (
     AMBIGUOUS,
     BELOW_THRESHOLD,
+    DEFAULT_REVIEW_FLOOR,
     DEFAULT_THRESHOLD,
     FUZZY,
     MAPPING,
@@ -213,9 +214,10 @@ def test_a_descriptor_from_another_country_is_not_matched_without_its_city() -> 
 
 
 def test_a_merchant_with_two_locations_and_no_city_is_known_but_not_its_place() -> None:
-    match = resolver().match("SQ *BELLA ITALIA RISTORANTE GB", "5812")
+    match = resolver().match("SQ *BELLA ITALIA #0042 GB", "5812")
 
     assert (match.merchant_id, match.location_id) == (1, None)
+    assert not match.accepted  # two words are not enough without a city
 
 
 def test_without_a_city_a_short_name_goes_to_review_and_a_long_one_may_match() -> None:
@@ -273,7 +275,7 @@ def test_the_review_frame_lists_distinct_near_misses_with_their_best_candidate()
             "transactions": 3,
         }
     ]
-    assert 0.6 <= result.review["score"][0] < DEFAULT_THRESHOLD
+    assert DEFAULT_REVIEW_FLOOR <= result.review["score"][0] < DEFAULT_THRESHOLD
 
 
 def test_the_output_is_the_input_with_the_resolution_appended_in_order() -> None:
