@@ -15,10 +15,11 @@ from __future__ import annotations
 import io
 import math
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 from polars.io.plugins import register_io_source
@@ -269,6 +270,7 @@ _STREAMS = (
     "delay", "refund_size", "refund_fraction", "duplicate", "bad", "reference", "clean", "place",
 )  # fmt: skip
 _TWO_53 = 2.0**-53
+_TWO_32 = 2.0**-32
 
 
 class _Random:
@@ -281,6 +283,17 @@ class _Random:
     def uniform(self, stream: str, rows: pl.Series) -> pl.Series:
         bits = rows.hash(seed=self._seeds[stream]) // (1 << 11)
         return (bits.cast(pl.Float64()) * _TWO_53).rename(stream)
+
+    def uniforms(self, rows: pl.Series, streams: Sequence[str]) -> dict[str, pl.Series]:
+        """Two uniforms (32-bit resolution) per hash: the high and the low half of 64 bits."""
+        found: dict[str, pl.Series] = {}
+        for first, second in zip(streams[0::2], streams[1::2], strict=False):
+            bits = rows.hash(seed=self._seeds[first])
+            found[first] = ((bits // (1 << 32)).cast(pl.Float64()) * _TWO_32).rename(first)
+            found[second] = ((bits % (1 << 32)).cast(pl.Float64()) * _TWO_32).rename(second)
+        if len(streams) % 2:
+            found[streams[-1]] = self.uniform(streams[-1], rows)
+        return found
 
     def integers(self, stream: str, rows: pl.Series) -> pl.Series:
         return rows.hash(seed=self._seeds[stream]).rename(stream)
@@ -404,15 +417,25 @@ def _acceptors(world: World, mix: FeedMix, seed: int) -> _Acceptors:
     )
 
 
-def _cumulative(weights: pl.Series) -> pl.Series:
-    total = weights.sum()
-    return (weights.cum_sum() / total) if total else weights
+_BUCKETS = 1 << 20
 
 
-def _pick(cumulative: pl.Series, u: pl.Series) -> pl.Series:
-    """Index of the weighted choice for each uniform u (inverse CDF by binary search)."""
-    top = len(cumulative) - 1
-    return cumulative.search_sorted(u, side="right").cast(pl.Int64()).clip(0, top)
+def _chooser(weights: pl.Series) -> pl.Series:
+    """Inverse CDF of the weights at 2^20 quantiles: index = table[floor(u * 2^20)].
+
+    A lookup per row instead of a binary search; a choice whose weight is below one part in
+    a million of the total is drawn at the nearest quantile's rate (at most one in a million).
+    """
+    if len(weights) == 0:
+        return pl.Series("choice", [0], dtype=pl.Int64())
+    cumulative = weights.cum_sum() / weights.sum()
+    middles = (pl.int_range(0, _BUCKETS, eager=True).cast(pl.Float64()) + 0.5) / _BUCKETS
+    index = cumulative.search_sorted(middles, side="right").cast(pl.Int64())
+    return index.clip(0, len(weights) - 1).rename("choice")
+
+
+def _pick(chooser: pl.Series, u: pl.Series) -> pl.Series:
+    return chooser.gather((u * _BUCKETS).cast(pl.Int64()))
 
 
 def _hour_table() -> pl.Series:
@@ -486,9 +509,10 @@ class _Run:
         self.days = days
         self.acceptors = _acceptors(world, mix, seed)
         self.hours = _hour_table()
+        self._offsets()
         weights = self.acceptors.table.get_column("weight")
-        self.alliance_cdf = _cumulative(weights.head(self.acceptors.alliance))
-        self.outsider_cdf = _cumulative(weights.tail(self.acceptors.outsiders))
+        self.alliance_cdf = _chooser(weights.head(self.acceptors.alliance))
+        self.outsider_cdf = _chooser(weights.tail(self.acceptors.outsiders))
         cards = world.cards.sort("linked_at", "card_token")
         self.members = cards.height
         self.linked_at = cards.get_column("linked_at")
@@ -500,24 +524,54 @@ class _Run:
         # Ids differ between seeds and start dates, so files generated apart never collide.
         ids = random.Random(f"{seed}:{self.start.isoformat()}")  # noqa: S311 (not secret)
         self.prefix = f"tx{ids.getrandbits(24):06x}"
+        # Terminals and acquirer ids not on file, drawn from pools (ids made once, not per row).
+        pool = pl.int_range(0, 1 << 16, dtype=pl.UInt64(), eager=True)
+        self.fresh_terminals = "U" + (self.random.integers("place", pool) % 10**7).cast(
+            pl.String()
+        ).str.zfill(7)
+        self.fresh_acquirers = (
+            (self.random.integers("new_acquirer", pool) % 10**15).cast(pl.String()).str.zfill(15)
+        )
         self.recent = pl.DataFrame(schema=_ROW_SCHEMA)
         self.faults_done = 0
+
+    def _offsets(self) -> None:
+        """UTC offset of each acceptor time zone at each local hour of the window."""
+        local_start = self.start.replace(tzinfo=None, hour=0, minute=0, second=0)
+        # Times are counted in seconds from local midnight of the start date, taken as UTC.
+        self.local_start_epoch = int(local_start.replace(tzinfo=UTC).timestamp())
+        zones = sorted(set(self.acceptors.table.get_column("timezone").to_list()))
+        self.acceptor_zone = self.acceptors.table.get_column("timezone").replace_strict(
+            {zone: i for i, zone in enumerate(zones)}, return_dtype=pl.Int64()
+        )
+        offsets: list[int] = []
+        for zone in zones:
+            where = ZoneInfo(zone)
+            for h in range(self.days * 24):
+                # fold=0: an ambiguous hour reads as the earlier one; a skipped one keeps the
+                # offset from before the change, so it lands an hour later in UTC.
+                moment = (local_start + timedelta(hours=h)).replace(tzinfo=where)
+                shift = moment.utcoffset()
+                offsets.append(int(shift.total_seconds()) if shift is not None else 0)
+        self.offsets = pl.Series("offset", offsets, dtype=pl.Int64())
 
     def batch(self, offset: int, size: int) -> pl.DataFrame:
         copies = round(size * self.mix.duplicate_share) if size > 1 else 0
         rows = pl.int_range(offset, offset + size - copies, dtype=pl.UInt64(), eager=True)
-        u = {name: self.random.uniform(name, rows) for name in _STREAMS}
+        u = self.random.uniforms(rows, _STREAMS)
         base = self._purchases(rows, u)
         fresh = base.filter((pl.col("type") == _PURCHASE) & ~pl.col("bad"))
         pool = pl.concat([self.recent, fresh])
         base = self._returns(base, pool, u)
-        self.recent = pl.concat(
-            [self.recent, base.filter((pl.col("type") == _PURCHASE) & ~pl.col("bad"))]
-        ).tail(self.RECENT)
+        purchases = base.filter((pl.col("type") == _PURCHASE) & ~pl.col("bad"))
+        recent = [purchases] if purchases.height >= self.RECENT else [self.recent, purchases]
+        self.recent = pl.concat(recent).tail(self.RECENT).rechunk()
         if copies:
             # Exact copies of good rows, as feeds resend lines; each lands right after its source.
             rank = pl.Series(u["duplicate"]).gather(base.get_column("key") - offset)
-            sources = base.with_columns(rank=rank).filter(~pl.col("bad")).sort("rank").head(copies)
+            sources = (
+                base.with_columns(rank=rank).filter(~pl.col("bad")).bottom_k(copies, by="rank")
+            )
             base = pl.concat([base, sources.drop("rank")])
         base = base.sort("time", "key", maintain_order=True)
         return self._break(self._text(base))
@@ -539,7 +593,7 @@ class _Run:
             pl.when(pl.lit(at_alliance)).then(pl.lit(insider)).otherwise(pl.lit(outsider))
         ).to_series()
         family = acc.table.get_column("family").gather(acceptor)
-        zones = acc.table.get_column("timezone").gather(acceptor)
+        zones = self.acceptor_zone.gather(acceptor)
         time = self._times(family, zones, u)
         count = acc.terminal_count.gather(acceptor)
         chosen = acc.first_terminal.gather(acceptor) + (u["terminal"] * count).cast(pl.Int64())
@@ -583,29 +637,29 @@ class _Run:
         )
 
     def _times(self, family: pl.Series, zones: pl.Series, u: dict[str, pl.Series]) -> pl.Series:
+        """Local wall-clock times (a day, an hour by the family's pattern, a second) as UTC."""
         hour = self.hours.gather(family * 1024 + (u["hour"] * 1024).cast(pl.Int64()))
         day = (u["day"] * self.days).cast(pl.Int64())
-        seconds = day * 86_400 + hour * 3_600 + (u["second"] * 3_600).cast(pl.Int64())
-        local_start = self.start.replace(tzinfo=None, hour=0, minute=0, second=0)
-        frame = pl.DataFrame({"seconds": seconds, "zone": zones}).with_columns(
-            local=pl.lit(local_start) + pl.duration(seconds=pl.col("seconds"))
-        )
-        utc: pl.Expr = pl.lit(None, frames.UTC_TIME)
-        for zone in frame.get_column("zone").unique().sort().to_list():
-            here = pl.col("local").dt.replace_time_zone(
-                zone, ambiguous="earliest", non_existent="null"
-            )
-            # A wall-clock time the spring change skips is read an hour later.
-            later = (pl.col("local") + pl.duration(hours=1)).dt.replace_time_zone(
-                zone, ambiguous="earliest", non_existent="null"
-            )
-            in_utc = pl.coalesce(here, later).dt.convert_time_zone("UTC")
-            utc = pl.when(pl.col("zone") == zone).then(in_utc).otherwise(utc)
-        span = pl.duration(days=self.days)
-        start, end = pl.lit(self.start), pl.lit(self.end)
+        local = day * 86_400 + hour * 3_600 + (u["second"] * 3_600).cast(pl.Int64())
+        # Offsets come from a small table (zone, local hour) -> seconds east of UTC, built
+        # with zoneinfo, instead of converting a million datetimes zone by zone.
+        hours = self.days * 24
+        offset = self.offsets.gather(zones * hours + local // 3_600)
+        utc = local - offset
+        span = self.days * 86_400
         # Local times that the zone's offset pushes out of the window wrap round into it.
-        wrapped = pl.when(utc < start).then(utc + span).when(utc >= end).then(utc - span)
-        return frame.select(time=wrapped.otherwise(utc).cast(frames.UTC_TIME)).to_series()
+        utc = (
+            utc
+            + pl.select(
+                pl.when(pl.lit(utc) < 0)
+                .then(span)
+                .when(pl.lit(utc) >= span)
+                .then(-span)
+                .otherwise(0)
+            ).to_series()
+        )
+        micros = (utc + self.local_start_epoch) * 1_000_000
+        return micros.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").rename("time")
 
     def _amounts(self, family: pl.Series, u: dict[str, pl.Series]) -> pl.Series:
         mu = pl.Series([math.log(f.median_minor) for f in FAMILIES]).gather(family)
@@ -701,10 +755,11 @@ class _Run:
         terminals = acc.terminals.get_column("terminal_id")
         terminal = rows.get_column("terminal")
         noise = pl.col("place_noise")
-        fresh_terminal = "U" + (noise % 10_000_000).cast(pl.String()).str.zfill(7)
-        fresh_acquirer = (noise // 7 % 10**15).cast(pl.String()).str.zfill(15)
+        pool = len(self.fresh_terminals)
+        fresh_terminal = pl.lit(self.fresh_terminals).gather(noise % pool)
+        fresh_acquirer = pl.lit(self.fresh_acquirers).gather(noise // pool % pool)
         # A location registered by DE 42 alone still prints some terminal id on its receipts.
-        some_terminal = "T" + (noise % 3).cast(pl.String()).str.zfill(7)
+        some_terminal = pl.lit(self.fresh_terminals).gather(noise % 3)
         places = rows.with_columns(
             reg_acquirer=acquirers.gather(terminal)
             if len(acquirers)
@@ -768,7 +823,7 @@ class _Run:
                 values[column][i] = change(values[column][i] or "", values["txn_id"][i] or "")
         broken = pl.DataFrame(values, schema=dict.fromkeys(frames.FEED_COLUMNS, pl.String()))
         broken = broken.with_columns(pos=positions, fault=pl.Series(faults, dtype=pl.String()))
-        # A join puts the few broken rows in place without rewriting the good ones' columns.
+        # A join puts the few broken rows in place (a broken value is never null: empty at least).
         joined = text.with_row_index("pos").join(
             broken.rename({c: f"b_{c}" for c in frames.FEED_COLUMNS}),
             on="pos",
@@ -776,13 +831,7 @@ class _Run:
             maintain_order="left",
         )
         return joined.select(
-            *(
-                pl.when(pl.col("fault").is_null())
-                .then(pl.col(c))
-                .otherwise(pl.col(f"b_{c}"))
-                .alias(c)
-                for c in frames.FEED_COLUMNS
-            ),
+            *(pl.coalesce(f"b_{c}", c).alias(c) for c in frames.FEED_COLUMNS),
             "fault",
         )
 
@@ -813,20 +862,17 @@ _ROW_SCHEMA = pl.Schema(
 
 def _network_ref(acquirer: pl.Expr, time: pl.Expr, noise: pl.Expr) -> pl.Expr:
     """ARN (23 digits: 7, acquirer BIN, YDDD, sequence, check) for most acquirers, else RRN (12: YDDD, HH, sequence)."""
-    yddd = (time.dt.year() % 10).cast(pl.String()) + time.dt.ordinal_day().cast(
-        pl.String()
-    ).str.zfill(3)
     acquirer_hash = acquirer.hash()
-    bin6 = (acquirer_hash % 1_000_000).cast(pl.String()).str.zfill(6)
-    sequence = (noise % 10**11).cast(pl.String()).str.zfill(11)
-    check = (noise // 10**11 % 10).cast(pl.String())
-    arn = pl.concat_str(pl.lit("7"), bin6, yddd, sequence, check)
-    rrn = pl.concat_str(
-        yddd,
-        time.dt.hour().cast(pl.String()).str.zfill(2),
-        (noise % 10**6).cast(pl.String()).str.zfill(6),
+    yddd = (time.dt.year() % 10) * 1_000 + time.dt.ordinal_day()
+    # Numbers are joined as integers and padded once: far fewer strings than digit by digit.
+    head = (acquirer_hash % 1_000_000) * 10_000 + yddd.cast(pl.UInt64())
+    arn = (
+        "7"
+        + head.cast(pl.String()).str.zfill(10)
+        + (noise % 10**12).cast(pl.String()).str.zfill(12)
     )
-    return pl.when(acquirer_hash % 10 < 7).then(arn).otherwise(rrn)
+    rrn = yddd.cast(pl.UInt64()) * 10**8 + time.dt.hour().cast(pl.UInt64()) * 10**6 + noise % 10**6
+    return pl.when(acquirer_hash % 10 < 7).then(arn).otherwise(rrn.cast(pl.String()).str.zfill(12))
 
 
 # -- writing ------------------------------------------------------------------------------------
