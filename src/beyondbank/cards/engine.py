@@ -51,15 +51,15 @@ WINNER = {
 def match(transactions: pl.DataFrame, programme: Programme, state: State) -> Outcome:
     """Rewards and clawbacks for one chunk of a card feed (the same result as `oracle.match`)."""
     feed = frames.conform(transactions, frames.RESOLVED, "transactions")
-    feed, duplicates = _deduplicate(feed)
-    purchases = _member_purchases(feed, programme.cards)
+    kept, duplicates = _deduplicate(feed)
+    purchases = _member_purchases(feed, kept, programme.cards)
     benefits = _benefits(programme.benefits)
     candidates = _candidates(purchases, benefits, programme, state.prior_purchases)
     cash_rows = _gather(candidates, benefits, "cash").get_column("cash")
     cash = _select(candidates.filter(cash_rows), benefits, state.usage)
     points = _select(candidates.filter(~cash_rows), benefits, state.usage)
     rewards, new_grants = _rewards(purchases, benefits, cash, points)
-    clawbacks, grants = _clawbacks(feed, _normalised_grants(state.grants), new_grants)
+    clawbacks, grants = _clawbacks(feed, kept, _normalised_grants(state.grants), new_grants)
     return Outcome(
         rewards=pl.concat([rewards, clawbacks]),
         usage_added=_usage_added(benefits, cash, points),
@@ -107,35 +107,44 @@ def advance(programme: Programme, state: State, outcome: Outcome) -> tuple[Progr
 # -- rule 1: each txn_id counts once -------------------------------------------------------------
 
 
-def _deduplicate(feed: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Keep the lowest line of each txn_id; the other rows are duplicates (in line order)."""
+def _deduplicate(feed: pl.DataFrame) -> tuple[pl.Series, pl.DataFrame]:
+    """Which rows count (the lowest line of each txn_id), and the duplicates (in line order)."""
     hashes = feed.get_column("txn_id").hash(0)
+    kept = pl.repeat(True, feed.height, dtype=pl.Boolean, eager=True).alias("kept")
     # Equal hashes sit side by side once sorted; only rows whose hash repeats are compared.
     ordered = hashes.sort()
     repeated = ordered.filter(ordered.shift(1) == ordered)
     if repeated.is_empty():
-        return feed, frames.empty(frames.DUPLICATES)
-    suspect = hashes.is_in(repeated.unique().implode())
-    first = (
-        feed.filter(suspect)
+        return kept, frames.empty(frames.DUPLICATES)
+    suspects = (
+        feed.select("line", "txn_id")
+        .with_row_index("_row")
+        .filter(hashes.is_in(repeated.unique().implode()))
         .sort("line", maintain_order=True)
-        .with_columns(_first=pl.col("txn_id").is_first_distinct())
+        .filter(~pl.col("txn_id").is_first_distinct())
     )
-    duplicates = first.filter(~pl.col("_first")).select("line", "txn_id")
-    kept = pl.concat([feed.filter(~suspect), first.filter("_first").drop("_first")])
-    return kept, duplicates
+    kept.scatter(suspects.get_column("_row"), False)
+    return kept, suspects.select("line", "txn_id")
 
 
 # -- rules 2 and 3: merchant and member ----------------------------------------------------------
 
 
-def _member_purchases(feed: pl.DataFrame, cards: pl.DataFrame) -> pl.DataFrame:
+def _member_purchases(feed: pl.DataFrame, kept: pl.Series, cards: pl.DataFrame) -> pl.DataFrame:
     """Purchases with a merchant and a member, in processing order; `pidx` numbers that order."""
-    purchases = feed.filter(
-        (pl.col("type") == frames.PURCHASE)
-        & pl.col("merchant_id").is_not_null()
-        & pl.col("card_token").is_not_null()
-    ).select("txn_id", "card_token", "merchant_id", "amount_minor", "currency", "txn_time")
+    # Selecting before filtering copies six columns of the feed, not all of them.
+    purchases = (
+        feed.select(
+            "txn_id", "card_token", "merchant_id", "amount_minor", "currency", "txn_time", "type"
+        )
+        .filter(
+            kept
+            & (pl.col("type") == frames.PURCHASE)
+            & pl.col("merchant_id").is_not_null()
+            & pl.col("card_token").is_not_null()
+        )
+        .drop("type")
+    )
     links = cards.select("card_token", "member_id", "valid_from", "valid_to")
     linked = purchases.join(links, on="card_token").filter(
         (pl.col("valid_from").is_null() | (pl.col("valid_from") <= pl.col("txn_time")))
@@ -397,6 +406,14 @@ def _period_key() -> pl.Expr:
     )
 
 
+def _with_period_key(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add `period_key`, formatted once per distinct (period, day) rather than once per row."""
+    days = frame.select("period_code", "local_day").unique()
+    return frame.join(
+        days.with_columns(period_key=_period_key()), on=["period_code", "local_day"], how="left"
+    )
+
+
 def _select(candidates: pl.DataFrame, benefits: pl.DataFrame, usage: pl.DataFrame) -> pl.DataFrame:
     """Each purchase's winner among its candidates (largest grant, then lowest benefit id),
     honouring budgets, quantities and member limits in processing order.
@@ -483,7 +500,7 @@ def _with_slots(
         .agg(_before=pl.col("uses").sum())
     )
     contested = (
-        keys.with_columns(period_key=_period_key())
+        _with_period_key(keys)
         .join(before, on=USAGE_KEY, how="left")
         .with_columns(pl.col("_before").fill_null(0))
         .filter(pl.col("_before") + pl.col("_count") > pl.col("member_limit"))
@@ -668,7 +685,7 @@ def _usage_added(benefits: pl.DataFrame, cash: pl.DataFrame, points: pl.DataFram
             pl.col("period_code").first(),
         )
         .pipe(_gather, benefits, "benefit_id")
-        .with_columns(period_key=_period_key())
+        .pipe(_with_period_key)
         .sort(USAGE_KEY)
     )
     return frames.conform(counted, frames.USAGE_ADDED, "usage_added")
@@ -707,16 +724,20 @@ def _normalised_grants(grants: pl.DataFrame) -> pl.DataFrame:
 
 
 def _clawbacks(
-    feed: pl.DataFrame, prior: pl.DataFrame, new: pl.DataFrame
+    feed: pl.DataFrame, kept: pl.Series, prior: pl.DataFrame, new: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Clawback rows (in processing order) and the grants new or changed in this chunk.
 
     Per original, in (time, txn_id) order, each refund claws back min(its pro-rata share, what
     is left); so the running total is min(already clawed + running sum of shares, granted).
     """
-    refunds = feed.filter(
-        pl.col("type").is_in(CLAWBACK_TYPES) & pl.col("original_txn_id").is_not_null()
-    ).select("txn_id", "original_txn_id", "txn_time", "currency", refund="amount_minor")
+    refunds = (
+        feed.select("txn_id", "original_txn_id", "txn_time", "currency", "amount_minor", "type")
+        .filter(
+            kept & pl.col("type").is_in(CLAWBACK_TYPES) & pl.col("original_txn_id").is_not_null()
+        )
+        .select("txn_id", "original_txn_id", "txn_time", "currency", refund="amount_minor")
+    )
     originals = [
         refunds.join(
             grants.rename({"txn_id": "original_txn_id", "currency": "_currency"}),
