@@ -10,6 +10,7 @@ import uvicorn
 from rich.console import Console
 
 from beyondbank import schema
+from beyondbank.cards import cli as cards_cli
 from beyondbank.core.authz import SYSTEM, Role
 from beyondbank.core.clock import SystemClock
 from beyondbank.core.db import is_sqlite, make_engine
@@ -29,6 +30,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(payments_cli.app, name="payments")
 app.add_typer(settlement_cli.app, name="settlement")
+app.add_typer(cards_cli.app, name="cards")
 
 console = Console()
 err = Console(stderr=True)

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from beyondbank.alliance import service as alliance
 from beyondbank.benefits import service as benefits
-from beyondbank.cards import engine, feed, frames, posting, programme
+from beyondbank.cards import engine, feed, frames, generate, posting, programme
 from beyondbank.cards.models import (
     CardGrant,
     CardReward,
@@ -664,3 +664,36 @@ def reward_views(uow: UnitOfWork, rows: Sequence[CardReward]) -> list[RewardView
         )
         for r in rows
     ]
+
+
+def feed_world(uow: UnitOfWork, currency: str) -> generate.World:
+    """The programme as the synthetic feed generator sees it: alliance locations, their
+    terminals, members' linked cards."""
+    locations = alliance.alliance_locations(uow)
+    merchants = pl.DataFrame(
+        [
+            (
+                r["merchant_id"],
+                r["location_id"],
+                r["name"],
+                r["mcc"],
+                r["city"],
+                r["country"],
+                r["timezone"],
+            )
+            for r in locations
+        ],
+        schema=generate.WORLD_MERCHANTS,
+        orient="row",
+    )
+    terminals = pl.DataFrame(
+        [(loc, aid, tid) for aid, tid, loc, _ in alliance.alliance_terminals(uow)],
+        schema=generate.WORLD_TERMINALS,
+        orient="row",
+    )
+    cards = pl.DataFrame(
+        [(token, at) for token, _, at in alliance.linked_cards(uow)],
+        schema=generate.WORLD_CARDS,
+        orient="row",
+    )
+    return generate.World(merchants=merchants, terminals=terminals, cards=cards, currency=currency)

@@ -1,0 +1,157 @@
+"""`beyondbank cards generate` and `cards run` from the command line, and exactly once when the
+real process is killed: by the crash drill at chosen stages and by SIGKILL at random moments,
+then rerun, the database holds what one clean run leaves."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from sqlalchemy import Engine, create_engine, select
+from typer.testing import CliRunner
+
+from beyondbank.cards.cli import CRASH_AT
+from beyondbank.cards.models import CardGrant, CardReward
+from beyondbank.cli import app
+from beyondbank.core.clock import SystemClock
+from beyondbank.core.uow import UnitOfWork, make_session_factory
+from beyondbank.ledger.models import Account, LedgerTransaction, Posting
+from tests import factories as f
+from tests.cards import factories as cf
+
+runner = CliRunner()
+BEYONDBANK = [str(Path(sys.executable).with_name("beyondbank"))]
+
+
+def _programme(engine: Engine, members: int = 40) -> None:
+    """An alliance of three merchants with budgets, members with linked cards: committed."""
+    linked = datetime.now(UTC) - timedelta(days=60)
+    with UnitOfWork(make_session_factory(engine), SystemClock()) as uow:
+        for _ in range(3):
+            p = cf.programme(uow, linked, budget_minor=200_000, member_limit=3)
+            for _ in range(members):
+                member = f.make_member(uow, enrolled_at=linked)
+                cf.link_card(uow, member, f"tok_{member.id:012d}", linked)
+            assert p.benefit.id
+        uow.commit()
+
+
+def _content(url: str) -> dict[str, Any]:
+    """What a run leaves that must not depend on how often it was interrupted."""
+    engine = create_engine(url)
+    with engine.connect() as c:
+        postings = c.execute(
+            select(LedgerTransaction.idempotency_key, Account.code, Posting.amount_minor)
+            .join(Posting, Posting.transaction_id == LedgerTransaction.id)
+            .join(Account, Account.id == Posting.account_id)
+        ).all()
+        rewards = c.execute(
+            select(CardReward.kind, CardReward.txn_id, CardReward.amount_minor, CardReward.points)
+        ).all()
+        grants = c.execute(
+            select(CardGrant.txn_id, CardGrant.reward_minor, CardGrant.clawed_back_minor)
+        ).all()
+        unposted = c.execute(select(CardReward.id).where(CardReward.posted_at.is_(None))).all()
+    engine.dispose()
+    return {
+        "postings": sorted(map(tuple, postings)),
+        "rewards": sorted(map(tuple, rewards)),
+        "grants": sorted(map(tuple, grants)),
+        "unposted": len(unposted),
+    }
+
+
+def test_generate_then_run(cli_database: Engine, tmp_path: Path) -> None:
+    _programme(cli_database, members=10)
+    feed = tmp_path / "feed.parquet"
+
+    made = runner.invoke(
+        app, ["cards", "generate", "--out", str(feed), "--transactions", "3000", "--seed", "7"]
+    )
+    assert made.exit_code == 0, made.output
+    assert pl.read_parquet(feed).height == 3000
+
+    ran = runner.invoke(app, ["cards", "run", str(feed), "--out-dir", str(tmp_path / "out")])
+    assert ran.exit_code == 0, ran.output
+    assert "rows read" in ran.output
+    assert "3,000" in ran.output
+    assert _content(str(cli_database.url))["unposted"] == 0
+    assert list((tmp_path / "out").glob("*-rewards.csv"))
+
+
+def _run(env: dict[str, str], feed: Path, out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - our own command, our own arguments
+        [*BEYONDBANK, "cards", "run", str(feed), "--out-dir", str(out), "--chunk-rows", "1500"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.fixture
+def two_databases(
+    cli_database: Engine, tmp_path: Path
+) -> tuple[dict[str, str], dict[str, str], Path]:
+    """The same programme in two database files (one for a clean run, one to kill), and a feed."""
+    _programme(cli_database)
+    feed = tmp_path / "feed.csv"
+    made = runner.invoke(
+        app, ["cards", "generate", "--out", str(feed), "--transactions", "12000", "--seed", "3"]
+    )
+    assert made.exit_code == 0, made.output
+    cli_database.dispose()
+    source = Path(str(cli_database.url.database))
+    clean, killed = tmp_path / "clean.db", tmp_path / "killed.db"
+    shutil.copy(source, clean)
+    shutil.copy(source, killed)
+    env = {k: v for k, v in os.environ.items() if k != CRASH_AT}
+    return (
+        {**env, "BEYONDBANK_DATABASE_URL": f"sqlite:///{clean}"},
+        {**env, "BEYONDBANK_DATABASE_URL": f"sqlite:///{killed}"},
+        feed,
+    )
+
+
+@pytest.mark.parametrize("stage", ["chunk-2-matched", "chunk-3-committed", "matched"])
+def test_the_crash_drill_then_a_rerun_equals_a_clean_run(
+    two_databases: tuple[dict[str, str], dict[str, str], Path], tmp_path: Path, stage: str
+) -> None:
+    clean, killed, feed = two_databases
+    assert _run(clean, feed, tmp_path / "a").wait(120) == 0
+
+    dying = _run({**killed, CRASH_AT: stage}, feed, tmp_path / "b")
+    assert dying.wait(120) == 137, dying.stderr.read() if dying.stderr else ""
+    assert _run(killed, feed, tmp_path / "b").wait(120) == 0
+
+    expected = _content(clean["BEYONDBANK_DATABASE_URL"])
+    assert expected["rewards"]
+    assert _content(killed["BEYONDBANK_DATABASE_URL"]) == expected
+
+
+def test_sigkill_at_random_moments_then_a_rerun_equals_a_clean_run(
+    two_databases: tuple[dict[str, str], dict[str, str], Path], tmp_path: Path
+) -> None:
+    clean, killed, feed = two_databases
+    started = time.monotonic()
+    assert _run(clean, feed, tmp_path / "a").wait(120) == 0
+    took = time.monotonic() - started
+
+    moments = random.Random(os.environ.get("PYTEST_XDIST_WORKER", "0")).sample(range(5, 95), 3)
+    for percent in sorted(moments):
+        process = _run(killed, feed, tmp_path / "b")
+        time.sleep(took * percent / 100)
+        process.send_signal(signal.SIGKILL)
+        process.wait(60)
+    assert _run(killed, feed, tmp_path / "b").wait(120) == 0
+
+    assert _content(killed["BEYONDBANK_DATABASE_URL"]) == _content(clean["BEYONDBANK_DATABASE_URL"])
