@@ -206,13 +206,16 @@ def test_no_bad_rows_when_the_share_is_zero(tmp_path: Path) -> None:
 def test_a_world_without_alliance_merchants_or_members_still_generates() -> None:
     empty = example_world(merchants=0, cards=0)
     rows = pl.concat(
-        list(
-            generate_feed(
-                empty, transactions=2_000, seed=1, start=START, days=1, mix=FeedMix(member_share=0)
-            )
-        )
+        list(generate_feed(empty, transactions=2_000, seed=1, start=START, days=1, bad_share=0))
     )
     assert rows.height == 2_000
+    assert rows["card_token"].str.contains(r"^tok_\d{20}$").all()  # non-members' cards only
+    quiet = FeedMix(refund_share=0, chargeback_share=0, bad_share=0, duplicate_share=0)
+    rows = pl.concat(
+        list(generate_feed(WORLD, transactions=5_000, seed=1, start=START, days=1, mix=quiet))
+    )
+    assert set(rows["type"]) == {"purchase"}
+    assert rows["txn_id"].is_unique().all()
 
 
 def test_write_feed_refuses_other_suffixes(tmp_path: Path) -> None:

@@ -309,7 +309,7 @@ class _Acceptors:
     """Alliance locations first, then the invented non-alliance merchants, one row each."""
 
     table: pl.DataFrame  # family, timezone, weight
-    terminals: pl.DataFrame  # acceptor, acquirer_merchant_id, terminal_id, arn (registered ones)
+    terminals: pl.DataFrame  # acceptor, acquirer_merchant_id, terminal_id (the registered ones)
     first_terminal: pl.Series  # per acceptor, its first row in `terminals`
     terminal_count: pl.Series
     variants: pl.Series  # acceptor * _VARIANTS + v -> DE 43 text
@@ -475,8 +475,6 @@ def generate_feed(
         raise ValueError("start must be timezone-aware")
     if transactions < 0 or days < 1 or batch_rows < 1:
         raise ValueError("transactions must be >= 0, days and batch_rows >= 1")
-    if world.cards.height == 0 and (mix or FeedMix()).member_share > 0:
-        raise ValueError("the world has no member cards")
     chosen = mix or FeedMix()
     if bad_share is not None:
         chosen = FeedMix(**{**chosen.__dict__, "bad_share": bad_share})
