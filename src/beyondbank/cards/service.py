@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from beyondbank.alliance import service as alliance
 from beyondbank.benefits import service as benefits
-from beyondbank.cards import engine, feed, frames, generate, posting, programme
+from beyondbank.cards import engine, frames, generate, pipeline, posting, programme
 from beyondbank.cards.models import (
     CardGrant,
     CardReward,
@@ -72,15 +72,6 @@ class RunFiles:
     quarantine: Path
     rewards_parquet: Path
     rewards_csv: Path
-
-
-@dataclass
-class _Counts:
-    rows_read: int = 0
-    accepted: int = 0
-    quarantined: int = 0
-    duplicates: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
 
 
 # -- starting a run -------------------------------------------------------------------------
@@ -129,16 +120,16 @@ def run_file(
         rewards_csv=out_dir / f"{run.public_id}-rewards.csv",
     )
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f"{run.public_id}-") as work:
-        staged, counts = _stage(path, Path(work), files.quarantine, chunk_rows, progress)
+        staged, counts = pipeline.stage(
+            path, Path(work), files.quarantine, chunk_rows=chunk_rows, on_rows=progress.staged
+        )
         _save_counts(uow, run, counts, files)
         checkpoint("staged")
         resolver = build_resolver(uow, threshold)
         parts = Path(work) / "rewards"
         parts.mkdir()
-        total = pl.scan_parquet(staged).select(pl.len()).collect().item()
-        progress.total(total)
-        for index, start in enumerate(range(0, total, chunk_rows)):
-            chunk = pl.scan_parquet(staged).slice(start, chunk_rows).collect()
+        progress.total(pipeline.staged_rows(staged))
+        for index, chunk in enumerate(pipeline.chunks(staged, chunk_rows)):
             matched = match_chunk(uow, run, chunk, resolver)
             checkpoint(f"chunk-{index}-matched")
             uow.commit()
@@ -148,7 +139,7 @@ def run_file(
                     matched.orphans.write_csv(bad, include_header=False)
             _write_part(uow, matched.outcome, parts / f"{index:06d}.parquet")
             progress.matched(chunk.height)
-        _finish_rewards(parts, files)
+        pipeline.write_rewards(parts, files.rewards_parquet, files.rewards_csv, PUBLIC_REWARDS)
     _set_status(uow, run, RunStatus.POSTING)
     checkpoint("matched")
     run.posted = posting.post_outbox(uow, now=uow.clock.now, on_chunk=progress.posted)
@@ -165,55 +156,7 @@ def _set_status(uow: UnitOfWork, run: CardRun, status: RunStatus) -> CardRun:
     return run
 
 
-# -- staging: validate, deduplicate, sort -------------------------------------------------------
-
-
-def _stage(
-    path: Path, work: Path, quarantine: Path, chunk_rows: int, progress: Progress
-) -> tuple[Path, _Counts]:
-    """The accepted rows, first of each txn_id, sorted by (txn_time, txn_id), as one Parquet
-    file; bad rows appended to the quarantine file."""
-    counts = _Counts()
-    accepted_dir = work / "accepted"
-    accepted_dir.mkdir()
-    with quarantine.open("w", encoding="utf-8", newline="") as bad:
-        bad.write("line,reason,raw\n")
-        for index, chunk in enumerate(feed.read_feed(path, chunk_rows=chunk_rows)):
-            counts.accepted += chunk.accepted.height
-            counts.quarantined += chunk.quarantined.height
-            counts.rows_read += chunk.accepted.height + chunk.quarantined.height
-            _count_reasons(counts.reasons, chunk.quarantined)
-            if chunk.quarantined.height:
-                chunk.quarantined.write_csv(bad, include_header=False)
-            if chunk.accepted.height:
-                chunk.accepted.write_parquet(accepted_dir / f"{index:06d}.parquet")
-            progress.staged(chunk.accepted.height + chunk.quarantined.height)
-    staged = work / "staged.parquet"
-    if counts.accepted == 0:
-        frames.empty(frames.TRANSACTIONS).write_parquet(staged)
-        return staged, counts
-    (
-        pl.scan_parquet(accepted_dir / "*.parquet")
-        .sort("line")
-        .unique("txn_id", keep="first", maintain_order=True)
-        .sort(["txn_time", "txn_id"])
-        .sink_parquet(staged)
-    )
-    unique = pl.scan_parquet(staged).select(pl.len()).collect().item()
-    counts.duplicates = counts.accepted - unique
-    counts.accepted = unique
-    return staged, counts
-
-
-def _count_reasons(reasons: dict[str, int], quarantined: pl.DataFrame) -> None:
-    if not quarantined.height:
-        return
-    kinds = quarantined.select(pl.col("reason").str.split(":").list.first().alias("kind"))
-    for kind, n in kinds.group_by("kind").len().iter_rows():
-        reasons[kind] = reasons.get(kind, 0) + n
-
-
-def _save_counts(uow: UnitOfWork, run: CardRun, counts: _Counts, files: RunFiles) -> None:
+def _save_counts(uow: UnitOfWork, run: CardRun, counts: pipeline.Counts, files: RunFiles) -> None:
     row = uow.session.get_one(CardRun, run.id)
     row.rows_read = counts.rows_read
     row.accepted = counts.accepted
@@ -536,6 +479,21 @@ def run_totals(uow: UnitOfWork, run_id: int) -> dict[str, int]:
 # -- the rewards file ----------------------------------------------------------------------------
 
 
+# The rewards file names members, merchants and benefits by their public ids.
+_PUBLIC_NAMES = {
+    "member_id": "member",
+    "merchant_id": "merchant",
+    "benefit_id": "benefit",
+    "points_benefit_id": "points_benefit",
+}
+PUBLIC_REWARDS = pl.Schema(
+    {
+        _PUBLIC_NAMES.get(c, c): (pl.String() if c in _PUBLIC_NAMES else t)
+        for c, t in frames.REWARDS.items()
+    }
+)
+
+
 def _write_part(uow: UnitOfWork, outcome: frames.Outcome, path: Path) -> None:
     """The chunk's reward rows with public ids, as one part of the rewards file."""
     rewards = outcome.rewards
@@ -552,32 +510,7 @@ def _write_part(uow: UnitOfWork, outcome: frames.Outcome, path: Path) -> None:
         pl.col("points_benefit_id").replace_strict(
             benefit_refs, return_dtype=pl.String(), default=None
         ),
-    ).rename(
-        {
-            "member_id": "member",
-            "merchant_id": "merchant",
-            "benefit_id": "benefit",
-            "points_benefit_id": "points_benefit",
-        }
-    ).write_parquet(path)
-
-
-def _finish_rewards(parts: Path, files: RunFiles) -> None:
-    if any(parts.iterdir()):
-        rewards = pl.scan_parquet(parts / "*.parquet")
-        rewards.sink_parquet(files.rewards_parquet)
-        pl.scan_parquet(files.rewards_parquet).sink_csv(files.rewards_csv)
-    else:
-        empty = frames.empty(frames.REWARDS).rename(
-            {
-                "member_id": "member",
-                "merchant_id": "merchant",
-                "benefit_id": "benefit",
-                "points_benefit_id": "points_benefit",
-            }
-        )
-        empty.write_parquet(files.rewards_parquet)
-        empty.write_csv(files.rewards_csv)
+    ).rename(_PUBLIC_NAMES).write_parquet(path)
 
 
 # -- reads -----------------------------------------------------------------------------------
