@@ -298,6 +298,15 @@ def test_the_output_is_the_input_with_the_resolution_appended_in_order() -> None
     ]
 
 
+def test_an_empty_feed_resolves_to_empty_frames() -> None:
+    result = resolver().resolve(pl.DataFrame(schema=frames.TRANSACTIONS))
+
+    assert result.resolved.schema == frames.RESOLVED
+    assert result.resolved.is_empty()
+    assert result.review.schema == REVIEW
+    assert result.review.is_empty()
+
+
 def test_a_threshold_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="threshold"):
         resolver(threshold=1.5)

@@ -118,6 +118,16 @@ CITY_UNKNOWN = 0.75
 # A name needs this many words to be matched without a city.
 DISTINCTIVE_WORDS = 3
 
+# A distinct descriptor's answer, before it is joined back to its transactions.
+_ANSWER = pl.Schema(
+    {
+        "_d_merchant": pl.Int64(),
+        "_d_location": pl.Int64(),
+        "_d_by": pl.String(),
+        "_d_confidence": pl.Float64(),
+    }
+)
+
 # Enough candidates to find the best merchant and the best other merchant behind its locations.
 _CANDIDATES = 6
 
@@ -503,10 +513,7 @@ class Resolver:
             .alias("descriptor_key")
         ).join(self._mappings, on="descriptor_key", how="left", maintain_order="left")
 
-        merchant: list[int | None] = []
-        location: list[int | None] = []
-        by: list[str | None] = []
-        confidence: list[float | None] = []
+        answers: list[tuple[int | None, int | None, str | None, float | None]] = []
         review: list[dict[str, Any]] = []
         for text, mcc, count, key, m_merchant, m_location in keyed.select(
             "acceptor_name_location",
@@ -517,22 +524,13 @@ class Resolver:
             "_m_location",
         ).iter_rows():
             if m_merchant is not None:
-                merchant.append(m_merchant)
-                location.append(m_location)
-                by.append(MAPPING)
-                confidence.append(1.0)
+                answers.append((m_merchant, m_location, MAPPING, 1.0))
                 continue
             found = self._match(parts[text], mcc)
             if found.accepted:
-                merchant.append(found.merchant_id)
-                location.append(found.location_id)
-                by.append(FUZZY)
-                confidence.append(found.confidence)
+                answers.append((found.merchant_id, found.location_id, FUZZY, found.confidence))
                 continue
-            merchant.append(None)
-            location.append(None)
-            by.append(None)
-            confidence.append(None)
+            answers.append((None, None, None, None))
             if found.merchant_id is not None:
                 review.append(
                     {
@@ -547,11 +545,12 @@ class Resolver:
                         "transactions": count,
                     }
                 )
-        by_descriptor = keyed.select("acceptor_name_location", "mcc").with_columns(
-            pl.Series("_d_merchant", merchant, dtype=pl.Int64()),
-            pl.Series("_d_location", location, dtype=pl.Int64()),
-            pl.Series("_d_by", by, dtype=pl.String()),
-            pl.Series("_d_confidence", confidence, dtype=pl.Float64()),
+        by_descriptor = pl.concat(
+            [
+                keyed.select("acceptor_name_location", "mcc"),
+                pl.DataFrame(answers, schema=_ANSWER, orient="row"),
+            ],
+            how="horizontal",
         )
         review_frame = pl.DataFrame(review, schema=REVIEW).sort(
             ["transactions", "score", "acceptor_name_location", "mcc"],
