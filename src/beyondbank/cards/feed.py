@@ -184,7 +184,7 @@ def _read_csv(path: Path, chunk_rows: int, block_bytes: int) -> Iterator[FeedChu
 
 
 def _check_header(path: Path, source: BinaryIO) -> None:
-    header = source.readline()
+    header = source.readline(64 * 1024)  # a file of garbage has no line end to stop at
     text = header.decode("utf-8", "replace").removeprefix("\ufeff").rstrip("\r\n")
     if text != HEADER:
         shown = text[:200] or "an empty file"
