@@ -115,6 +115,10 @@ CITY_ABBREVIATED = 0.97
 CITY_MISSING = 0.95
 CITY_MISSING_SHORT_NAME = 0.85
 CITY_UNKNOWN = 0.75
+# Score points off a cut name whose last word, cut to a stub of at most SHORT_CUT_WORD letters,
+# begins with another letter than the candidate's.
+CUT_WORD_PENALTY = 5.0
+SHORT_CUT_WORD = 3
 # A name needs this many words to be matched without a city.
 DISTINCTIVE_WORDS = 3
 
@@ -160,6 +164,29 @@ def _is_abbreviation(short: str, city: str) -> bool:
         return False
     letters = iter(city.replace(" ", ""))
     return all(c in letters for c in short.replace(" ", ""))
+
+
+def _last_initial(key: str) -> str:
+    return key[key.rfind(" ") + 1 : key.rfind(" ") + 2]
+
+
+def _differing_cut_words_penalised(
+    name: str, found: list[tuple[str, float, int]]
+) -> list[tuple[str, float, int]]:
+    """Scores of a cut name, lowered where a short cut word begins differently.
+
+    The field cut the last word to its first letters ("DRY C…"); a candidate whose word there
+    begins with another letter ("DRY O…") has another word, however alike the rest. A longer
+    stub ("EPAIR") carries enough letters for the score itself to judge, typos included.
+    """
+    if len(name) - name.rfind(" ") - 1 > SHORT_CUT_WORD:
+        return found
+    initial = _last_initial(name)
+    rescored = [
+        (choice, score if _last_initial(choice) == initial else score - CUT_WORD_PENALTY, i)
+        for choice, score, i in found
+    ]
+    return sorted(rescored, key=lambda f: -f[1])
 
 
 @dataclass(frozen=True)
@@ -432,6 +459,8 @@ class Resolver:
         )
         if not found:
             return _NO_MATCH
+        if truncated:
+            found = _differing_cut_words_penalised(reading.name, found)
         n = len(block.candidates)
         ranked: dict[int, float] = {}
         for _, score, index in found:
