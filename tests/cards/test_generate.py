@@ -221,3 +221,11 @@ def test_a_world_without_alliance_merchants_or_members_still_generates() -> None
 def test_write_feed_refuses_other_suffixes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.csv or \.parquet"):
         write_feed(tmp_path / "feed.txt", [])
+
+
+def test_write_feed_with_a_progress_bar(tmp_path: Path) -> None:
+    batches = generate_feed(
+        WORLD, transactions=3_000, seed=2, start=START, days=1, batch_rows=1_000
+    )
+    assert write_feed(tmp_path / "feed.parquet", batches, progress=True, total=3_000) == 3_000
+    assert pl.read_parquet(tmp_path / "feed.parquet").columns == list(frames.FEED_COLUMNS)
