@@ -35,8 +35,8 @@ def stage(
     chunk_rows: int = 1_000_000,
     on_rows: Callable[[int], None] = lambda n: None,
 ) -> tuple[Path, Counts]:
-    """The accepted rows, first of each txn_id, sorted by (txn_time, txn_id), as one Parquet
-    file; bad rows appended to the quarantine file."""
+    """The accepted rows, first of each txn_id, sorted by (txn_time, txn_id), as one Arrow IPC
+    file (scratch space: uncompressed, several times faster to write and read than Parquet); bad rows appended to the quarantine file."""
     counts = Counts()
     accepted_dir = work / "accepted"
     accepted_dir.mkdir()
@@ -50,20 +50,23 @@ def stage(
             if chunk.quarantined.height:
                 chunk.quarantined.write_csv(bad, include_header=False)
             if chunk.accepted.height:
-                chunk.accepted.write_parquet(accepted_dir / f"{index:06d}.parquet")
+                chunk.accepted.write_ipc(
+                    accepted_dir / f"{index:06d}.arrow", compression="uncompressed"
+                )
             on_rows(chunk.accepted.height + chunk.quarantined.height)
-    staged = work / "staged.parquet"
+    staged = work / "staged.arrow"
     if counts.accepted == 0:
-        frames.empty(frames.TRANSACTIONS).write_parquet(staged)
+        frames.empty(frames.TRANSACTIONS).write_ipc(staged)
         return staged, counts
     (
-        pl.scan_parquet(accepted_dir / "*.parquet")
-        .sort("line")
-        .unique("txn_id", keep="first", maintain_order=True)
+        # The parts are numbered in file order and each is in line order, so the first
+        # occurrence of a txn_id in the scan is its lowest line.
+        pl.scan_ipc(accepted_dir / "*.arrow")
+        .filter(pl.col("txn_id").is_first_distinct())
         .sort(["txn_time", "txn_id"])
-        .sink_parquet(staged)
+        .sink_ipc(staged, compression="uncompressed")
     )
-    unique = pl.scan_parquet(staged).select(pl.len()).collect().item()
+    unique = staged_rows(staged)
     counts.duplicates = counts.accepted - unique
     counts.accepted = unique
     return staged, counts
@@ -79,13 +82,12 @@ def _count_reasons(reasons: dict[str, int], quarantined: pl.DataFrame) -> None:
 
 def chunks(staged: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
     """The staged rows in (txn_time, txn_id) order, `chunk_rows` at a time."""
-    total = pl.scan_parquet(staged).select(pl.len()).collect().item()
-    for start in range(0, total, chunk_rows):
-        yield pl.scan_parquet(staged).slice(start, chunk_rows).collect()
+    for start in range(0, staged_rows(staged), chunk_rows):
+        yield pl.scan_ipc(staged).slice(start, chunk_rows).collect()
 
 
 def staged_rows(staged: Path) -> int:
-    return int(pl.scan_parquet(staged).select(pl.len()).collect().item())
+    return int(pl.scan_ipc(staged).select(pl.len()).collect().item())
 
 
 def write_rewards(parts: Path, parquet: Path, csv: Path, schema: pl.Schema) -> None:
