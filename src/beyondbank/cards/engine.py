@@ -78,7 +78,7 @@ def advance(programme: Programme, state: State, outcome: Outcome) -> tuple[Progr
     """The programme and state the next chunk starts from, once this chunk's outcome is applied."""
     taken = outcome.consumed.rename({"budget_minor": "_budget", "quantity": "_quantity"})
     benefits = (
-        programme.benefits.join(taken, on="benefit_id", how="left")
+        programme.benefits.join(taken, on="benefit_id", how="left", maintain_order="left")
         .with_columns(
             pl.col("budget_remaining_minor") - pl.col("_budget").fill_null(0),
             pl.col("quantity_remaining") - pl.col("_quantity").fill_null(0),
@@ -93,7 +93,9 @@ def advance(programme: Programme, state: State, outcome: Outcome) -> tuple[Progr
     )
     grants = pl.concat(
         [
-            state.grants.join(outcome.grants.select("txn_id"), on="txn_id", how="anti"),
+            state.grants.join(
+                outcome.grants.select("txn_id"), on="txn_id", how="anti", maintain_order="left"
+            ),
             outcome.grants,
         ]
     )
@@ -242,8 +244,16 @@ def _candidates(
             "unit",
             "points_multiplier",
         )
-        .filter(pl.col("amount_minor") >= pl.col("min_spend_minor"))
-        .select("pidx", "bix", "member_id", "merchant_id", "txn_time", value=_reward())
+        .select(
+            "pidx",
+            "bix",
+            "member_id",
+            "merchant_id",
+            "txn_time",
+            value=pl.when(pl.col("amount_minor") >= pl.col("min_spend_minor"))
+            .then(_reward())
+            .otherwise(0),
+        )
         .filter(pl.col("value") > 0)
     )
     candidates = _on_schedule(rewarded, benefits)
@@ -279,7 +289,7 @@ def _on_schedule(pairs: pl.DataFrame, benefits: pl.DataFrame) -> pl.DataFrame:
     instants = pairs.get_column("txn_time")
     local = instants.dt.epoch("us")  # overwritten zone by zone below
     # A zone conversion needs a literal zone: convert each zone's rows and put them back.
-    for code, name in enumerate(benefits.get_column("timezone").unique().sort().to_list()):
+    for code, name in benefits.select("zone", "timezone").unique().iter_rows():
         rows = (zones == code).arg_true()
         if rows.len():
             wall = instants.gather(rows).dt.convert_time_zone(name).dt.replace_time_zone(None)
@@ -410,7 +420,10 @@ def _with_period_key(frame: pl.DataFrame) -> pl.DataFrame:
     """Add `period_key`, formatted once per distinct (period, day) rather than once per row."""
     days = frame.select("period_code", "local_day").unique()
     return frame.join(
-        days.with_columns(period_key=_period_key()), on=["period_code", "local_day"], how="left"
+        days.with_columns(period_key=_period_key()),
+        on=["period_code", "local_day"],
+        how="left",
+        maintain_order="left",
     )
 
 
@@ -494,15 +507,17 @@ def _with_slots(
         .pipe(_gather, benefits, "benefit_id", "member_limit")
     )
     # Earlier uses only matter where this chunk's candidates alone cannot exhaust the limit.
-    before = (
-        usage.filter(pl.col("benefit_id").is_in(keys.get_column("benefit_id").unique().implode()))
-        .group_by("benefit_id", "member_id", "period_key")
-        .agg(_before=pl.col("uses").sum())
-    )
+    before = usage.filter(
+        pl.col("benefit_id").is_in(keys.get_column("benefit_id").unique().implode())
+    ).select(*USAGE_KEY, _before="uses")
+    keys = _with_period_key(keys).join(before, on=USAGE_KEY, how="left")
+    if keys.select(pl.struct("bix", "member_id", "period").is_duplicated().any()).item():
+        # The same key more than once in `state.usage`: its uses add up.
+        keys = keys.group_by("bix", "member_id", "period").agg(
+            pl.all().exclude("_before").first(), pl.col("_before").sum()
+        )
     contested = (
-        _with_period_key(keys)
-        .join(before, on=USAGE_KEY, how="left")
-        .with_columns(pl.col("_before").fill_null(0))
+        keys.with_columns(pl.col("_before").fill_null(0))
         .filter(pl.col("_before") + pl.col("_count") > pl.col("member_limit"))
         .with_columns(kslot=pl.int_range(1, pl.len() + 1, dtype=pl.Int64))
     )
@@ -684,9 +699,10 @@ def _usage_added(benefits: pl.DataFrame, cash: pl.DataFrame, points: pl.DataFram
             pl.col("local_day").first(),
             pl.col("period_code").first(),
         )
+        # Within one benefit the period codes sort as their keys do (one period kind each).
+        .sort("bix", "member_id", "period")
         .pipe(_gather, benefits, "benefit_id")
         .pipe(_with_period_key)
-        .sort(USAGE_KEY)
     )
     return frames.conform(counted, frames.USAGE_ADDED, "usage_added")
 
