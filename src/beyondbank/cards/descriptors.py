@@ -339,7 +339,7 @@ def normalise(descriptor: str) -> Normalised:
     Steps: split off the country and city (by position in a 40-character field, else by
     padding), drop facilitator prefixes ("SQ *"), store numbers ("#0042", " 042"), legal forms
     and articles, fold case, accents and punctuation, canonicalise till abbreviations.
-    A field rendered from the result with `acceptor_field` normalises to the same result.
+    A result that fits the field, rendered with `acceptor_field`, normalises to itself.
     """
     name, city, country = _split_location(descriptor)
     width = len(name)
