@@ -152,16 +152,17 @@ def _member_purchases(feed: pl.DataFrame, kept: pl.Series, cards: pl.DataFrame) 
         (pl.col("valid_from").is_null() | (pl.col("valid_from") <= pl.col("txn_time")))
         & (pl.col("valid_to").is_null() | (pl.col("txn_time") < pl.col("valid_to")))
     )
-    if cards.get_column("card_token").is_duplicated().any():
-        # Overlapping links (they should not be): the latest start wins, then the lowest member.
-        linked = linked.sort(
-            ["valid_from", "member_id"], descending=[True, False], nulls_last=True
-        ).unique("txn_id", keep="first")
-    return (
-        linked.drop("card_token", "valid_from", "valid_to")
-        .sort(["txn_time", "txn_id"])
-        .with_row_index("pidx")
-    )
+    # Sorted by (time, txn_id), the rows of one transaction are neighbours: more than one is
+    # a token whose links overlap (they should not): the latest start wins, then the lowest
+    # member.
+    linked = linked.sort(["txn_time", "txn_id"])
+    if (linked.get_column("txn_id").shift(1) == linked.get_column("txn_id")).any():
+        linked = (
+            linked.sort(["valid_from", "member_id"], descending=[True, False], nulls_last=True)
+            .unique("txn_id", keep="first", maintain_order=True)
+            .sort(["txn_time", "txn_id"])
+        )
+    return linked.drop("card_token", "valid_from", "valid_to").with_row_index("pidx")
 
 
 # -- rule 4: eligibility ---------------------------------------------------------------------------
@@ -510,8 +511,9 @@ def _with_slots(
     before = usage.filter(
         pl.col("benefit_id").is_in(keys.get_column("benefit_id").unique().implode())
     ).select(*USAGE_KEY, _before="uses")
+    counted = keys.height
     keys = _with_period_key(keys).join(before, on=USAGE_KEY, how="left")
-    if keys.select(pl.struct("bix", "member_id", "period").is_duplicated().any()).item():
+    if keys.height > counted:
         # The same key more than once in `state.usage`: its uses add up.
         keys = keys.group_by("bix", "member_id", "period").agg(
             pl.all().exclude("_before").first(), pl.col("_before").sum()
