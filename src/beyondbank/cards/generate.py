@@ -12,7 +12,6 @@ is used only for the small per-merchant pools (names, terminal ids, descriptor v
 
 from __future__ import annotations
 
-import io
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -933,24 +932,38 @@ def _write(target: Path, suffix: str, batches: _Counted) -> None:
 
 
 _CSV_MARKERS = ((FIELD_BREAK.encode(), b","), (BAD_BYTE.encode(), b"\xff"))
+_ANY_MARKER = f"[{FIELD_BREAK}{BAD_BYTE}]"
 
 
 def _write_csv(target: Path, batches: Iterable[pl.DataFrame]) -> None:
     with open(target, "wb") as out:
         out.write((feed.HEADER + "\n").encode())
         for batch in batches:
-            buffer = io.BytesIO()
-            batch.write_csv(buffer, include_header=False)
-            data = buffer.getvalue()
-            for marker, replacement in _CSV_MARKERS:
-                if marker in data:
-                    data = data.replace(marker, replacement)
-            out.write(data)
+            marked = batch.select(
+                pl.any_horizontal(pl.col(_MARKED_COLUMNS).str.contains(_ANY_MARKER))
+            ).to_series()
+            # Polars writes the runs of ordinary rows straight to the file; only the few
+            # marked rows go through bytes, where a marker becomes what no frame can hold.
+            start = 0
+            for position in marked.arg_true().to_list():
+                if position > start:
+                    batch.slice(start, position - start).write_csv(out, include_header=False)
+                out.write(_unmarked_line(batch.slice(position, 1)))
+                start = position + 1
+            if start < batch.height:
+                batch.slice(start).write_csv(out, include_header=False)
+
+
+def _unmarked_line(row: pl.DataFrame) -> bytes:
+    line = row.write_csv(include_header=False).encode()
+    for marker, replacement in _CSV_MARKERS:
+        line = line.replace(marker, replacement)
+    return line
 
 
 def _write_parquet(target: Path, batches: Iterable[pl.DataFrame]) -> None:
     schema = dict.fromkeys(frames.FEED_COLUMNS, pl.String())
-    unmarked = pl.col(_MARKED_COLUMNS).str.replace_all(f"[{FIELD_BREAK}{BAD_BYTE}]", "\ufffd")
+    unmarked = pl.col(_MARKED_COLUMNS).str.replace_all(_ANY_MARKER, "\ufffd")
 
     def source(
         columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, size: int | None
