@@ -190,6 +190,9 @@ def _todays_run(uow: UnitOfWork) -> CardRun:
     """The run that holds today's (UTC) real-time events: created by the first of them."""
     today = uow.clock.now().astimezone(UTC).date()
     public_id = f"run_realtime_{today:%Y%m%d}"
+    found = uow.session.scalars(select(CardRun).where(CardRun.public_id == public_id)).first()
+    if found is not None:
+        return found
     dialect = postgresql if uow.session.get_bind().dialect.name == "postgresql" else sqlite
     table = CardRun.__table__
     values: dict[str, Any] = {

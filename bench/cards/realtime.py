@@ -1,0 +1,214 @@
+"""The real-time path under load: `python -m bench.cards.realtime --rate 500 --seconds 20`.
+
+Builds the demo programme in a PostgreSQL schema of its own (`bench_cards`), starts the API
+server (uvicorn, `--workers` processes) against it, and drives `POST /api/v1/cards/events` from a
+load generator in a second process: an open loop that sends events at a fixed rate whatever the
+answers' speed (each on its own thread from a pool), so a slow server shows as latency, not as a
+lower offered rate. The events are the synthetic feed's purchases for the programme (members at
+alliance merchants, other cards, unregistered terminals with noisy descriptors, …), each a new
+txn_id. Prints the offered and achieved rates, the latency percentiles and the answers' statuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+from sqlalchemy import text
+
+from beyondbank import schema
+from beyondbank.cards import frames, generate, service
+from beyondbank.core.authz import SYSTEM
+from beyondbank.core.clock import SystemClock
+from beyondbank.core.db import make_engine
+from beyondbank.core.settings import Settings
+from beyondbank.core.uow import UnitOfWork, make_session_factory
+from beyondbank.demo.setup import populate
+from beyondbank.identity import service as identity
+
+POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SCHEMA = "bench_cards"
+URL = f"{POSTGRES}?options=-csearch_path%3D{SCHEMA}"
+PORT = 8765
+
+
+def prepare(members: int) -> tuple[str, str]:
+    """A fresh schema with the demo programme and a card-switch client; its credentials."""
+    admin = make_engine(POSTGRES)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+    admin.dispose()
+    engine = make_engine(URL)
+    schema.upgrade(engine)
+    settings = Settings(environment="demo", database_url=URL)
+    populate(engine, settings=settings, clock=SystemClock(), members=members)
+    with UnitOfWork(make_session_factory(engine), SystemClock()) as uow:
+        client, secret = identity.create_client(
+            uow, SYSTEM, name="Card switch (bench)", scopes=["cards:ingest"], merchant_id=None
+        )
+    engine.dispose()
+    return client.client_id, secret
+
+
+def events(count: int) -> list[dict[str, Any]]:
+    """Purchases from the synthetic feed for the programme, as JSON events, newest first."""
+    engine = make_engine(URL)
+    with UnitOfWork(make_session_factory(engine), SystemClock()) as uow:
+        world = service.feed_world(uow, "GBP")
+    engine.dispose()
+    start = datetime.now(UTC) - timedelta(days=1)
+    rows = pl.concat(
+        generate.generate_feed(
+            world, transactions=int(count * 1.1) + 100, seed=9, start=start, days=1, bad_share=0.0
+        )
+    )
+    purchases = rows.filter(pl.col("type") == frames.PURCHASE).unique("txn_id").head(count)
+    return [
+        {**row, "amount_minor": int(row["amount_minor"]), "original_txn_id": None}
+        for row in purchases.iter_rows(named=True)
+    ]
+
+
+def serve(workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BEYONDBANK_DATABASE_URL": URL, "BEYONDBANK_ENVIRONMENT": "demo"}
+    uvicorn = Path(sys.executable).with_name("uvicorn")
+    server = subprocess.Popen(  # noqa: S603 - our own server, our own arguments
+        [
+            str(uvicorn),
+            "beyondbank.api:create_app",
+            "--factory",
+            "--port",
+            str(PORT),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{PORT}/api/v1/health", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    server.send_signal(signal.SIGTERM)
+    raise RuntimeError("the server did not start")
+
+
+def load(
+    token: str, batch: list[dict[str, Any]], rate: float, out: multiprocessing.Queue[Any]
+) -> None:
+    """The load generator (its own process): send each event at its slot, record latencies."""
+    headers = {"Authorization": f"Bearer {token}"}
+    results: list[tuple[float, int, str]] = []
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{PORT}",
+        headers=headers,
+        timeout=30,
+        limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
+    ) as client:
+
+        def send(event: dict[str, Any]) -> tuple[float, int, str]:
+            began = time.perf_counter()
+            response = client.post("/api/v1/cards/events", json=event)
+            status = response.json().get("status", "") if response.status_code == 200 else ""
+            return time.perf_counter() - began, response.status_code, status
+
+        started = time.perf_counter()
+        futures = []
+        with ThreadPoolExecutor(max_workers=256) as pool:
+            for i, event in enumerate(batch):
+                slot = started + i / rate
+                pause = slot - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                futures.append(pool.submit(send, event))
+            results = [f.result() for f in futures]
+        elapsed = time.perf_counter() - started
+    out.put((results, elapsed))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, default=500.0, help="events per second offered")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument("--members", type=int, default=1_000, help="demo members")
+    parser.add_argument("--warmup", type=int, default=200, help="events sent first, not counted")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    client_id, secret = prepare(args.members)
+    count = int(args.rate * args.seconds)
+    batch = events(count + args.warmup)
+    server = serve(args.workers)
+    try:
+        token = httpx.post(
+            f"http://127.0.0.1:{PORT}/api/v1/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+            },
+        ).json()["access_token"]
+        context = multiprocessing.get_context("spawn")
+        queue: multiprocessing.Queue[Any] = context.Queue()
+        for name, part, rate in (
+            ("warm-up", batch[: args.warmup], min(args.rate, 100.0)),
+            ("measured", batch[args.warmup :], args.rate),
+        ):
+            generator = context.Process(target=load, args=(token, part, rate, queue))
+            generator.start()
+            results, elapsed = queue.get()
+            generator.join()
+            if name == "warm-up":
+                continue
+            latencies = [r[0] * 1000 for r in results]
+            figures = {
+                "offered_rate": args.rate,
+                "events": len(results),
+                "achieved_rate": round(len(results) / elapsed, 1),
+                "server_workers": args.workers,
+                "p50_ms": round(percentile(latencies, 0.50), 2),
+                "p95_ms": round(percentile(latencies, 0.95), 2),
+                "p99_ms": round(percentile(latencies, 0.99), 2),
+                "max_ms": round(max(latencies), 2),
+                "mean_ms": round(statistics.fmean(latencies), 2),
+                "http": dict(Counter(str(r[1]) for r in results)),
+                "outcomes": dict(Counter(r[2] for r in results if r[2])),
+                "cpu_count": os.cpu_count(),
+            }
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    for key, value in figures.items():
+        print(f"{key:16} {value}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
