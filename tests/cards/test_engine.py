@@ -300,6 +300,15 @@ def test_the_member_limit_counts_per_local_period_with_earlier_uses() -> None:
     assert outcome.usage_added.rows() == [(1, 1, "2026-11-23", 1), (1, 1, "2026-11-24", 1)]
 
 
+def test_earlier_uses_of_one_key_add_up() -> None:
+    usage = s.frame(
+        [{"benefit_id": 1, "member_id": 1, "period_key": "campaign", "uses": 1}] * 2, frames.USAGE
+    )
+    feed = s.feed([buy("one", 1000), buy("two", 1000, card_token="c2")])
+    outcome = both(feed, programme(ten_percent(member_limit=2)), State(usage=usage))
+    assert rewarded(outcome) == [("two", 1, 100)]
+
+
 def test_week_and_month_limits_use_iso_weeks_and_calendar_months() -> None:
     weekly = ten_percent(1, member_limit=1, limit_period="week")
     monthly = {

@@ -747,7 +747,9 @@ def _clawbacks(
     """Clawback rows (in processing order) and the grants new or changed in this chunk.
 
     Per original, in (time, txn_id) order, each refund claws back min(its pro-rata share, what
-    is left); so the running total is min(already clawed + running sum of shares, granted).
+    is left); so the running total is min(already clawed + running sum of shares, granted)
+    (what was clawed back never exceeds what was granted), and each refund's part is the
+    difference of consecutive running totals.
     """
     refunds = (
         feed.select("txn_id", "original_txn_id", "txn_time", "currency", "amount_minor", "type")
