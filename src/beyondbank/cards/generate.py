@@ -559,19 +559,16 @@ class _Run:
         rows = pl.int_range(offset, offset + size - copies, dtype=pl.UInt64(), eager=True)
         u = self.random.uniforms(rows, _STREAMS)
         base = self._purchases(rows, u)
-        fresh = base.filter((pl.col("type") == _PURCHASE) & ~pl.col("bad"))
-        pool = pl.concat([self.recent, fresh])
-        base = self._returns(base, pool, u)
+        # Returns replace only non-purchase rows, so this batch's purchases are known already.
         purchases = base.filter((pl.col("type") == _PURCHASE) & ~pl.col("bad"))
+        base = self._returns(base, pl.concat([self.recent, purchases]), u)
         recent = [purchases] if purchases.height >= self.RECENT else [self.recent, purchases]
         self.recent = pl.concat(recent).tail(self.RECENT).rechunk()
         if copies:
             # Exact copies of good rows, as feeds resend lines; each lands right after its source.
-            rank = pl.Series(u["duplicate"]).gather(base.get_column("key") - offset)
-            sources = (
-                base.with_columns(rank=rank).filter(~pl.col("bad")).bottom_k(copies, by="rank")
-            )
-            base = pl.concat([base, sources.drop("rank")])
+            rank = pl.when(pl.col("bad")).then(2.0).otherwise(pl.lit(u["duplicate"]))
+            sources = base.select(pl.int_range(pl.len()).bottom_k_by(rank, copies)).to_series()
+            base = pl.concat([base, base[sources]])
         base = base.sort("time", "key", maintain_order=True)
         return self._break(self._text(base))
 
@@ -744,7 +741,12 @@ class _Run:
         made = made.with_columns(
             ref_time=pl.when(chargeback_row).then("ref_time").otherwise("time")
         )
-        return pl.concat([base.filter(~is_return), made.select(_ROW_SCHEMA.names())])
+        # Put the made rows in place, column by column: they are a few percent of the batch,
+        # and the rest of it stays in key order without being copied by a filter and concat.
+        places = base.select(pl.arg_where(is_return)).to_series()
+        return base.with_columns(
+            base.get_column(c).scatter(places, made.get_column(c)) for c in _ROW_SCHEMA.names()
+        )
 
     # -- text --
 
