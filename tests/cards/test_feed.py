@@ -75,6 +75,8 @@ CASES: list[tuple[str, str | None]] = [
     (row(36, acceptor_name_location="CAFÉ NÉRO"), None),
     (row(37, acceptor_name_location='CAFE "NERO"'), feed.BAD_QUOTING),
     (row(38), None),
+    (row(39, txn_time="2026-11-20T14:03:11Z\udce2"), feed.NOT_UTF8),  # a cut sequence, then \n
+    (row(40), None),
 ]
 
 
