@@ -508,8 +508,8 @@ def test_refunds_of_earlier_runs_grants_update_those_grants() -> None:
     assert outcome.grants.select(
         "txn_id", "refunded_minor", "clawed_back_minor", "merchant_clawed_back_minor"
     ).rows() == [
+        ("p", 0, 0, 0),  # this chunk's grants first, then the earlier ones it changed
         ("g1", 3333, 333, 100),
-        ("p", 0, 0, 0),
     ]
 
 

@@ -839,12 +839,22 @@ def _clawbacks(
         commission_clawed_back_minor="_commission_after",
         points_clawed_back="_points_after",
     )
-    changed_prior = prior.join(totals.select("txn_id"), on="txn_id", how="semi")
-    grants = (
-        pl.concat([new, changed_prior])
-        .join(totals, on="txn_id", how="left", suffix="_after")
-        .with_columns(pl.coalesce(f"{total}_after", total).alias(total) for total in GRANT_TOTALS)
-        .sort("txn_id")
+    # New grants stay in processing order; only the few that were refunded are rewritten.
+    new = new.with_row_index("_order")
+    refunded = new.get_column("txn_id").is_in(totals.get_column("txn_id").implode())
+    updated = pl.concat(
+        [
+            new.filter(~refunded),
+            new.filter(refunded).drop(GRANT_TOTALS).join(totals, on="txn_id"),
+        ],
+        how="diagonal",
+    ).sort("_order")
+    changed_prior = prior.drop(GRANT_TOTALS).join(totals, on="txn_id").sort("txn_id")
+    grants = pl.concat(
+        [
+            updated.drop("_order").select(frames.GRANTS.names()),
+            changed_prior.select(frames.GRANTS.names()),
+        ]
     )
     return frames.conform(clawbacks, frames.REWARDS, "clawbacks"), frames.conform(
         grants, frames.GRANTS, "grants"

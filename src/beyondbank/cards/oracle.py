@@ -85,8 +85,10 @@ def match(transactions: pl.DataFrame, programme: Programme, state: State) -> Out
             if clawback is not None:
                 clawback_rows.append(clawback)
 
-    new_ids = set(rewarder.grants)
-    grant_rows = [grants[txn_id] for txn_id in sorted(new_ids | changed)]
+    # This chunk's grants in processing order, then the earlier grants it changed by txn_id.
+    grant_rows = [grants[txn_id] for txn_id in rewarder.grants] + [
+        grants[txn_id] for txn_id in sorted(changed - set(rewarder.grants))
+    ]
     return Outcome(
         rewards=_frame(reward_rows + clawback_rows, frames.REWARDS),
         usage_added=_frame(
