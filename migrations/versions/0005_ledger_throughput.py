@@ -5,12 +5,20 @@ of locks and with the same refusals: a repeated key returns the original; the ac
 locked in id order and checked (open, currency, floor) before anything is written, so a refusal
 writes nothing and needs no savepoint; then the transaction, the totals and the postings.
 
+The postings' references (to their transaction, and to their account in its currency) are
+checked once per statement, set-wise, instead of by a foreign key's query per row: a
+statement-level trigger on PostgreSQL, a row trigger on SQLite. What a foreign key also
+guarantees, that the referred row never goes away or changes its key, triggers guarantee on
+the other side: a transaction is never deleted and keeps its id; a ledger account is never
+deleted (it is closed) and keeps its id and currency.
+
 Revision ID: 0005
 Revises: 0004
 """
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
@@ -134,11 +142,199 @@ $$
 """
 
 
+_FK_TRANSACTION = "fk_ledger_postings_transaction_id_ledger_transactions"
+_FK_ACCOUNT = "fk_ledger_postings_account_currency"
+
+_PG_POSTINGS_REFER = """
+CREATE FUNCTION ledger_postings_refer() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_missing text;
+BEGIN
+    SELECT n.transaction_id::text INTO v_missing
+    FROM (SELECT DISTINCT transaction_id FROM new_postings) AS n
+    WHERE NOT EXISTS (SELECT FROM ledger_transactions AS t WHERE t.id = n.transaction_id)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ledger postings refer to transaction %, which does not exist', v_missing
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    SELECT n.account_id || ' in ' || n.currency INTO v_missing
+    FROM (SELECT DISTINCT account_id, currency FROM new_postings) AS n
+    WHERE NOT EXISTS (
+        SELECT FROM ledger_accounts AS a WHERE a.id = n.account_id AND a.currency = n.currency
+    )
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ledger postings refer to account %, which does not exist', v_missing
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+_PG_ACCOUNTS_KEEP_IDENTITY = """
+CREATE FUNCTION ledger_refuse_account_rekey() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'ledger accounts are never deleted: close the account';
+    END IF;
+    IF NEW.id <> OLD.id OR NEW.currency <> OLD.currency THEN
+        RAISE EXCEPTION 'a ledger account keeps its id and currency';
+    END IF;
+    RETURN NEW;
+END
+$$
+"""
+_PG_TRANSACTION_CHANGE = (
+    "CREATE OR REPLACE FUNCTION ledger_refuse_transaction_change() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$ BEGIN "
+    "IF TG_OP = 'DELETE' OR OLD.status <> 'pending' OR NEW.status = 'pending' "
+    "OR NEW.fingerprint <> OLD.fingerprint OR NEW.idempotency_key <> OLD.idempotency_key "
+    "OR NEW.effective_at <> OLD.effective_at{} THEN "
+    "RAISE EXCEPTION 'ledger transactions are immutable once posted: post a correction'; "
+    "END IF; RETURN NEW; END $$"
+)
+_SQLITE_POSTINGS_REFER = (
+    "CREATE TRIGGER ledger_postings_refer BEFORE INSERT ON ledger_postings "
+    "WHEN NOT EXISTS (SELECT 1 FROM ledger_transactions WHERE id = NEW.transaction_id) "
+    "OR NOT EXISTS (SELECT 1 FROM ledger_accounts "
+    "WHERE id = NEW.account_id AND currency = NEW.currency) BEGIN "
+    "SELECT RAISE(ABORT, 'ledger postings refer to an existing transaction, and to an "
+    "existing account in its currency'); END"
+)
+_SQLITE_ACCOUNTS_KEEP_IDENTITY = {
+    "ledger_accounts_no_delete": "BEFORE DELETE ON ledger_accounts BEGIN "
+    "SELECT RAISE(ABORT, 'ledger accounts are never deleted: close the account'); END",
+    "ledger_accounts_keep_identity": "BEFORE UPDATE OF id, currency ON ledger_accounts "
+    "WHEN NEW.id <> OLD.id OR NEW.currency <> OLD.currency BEGIN "
+    "SELECT RAISE(ABORT, 'a ledger account keeps its id and currency'); END",
+}
+# The triggers of 0002 on the tables SQLite rebuilds here (a rebuild drops a table's triggers).
+_SQLITE_POSTINGS_IMMUTABLE = {
+    "ledger_postings_no_update": "BEFORE UPDATE ON ledger_postings BEGIN "
+    "SELECT RAISE(ABORT, 'ledger postings are immutable: post a correction'); END",
+    "ledger_postings_no_delete": "BEFORE DELETE ON ledger_postings BEGIN "
+    "SELECT RAISE(ABORT, 'ledger postings are immutable: post a correction'); END",
+}
+_SQLITE_TRANSACTION_CHANGE = (
+    "CREATE TRIGGER ledger_transactions_no_update BEFORE UPDATE ON ledger_transactions "
+    "WHEN OLD.status <> 'pending' OR NEW.status = 'pending' "
+    "OR NEW.fingerprint <> OLD.fingerprint OR NEW.idempotency_key <> OLD.idempotency_key "
+    "OR NEW.effective_at <> OLD.effective_at{} BEGIN "
+    "SELECT RAISE(ABORT, 'ledger transactions are immutable once posted: post a correction'); END"
+)
+_KEEPS_ITS_ID = " OR NEW.id <> OLD.id"
+
+
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    postgres = op.get_bind().dialect.name == "postgresql"
+    if postgres:
         op.execute(_LEDGER_POST)
+    _upgrade_indexes()
+    if postgres:
+        _upgrade_references_postgresql()
+    else:
+        _upgrade_references_sqlite()
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+    postgres = op.get_bind().dialect.name == "postgresql"
+    if postgres:
+        _downgrade_references_postgresql()
+    else:
+        _downgrade_references_sqlite()
+    _downgrade_indexes()
+    if postgres:
         op.execute(f"DROP FUNCTION IF EXISTS ledger_post({_LEDGER_POST_ARGS})")
+
+
+def _upgrade_indexes() -> None:
+    """No query looks transactions up by member; almost none corrects another."""
+    with op.batch_alter_table("ledger_transactions", schema=None) as batch_op:
+        batch_op.drop_index("ix_ledger_transactions_member_ref")
+        batch_op.drop_index("ix_ledger_transactions_corrects_id")
+        batch_op.create_index(
+            "ix_ledger_transactions_corrects_id",
+            ["corrects_id"],
+            unique=False,
+            postgresql_where=sa.text("corrects_id IS NOT NULL"),
+            sqlite_where=sa.text("corrects_id IS NOT NULL"),
+        )
+
+
+def _downgrade_indexes() -> None:
+    with op.batch_alter_table("ledger_transactions", schema=None) as batch_op:
+        batch_op.drop_index("ix_ledger_transactions_corrects_id")
+        batch_op.create_index("ix_ledger_transactions_corrects_id", ["corrects_id"], unique=False)
+        batch_op.create_index("ix_ledger_transactions_member_ref", ["member_ref"], unique=False)
+
+
+def _upgrade_references_postgresql() -> None:
+    op.drop_constraint(_FK_TRANSACTION, "ledger_postings", type_="foreignkey")
+    op.drop_constraint(_FK_ACCOUNT, "ledger_postings", type_="foreignkey")
+    op.execute(_PG_POSTINGS_REFER)
+    op.execute(
+        "CREATE TRIGGER ledger_postings_refer AFTER INSERT ON ledger_postings "
+        "REFERENCING NEW TABLE AS new_postings "
+        "FOR EACH STATEMENT EXECUTE FUNCTION ledger_postings_refer()"
+    )
+    op.execute(_PG_ACCOUNTS_KEEP_IDENTITY)
+    # Only statements that name id or currency fire it: the totals' updates never do.
+    op.execute(
+        "CREATE TRIGGER ledger_accounts_keep_identity BEFORE UPDATE OF id, currency OR DELETE "
+        "ON ledger_accounts FOR EACH ROW EXECUTE FUNCTION ledger_refuse_account_rekey()"
+    )
+    op.execute(_PG_TRANSACTION_CHANGE.format(_KEEPS_ITS_ID))
+
+
+def _downgrade_references_postgresql() -> None:
+    op.execute(_PG_TRANSACTION_CHANGE.format(""))
+    op.execute("DROP TRIGGER IF EXISTS ledger_accounts_keep_identity ON ledger_accounts")
+    op.execute("DROP FUNCTION IF EXISTS ledger_refuse_account_rekey()")
+    op.execute("DROP TRIGGER IF EXISTS ledger_postings_refer ON ledger_postings")
+    op.execute("DROP FUNCTION IF EXISTS ledger_postings_refer()")
+    op.create_foreign_key(
+        _FK_ACCOUNT,
+        "ledger_postings",
+        "ledger_accounts",
+        ["account_id", "currency"],
+        ["id", "currency"],
+    )
+    op.create_foreign_key(
+        _FK_TRANSACTION, "ledger_postings", "ledger_transactions", ["transaction_id"], ["id"]
+    )
+
+
+def _upgrade_references_sqlite() -> None:
+    # SQLite drops a constraint by rebuilding the table, and the rebuild drops its triggers.
+    for trigger in _SQLITE_POSTINGS_IMMUTABLE:
+        op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    with op.batch_alter_table("ledger_postings", schema=None) as batch_op:
+        batch_op.drop_constraint(_FK_TRANSACTION, type_="foreignkey")
+        batch_op.drop_constraint(_FK_ACCOUNT, type_="foreignkey")
+    for trigger, body in _SQLITE_POSTINGS_IMMUTABLE.items():
+        op.execute(f"CREATE TRIGGER {trigger} {body}")
+    op.execute(_SQLITE_POSTINGS_REFER)
+    for trigger, body in _SQLITE_ACCOUNTS_KEEP_IDENTITY.items():
+        op.execute(f"CREATE TRIGGER {trigger} {body}")
+    op.execute("DROP TRIGGER IF EXISTS ledger_transactions_no_update")
+    op.execute(_SQLITE_TRANSACTION_CHANGE.format(_KEEPS_ITS_ID))
+
+
+def _downgrade_references_sqlite() -> None:
+    op.execute("DROP TRIGGER IF EXISTS ledger_transactions_no_update")
+    op.execute(_SQLITE_TRANSACTION_CHANGE.format(""))
+    for trigger in _SQLITE_ACCOUNTS_KEEP_IDENTITY:
+        op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    op.execute("DROP TRIGGER IF EXISTS ledger_postings_refer")
+    for trigger in _SQLITE_POSTINGS_IMMUTABLE:
+        op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    with op.batch_alter_table("ledger_postings", schema=None) as batch_op:
+        batch_op.create_foreign_key(
+            _FK_ACCOUNT, "ledger_accounts", ["account_id", "currency"], ["id", "currency"]
+        )
+        batch_op.create_foreign_key(
+            _FK_TRANSACTION, "ledger_transactions", ["transaction_id"], ["id"]
+        )
+    for trigger, body in _SQLITE_POSTINGS_IMMUTABLE.items():
+        op.execute(f"CREATE TRIGGER {trigger} {body}")
