@@ -86,7 +86,7 @@ def rewarded(outcome: Outcome) -> list[tuple[str, int | None, int]]:
 # -- the engine equals the oracle ----------------------------------------------------------------
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s.scenarios())
 def test_engine_equals_oracle(scenario: tuple[pl.DataFrame, Programme, State]) -> None:
     both(*scenario)
@@ -536,7 +536,7 @@ def _sorted_state(programme: Programme, state: State) -> tuple[pl.DataFrame, ...
     )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s.scenarios(), st.lists(st.integers(0, 40), max_size=4))
 def test_chunks_threaded_through_advance_give_the_same_rewards_and_state(
     scenario: tuple[pl.DataFrame, Programme, State], cuts: list[int]

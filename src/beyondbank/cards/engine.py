@@ -147,10 +147,20 @@ def _member_purchases(feed: pl.DataFrame, kept: pl.Series, cards: pl.DataFrame) 
         )
         .drop("type")
     )
-    links = cards.select("card_token", "member_id", "valid_from", "valid_to")
-    linked = purchases.join(links, on="card_token").filter(
-        (pl.col("valid_from").is_null() | (pl.col("valid_from") <= pl.col("txn_time")))
-        & (pl.col("valid_to").is_null() | (pl.col("txn_time") < pl.col("valid_to")))
+    # Joined on the tokens' hashes (integers join faster than strings), then the tokens
+    # themselves are compared, so a hash collision cannot link the wrong card.
+    links = cards.select(
+        "member_id", "valid_from", "valid_to", _link=pl.col("card_token"), _hash=_token_hash()
+    )
+    linked = (
+        purchases.with_columns(_hash=_token_hash())
+        .join(links, on="_hash")
+        .filter(
+            (pl.col("card_token") == pl.col("_link"))
+            & (pl.col("valid_from").is_null() | (pl.col("valid_from") <= pl.col("txn_time")))
+            & (pl.col("valid_to").is_null() | (pl.col("txn_time") < pl.col("valid_to")))
+        )
+        .drop("_hash", "_link")
     )
     # Sorted by (time, txn_id), the rows of one transaction are neighbours: more than one is
     # a token whose links overlap (they should not): the latest start wins, then the lowest
@@ -163,6 +173,10 @@ def _member_purchases(feed: pl.DataFrame, kept: pl.Series, cards: pl.DataFrame) 
             .sort(["txn_time", "txn_id"])
         )
     return linked.drop("card_token", "valid_from", "valid_to").with_row_index("pidx")
+
+
+def _token_hash() -> pl.Expr:
+    return pl.col("card_token").hash(0)
 
 
 # -- rule 4: eligibility ---------------------------------------------------------------------------
