@@ -13,6 +13,7 @@ from beyondbank.cards.feed import FeedSummary, read_feed
 from beyondbank.cards.generate import (
     FAULTS,
     FeedMix,
+    World,
     example_world,
     expected_reason,
     generate_feed,
@@ -229,3 +230,28 @@ def test_write_feed_with_a_progress_bar(tmp_path: Path) -> None:
     )
     assert write_feed(tmp_path / "feed.parquet", batches, progress=True, total=3_000) == 3_000
     assert pl.read_parquet(tmp_path / "feed.parquet").columns == list(frames.FEED_COLUMNS)
+
+
+def test_a_world_takes_what_a_database_driver_returns() -> None:
+    world = generate_world_from_driver_types()
+    assert world.cards.schema["linked_at"] == frames.UTC_TIME
+    assert world.cards["linked_at"][0] == datetime(2026, 1, 1, 9, tzinfo=UTC)
+    assert world.merchants.schema["merchant_id"] == pl.Int64
+
+
+def generate_world_from_driver_types() -> World:
+    # SQLite hands back naive UTC datetimes and the driver may give 32-bit ids.
+    return World(
+        merchants=WORLD.merchants.cast({"merchant_id": pl.Int32, "location_id": pl.Int32}),
+        terminals=WORLD.terminals.cast({"location_id": pl.Int32}),
+        cards=pl.DataFrame(
+            {"card_token": ["tok_1"], "linked_at": [datetime(2026, 1, 1, 9)]},
+        ).cast({"linked_at": pl.Datetime("ns")}),
+    )
+
+
+def test_a_world_without_a_column_is_refused() -> None:
+    with pytest.raises(ValueError, match="missing columns"):
+        World(
+            merchants=WORLD.merchants.drop("timezone"), terminals=WORLD.terminals, cards=WORLD.cards
+        )

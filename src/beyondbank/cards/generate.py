@@ -60,13 +60,30 @@ class World:
     timezone: str = "Europe/London"  # their time zone
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "merchants", frames.conform(self.merchants, WORLD_MERCHANTS, "merchants")
-        )
-        object.__setattr__(
-            self, "terminals", frames.conform(self.terminals, WORLD_TERMINALS, "terminals")
-        )
-        object.__setattr__(self, "cards", frames.conform(self.cards, WORLD_CARDS, "cards"))
+        object.__setattr__(self, "merchants", _world_frame(self.merchants, WORLD_MERCHANTS))
+        object.__setattr__(self, "terminals", _world_frame(self.terminals, WORLD_TERMINALS))
+        object.__setattr__(self, "cards", _world_frame(self.cards, WORLD_CARDS))
+
+
+def _world_frame(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """The frame in the schema's columns and types. Whatever a database driver returns is
+    taken as long as it converts exactly: other integer widths, other time units, and naive
+    times, which are UTC by the platform's convention (SQLite returns them so)."""
+    missing = [c for c in schema.names() if c not in frame.columns]
+    if missing:
+        raise ValueError(f"World: missing columns {missing} (expected {schema.names()})")
+    columns = []
+    for name, dtype in schema.items():
+        column = pl.col(name)
+        given = frame.schema[name]
+        if isinstance(dtype, pl.Datetime) and isinstance(given, pl.Datetime):
+            column = (
+                column.dt.replace_time_zone("UTC")
+                if given.time_zone is None
+                else column.dt.convert_time_zone("UTC")
+            )
+        columns.append(column.cast(dtype, strict=True).alias(name))
+    return frame.select(columns)
 
 
 @dataclass(frozen=True)
