@@ -1,5 +1,6 @@
 """The bank staff's console: programme overview, circles, merchants, applications, benefits,
-relationships and the audit trail. Each page asks for the permission its API endpoint asks for."""
+relationships, card-linked runs, the descriptor review queue and the audit trail. Each page asks
+for the permission its API endpoint asks for."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from beyondbank.web.console import (
     applications,
     audit,
     benefits,
+    cards,
     circles,
     merchants,
     overview,
@@ -16,5 +18,14 @@ from beyondbank.web.console import (
 )
 
 router = APIRouter(include_in_schema=False)
-for module in (overview, circles, merchants, applications, benefits, relationships, audit):
+for module in (
+    overview,
+    circles,
+    merchants,
+    applications,
+    benefits,
+    relationships,
+    cards,
+    audit,
+):
     router.include_router(module.router)

@@ -24,3 +24,5 @@ RelationshipReader = Annotated[Principal, Depends(page_requires(P.RELATIONSHIP_R
 RelationshipWriter = Annotated[Principal, Depends(page_requires(P.RELATIONSHIP_WRITE))]
 ManagerAssigner = Annotated[Principal, Depends(page_requires(P.RELATIONSHIP_ASSIGN))]
 AuditReader = Annotated[Principal, Depends(page_requires(P.AUDIT_READ))]
+CardReader = Annotated[Principal, Depends(page_requires(P.CARDS_READ))]
+CardReviewer = Annotated[Principal, Depends(page_requires(P.CARDS_REVIEW))]
