@@ -368,14 +368,19 @@ def _new_to_merchant(
     judged = candidates.filter(days.is_not_null()).with_columns(days=days.drop_nulls())
     if judged.is_empty():
         return candidates
-    merchants = judged.get_column("merchant_id").unique().implode()
-    chunk = purchases.filter(pl.col("merchant_id").is_in(merchants)).select(
-        "txn_id", "member_id", "merchant_id", "txn_time", "pidx"
+    # Only the histories of (member, merchant) pairs that such a benefit judges matter.
+    # (A cheap filter on the merchant first: the pair semi-join then sees few rows.)
+    judged_pairs = judged.select("member_id", "merchant_id").unique()
+    merchants = pl.col("merchant_id").is_in(judged_pairs.get_column("merchant_id").implode())
+    chunk = (
+        purchases.select("txn_id", "member_id", "merchant_id", "txn_time", "pidx")
+        .filter(merchants)
+        .join(judged_pairs, on=["member_id", "merchant_id"], how="semi")
     )
     earlier = (
-        prior.filter(pl.col("merchant_id").is_in(merchants))
-        .join(chunk.select("member_id").unique(), on="member_id", how="semi")
-        .select("txn_id", "member_id", "merchant_id", "txn_time")
+        prior.select("txn_id", "member_id", "merchant_id", "txn_time")
+        .filter(merchants)
+        .join(judged_pairs, on=["member_id", "merchant_id"], how="semi")
         .with_columns(pidx=pl.lit(None, chunk.schema["pidx"]))
     )
     # The latest purchase before this one in (time, txn_id) order is the one just before it.
