@@ -1,6 +1,8 @@
-"""Hypothesis strategies and frame builders for the matching engine's tests: small programmes,
-card feeds and prior state that crowd the rules' edges (period boundaries, DST changes, ties,
-exhausted budgets, refunds larger than the purchase, duplicates)."""
+"""Hypothesis strategies and frame builders for the card-linked matching tests.
+
+Small programmes, card feeds and prior state that crowd the rules' edges: period boundaries,
+DST changes, ties, exhausted budgets, refunds larger than the purchase, duplicates.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""The matching engine against its oracle on generated inputs, each rule on hand-made examples
-with exact figures, and the chunking property that lets the service feed it in chunks."""
+"""Tests of the card-linked matching engine and its oracle.
+
+The engine against the oracle on generated inputs, each rule on hand-made examples with exact
+figures, and the chunking property that lets the service feed the engine in chunks.
+"""
 
 from __future__ import annotations
 

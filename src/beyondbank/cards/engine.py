@@ -526,7 +526,8 @@ def _with_slots(
         .agg(pl.len().alias("_count"), pl.col("local_day").first(), pl.col("period_code").first())
         .pipe(_gather, benefits, "benefit_id", "member_limit")
     )
-    # Earlier uses only matter where this chunk's candidates alone cannot exhaust the limit.
+    # A member's period is contested when its earlier uses plus this chunk's candidates could
+    # pass the limit; earlier uses are looked up once per key, by the key's spelling.
     before = usage.filter(
         pl.col("benefit_id").is_in(keys.get_column("benefit_id").unique().implode())
     ).select(*USAGE_KEY, _before="uses")
