@@ -255,3 +255,15 @@ def test_a_world_without_a_column_is_refused() -> None:
         World(
             merchants=WORLD.merchants.drop("timezone"), terminals=WORLD.terminals, cards=WORLD.cards
         )
+
+
+def test_a_start_after_midnight_keeps_every_time_in_the_window() -> None:
+    start = datetime(2026, 3, 28, 15, 30, 7, tzinfo=UTC)  # the night before the clocks go forward
+    rows = pl.concat(
+        list(generate_feed(WORLD, transactions=20_000, seed=4, start=start, days=2, bad_share=0))
+    ).with_columns(time=pl.col("txn_time").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC"))
+    assert rows["time"].min() >= start
+    assert rows["time"].max() < start + timedelta(days=2)
+    # Local hours still follow the categories: few purchases between 2 and 5 in the morning.
+    local = rows["time"].dt.convert_time_zone("Europe/London").dt.hour()
+    assert local.is_between(2, 4).mean() < 0.03

@@ -520,7 +520,7 @@ class _Run:
         self.world = world
         self.mix = mix
         self.random = _Random(seed)
-        self.start = start.astimezone(UTC).replace(microsecond=0)
+        self.start = start.astimezone(UTC).replace(microsecond=0)  # whole seconds, like the times
         self.end = self.start + timedelta(days=days)
         self.days = days
         self.acceptors = _acceptors(world, mix, seed)
@@ -556,6 +556,7 @@ class _Run:
         local_start = self.start.replace(tzinfo=None, hour=0, minute=0, second=0)
         # Times are counted in seconds from local midnight of the start date, taken as UTC.
         self.local_start_epoch = int(local_start.replace(tzinfo=UTC).timestamp())
+        self.start_epoch = int(self.start.timestamp())
         zones = sorted(set(self.acceptors.table.get_column("timezone").to_list()))
         self.acceptor_zone = self.acceptors.table.get_column("timezone").replace_strict(
             {zone: i for i, zone in enumerate(zones)}, return_dtype=pl.Int64()
@@ -658,20 +659,13 @@ class _Run:
         # with zoneinfo, instead of converting a million datetimes zone by zone.
         hours = self.days * 24
         offset = self.offsets.gather(zones * hours + local // 3_600)
-        utc = local - offset
+        # Seconds after `start`. Local dates run from start's date; whatever the zone's offset
+        # or a start after midnight pushes out of [start, start + days) wraps round by whole
+        # days, which keeps every row's local time of day.
+        after = local - offset + (self.local_start_epoch - self.start_epoch)
         span = self.days * 86_400
-        # Local times that the zone's offset pushes out of the window wrap round into it.
-        utc = (
-            utc
-            + pl.select(
-                pl.when(pl.lit(utc) < 0)
-                .then(span)
-                .when(pl.lit(utc) >= span)
-                .then(-span)
-                .otherwise(0)
-            ).to_series()
-        )
-        micros = (utc + self.local_start_epoch) * 1_000_000
+        after = (after % span + span) % span
+        micros = (after + self.start_epoch) * 1_000_000
         return micros.cast(pl.Datetime("us")).dt.replace_time_zone("UTC").rename("time")
 
     def _amounts(self, family: pl.Series, u: dict[str, pl.Series]) -> pl.Series:
