@@ -132,6 +132,8 @@ _ANSWER = pl.Schema(
     }
 )
 
+_REMEMBERED = 2_000_000  # distinct (descriptor, MCC) answers kept per resolver
+
 # Enough candidates to find the best merchant and the best other merchant behind its locations.
 _CANDIDATES = 6
 
@@ -319,6 +321,10 @@ class Resolver:
         self._blocks: dict[tuple[str, frozenset[int]], _Block] = {}
         self._cut_keys: dict[tuple[str, int], str] = {}
         self._places: dict[tuple[str, str], tuple[frozenset[int] | None, float]] = {}
+        # A feed repeats its descriptors from chunk to chunk and day to day: each distinct
+        # (descriptor, MCC) is matched once per resolver. Bounded, as a resolver may live long.
+        self._answers: dict[tuple[str, str], Match] = {}
+        self._readings: dict[str, Normalised] = {}
 
     def _block(self, mcc: str, cities: frozenset[int]) -> _Block:
         key = (mcc, cities)
@@ -491,6 +497,22 @@ class Resolver:
             ambiguous=ambiguous,
         )
 
+    def _normalised(self, text: str) -> Normalised:
+        parts = self._readings.get(text)
+        if parts is None:
+            if len(self._readings) >= _REMEMBERED:
+                self._readings.clear()
+            parts = self._readings[text] = normalise(text)
+        return parts
+
+    def _remembered(self, text: str, parts: Normalised, mcc: str) -> Match:
+        found = self._answers.get((text, mcc))
+        if found is None:
+            if len(self._answers) >= _REMEMBERED:
+                self._answers.clear()
+            found = self._answers[(text, mcc)] = self._match(parts, mcc)
+        return found
+
     # -- frames -----------------------------------------------------------------------------------
 
     def resolve(self, transactions: pl.DataFrame) -> Resolution:
@@ -535,7 +557,7 @@ class Resolver:
     def _resolve_distinct(self, distinct: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Per distinct (descriptor, MCC): the merchant it resolves to, and the review rows."""
         texts = distinct["acceptor_name_location"].unique().to_list()
-        parts = {t: normalise(t) for t in texts}
+        parts = {t: self._normalised(t) for t in texts}
         keyed = distinct.with_columns(
             pl.col("acceptor_name_location")
             .replace_strict({t: p.key for t, p in parts.items()}, return_dtype=pl.String())
@@ -555,7 +577,7 @@ class Resolver:
             if m_merchant is not None:
                 answers.append((m_merchant, m_location, MAPPING, 1.0))
                 continue
-            found = self._match(parts[text], mcc)
+            found = self._remembered(text, parts[text], mcc)
             if found.accepted:
                 answers.append((found.merchant_id, found.location_id, FUZZY, found.confidence))
                 continue
