@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, date, datetime, timedelta
+from unittest.mock import patch
 
 import polars as pl
 import pytest
@@ -93,6 +94,28 @@ def rewarded(outcome: Outcome) -> list[tuple[str, int | None, int]]:
 @given(s.scenarios())
 def test_engine_equals_oracle(scenario: tuple[pl.DataFrame, Programme, State]) -> None:
     both(*scenario)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(s.scenarios(), st.sampled_from([engine.US_PER_HOUR * 6, engine.US_PER_DAY]))
+def test_local_times_are_exact_when_offset_buckets_hold_a_transition(
+    scenario: tuple[pl.DataFrame, Programme, State], bucket: int
+) -> None:
+    # Coarse buckets put DST changes inside them: those rows take the row-by-row conversion.
+    with patch.object(engine, "OFFSET_BUCKET_US", bucket):
+        both(*scenario)
+
+
+def test_local_times_beyond_the_offset_table_are_converted_row_by_row() -> None:
+    feed = s.feed(
+        [
+            buy("old", 1000, datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+            # 34 years later: more 15-minute buckets than the offset table holds.
+            buy("new", 1000, datetime(2060, 1, 15, 1, 30, tzinfo=UTC)),
+        ]
+    )
+    benefit = ten_percent(hour_start=1, hour_end=2, valid_to=None)
+    assert rewarded(both(feed, programme(benefit))) == [("old", 1, 100), ("new", 1, 100)]
 
 
 # -- rule 1: duplicates ----------------------------------------------------------------------------

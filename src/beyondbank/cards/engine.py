@@ -27,6 +27,10 @@ US_PER_DAY = 86_400_000_000
 US_PER_HOUR = 3_600_000_000
 # Stands for "no limit" in the sequential loop's counters: never reached by any real count.
 UNLIMITED = 1 << 62
+# Local times are found by adding a zone's offset read once per bucket of this many
+# microseconds, when the chunk spans at most this many (zone, bucket) pairs.
+OFFSET_BUCKET_US = 15 * 60 * 1_000_000
+MAX_OFFSET_BUCKETS = 1 << 20
 # Open-ended validity dates, as days since 1970-01-01.
 FIRST_DAY, LAST_DAY = -(1 << 30), 1 << 30
 GRANT_TOTALS = (
@@ -301,14 +305,8 @@ def _on_schedule(pairs: pl.DataFrame, benefits: pl.DataFrame) -> pl.DataFrame:
     """Keep pairs whose benefit is open at the purchase's local time in the benefit's zone;
     `local_day` is that local date as days since 1970-01-01."""
     zones = _gather(pairs, benefits, "zone").get_column("zone")
-    instants = pairs.get_column("txn_time")
-    local = instants.dt.epoch("us")  # overwritten zone by zone below
-    # A zone conversion needs a literal zone: convert each zone's rows and put them back.
-    for code, name in benefits.select("zone", "timezone").unique().iter_rows():
-        rows = (zones == code).arg_true()
-        if rows.len():
-            wall = instants.gather(rows).dt.convert_time_zone(name).dt.replace_time_zone(None)
-            local.scatter(rows, wall.dt.epoch("us"))
+    names = dict(benefits.select("zone", "timezone").unique().iter_rows())
+    local = _local_microseconds(pairs.get_column("txn_time"), zones, names)
     day = local // US_PER_DAY
     # 1970-01-01 was a Thursday (ISO weekday 4).
     weekday = (day + 3) % 7 + 1
@@ -329,6 +327,70 @@ def _on_schedule(pairs: pl.DataFrame, benefits: pl.DataFrame) -> pl.DataFrame:
         & (pl.col("hour_start") <= pl.col("_hour"))
         & (pl.col("_hour") < pl.col("hour_end"))
     ).select("pidx", "bix", "member_id", "merchant_id", "txn_time", "value", "local_day")
+
+
+def _local_microseconds(instants: pl.Series, zones: pl.Series, names: dict[int, str]) -> pl.Series:
+    """Each instant's wall-clock time in its zone (`zones` holds codes of `names`), as
+    microseconds since 1970-01-01 local.
+
+    A zone's offset only changes at its transitions, months apart, so an offset that is the
+    same at both ends of a short bucket holds inside it: offsets are read once per (zone,
+    bucket) and added. Rows in a bucket with a transition inside are converted one by one.
+    """
+    utc = instants.dt.epoch("us")
+    if utc.is_empty() or not names:
+        return utc
+    bucket = utc // OFFSET_BUCKET_US
+    first = int(bucket.min())  # type: ignore[arg-type]
+    span = int(bucket.max()) - first + 1  # type: ignore[arg-type]
+    codes = max(names) + 1
+    if span * codes > MAX_OFFSET_BUCKETS:
+        return _converted(instants, zones, names, utc)
+    starts = pl.int_range(first, first + span, eager=True, dtype=pl.Int64) * OFFSET_BUCKET_US
+    table = pl.concat(
+        [
+            _bucket_offsets(starts, names[code])
+            if code in names
+            else pl.repeat(None, span, dtype=pl.Int64, eager=True)
+            for code in range(codes)
+        ]
+    )
+    offsets = table.gather(zones.cast(pl.Int64) * span + (bucket - first))
+    local = utc + offsets
+    split = offsets.is_null()
+    if split.any():
+        rows = split.arg_true()
+        local.scatter(
+            rows, _converted(instants.gather(rows), zones.gather(rows), names, utc.gather(rows))
+        )
+    return local
+
+
+def _bucket_offsets(starts: pl.Series, zone: str) -> pl.Series:
+    """The zone's offset in each bucket, or null where it differs between the bucket's ends."""
+    at_start = _offset(starts, zone)
+    at_end = _offset(starts + (OFFSET_BUCKET_US - 1), zone)
+    return pl.select(pl.when(at_start == at_end).then(at_start)).to_series()
+
+
+def _offset(starts: pl.Series, zone: str) -> pl.Series:
+    """The zone's UTC offset, in microseconds, at each instant (microseconds since 1970 UTC)."""
+    instants = starts.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    wall = instants.dt.convert_time_zone(zone).dt.replace_time_zone(None).dt.epoch("us")
+    return wall - starts
+
+
+def _converted(
+    instants: pl.Series, zones: pl.Series, names: dict[int, str], utc: pl.Series
+) -> pl.Series:
+    """Wall-clock microseconds row by row; a conversion needs a literal zone, so zone by zone."""
+    local = utc.clone()
+    for code, name in names.items():
+        rows = (zones == code).arg_true()
+        if rows.len():
+            wall = instants.gather(rows).dt.convert_time_zone(name).dt.replace_time_zone(None)
+            local.scatter(rows, wall.dt.epoch("us"))
+    return local
 
 
 def _targeted(
