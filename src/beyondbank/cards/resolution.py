@@ -324,7 +324,7 @@ class Resolver:
         # A feed repeats its descriptors from chunk to chunk and day to day: each distinct
         # (descriptor, MCC) is matched once per resolver. Bounded, as a resolver may live long.
         self._answers: dict[tuple[str, str], Match] = {}
-        self._readings: dict[str, Normalised] = {}
+        self._normalised_texts: dict[str, Normalised] = {}
 
     def _block(self, mcc: str, cities: frozenset[int]) -> _Block:
         key = (mcc, cities)
@@ -498,11 +498,11 @@ class Resolver:
         )
 
     def _normalised(self, text: str) -> Normalised:
-        parts = self._readings.get(text)
+        parts = self._normalised_texts.get(text)
         if parts is None:
-            if len(self._readings) >= _REMEMBERED:
-                self._readings.clear()
-            parts = self._readings[text] = normalise(text)
+            if len(self._normalised_texts) >= _REMEMBERED:
+                self._normalised_texts.clear()
+            parts = self._normalised_texts[text] = normalise(text)
         return parts
 
     def _remembered(self, text: str, parts: Normalised, mcc: str) -> Match:
