@@ -272,3 +272,44 @@ def test_money_moves_through_the_ledger_and_last_month_is_settled(demo_uow: Unit
     assert session.scalar(select(func.count()).select_from(PayoutRun)) == 1
     report = verify.run(session)
     assert report.ok, [v.message for c in report.checks for v in c.violations]
+
+
+def test_last_weeks_card_feed_is_run_with_descriptors_left_to_review(
+    demo_uow: UnitOfWork, demo_database: Engine
+) -> None:
+    """The demo's card-linked week: one run over a generated feed of the last seven days, every
+    row accounted for, rewards posted to the ledger, noisy descriptors waiting for a person."""
+    from beyondbank.cards.models import (
+        CardReward,
+        CardRun,
+        DescriptorReview,
+        ReviewStatus,
+        RunStatus,
+    )
+    from beyondbank.demo.cards import FEED_TRANSACTIONS
+
+    session = demo_uow.session
+    run = session.scalars(select(CardRun)).one()
+    assert run.status is RunStatus.DONE
+    assert run.rows_read == FEED_TRANSACTIONS
+    assert run.rows_read == run.accepted + run.quarantined + run.duplicates
+    assert run.quarantined > 0  # the generator breaks a few rows on purpose
+    assert run.rewards > 100
+    assert run.clawbacks > 0
+    assert run.posted == run.rewards + run.clawbacks
+    midnight = T0.replace(hour=0, minute=0)  # the feed covers the seven days before today
+    times = session.scalars(select(CardReward.txn_time)).all()
+    assert all(midnight - timedelta(days=7) <= t.replace(tzinfo=UTC) < midnight for t in times)
+    waiting = session.scalar(
+        select(func.count())
+        .select_from(DescriptorReview)
+        .where(DescriptorReview.status == ReviewStatus.OPEN)
+    )
+    assert waiting >= 3
+    # Cash and points benefits claimed with a voucher are earned with a linked card as well.
+    cash = ("percent_off", "amount_off", "spend_threshold", "points_multiplier")
+    for benefit in session.scalars(select(Benefit)):
+        if benefit.kind.value in cash and Channel.VOUCHER.value in benefit.channels:
+            assert Channel.CARD_LINKED.value in benefit.channels, benefit.title
+    directory = Path(str(demo_database.url.database)).parent
+    assert (directory / "cards" / f"{run.public_id}-rewards.parquet").exists()

@@ -45,6 +45,8 @@ KINDS = (
     "free_trial",
     "event",
 )
+# What a card payment can earn: cash off the purchase, or points on it.
+CARD_KINDS = ("percent_off", "amount_off", "spend_threshold", "points_multiplier")
 # Seven kinds × seven channel sets: every kind is offered on every channel.
 CHANNEL_SETS = (
     ["voucher"],
@@ -380,7 +382,7 @@ class _Builder:
             "ref": f"{slug(shop.name)}-{n}",
             "merchant": slug(shop.name),
             "kind": kind,
-            "channels": CHANNEL_SETS[(n // len(KINDS)) % len(CHANNEL_SETS)],
+            "channels": _channels(kind, CHANNEL_SETS[(n // len(KINDS)) % len(CHANNEL_SETS)]),
             "valid_from": self.launch.isoformat(),
             "valid_to": (self.today + timedelta(days=rng.choice((90, 180, 270, 365)))).isoformat(),
             "merchant_share_bps": rng.choice((10_000, 10_000, 8_000, 5_000)),
@@ -395,6 +397,15 @@ class _Builder:
             benefit.update(weekdays=[1, 2, 3, 4, 5], hour_start=11, hour_end=15)
             benefit["title"] += " at weekday lunchtimes"
         return benefit
+
+
+def _channels(kind: str, drawn: list[str]) -> list[str]:
+    """The channels drawn, card-linked too where that makes sense: a cash or points benefit a
+    member can claim at the counter is earned just as well by paying with a linked card (the
+    engine rewards only those kinds; online-only offers stay online)."""
+    if kind in CARD_KINDS and "voucher" in drawn and "card_linked" not in drawn:
+        return ["card_linked", *drawn]
+    return drawn
 
 
 def _pounds(minor: int) -> str:

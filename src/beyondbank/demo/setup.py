@@ -41,6 +41,7 @@ from beyondbank.core.pagination import MAX_LIMIT
 from beyondbank.core.settings import Settings
 from beyondbank.core.tokens import code_step, member_code
 from beyondbank.core.uow import UnitOfWork, make_session_factory
+from beyondbank.demo.cards import populate_cards
 from beyondbank.demo.catalogue import FIRST_NAMES, LAST_NAMES, MERCHANT_USERS, STAFF, Person
 from beyondbank.demo.generate import (
     DEMO_CUSTOMER_NAME,
@@ -132,6 +133,16 @@ def build_demo(
         schema.upgrade(engine)
         demo = populate(
             engine, settings=settings, clock=clock, members=members, seed=seed, progress=progress
+        )
+        demo.counts.update(
+            populate_cards(
+                engine,
+                directory,
+                clock=clock,
+                seed=seed,
+                currency=settings.default_currency,
+                progress=progress,
+            ).as_counts()
         )
     finally:
         engine.dispose()
