@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from beyondbank.alliance.models import MerchantStatus
 from beyondbank.cards import frames, reviews, service
 from beyondbank.cards.descriptors import acceptor_field
 from beyondbank.cards.models import CardRun, DescriptorMapping, DescriptorReview, ReviewStatus
@@ -351,7 +352,7 @@ def test_an_unknown_merchant_is_shown_beside_the_field_as_typed(
     assert _status(uow, world, ran.review.public_id) is ReviewStatus.OPEN
 
 
-def test_a_location_of_another_merchant_and_a_missing_merchant_are_field_errors(
+def test_a_foreign_location_an_inactive_or_missing_merchant_are_field_errors(
     client: TestClient, world: World, ran: Ran, uow: UnitOfWork
 ) -> None:
     sign_in(client, world.rm)
@@ -366,6 +367,13 @@ def test_a_location_of_another_merchant_and_a_missing_merchant_are_field_errors(
     assert wrong.status_code == 422
     assert field_error(wrong.text, "confirm-location") == "not a location of this merchant"
     assert f'<option value="{elsewhere}" selected>' in wrong.text
+    suspended = f.make_merchant(uow, status=MerchantStatus.SUSPENDED, trading_name="Shut Shop")
+    inactive = submit(client, path, f"{path}/confirm", {"merchant": suspended.public_id})
+    assert inactive.status_code == 422
+    assert field_error(inactive.text, "confirm-merchant") == (
+        "the merchant is suspended, not an active member"
+    )
+    assert f'<option value="{suspended.public_id}" selected>' in inactive.text
     blank = submit(client, path, f"{path}/confirm", {"merchant": ""})
     assert blank.status_code == 422
     assert field_error(blank.text, "confirm-merchant") == (
