@@ -45,7 +45,7 @@ from beyondbank.ledger.service import Draft, Side, check_draft, fingerprint_of
 
 DEFAULT_CHUNK = 20_000
 _LOOKUP_SLICE = 5_000
-_COPY_BLOCK = 10_000  # postings per write to COPY
+_COPY_BLOCK = 4_000  # transactions' postings per write to COPY
 _STAGE = "ledger_stage_transactions"
 _STAGE_COLUMNS = (
     "public_id",
@@ -131,7 +131,7 @@ def _post_chunks(
     prepared = _prepare(first, uow.clock.now())
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-bulk") as worker:
         while True:
-            accounts.check(prepared.unique)
+            accounts.check(prepared.unique, prepared.pairs)
             if prepared.invalid is not None:
                 raise prepared.invalid
             connection.execute(text(f"DELETE FROM {_STAGE}"))  # noqa: S608
@@ -153,38 +153,51 @@ def _post_chunks(
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     """A chunk checked and fingerprinted, ready to stage; `invalid` is raised once the
-    accounts are checked, which is the order the errors come in when nothing overlaps."""
+    accounts are checked, which is the order the errors come in when nothing overlaps.
+
+    Also worked out here, off the calling thread, as if every draft were new (the usual
+    case): each draft's postings as COPY text around its transaction id (`pieces`: joined by
+    the id, they are its lines) and the chunk's debits and credits per account."""
 
     offered: int
     now: datetime
     unique: list[Draft]
+    pairs: frozenset[tuple[int, str]]  # every (account, currency) the drafts name
     staged: list[tuple[tuple[Any, ...], Draft]]
+    pieces: list[list[str]]
+    debits: dict[int, int]
+    credits: dict[int, int]
     invalid: InvalidInput | None
 
 
 def _prepare(chunk: Sequence[Draft], now: datetime) -> _Prepared:
     unique = _unique_by_key(chunk)
+    pairs = frozenset(
+        (leg.account_id, leg.amount.currency) for draft in unique for leg in draft.legs
+    )
     try:
         staged = [_staged(draft, now) for draft in unique]
     except InvalidInput as error:
-        return _Prepared(len(chunk), now, unique, [], error)
-    return _Prepared(len(chunk), now, unique, staged, None)
+        return _Prepared(len(chunk), now, unique, pairs, [], [], {}, {}, error)
+    pieces, debits, credits = _postings_text(staged)
+    return _Prepared(len(chunk), now, unique, pairs, staged, pieces, debits, credits, None)
 
 
-def _post_chunk(connection: Connection, prepared: _Prepared, actor: Principal) -> BulkResult:
-    """Move the staged chunk into the ledger, then its postings and the accounts' totals."""
-    unique, staged = prepared.unique, prepared.staged
-    new_ids = _insert_new(connection, actor, prepared.now)
-    if len(new_ids) < len(unique):  # some keys were there already: same content, or refused
-        _refuse_reused_keys(connection, [row for row, _draft in staged if row[0] not in new_ids])
-    postings: list[tuple[int, int, str, int, datetime]] = []
+def _postings_text(
+    staged: Sequence[tuple[tuple[Any, ...], Draft]],
+) -> tuple[list[list[str]], dict[int, int], dict[int, int]]:
+    """Every field is an integer, a checked currency code or a UTC time: none of them needs
+    escaping in COPY's text format."""
+    times: dict[datetime, str] = {}
+    pieces: list[list[str]] = []
     debits: dict[int, int] = defaultdict(int)
     credits: dict[int, int] = defaultdict(int)
     for row, draft in staged:
-        transaction_id = new_ids.get(row[0])
-        if transaction_id is None:
-            continue
-        effective_at = row[10]
+        at = row[10]
+        when = times.get(at)
+        if when is None:
+            when = times[at] = at.isoformat()
+        parts = [""]
         for leg in draft.legs:
             account_id, amount = leg.account_id, leg.amount
             if leg.side is Side.DEBIT:
@@ -193,37 +206,54 @@ def _post_chunk(connection: Connection, prepared: _Prepared, actor: Principal) -
             else:
                 signed = -amount.amount
                 credits[account_id] += amount.amount
-            postings.append((transaction_id, account_id, amount.currency, signed, effective_at))
-    _load_postings(connection, postings)
+            parts.append(f"\t{account_id}\t{amount.currency}\t{signed}\tf\t{when}\n")
+        pieces.append(parts)
+    return pieces, debits, credits
+
+
+def _post_chunk(connection: Connection, prepared: _Prepared, actor: Principal) -> BulkResult:
+    """Move the staged chunk into the ledger, then its postings and the accounts' totals."""
+    unique, staged = prepared.unique, prepared.staged
+    new_ids = _insert_new(connection, actor, prepared.now)
+    debits, credits = prepared.debits, prepared.credits
+    if len(new_ids) < len(unique):  # some keys were there already: same content, or refused
+        _refuse_reused_keys(connection, [row for row, _draft in staged if row[0] not in new_ids])
+        _, debits, credits = _postings_text([s for s in staged if s[0][0] in new_ids])
+    written = _load_postings(connection, prepared, new_ids)
     _apply_totals(connection, debits, credits)
-    return BulkResult(prepared.offered, len(new_ids), len(unique) - len(new_ids), len(postings))
+    return BulkResult(prepared.offered, len(new_ids), len(unique) - len(new_ids), written)
 
 
-def _load_postings(
-    connection: Connection, postings: Sequence[tuple[int, int, str, int, datetime]]
-) -> None:
-    """The chunk's postings, none pending. On PostgreSQL as COPY text written in blocks rather
-    than row by row: every field is an integer, a checked currency code or a UTC time, none of
-    which the text format needs to escape."""
+def _load_postings(connection: Connection, prepared: _Prepared, new_ids: dict[str, int]) -> int:
+    """The new transactions' postings, none pending; how many. On PostgreSQL as COPY text
+    written in blocks rather than row by row."""
     if connection.dialect.name != "postgresql":
-        rows = ((t, a, currency, amount, False, at) for t, a, currency, amount, at in postings)
+        rows = [
+            (new_ids[row[0]], leg.account_id, leg.amount.currency, leg.signed, False, row[10])
+            for row, draft in prepared.staged
+            if row[0] in new_ids
+            for leg in draft.legs
+        ]
         _load(connection, "ledger_postings", _POSTING_COLUMNS, rows)
-        return
+        return len(rows)
     raw = connection.connection.driver_connection
     assert raw is not None
     statement = f"COPY ledger_postings ({', '.join(_POSTING_COLUMNS)}) FROM STDIN"
-    times: dict[datetime, str] = {}
+    written = 0
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        for start in range(0, len(postings), _COPY_BLOCK):
-            lines = []
-            for transaction_id, account_id, currency, amount, at in postings[
-                start : start + _COPY_BLOCK
-            ]:
-                when = times.get(at)
-                if when is None:
-                    when = times[at] = at.isoformat()
-                lines.append(f"{transaction_id}\t{account_id}\t{currency}\t{amount}\tf\t{when}\n")
-            copy.write("".join(lines))
+        block: list[str] = []
+        for (row, _draft), parts in zip(prepared.staged, prepared.pieces, strict=True):
+            transaction_id = new_ids.get(row[0])
+            if transaction_id is None:
+                continue
+            block.append(str(transaction_id).join(parts))
+            written += len(parts) - 1
+            if len(block) >= _COPY_BLOCK:
+                copy.write("".join(block))
+                block = []
+        if block:
+            copy.write("".join(block))
+    return written
 
 
 def _unique_by_key(chunk: Sequence[Draft]) -> list[Draft]:
@@ -404,6 +434,18 @@ def _apply_totals(connection: Connection, debits: dict[int, int], credits: dict[
                 f"{Money(row.floor_minor, row.currency)}.",
                 extra={"account_id": row.public_id, "floor_minor": row.floor_minor},
             )
+    moves = [(i, debits.get(i, 0), credits.get(i, 0)) for i in ids]
+    if connection.dialect.name == "postgresql":
+        # One statement for every account, rather than one per account: they are locked.
+        connection.execute(
+            _MOVE_TOTALS,
+            {
+                "ids": [i for i, _, _ in moves],
+                "debits": [d for _, d, _ in moves],
+                "credits": [c for _, _, c in moves],
+            },
+        )
+        return
     connection.execute(
         update(table)
         .where(table.c.id == bindparam("account"))
@@ -411,8 +453,16 @@ def _apply_totals(connection: Connection, debits: dict[int, int], credits: dict[
             debits_posted=table.c.debits_posted + bindparam("d"),
             credits_posted=table.c.credits_posted + bindparam("c"),
         ),
-        [{"account": i, "d": debits.get(i, 0), "c": credits.get(i, 0)} for i in ids],
+        [{"account": i, "d": d, "c": c} for i, d, c in moves],
     )
+
+
+_MOVE_TOTALS = text(
+    "UPDATE ledger_accounts AS a SET debits_posted = a.debits_posted + m.debit, "
+    "credits_posted = a.credits_posted + m.credit "
+    "FROM unnest(CAST(:ids AS BIGINT[]), CAST(:debits AS BIGINT[]), CAST(:credits AS BIGINT[])) "
+    "AS m(account_id, debit, credit) WHERE a.id = m.account_id"
+)
 
 
 class _AccountCache:
@@ -422,13 +472,18 @@ class _AccountCache:
         self._session = session
         self._known: dict[int, tuple[str, str]] = {}
 
-    def check(self, drafts: Sequence[Draft]) -> None:
-        wanted = {leg.account_id for draft in drafts for leg in draft.legs} - self._known.keys()
+    def check(self, drafts: Sequence[Draft], pairs: frozenset[tuple[int, str]]) -> None:
+        """Every account the drafts name exists, is open and keeps the leg's currency: checked
+        per distinct (account, currency); the drafts are gone through only to name a refusal."""
+        wanted = {account_id for account_id, _ in pairs} - self._known.keys()
         if wanted:
             rows = self._session.execute(
                 select(Account.id, Account.currency, Account.status).where(Account.id.in_(wanted))
             ).all()
             self._known.update({i: (currency, status.value) for i, currency, status in rows})
+        cache, open_ = self._known, AccountStatus.OPEN.value
+        if all(cache.get(account_id) == (currency, open_) for account_id, currency in pairs):
+            return
         errors: list[FieldError] = []
         for draft in drafts:
             for index, leg in enumerate(draft.legs):
