@@ -142,6 +142,9 @@ def test_bad_rows_and_orphan_refunds_are_quarantined_and_counted(
     reasons = dict(zip(quarantine["line"], quarantine["reason"], strict=True))
     assert reasons[3].startswith("refund without its original")
     assert "currency" in reasons[4]
+    recorded = run.details["quarantine_reasons"]
+    assert sum(recorded.values()) == run.quarantined
+    assert recorded["refund without its original"] == 1
 
 
 def test_budgets_and_member_counters_move_with_the_grants(uow: UnitOfWork, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def list_reviews(
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[ReviewView], str | None]:
-    """The queue, most transactions first within a page of ids (newest first)."""
+    """The queue, newest first (pages by id); the console orders a page by transactions."""
     require(actor, Permission.CARDS_REVIEW)
     query = select(DescriptorReview)
     if status is not None:

@@ -453,6 +453,8 @@ def _count(
         reasons = dict(row.details.get("quarantine_reasons", {}))
         reasons[ORPHAN] = reasons.get(ORPHAN, 0) + orphans.height
         row.details = {**row.details, "quarantine_reasons": reasons}
+        uow.session.flush()
+    # The counters moved in the database; the loaded row must not hide that.
     uow.session.expire(run)
 
 
