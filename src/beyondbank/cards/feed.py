@@ -178,9 +178,14 @@ def _read_csv(path: Path, chunk_rows: int, block_bytes: int) -> Iterator[FeedChu
         _check_header(path, source)
         next_line = 2
         for block in _blocks(source, block_bytes):
-            for chunk in _validate_csv_block(block, next_line, chunk_rows):
+            table = _csv_table(block, next_line)
+            # The table holds all the rules need: the bytes can go before the next block comes.
+            del block
+            for start in range(0, table.height, chunk_rows):
+                chunk = _validate(table.slice(start, chunk_rows), _STRUCTURAL, _structure_reason())
                 next_line += chunk.rows
                 yield chunk
+            del table
 
 
 def _check_header(path: Path, source: BinaryIO) -> None:
@@ -206,7 +211,10 @@ def _blocks(source: BinaryIO, block_bytes: int) -> Iterator[bytes]:
             carry = data  # one line longer than a block: keep reading until it ends
             continue
         carry = data[cut + 1 :]
-        yield data[: cut + 1]
+        block = data[: cut + 1]
+        del data  # not held while the caller works on the block
+        yield block
+        del block
     if carry:
         yield carry
 
@@ -242,7 +250,13 @@ def _parse_fields(text: bytes) -> pl.DataFrame:
     )
 
 
-def _validate_csv_block(block: bytes, first_line: int, chunk_rows: int) -> Iterator[FeedChunk]:
+# A line's shape is wrong: bytes that are not UTF-8, a broken quote, not twelve fields (an
+# empty line has one).
+_STRUCTURAL = pl.col("not_utf8") | pl.col("broken") | (pl.col("fields") != FIELD_COUNT)
+
+
+def _csv_table(block: bytes, first_line: int) -> pl.DataFrame:
+    """The block's lines: raw text, structure (quotes, field count, encoding), the twelve fields."""
     raw = _raw_lines(block)
     quoted = raw.str.contains('"', literal=True)
     broken = _broken_quotes(raw, quoted)
@@ -259,16 +273,11 @@ def _validate_csv_block(block: bytes, first_line: int, chunk_rows: int) -> Itera
     table = pl.concat(
         [pl.DataFrame({"raw": raw, "broken": broken, "quoted": quoted}), fields], how="horizontal"
     )
-    table = table.with_columns(
+    return table.with_columns(
         line=pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64()),
         fields=_field_counts(table),
         not_utf8=pl.col("raw").str.contains(_REPLACEMENT, literal=True),
     )
-    structural = (
-        pl.col("not_utf8") | pl.col("broken") | (pl.col("fields") != FIELD_COUNT)
-    )  # an empty line has one field
-    for start in range(0, table.height, chunk_rows):
-        yield _validate(table.slice(start, chunk_rows), structural, _structure_reason())
 
 
 def _broken_quotes(raw: pl.Series, quoted: pl.Series) -> pl.Series:
