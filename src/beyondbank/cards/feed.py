@@ -141,13 +141,6 @@ def read_feed(
         yield from _read_csv(source, chunk_rows, block)
 
 
-def summarise(path: str | Path, *, chunk_rows: int = 1_000_000) -> FeedSummary:
-    summary = FeedSummary()
-    for chunk in read_feed(path, chunk_rows=chunk_rows):
-        summary.add(chunk)
-    return summary
-
-
 def validate_rows(rows: Sequence[Mapping[str, str]], *, first_line: int = 1) -> FeedChunk:
     """Feed rows that arrive one at a time (the real-time path), as text keyed by column name,
     judged by exactly the rules a file's rows are; absent columns count as empty."""
