@@ -23,12 +23,10 @@ from typing import Any, NoReturn, cast
 
 from sqlalchemy import (
     BigInteger,
-    String,
     Table,
     Update,
     bindparam,
     case,
-    column,
     func,
     or_,
     select,
@@ -639,24 +637,23 @@ def _write_on_server(
     The function checks every account before it writes anything, so a refusal needs no
     savepoint: it comes back as an outcome and nothing is written (the refused post's accounts
     stay locked until the caller's transaction ends, as they would after a successful post)."""
-    row = (
+    details = json.dumps(values["details"])
+    outcome, refused_account, transaction_id = (
         session.connection()
         .execute(
             _LEDGER_POST,
             values
             | {
-                "details": json.dumps(values["details"]),
+                "details": details,
                 "accounts": [leg.account_id for leg in draft.legs],
                 "currencies": [leg.amount.currency for leg in draft.legs],
                 "amounts": [leg.signed for leg in draft.legs],
             },
         )
-        .mappings()
         .one()
     )
-    outcome = row["outcome"]
     if outcome == "refused":
-        _refusal(session, draft.legs, row["refused_account"])
+        _refusal(session, draft.legs, refused_account)
     if outcome == "existing":
         existing = _by_key(session, draft.key)
         assert existing is not None
@@ -665,7 +662,15 @@ def _write_on_server(
         cached = session.identity_map.get(identity_key(Account, leg.account_id))
         if cached is not None:
             session.expire(cached)
-    return Posted(_attached(session, {c.name: row[c.name] for c in _TRANSACTIONS.c}), created=True)
+    # The row is what was sent, with its id, as the database keeps it: no need to read it back.
+    row = values | {
+        "id": transaction_id,
+        "resolved_at": None,
+        "effective_at": values["effective_at"].astimezone(UTC),
+        "created_at": values["created_at"].astimezone(UTC),
+        "details": json.loads(details),
+    }
+    return Posted(_attached(session, row), created=True)
 
 
 def _resolve_hold(uow: UnitOfWork, the_hold: LedgerTransaction, to: TransactionStatus) -> None:
@@ -774,25 +779,17 @@ _INSERT_TRANSACTION = {
     .returning(*_TRANSACTIONS.c)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
-_LEDGER_POST = (
-    text(
-        "SELECT r.outcome, r.refused_account, (r.txn).* FROM ledger_post("
-        ":public_id, :idempotency_key, :fingerprint, :kind, :status, :description, "
-        ":counterparty_ref, :member_ref, :category, :reference, "
-        "CAST(:corrects_id AS BIGINT), CAST(:resolves_id AS BIGINT), :effective_at, :created_at, "
-        ":created_by, CAST(:details AS JSONB), CAST(:accounts AS BIGINT[]), "
-        "CAST(:currencies AS VARCHAR[]), CAST(:amounts AS BIGINT[])) AS r"
-    )
-    .bindparams(
-        bindparam("status", type_=_TRANSACTIONS.c.status.type),
-        bindparam("effective_at", type_=_TRANSACTIONS.c.effective_at.type),
-        bindparam("created_at", type_=_TRANSACTIONS.c.created_at.type),
-    )
-    .columns(
-        column("outcome", String),
-        column("refused_account", BigInteger),
-        *(column(c.name, c.type) for c in _TRANSACTIONS.c),
-    )
+_LEDGER_POST = text(
+    "SELECT outcome, refused_account, transaction_id FROM ledger_post("
+    ":public_id, :idempotency_key, :fingerprint, :kind, :status, :description, "
+    ":counterparty_ref, :member_ref, :category, :reference, "
+    "CAST(:corrects_id AS BIGINT), CAST(:resolves_id AS BIGINT), :effective_at, :created_at, "
+    ":created_by, CAST(:details AS JSONB), CAST(:accounts AS BIGINT[]), "
+    "CAST(:currencies AS VARCHAR[]), CAST(:amounts AS BIGINT[]))"
+).bindparams(
+    bindparam("status", type_=_TRANSACTIONS.c.status.type),
+    bindparam("effective_at", type_=_TRANSACTIONS.c.effective_at.type),
+    bindparam("created_at", type_=_TRANSACTIONS.c.created_at.type),
 )
 _TOTALS = {
     (pending, adding): _totals_statement(pending, adding)
