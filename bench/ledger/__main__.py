@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,8 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Engine, text
 
+from bench.ledger import workers
+from bench.ledger.workers import MEMBERS, Books
 from beyondbank import schema
 from beyondbank.core.clock import SystemClock
 from beyondbank.core.db import make_engine
@@ -48,7 +51,7 @@ from beyondbank.ledger.models import (
 
 console = Console()
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-MEMBERS = 1_000
+SCHEMA = "bench_ledger"
 
 
 @dataclass
@@ -68,13 +71,6 @@ class Figure:
         return self.transactions / self.seconds
 
 
-@dataclass
-class Books:
-    receivable: int
-    expense: int
-    members: list[int]
-
-
 @contextmanager
 def database(kind: str) -> Iterator[Engine]:
     if kind == "sqlite":
@@ -86,16 +82,16 @@ def database(kind: str) -> Iterator[Engine]:
         return
     admin = make_engine(POSTGRES)
     with admin.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS bench_ledger CASCADE"))
-        conn.execute(text("CREATE SCHEMA bench_ledger"))
-    engine = make_engine(POSTGRES, connect_args={"options": "-csearch_path=bench_ledger"})
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+    engine = make_engine(POSTGRES, connect_args={"options": f"-csearch_path={SCHEMA}"})
     schema.upgrade(engine)
     try:
         yield engine
     finally:
         engine.dispose()
         with admin.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS bench_ledger CASCADE"))
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
         admin.dispose()
 
 
@@ -186,52 +182,52 @@ def single(engine: Engine, books: Books, transactions: int, progress: Progress) 
     )
 
 
-def _single_worker(
-    engine: Engine, books: Books, worker: int, workers: int, transactions: int, hot: bool
-) -> float:
-    """One API worker's share of the single path, on a connection of its own."""
-    factory = make_session_factory(engine)
-    clock = SystemClock()
-    members = books.members
-    started = time.perf_counter()
-    for i in range(worker, transactions, workers):
-        amount = Money(50 + i % 17, "GBP")
-        # Hot: every transaction touches the bank's one expense account, as rewards do.
-        # Spread: member-to-member transfers, which share no account between workers.
-        debit = books.expense if hot else members[(2 * i) % MEMBERS]
-        with UnitOfWork(factory, clock) as uow:
-            ledger.post(
-                uow,
-                ledger.Draft(
-                    key=f"concurrent:{hot}:{i}",
-                    kind="reward",
-                    legs=(
-                        ledger.Leg.debit(debit, amount),
-                        ledger.Leg.credit(members[(2 * i + 1) % MEMBERS], amount),
+def single_processes(transactions: int, count: int, books: Books, *, hot: bool) -> Figure:
+    """The single path as N API worker processes run it: nobody waits for a GIL. They start
+    together once each is up and connected; timed from then to the last one's last post."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(count, mp_context=context) as pool:
+        start = manager.Barrier(count)
+        options = f"-csearch_path={SCHEMA}"
+        spans = list(
+            pool.map(
+                workers.single_process,
+                *zip(
+                    *(
+                        (POSTGRES, options, start, books, w, count, transactions, hot)
+                        for w in range(count)
                     ),
+                    strict=True,
                 ),
             )
-            uow.commit()
-    return time.perf_counter() - started
+        )
+    where = "one hot account in every transaction" if hot else "no account shared"
+    return Figure(
+        "postgresql",
+        f"single: {count} worker processes, {where}",
+        transactions,
+        2 * transactions,
+        max(end for _, end in spans) - min(start for start, _ in spans),
+    )
 
 
 def single_concurrent(
-    engine: Engine, books: Books, transactions: int, workers: int, *, hot: bool
+    engine: Engine, books: Books, transactions: int, count: int, *, hot: bool
 ) -> Figure:
     """The single path as N concurrent API requests run it, each on its own connection (threads:
     the database's work overlaps; Python's own work still takes turns on the GIL)."""
     started = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(count) as pool:
         list(
             pool.map(
-                lambda w: _single_worker(engine, books, w, workers, transactions, hot),
-                range(workers),
+                lambda w: workers.single_worker(engine, books, w, count, transactions, hot),
+                range(count),
             )
         )
     where = "one hot account in every transaction" if hot else "no account shared"
     return Figure(
         engine.dialect.name,
-        f"single: {workers} concurrent workers, {where}",
+        f"single: {count} worker threads, {where}",
         transactions,
         2 * transactions,
         time.perf_counter() - started,
@@ -305,7 +301,10 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=4_000, help="postings for the baseline")
     parser.add_argument("--single", type=int, default=5_000, help="transactions, single path")
     parser.add_argument(
-        "--workers", type=int, default=4, help="processes for the concurrent single path"
+        "--workers",
+        type=int,
+        default=4,
+        help="threads, then processes, for the concurrent single path",
     )
     parser.add_argument("--bulk", type=int, default=200_000, help="transactions, bulk path")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -322,6 +321,7 @@ def main() -> None:
                         figures.append(
                             single_concurrent(engine, books, args.single, args.workers, hot=hot)
                         )
+                        figures.append(single_processes(args.single, args.workers, books, hot=hot))
                 figures.append(bulk_path(engine, books, args.bulk, progress))
                 figures.append(rerun(engine, books, args.bulk))
                 with make_session_factory(engine)() as session:
