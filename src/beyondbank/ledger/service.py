@@ -1,8 +1,10 @@
 """The ledger's single-transaction write path and its reads: accounts, posting, holds, balances.
 
 Every function works inside the caller's unit of work and never commits: the business change
-and its money movement commit together or not at all. A post runs in a savepoint, so a refused
-post (unbalanced, closed account, below a floor) leaves the caller's transaction as it was.
+and its money movement commit together or not at all. A refused post (unbalanced, closed
+account, below a floor) leaves the caller's transaction as it was: on SQLite the post runs in a
+savepoint; on PostgreSQL it is one call of `ledger_post` (migration 0005), which checks
+everything before it writes anything.
 
 Concurrency is the database's job. Totals change by conditional UPDATEs, taken in account-id
 order so that concurrent posts queue instead of deadlocking; a floor is part of the UPDATE's
