@@ -101,7 +101,7 @@ def run(rows: int, fmt: str, chunk_rows: int, sample: int, folder: Path) -> dict
     parts.mkdir()
     rewards = 0
     first_resolved: pl.DataFrame | None = None
-    for index, chunk in enumerate(pipeline.chunks(staged, chunk_rows)):
+    for index, chunk in enumerate(staged.chunks(chunk_rows)):
         resolved = resolver.resolve(chunk).resolved
         if first_resolved is None:
             first_resolved = resolved.head(sample)

@@ -27,6 +27,28 @@ class Counts:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class Staged:
+    """A feed's accepted rows, first of each txn_id, in (txn_time, txn_id) order: in memory when
+    they fit in one chunk, else in an Arrow IPC scratch file read a chunk at a time."""
+
+    rows: int
+    frame: pl.DataFrame | None = None
+    path: Path | None = None
+
+    def chunks(self, chunk_rows: int) -> Iterator[pl.DataFrame]:
+        for start in range(0, self.rows, chunk_rows):
+            if self.frame is not None:
+                yield self.frame.slice(start, chunk_rows)
+            elif self.path is not None:
+                yield pl.scan_ipc(self.path).slice(start, chunk_rows).collect()
+
+
+def _first_of_each_in_time_order(rows: pl.LazyFrame) -> pl.LazyFrame:
+    # Rows come in file order, so the first occurrence of a txn_id is its lowest line.
+    return rows.filter(pl.col("txn_id").is_first_distinct()).sort(["txn_time", "txn_id"])
+
+
 def stage(
     path: Path,
     work: Path,
@@ -34,41 +56,47 @@ def stage(
     *,
     chunk_rows: int = 1_000_000,
     on_rows: Callable[[int], None] = lambda n: None,
-) -> tuple[Path, Counts]:
-    """The accepted rows, first of each txn_id, sorted by (txn_time, txn_id), as one Arrow IPC
-    file (scratch space: uncompressed, several times faster to write and read than Parquet); bad rows appended to the quarantine file."""
+) -> tuple[Staged, Counts]:
+    """Read and validate the feed: bad rows to the quarantine file, the accepted ones staged.
+
+    Accepted rows stay in memory while they fit in one chunk; beyond that they spill to
+    uncompressed Arrow IPC scratch files (several times faster to write and read than Parquet),
+    numbered in file order, and Polars' streaming engine sorts them into one file."""
     counts = Counts()
-    accepted_dir = work / "accepted"
-    accepted_dir.mkdir()
+    held: list[pl.DataFrame] = []
+    spill = work / "accepted"
+    spilled = 0
     with quarantine.open("w", encoding="utf-8", newline="") as bad:
         bad.write("line,reason,raw\n")
-        for index, chunk in enumerate(feed.read_feed(path, chunk_rows=chunk_rows)):
+        for chunk in feed.read_feed(path, chunk_rows=chunk_rows):
             counts.accepted += chunk.accepted.height
             counts.quarantined += chunk.quarantined.height
-            counts.rows_read += chunk.accepted.height + chunk.quarantined.height
+            counts.rows_read += chunk.rows
             _count_reasons(counts.reasons, chunk.quarantined)
             if chunk.quarantined.height:
                 chunk.quarantined.write_csv(bad, include_header=False)
             if chunk.accepted.height:
-                chunk.accepted.write_ipc(
-                    accepted_dir / f"{index:06d}.arrow", compression="uncompressed"
-                )
-            on_rows(chunk.accepted.height + chunk.quarantined.height)
-    staged = work / "staged.arrow"
-    if counts.accepted == 0:
-        frames.empty(frames.TRANSACTIONS).write_ipc(staged)
-        return staged, counts
-    (
-        # The parts are numbered in file order and each is in line order, so the first
-        # occurrence of a txn_id in the scan is its lowest line.
-        pl.scan_ipc(accepted_dir / "*.arrow")
-        .filter(pl.col("txn_id").is_first_distinct())
-        .sort(["txn_time", "txn_id"])
-        .sink_ipc(staged, compression="uncompressed")
-    )
-    unique = staged_rows(staged)
-    counts.duplicates = counts.accepted - unique
-    counts.accepted = unique
+                held.append(chunk.accepted)
+            if spilled or counts.accepted > chunk_rows:
+                spill.mkdir(exist_ok=True)
+                for frame in held:
+                    frame.write_ipc(spill / f"{spilled:06d}.arrow", compression="uncompressed")
+                    spilled += 1
+                held = []
+            on_rows(chunk.rows)
+    if not spilled:
+        everything = pl.concat(held) if held else frames.empty(frames.TRANSACTIONS)
+        frame = _first_of_each_in_time_order(everything.lazy()).collect()
+        staged = Staged(frame.height, frame=frame)
+    else:
+        target = work / "staged.arrow"
+        _first_of_each_in_time_order(pl.scan_ipc(spill / "*.arrow")).sink_ipc(
+            target, compression="uncompressed"
+        )
+        rows = int(pl.scan_ipc(target).select(pl.len()).collect().item())
+        staged = Staged(rows, path=target)
+    counts.duplicates = counts.accepted - staged.rows
+    counts.accepted = staged.rows
     return staged, counts
 
 
@@ -78,16 +106,6 @@ def _count_reasons(reasons: dict[str, int], quarantined: pl.DataFrame) -> None:
     kinds = quarantined.select(pl.col("reason").str.split(":").list.first().alias("kind"))
     for kind, n in kinds.group_by("kind").len().iter_rows():
         reasons[kind] = reasons.get(kind, 0) + n
-
-
-def chunks(staged: Path, chunk_rows: int) -> Iterator[pl.DataFrame]:
-    """The staged rows in (txn_time, txn_id) order, `chunk_rows` at a time."""
-    for start in range(0, staged_rows(staged), chunk_rows):
-        yield pl.scan_ipc(staged).slice(start, chunk_rows).collect()
-
-
-def staged_rows(staged: Path) -> int:
-    return int(pl.scan_ipc(staged).select(pl.len()).collect().item())
 
 
 def write_rewards(parts: Path, parquet: Path, csv: Path, schema: pl.Schema) -> None:

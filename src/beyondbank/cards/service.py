@@ -128,8 +128,8 @@ def run_file(
         resolver = build_resolver(uow, threshold)
         parts = Path(work) / "rewards"
         parts.mkdir()
-        progress.total(pipeline.staged_rows(staged))
-        for index, chunk in enumerate(pipeline.chunks(staged, chunk_rows)):
+        progress.total(staged.rows)
+        for index, chunk in enumerate(staged.chunks(chunk_rows)):
             matched = match_chunk(uow, run, chunk, resolver)
             checkpoint(f"chunk-{index}-matched")
             uow.commit()
