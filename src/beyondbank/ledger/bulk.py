@@ -128,7 +128,10 @@ def _post_chunks(
     plain Python on drafts already taken from the iterator, never the connection. The iterator
     itself is advanced only here, between statements, in case it reads from the database."""
     total = EMPTY
-    prepared = _prepare(first, uow.clock.now())
+    # The postings' COPY text is worked out ahead on PostgreSQL, unless the chunks turn out
+    # to be known already (a replay): then only for what is new, once that is known.
+    ahead = connection.dialect.name == "postgresql"
+    prepared = _prepare(first, uow.clock.now(), ahead)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-bulk") as worker:
         while True:
             accounts.check(prepared.unique, prepared.pairs)
@@ -138,11 +141,14 @@ def _post_chunks(
             _load(connection, _STAGE, _STAGE_COLUMNS, (row for row, _ in prepared.staged))
             following = next(chunks, None)
             upcoming = (
-                None if following is None else worker.submit(_prepare, following, uow.clock.now())
+                None
+                if following is None
+                else worker.submit(_prepare, following, uow.clock.now(), ahead)
             )
             # On a refusal the pool's exit waits for the worker; its result is dropped.
             result = _post_chunk(connection, prepared, actor)
             total = total + result
+            ahead = ahead and result.created > 0
             if on_chunk is not None:
                 on_chunk(result)
             if upcoming is None:
@@ -155,22 +161,23 @@ class _Prepared:
     """A chunk checked and fingerprinted, ready to stage; `invalid` is raised once the
     accounts are checked, which is the order the errors come in when nothing overlaps.
 
-    Also worked out here, off the calling thread, as if every draft were new (the usual
-    case): each draft's postings as COPY text around its transaction id (`pieces`: joined by
-    the id, they are its lines) and the chunk's debits and credits per account."""
+    Also worked out here when asked (`ahead`), off the calling thread, as if every draft were
+    new (the usual case): each draft's postings as COPY text around its transaction id
+    (`pieces`: joined by the id, they are its lines) and the chunk's debits and credits per
+    account."""
 
     offered: int
     now: datetime
     unique: list[Draft]
     pairs: frozenset[tuple[int, str]]  # every (account, currency) the drafts name
     staged: list[tuple[tuple[Any, ...], Draft]]
-    pieces: list[list[str]]
+    pieces: list[list[str]] | None
     debits: dict[int, int]
     credits: dict[int, int]
     invalid: InvalidInput | None
 
 
-def _prepare(chunk: Sequence[Draft], now: datetime) -> _Prepared:
+def _prepare(chunk: Sequence[Draft], now: datetime, ahead: bool) -> _Prepared:
     unique = _unique_by_key(chunk)
     pairs = frozenset(
         (leg.account_id, leg.amount.currency) for draft in unique for leg in draft.legs
@@ -179,15 +186,18 @@ def _prepare(chunk: Sequence[Draft], now: datetime) -> _Prepared:
         staged = [_staged(draft, now) for draft in unique]
     except InvalidInput as error:
         return _Prepared(len(chunk), now, unique, pairs, [], [], {}, {}, error)
+    if not ahead:
+        return _Prepared(len(chunk), now, unique, pairs, staged, None, {}, {}, None)
     pieces, debits, credits = _postings_text(staged)
     return _Prepared(len(chunk), now, unique, pairs, staged, pieces, debits, credits, None)
 
 
 def _postings_text(
-    staged: Sequence[tuple[tuple[Any, ...], Draft]],
+    staged: Sequence[tuple[tuple[Any, ...], Draft]], copy: bool = True
 ) -> tuple[list[list[str]], dict[int, int], dict[int, int]]:
-    """Every field is an integer, a checked currency code or a UTC time: none of them needs
-    escaping in COPY's text format."""
+    """The drafts' postings as COPY text (none without `copy`: SQLite takes rows) and their
+    totals. Every field is an integer, a checked currency code or a UTC time: none of them
+    needs escaping in COPY's text format."""
     times: dict[datetime, str] = {}
     pieces: list[list[str]] = []
     debits: dict[int, int] = defaultdict(int)
@@ -206,8 +216,10 @@ def _postings_text(
             else:
                 signed = -amount.amount
                 credits[account_id] += amount.amount
-            parts.append(f"\t{account_id}\t{amount.currency}\t{signed}\tf\t{when}\n")
-        pieces.append(parts)
+            if copy:
+                parts.append(f"\t{account_id}\t{amount.currency}\t{signed}\tf\t{when}\n")
+        if copy:
+            pieces.append(parts)
     return pieces, debits, credits
 
 
@@ -215,22 +227,30 @@ def _post_chunk(connection: Connection, prepared: _Prepared, actor: Principal) -
     """Move the staged chunk into the ledger, then its postings and the accounts' totals."""
     unique, staged = prepared.unique, prepared.staged
     new_ids = _insert_new(connection, actor, prepared.now)
-    debits, credits = prepared.debits, prepared.credits
+    pieces, debits, credits = prepared.pieces, prepared.debits, prepared.credits
     if len(new_ids) < len(unique):  # some keys were there already: same content, or refused
         _refuse_reused_keys(connection, [row for row, _draft in staged if row[0] not in new_ids])
-        _, debits, credits = _postings_text([s for s in staged if s[0][0] in new_ids])
-    written = _load_postings(connection, prepared, new_ids)
+        staged = [s for s in staged if s[0][0] in new_ids]
+        pieces = None
+    if pieces is None:
+        pieces, debits, credits = _postings_text(staged, connection.dialect.name == "postgresql")
+    written = _load_postings(connection, staged, pieces, new_ids)
     _apply_totals(connection, debits, credits)
     return BulkResult(prepared.offered, len(new_ids), len(unique) - len(new_ids), written)
 
 
-def _load_postings(connection: Connection, prepared: _Prepared, new_ids: dict[str, int]) -> int:
+def _load_postings(
+    connection: Connection,
+    staged: Sequence[tuple[tuple[Any, ...], Draft]],
+    pieces: Sequence[list[str]],
+    new_ids: dict[str, int],
+) -> int:
     """The new transactions' postings, none pending; how many. On PostgreSQL as COPY text
     written in blocks rather than row by row."""
     if connection.dialect.name != "postgresql":
         rows = [
             (new_ids[row[0]], leg.account_id, leg.amount.currency, leg.signed, False, row[10])
-            for row, draft in prepared.staged
+            for row, draft in staged
             if row[0] in new_ids
             for leg in draft.legs
         ]
@@ -242,7 +262,7 @@ def _load_postings(connection: Connection, prepared: _Prepared, new_ids: dict[st
     written = 0
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
         block: list[str] = []
-        for (row, _draft), parts in zip(prepared.staged, prepared.pieces, strict=True):
+        for (row, _draft), parts in zip(staged, pieces, strict=True):
             transaction_id = new_ids.get(row[0])
             if transaction_id is None:
                 continue
