@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import resource
 import tempfile
 import time
@@ -76,19 +77,41 @@ def resolver_for(w: generate.World) -> Resolver:
     return Resolver(terminals=terminals, mappings=mappings, merchants=merchants)
 
 
+def _relevant(program: Programme, state: State) -> tuple[Programme, State]:
+    """Keep the state a later chunk's rules can read, as a database run loads it per chunk:
+    earlier purchases only at merchants with a new-to-merchant benefit, counters only of
+    benefits with a member limit (grants stay: any refund may name them)."""
+    benefits = program.benefits
+    newcomers = benefits.filter(pl.col("new_to_merchant_days").is_not_null())["merchant_id"]
+    limited = benefits.filter(pl.col("member_limit").is_not_null())["benefit_id"]
+    return program, State(
+        usage=state.usage.filter(pl.col("benefit_id").is_in(limited.implode())),
+        prior_purchases=state.prior_purchases.filter(
+            pl.col("merchant_id").is_in(newcomers.implode())
+        ),
+        grants=state.grants,
+    )
+
+
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _generate(path: Path, rows: int) -> None:
+    generate.write_feed(
+        path, generate.generate_feed(world(), transactions=rows, seed=11, start=START, days=7)
+    )
+
+
 def run(rows: int, fmt: str, chunk_rows: int, sample: int, folder: Path) -> dict[str, Any]:
-    w = world()
     path = folder / f"feed.{fmt}"
     started = time.perf_counter()
-    generate.write_feed(
-        path,
-        generate.generate_feed(w, transactions=rows, seed=11, start=START, days=7),
-    )
+    # In a process of its own, so that this one's peak memory is the pipeline's.
+    maker = multiprocessing.get_context("spawn").Process(target=_generate, args=(path, rows))
+    maker.start()
+    maker.join()
     generated = time.perf_counter() - started
+    w = world()
     program = programme_for(w)
     state = State()
     resolver = resolver_for(w)
@@ -106,7 +129,7 @@ def run(rows: int, fmt: str, chunk_rows: int, sample: int, folder: Path) -> dict
         if first_resolved is None:
             first_resolved = resolved.head(sample)
         outcome = engine.match(resolved, program, state)
-        program, state = engine.advance(program, state, outcome)
+        program, state = _relevant(*engine.advance(program, state, outcome))
         outcome.rewards.write_parquet(parts / f"{index:06d}.parquet")
         rewards += outcome.rewards.height
     t2 = time.perf_counter()
