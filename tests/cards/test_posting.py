@@ -106,7 +106,8 @@ def test_a_grant_and_its_clawback_post_the_funding_split_and_the_commission(
     assert grant.details["merchant_funded_minor"] == 480
     assert grant.effective_at == AT
     clawback = ledger.transaction_by_key(uow, "card-clawback:r-1")
-    assert clawback is not None and clawback.kind == chart.Kind.REWARD_CLAWBACK.value
+    assert clawback is not None
+    assert clawback.kind == chart.Kind.REWARD_CLAWBACK.value
     assert verify.run(uow.session).ok
 
 
