@@ -1,9 +1,11 @@
-"""The ledger's write throughput: a single post in one round trip on PostgreSQL.
+"""The ledger's write throughput (issue 3): a single post in one round trip on PostgreSQL,
+fewer checks and index entries per row written.
 
-`ledger_post(…)` does on the server what `ledger/service.py` does on SQLite, in the same order
-of locks and with the same refusals: a repeated key returns the original; the accounts are
-locked in id order and checked (open, currency, floor) before anything is written, so a refusal
-writes nothing and needs no savepoint; then the transaction, the totals and the postings.
+`ledger_post(…)` does on the server what `ledger/service.py` does on SQLite, with the same
+refusals and the accounts locked in the same (id) order: a repeated key returns the original;
+the accounts are locked and checked (open, currency, floor) before anything is written, so a
+refusal writes nothing and needs no savepoint; then the transaction, the totals and the
+postings. `ledger_accounts` gets room on its pages (fillfactor) for the totals' updates.
 
 The postings' references (to their transaction, and to their account in its currency) are
 checked once per statement, set-wise, instead of by a foreign key's query per row: a
