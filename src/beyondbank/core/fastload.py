@@ -22,7 +22,7 @@ def load_rows(
             for row in rows:
                 copy.write_row(row)
         return
-    values = [tuple(_sqlite_value(value) for value in row) for row in rows]
+    values = [tuple(sqlite_value(value) for value in row) for row in rows]
     if not values:
         return
     raw_sqlite = connection.connection.driver_connection
@@ -32,7 +32,7 @@ def load_rows(
     raw_sqlite.executemany(statement, values)
 
 
-def _sqlite_value(value: Any) -> Any:
+def sqlite_value(value: Any) -> Any:
     """What SQLAlchemy binds for SQLite: UTC datetimes as fixed-width text, so they compare."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

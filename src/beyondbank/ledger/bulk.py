@@ -37,6 +37,7 @@ from beyondbank.core.errors import (
     InsufficientBalance,
     InvalidInput,
 )
+from beyondbank.core.fastload import load_rows, sqlite_value
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
 from beyondbank.core.uow import UnitOfWork
@@ -138,7 +139,7 @@ def _post_chunks(
             if prepared.invalid is not None:
                 raise prepared.invalid
             connection.execute(text(f"DELETE FROM {_STAGE}"))  # noqa: S608
-            _load(connection, _STAGE, _STAGE_COLUMNS, (row for row, _ in prepared.staged))
+            load_rows(connection, _STAGE, _STAGE_COLUMNS, (row for row, _ in prepared.staged))
             following = next(chunks, None)
             upcoming = (
                 None
@@ -254,7 +255,7 @@ def _load_postings(
             if row[0] in new_ids
             for leg in draft.legs
         ]
-        _load(connection, "ledger_postings", _POSTING_COLUMNS, rows)
+        load_rows(connection, "ledger_postings", _POSTING_COLUMNS, rows)
         return len(rows)
     raw = connection.connection.driver_connection
     assert raw is not None
@@ -327,36 +328,6 @@ def _create_stage(connection: Connection) -> None:
     )
 
 
-def _load(
-    connection: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]
-) -> None:
-    """COPY on PostgreSQL; a single executemany on SQLite."""
-    if connection.dialect.name == "postgresql":
-        raw = connection.connection.driver_connection
-        assert raw is not None
-        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    rows = list(rows)
-    if not rows:
-        return
-    placeholders = ", ".join("?" for _ in columns)
-    raw_sqlite = connection.connection.driver_connection
-    assert raw_sqlite is not None
-    rows = [tuple(_sqlite_value(value) for value in row) for row in rows]
-    statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
-    raw_sqlite.executemany(statement, rows)
-
-
-def _sqlite_value(value: Any) -> Any:
-    """What SQLAlchemy binds for SQLite: UTC datetimes as fixed-width text, so they compare."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
-
-
 def _insert_new(connection: Connection, actor: Principal, now: datetime) -> dict[str, int]:
     """Move staged transactions not yet in the ledger into it; their public ids → new ids."""
     postgres = connection.dialect.name == "postgresql"
@@ -374,7 +345,7 @@ def _insert_new(connection: Connection, actor: Principal, now: datetime) -> dict
             f"FROM {_STAGE} s WHERE true "
             "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, public_id"
         ).bindparams(
-            bindparam("now", now if postgres else _sqlite_value(now)),
+            bindparam("now", now if postgres else sqlite_value(now)),
             actor=actor.public_id,
         )
     ).all()
