@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from typing import Protocol, cast
 
 from sqlalchemy import select, update
 
@@ -29,6 +30,28 @@ OUTBOX_CHUNK = 20_000
 Leg = ledger.Leg
 
 
+class RewardRow(Protocol):
+    """A reward or clawback row as the drafts read it: a CardReward, or a plain row of its table."""
+
+    id: int
+    kind: str
+    txn_id: str
+    original_txn_id: str | None
+    txn_time: datetime
+    member_id: int
+    merchant_id: int
+    currency: str
+    purchase_amount_minor: int
+    txn_amount_minor: int
+    benefit_id: int | None
+    amount_minor: int
+    merchant_funded_minor: int
+    bank_funded_minor: int
+    commission_minor: int
+    points_benefit_id: int | None
+    points: int
+
+
 class Parties:
     """Public ids and ledger accounts the drafts name, each looked up once per posting pass."""
 
@@ -38,12 +61,27 @@ class Parties:
         self.merchants: dict[int, tuple[str, str]] = {}  # id → (public id, sub-industry)
         self._accounts: dict[tuple[str, str | None, str], int] = {}
 
-    def prefetch(self, rewards: Sequence[CardReward]) -> None:
+    def prefetch(self, rewards: Sequence[RewardRow]) -> None:
         members = {r.member_id for r in rewards} - self.members.keys()
         self.members.update(alliance.member_refs(self.uow, members))
         merchants = {r.merchant_id for r in rewards} - self.merchants.keys()
         for merchant in alliance.merchants_by_ids(self.uow, merchants).values():
             self.merchants[merchant.id] = (merchant.public_id, merchant.sub_industry)
+        # The members' and merchants' accounts that are open already, in one query; the rest
+        # are opened (once each) as the drafts name them.
+        wanted: dict[str, tuple[str, str | None, str]] = {}
+        for r in rewards:
+            member_ref, merchant_ref = self.members[r.member_id], self.merchants[r.merchant_id][0]
+            for kind, ref, purpose, currency in (
+                (OwnerKind.MEMBER, member_ref, "cashback", r.currency),
+                (OwnerKind.MEMBER, member_ref, "points", POINTS),
+                (OwnerKind.MERCHANT, merchant_ref, "receivable", r.currency),
+            ):
+                if (purpose, ref, currency) not in self._accounts:
+                    code = ledger.account_code(kind, ref, purpose, currency)
+                    wanted[code] = (purpose, ref, currency)
+        for code, account_id in ledger.account_ids_by_code(self.uow, wanted).items():
+            self._accounts[wanted[code]] = account_id
 
     def account(self, purpose: str, ref: str | None, currency: str) -> int:
         key = (purpose, ref, currency)
@@ -68,7 +106,7 @@ class Parties:
         raise ValueError(f"no ledger account for {purpose!r}")
 
 
-def drafts_for(reward: CardReward, parties: Parties) -> Iterator[ledger.Draft]:
+def drafts_for(reward: RewardRow, parties: Parties) -> Iterator[ledger.Draft]:
     """The ledger transactions of one reward or clawback row."""
     clawback = reward.kind == frames.CLAWBACK
     member = parties.members[reward.member_id]
@@ -157,13 +195,15 @@ def post_outbox(
     parties = Parties(uow)
     last_id = 0
     while True:
-        rewards = list(
-            uow.session.scalars(
-                select(CardReward)
+        # Plain rows, not ORM objects: tens of thousands a chunk, read once, never changed.
+        rewards = cast(
+            Sequence[RewardRow],
+            uow.session.execute(
+                select(*CardReward.__table__.columns)
                 .where(CardReward.posted_at.is_(None), CardReward.id > last_id)
                 .order_by(CardReward.id)
                 .limit(OUTBOX_CHUNK)
-            )
+            ).all(),
         )
         if not rewards:
             return posted

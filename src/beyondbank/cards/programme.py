@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from beyondbank.alliance import service as alliance
 from beyondbank.benefits import service as benefits
@@ -168,10 +169,18 @@ def known_txn_ids(
     """Those of the txn_ids the platform has seen in earlier runs."""
     wanted = sorted(set(txn_ids))
     found: set[str] = set()
-    for start in range(0, len(wanted), _SLICE):
-        query = select(CardTransaction.txn_id).where(
-            CardTransaction.txn_id.in_(wanted[start : start + _SLICE])
+    postgres = uow.session.get_bind().dialect.name == "postgresql"
+    # PostgreSQL takes a slice as one array parameter (`= ANY(…)`), a hundred thousand ids a
+    # statement; SQLite has no arrays and a limit on bound parameters.
+    size = 100_000 if postgres else _SLICE
+    for start in range(0, len(wanted), size):
+        ids = wanted[start : start + size]
+        matches = (
+            CardTransaction.txn_id == any_(bindparam("ids", ids, type_=ARRAY(String())))
+            if postgres
+            else CardTransaction.txn_id.in_(ids)
         )
+        query = select(CardTransaction.txn_id).where(matches)
         if purchases_only:
             query = query.where(CardTransaction.type == frames.PURCHASE)
         found.update(uow.session.scalars(query))

@@ -42,7 +42,7 @@ from beyondbank.cards.models import (
 from beyondbank.cards.resolution import Resolver
 from beyondbank.core.authz import Permission, Principal, require
 from beyondbank.core.errors import Conflict, Forbidden, NotFound
-from beyondbank.core.fastload import load_rows
+from beyondbank.core.fastload import load_frame
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
@@ -312,32 +312,15 @@ def _record(
             "amount_minor",
             "currency",
             "member_id",
-            pl.col("merchant"),
+            pl.col("merchant").alias("merchant_id"),
         )
     )
-    load_rows(
-        connection,
-        "card_transactions",
-        (
-            "txn_id",
-            "run_id",
-            "type",
-            "original_txn_id",
-            "txn_time",
-            "amount_minor",
-            "currency",
-            "member_id",
-            "merchant_id",
-        ),
-        seen.iter_rows(),
-    )
+    load_frame(connection, "card_transactions", seen)
     _record_grants(uow, run, outcome.grants, state.grants, resolved)
-    rewards = outcome.rewards.with_columns(pl.lit(run.id).alias("run_id"))
-    load_rows(
+    load_frame(
         connection,
         "card_rewards",
-        ("run_id", *frames.REWARDS.names()),
-        rewards.select("run_id", *frames.REWARDS.names()).iter_rows(),
+        outcome.rewards.select(pl.lit(run.id).alias("run_id"), *frames.REWARDS.names()),
     )
     benefits.add_usage(uow, list(outcome.usage_added.iter_rows()))
     benefits.consume(uow, [(b, q or 0, n or 0) for b, q, n in outcome.consumed.iter_rows()])
@@ -356,14 +339,12 @@ def _record_grants(
     changed = grants.join(known, on="txn_id", how="inner", suffix="_before")
     new = grants.join(known, on="txn_id", how="anti")
     times = resolved.select("txn_id", pl.col("txn_time").alias("granted_at"))
-    load_rows(
+    load_frame(
         uow.session.connection(),
         "card_grants",
-        ("run_id", "granted_at", *frames.GRANTS.names()),
         new.with_columns(pl.lit(run.id).alias("run_id"))
         .join(times, on="txn_id", how="left")
-        .select("run_id", "granted_at", *frames.GRANTS.names())
-        .iter_rows(),
+        .select("run_id", "granted_at", *frames.GRANTS.names()),
     )
     for row in changed.iter_rows(named=True):
         done = uow.session.execute(

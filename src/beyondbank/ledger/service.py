@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -226,6 +226,19 @@ def open_account(
             extra={"account_id": account.public_id},
         )
     return account
+
+
+def account_ids_by_code(uow: UnitOfWork, codes: Iterable[str]) -> dict[str, int]:
+    """The ids of the accounts already open under these codes (others are simply absent), in
+    one query per few thousand codes: for callers that name many accounts at once."""
+    wanted = sorted(set(codes))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 5_000):
+        rows = uow.session.execute(
+            select(Account.code, Account.id).where(Account.code.in_(wanted[start : start + 5_000]))
+        ).all()
+        found.update((code, account_id) for code, account_id in rows)
+    return found
 
 
 def close_account(uow: UnitOfWork, account_id: int, *, actor: Principal) -> Account:
