@@ -77,6 +77,8 @@ CASES: list[tuple[str, str | None]] = [
     (row(38), None),
     (row(39, txn_time="2026-11-20T14:03:11Z\udce2"), feed.NOT_UTF8),  # a cut sequence, then \n
     (row(40), None),
+    (row(101, currency="XXX"), feed.NOT_MONEY_CURRENCY),
+    (row(102, currency="XAU"), feed.NOT_MONEY_CURRENCY),
 ]
 
 

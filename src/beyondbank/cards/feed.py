@@ -50,6 +50,14 @@ AMOUNT_DECIMAL = "amount_minor has a decimal point: expected an integer of minor
 AMOUNT_TOO_LARGE = "amount_minor is too large"
 AMOUNT_NOT_A_NUMBER = "amount_minor is not a number"
 POINTS_CURRENCY = "currency PTS is loyalty points, not a card currency"
+NOT_MONEY_CURRENCY = (
+    "currency is an ISO 4217 code for no money (metals, bond units, SDR, testing, none): "
+    "not a card currency"
+)
+# ISO 4217 codes that name no money a card can spend; XAF, XOF, XCD and XPF are real money.
+NOT_MONEY = frozenset(
+    {"XAG", "XAU", "XPD", "XPT", "XBA", "XBB", "XBC", "XBD", "XDR", "XSU", "XUA", "XTS", "XXX"}
+)
 UNKNOWN_CURRENCY = "unknown currency: expected an ISO 4217 code"
 BAD_MCC = "mcc is not four digits"
 REFUND_WITHOUT_ORIGINAL = "refund without original_txn_id"
@@ -431,7 +439,11 @@ def _blank(column: str) -> pl.Expr:
 
 def _card_currencies(codes: pl.Series) -> list[str]:
     # Few distinct codes per file: ask core.money about each once, not once per row.
-    return [c for c in codes.unique().drop_nulls().to_list() if c != POINTS and is_currency(c)]
+    return [
+        c
+        for c in codes.unique().drop_nulls().to_list()
+        if c != POINTS and c not in NOT_MONEY and is_currency(c)
+    ]
 
 
 def _parse_times(text: pl.Series) -> pl.Series:
@@ -468,6 +480,8 @@ def _rules(currencies: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
             ~col("currency").is_in(currencies),
             pl.when(col("currency") == POINTS)
             .then(pl.lit(POINTS_CURRENCY))
+            .when(col("currency").is_in(sorted(NOT_MONEY)))
+            .then(pl.lit(NOT_MONEY_CURRENCY))
             .otherwise(pl.lit(UNKNOWN_CURRENCY)),
         ),
         (~col("mcc").str.contains(r"^[0-9]{4}$"), pl.lit(BAD_MCC)),
