@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -480,20 +480,46 @@ PUBLIC_REWARDS = pl.Schema(
 def _write_part(uow: UnitOfWork, outcome: frames.Outcome, path: Path) -> None:
     """The chunk's reward rows with public ids, as one part of the rewards file."""
     rewards = outcome.rewards
-    members = alliance.member_refs(uow, rewards.get_column("member_id").to_list())
-    merchants = alliance.merchant_public_ids(uow, set(rewards.get_column("merchant_id").to_list()))
-    benefit_ids = set(rewards.get_column("benefit_id").drop_nulls().to_list()) | set(
-        rewards.get_column("points_benefit_id").drop_nulls().to_list()
+    refs = _PublicRefs.of(
+        uow,
+        rewards.get_column("member_id").to_list(),
+        rewards.get_column("merchant_id").to_list(),
+        [*rewards["benefit_id"].drop_nulls(), *rewards["points_benefit_id"].drop_nulls()],
     )
-    benefit_refs = {b.id: b.public_id for b in benefits.benefits_by_ids(uow, benefit_ids).values()}
+
+    def public(column: str, names: dict[int, str]) -> pl.Expr:
+        return pl.col(column).replace_strict(names, return_dtype=pl.String(), default=None)
+
     rewards.with_columns(
-        pl.col("member_id").replace_strict(members, return_dtype=pl.String(), default=None),
-        pl.col("merchant_id").replace_strict(merchants, return_dtype=pl.String(), default=None),
-        pl.col("benefit_id").replace_strict(benefit_refs, return_dtype=pl.String(), default=None),
-        pl.col("points_benefit_id").replace_strict(
-            benefit_refs, return_dtype=pl.String(), default=None
-        ),
+        public("member_id", refs.members),
+        public("merchant_id", refs.merchants),
+        public("benefit_id", refs.benefits),
+        public("points_benefit_id", refs.benefits),
     ).rename(_PUBLIC_NAMES).write_parquet(path)
+
+
+@dataclass(frozen=True)
+class _PublicRefs:
+    """Public ids of the members, merchants and benefits some reward rows name."""
+
+    members: dict[int, str]
+    merchants: dict[int, str]
+    benefits: dict[int, str]
+
+    @classmethod
+    def of(
+        cls,
+        uow: UnitOfWork,
+        member_ids: Iterable[int],
+        merchant_ids: Iterable[int],
+        benefit_ids: Iterable[int],
+    ) -> _PublicRefs:
+        found = benefits.benefits_by_ids(uow, set(benefit_ids))
+        return cls(
+            alliance.member_refs(uow, member_ids),
+            alliance.merchant_public_ids(uow, set(merchant_ids)),
+            {b.id: b.public_id for b in found.values()},
+        )
 
 
 # -- reads -----------------------------------------------------------------------------------
@@ -566,17 +592,19 @@ def list_rewards(
 
 def reward_views(uow: UnitOfWork, rows: Sequence[CardReward]) -> list[RewardView]:
     """Reward rows with the public ids of their member, merchant and benefits."""
-    members = alliance.member_refs(uow, {r.member_id for r in rows})
-    merchants = alliance.merchant_public_ids(uow, {r.merchant_id for r in rows})
-    benefit_ids = {b for r in rows for b in (r.benefit_id, r.points_benefit_id) if b is not None}
-    refs = {b.id: b.public_id for b in benefits.benefits_by_ids(uow, benefit_ids).values()}
+    refs = _PublicRefs.of(
+        uow,
+        (r.member_id for r in rows),
+        (r.merchant_id for r in rows),
+        (b for r in rows for b in (r.benefit_id, r.points_benefit_id) if b is not None),
+    )
     return [
         RewardView(
             r,
-            members[r.member_id],
-            merchants[r.merchant_id],
-            refs.get(r.benefit_id) if r.benefit_id else None,
-            refs.get(r.points_benefit_id) if r.points_benefit_id else None,
+            refs.members[r.member_id],
+            refs.merchants[r.merchant_id],
+            refs.benefits.get(r.benefit_id) if r.benefit_id else None,
+            refs.benefits.get(r.points_benefit_id) if r.points_benefit_id else None,
         )
         for r in rows
     ]
