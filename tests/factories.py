@@ -27,7 +27,8 @@ from beyondbank.alliance.models import (
     Seat,
 )
 from beyondbank.alliance.taxonomy import taxonomy
-from beyondbank.core.authz import Principal, Role
+from beyondbank.commerce.models import Partner, PartnerStatus
+from beyondbank.core.authz import PARTNER_ROLES, Principal, Role
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.passwords import hash_password
 from beyondbank.core.settings import Settings
@@ -52,14 +53,44 @@ def n() -> int:
     return next(_seq)
 
 
-def make_user(uow: UnitOfWork, role: Role, merchant: Merchant | None = None, **over: Any) -> User:
+def make_partner(uow: UnitOfWork, **over: Any) -> Partner:
     i = n()
+    partner = Partner(
+        public_id=new_public_id("prt"),
+        name=over.pop("name", f"Partner Shop {i}"),
+        legal_name=over.pop("legal_name", f"Partner Shop {i} Ltd"),
+        status=PartnerStatus.ACTIVE,
+        country="GB",
+        currency=over.pop("currency", "GBP"),
+        timezone=over.pop("timezone", "Europe/London"),
+        settlement_iban=over.pop("settlement_iban", None),
+        settlement_bic=over.pop("settlement_bic", None),
+        created_at=uow.clock.now(),
+        **over,
+    )
+    uow.session.add(partner)
+    uow.session.flush()
+    return partner
+
+
+def make_user(
+    uow: UnitOfWork,
+    role: Role,
+    merchant: Merchant | None = None,
+    partner: Partner | None = None,
+    **over: Any,
+) -> User:
+    """A user; a partner role without a partner gets a partner of its own."""
+    i = n()
+    if role in PARTNER_ROLES and partner is None:
+        partner = make_partner(uow)
     user = User(
         public_id=new_public_id("usr"),
         email=over.pop("email", f"user{i}@example.test"),
         name=over.pop("name", f"Test User {i}"),
         role=role,
         merchant_id=merchant.id if merchant else None,
+        partner_id=partner.id if partner else None,
         password_hash=_password_hash(),
         active=over.pop("active", True),
         created_at=uow.clock.now(),
@@ -70,7 +101,12 @@ def make_user(uow: UnitOfWork, role: Role, merchant: Merchant | None = None, **o
     return user
 
 
-def make_client(uow: UnitOfWork, scopes: list[str], merchant: Merchant | None = None) -> ApiClient:
+def make_client(
+    uow: UnitOfWork,
+    scopes: list[str],
+    merchant: Merchant | None = None,
+    partner: Partner | None = None,
+) -> ApiClient:
     client = ApiClient(
         public_id=new_public_id("cli"),
         client_id=f"bbc_test{n()}",
@@ -78,6 +114,7 @@ def make_client(uow: UnitOfWork, scopes: list[str], merchant: Merchant | None = 
         name="Test client",
         scopes=scopes,
         merchant_id=merchant.id if merchant else None,
+        partner_id=partner.id if partner else None,
         active=True,
         created_at=uow.clock.now(),
     )

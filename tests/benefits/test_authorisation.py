@@ -145,6 +145,8 @@ ALLOWED: dict[str, set[str]] = {
     | READ_REDEMPTIONS
     | {"POST /redemptions"},
     "merchant_staff": READ_BENEFITS | READ_REDEMPTIONS | {"POST /redemptions"},
+    "partner_admin": set(),  # a partner's people hold the shop's permissions only
+    "partner_staff": set(),
     "customer": MEMBER,
     "pos_client": READ_BENEFITS | READ_REDEMPTIONS | {"POST /redemptions"},
     "bank_app_client": READ_BENEFITS | READ_REDEMPTIONS,

@@ -157,6 +157,8 @@ ALLOWED: dict[str, set[str]] = {
     "analyst": set(),
     "merchant_admin": {"GET /cards/rewards"},
     "merchant_staff": set(),
+    "partner_admin": set(),  # a partner's people hold the shop's permissions only
+    "partner_staff": set(),
     "customer": set(),
     "bank_core_client": EVENTS,
     "merchant_client": set(),

@@ -133,3 +133,63 @@ def test_merchant_admin_sees_only_its_own_users(
         },
     )
     assert promoted.status_code == 403
+
+
+def test_the_bank_creates_partner_users_bound_to_their_partner(
+    client: TestClient, uow: UnitOfWork, settings: Settings
+) -> None:
+    partner = f.make_partner(uow)
+    admin = f.auth(settings, uow, f.make_user(uow, Role.BANK_ADMIN))
+    body = {
+        "email": "ops@partner-shop.co.uk",
+        "name": "Shop Ops",
+        "role": "partner_admin",
+        "password": "A-Strong-Passphrase-1",
+    }
+    unbound = client.post(f"{API}/users", headers=admin, json=body)
+    assert unbound.status_code == 422
+    assert unbound.json()["errors"][0]["field"] == "body.partner_id"
+    unknown = client.post(f"{API}/users", headers=admin, json=body | {"partner_id": "prt_nope"})
+    assert unknown.status_code == 422
+    created = client.post(
+        f"{API}/users", headers=admin, json=body | {"partner_id": partner.public_id}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["partner_id"] == partner.public_id
+    staff_with_partner = client.post(
+        f"{API}/users",
+        headers=admin,
+        json=body | {"email": "x@bank.co.uk", "role": "analyst", "partner_id": partner.public_id},
+    )
+    assert staff_with_partner.status_code == 422
+
+
+def test_a_partner_user_sees_the_shop_and_nothing_of_the_alliance(
+    client: TestClient, uow: UnitOfWork, settings: Settings
+) -> None:
+    partner = f.make_partner(uow)
+    headers = f.auth(settings, uow, f.make_user(uow, Role.PARTNER_ADMIN, partner=partner))
+    me = client.get(f"{API}/me", headers=headers).json()
+    assert me["partner_id"] == partner.public_id
+    assert "catalog:write" in me["permissions"]
+    assert not [p for p in me["permissions"] if p.split(":")[0] in {"merchants", "benefits"}]
+    assert client.get(f"{API}/merchants", headers=headers).status_code == 403
+    assert client.get(f"{API}/users", headers=headers).status_code == 403
+
+
+def test_a_partner_client_holds_only_the_shops_scopes(
+    client: TestClient, uow: UnitOfWork, settings: Settings
+) -> None:
+    partner = f.make_partner(uow)
+    admin = f.auth(settings, uow, f.make_user(uow, Role.BANK_ADMIN))
+    body = {"name": "Partner backend", "partner_id": partner.public_id}
+    refused = client.post(
+        f"{API}/clients", headers=admin, json=body | {"scopes": ["orders:fulfil", "members:read"]}
+    )
+    assert refused.status_code == 422
+    assert "members:read" in refused.text
+    created = client.post(
+        f"{API}/clients", headers=admin, json=body | {"scopes": ["orders:fulfil", "catalog:write"]}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["partner_id"] == partner.public_id

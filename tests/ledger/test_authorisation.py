@@ -159,6 +159,8 @@ ALLOWED: dict[str, set[str]] = {
     "analyst": set(),
     "merchant_admin": set(),
     "merchant_staff": set(),
+    "partner_admin": set(),  # a partner's people hold the shop's permissions only
+    "partner_staff": set(),
     "customer": set(),
     "bank_core_client": set(),
     "merchant_client": set(),

@@ -167,6 +167,8 @@ ALLOWED: dict[str, set[str]] = {
     "analyst": set(),
     "merchant_admin": set(),
     "merchant_staff": set(),
+    "partner_admin": set(),  # a partner's people hold the shop's permissions only
+    "partner_staff": set(),
     "customer": set(),
     # Partner systems take and read payments (a merchant's only its own), never deposit accounts.
     "pos_client": READ_PAYMENTS | TAKE_PAYMENTS,

@@ -12,9 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from beyondbank.commerce.models import Partner, PartnerStatus
 from beyondbank.core.authz import SYSTEM
-from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.ledger import chart
@@ -32,26 +30,6 @@ from beyondbank.settlement.models import (
 from beyondbank.settlement.schemas import ContractIn
 
 _seq = itertools.count(1)
-
-
-def make_partner(uow: UnitOfWork, **over: Any) -> Partner:
-    i = next(_seq)
-    partner = Partner(
-        public_id=new_public_id("prt"),
-        name=over.pop("name", f"Partner Shop {i}"),
-        legal_name=over.pop("legal_name", f"Partner Shop {i} Ltd"),
-        status=PartnerStatus.ACTIVE,
-        country="GB",
-        currency=over.pop("currency", "GBP"),
-        timezone=over.pop("timezone", "Europe/London"),
-        settlement_iban=over.pop("settlement_iban", None),
-        settlement_bic=over.pop("settlement_bic", None),
-        created_at=uow.clock.now(),
-        **over,
-    )
-    uow.session.add(partner)
-    uow.session.flush()
-    return partner
 
 
 def make_contract(

@@ -65,7 +65,7 @@ def _scene(uow: UnitOfWork, merchant: Merchant) -> Scene:
     pools.contribute(uow, SYSTEM, pool, amount_minor=1_000, key="fund", side="bank")
     return Scene(
         contract_id=contract.public_id,
-        partner_id=sf.make_partner(uow).public_id,
+        partner_id=f.make_partner(uow).public_id,
         pool_id=pool.public_id,
         closed_id=september.public_id,
         ended_id=october.public_id,
@@ -164,6 +164,8 @@ ALLOWED: dict[str, set[str]] = {
     "analyst": set(),
     "merchant_admin": READ,  # its own merchant's only (the scene is its merchant's)
     "merchant_staff": set(),
+    "partner_admin": set(),  # a partner's people hold the shop's permissions only
+    "partner_staff": set(),
     "customer": set(),
     "pos_client": set(),
     "bank_app_client": set(),

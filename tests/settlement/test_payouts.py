@@ -46,7 +46,7 @@ def test_a_run_pays_each_period_once_and_lists_exceptions(uow: UnitOfWork) -> No
     first = f.make_merchant(uow, settlement_iban="GB29 NWBK 6016 1331 9268 19")
     second = f.make_merchant(uow, settlement_iban="DE89370400440532013000")
     second.settlement_bic = "COBADEFFXXX"
-    unpaid = sf.make_partner(uow, settlement_iban=None)
+    unpaid = f.make_partner(uow, settlement_iban=None)
     c1 = sf.make_contract(uow, first.public_id, base_share_bps=1_000)
     c2 = sf.make_contract(uow, second.public_id, base_share_bps=1_000)
     c3 = sf.make_contract(uow, unpaid.public_id, kind=PartyKind.PARTNER, base_share_bps=1_000)

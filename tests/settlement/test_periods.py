@@ -223,7 +223,7 @@ def test_weekly_and_custom_frequencies(uow: UnitOfWork) -> None:
         (date(2026, 11, 9), date(2026, 11, 16)),
         (date(2026, 11, 16), date(2026, 11, 23)),
     ]
-    partner = sf.make_partner(uow)
+    partner = f.make_partner(uow)
     custom = sf.make_contract(
         uow,
         partner.public_id,

@@ -258,7 +258,7 @@ def test_the_version_in_force_at_the_period_start_applies(uow: UnitOfWork) -> No
 
 
 def test_a_partner_in_its_own_currency_and_time_zone(uow: UnitOfWork) -> None:
-    partner = sf.make_partner(uow, currency="EUR", timezone="Europe/Berlin")
+    partner = f.make_partner(uow, currency="EUR", timezone="Europe/Berlin")
     contract = sf.make_contract(uow, partner.public_id, kind=PartyKind.PARTNER)
     assert (contract.currency, contract.timezone) == ("EUR", "Europe/Berlin")
     september = sf.open_periods(uow, contract)[0]

@@ -1,4 +1,5 @@
-"""Commerce use cases. For now: partner organisations, which payments and settlement serve."""
+"""Partner organisations: registering them and looking them up (the shop's other use cases have
+modules of their own)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from beyondbank.commerce.models import Partner, PartnerStatus
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal
-from beyondbank.core.errors import FieldError, InvalidInput, not_found
+from beyondbank.core.errors import FieldError, InvalidInput, invalid, not_found
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import is_currency
 from beyondbank.core.uow import UnitOfWork
@@ -72,10 +73,20 @@ def create_partner(uow: UnitOfWork, actor: Principal, data: PartnerIn) -> Partne
     return partner
 
 
-def get_partner(uow: UnitOfWork, public_id: str) -> Partner:
+def get_partner(uow: UnitOfWork, public_id: str, *, field: str | None = None) -> Partner:
+    """The partner; unknown → 404, or a 422 on `field` when the id came in a request body."""
     partner = uow.session.scalars(
         select(Partner).where(Partner.public_id == public_id)
     ).one_or_none()
     if partner is None:
+        if field is not None:
+            raise invalid(field, f"no partner {public_id!r}")
         raise not_found("partner", public_id)
     return partner
+
+
+def partner_public_ids(uow: UnitOfWork, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = uow.session.execute(select(Partner.id, Partner.public_id).where(Partner.id.in_(ids)))
+    return {row.id: row.public_id for row in rows}

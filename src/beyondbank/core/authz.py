@@ -21,11 +21,14 @@ class Role(StrEnum):
     ANALYST = "analyst"
     MERCHANT_ADMIN = "merchant_admin"
     MERCHANT_STAFF = "merchant_staff"
+    PARTNER_ADMIN = "partner_admin"  # an e-commerce partner's staff: its shop, orders, support
+    PARTNER_STAFF = "partner_staff"
     CUSTOMER = "customer"
 
 
 STAFF_ROLES = frozenset({Role.BANK_ADMIN, Role.RELATIONSHIP_MANAGER, Role.AUDITOR, Role.ANALYST})
 MERCHANT_ROLES = frozenset({Role.MERCHANT_ADMIN, Role.MERCHANT_STAFF})
+PARTNER_ROLES = frozenset({Role.PARTNER_ADMIN, Role.PARTNER_STAFF})
 
 
 class Permission(StrEnum):
@@ -64,6 +67,15 @@ class Permission(StrEnum):
     CARDS_READ = "cards:read"  # card-linked runs and rewards (a merchant: its own rewards)
     CARDS_REVIEW = "cards:review"  # decide the descriptor review queue
     CARDS_INGEST = "cards:ingest"  # send card events in real time (the bank's card switch)
+    SHOP_READ = "shop:read"  # the partner shop's catalog, prices and group buys
+    CATALOG_WRITE = "catalog:write"  # a partner's products, feeds, stock and prices
+    GROUPBUY_MANAGE = "groupbuy:manage"  # create, cancel and close group-buy campaigns
+    ORDERS_READ = "orders:read"  # a customer: its own; a partner: orders placed with it
+    ORDERS_CREATE = "orders:create"  # carts and checkout, as a customer
+    ORDERS_FULFIL = "orders:fulfil"  # a partner moves its orders on: fulfilling, shipped, …
+    SUPPORT_READ = "support:read"
+    SUPPORT_WRITE = "support:write"  # open tickets and answer them
+    WEBHOOKS_MANAGE = "webhooks:manage"  # a partner's webhook endpoints and their deliveries
 
 
 P = Permission
@@ -88,6 +100,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.SETTLEMENT_READ,
             P.CARDS_READ,
             P.CARDS_REVIEW,
+            P.SHOP_READ,
+            P.ORDERS_READ,
+            P.SUPPORT_READ,
+            P.SUPPORT_WRITE,  # the bank may step into a customer's conversation with a partner
         }
     ),
     Role.AUDITOR: frozenset(
@@ -106,11 +122,21 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.PAYMENTS_READ,
             P.SETTLEMENT_READ,
             P.CARDS_READ,
+            P.SHOP_READ,
+            P.ORDERS_READ,
+            P.SUPPORT_READ,
         }
     ),
     # Analysts read aggregated and business data only: no people, no contacts, no audit trail.
     Role.ANALYST: frozenset(
-        {P.TAXONOMY_READ, P.CIRCLES_READ, P.MERCHANTS_READ, P.BENEFITS_READ, P.STATS_READ}
+        {
+            P.TAXONOMY_READ,
+            P.CIRCLES_READ,
+            P.MERCHANTS_READ,
+            P.BENEFITS_READ,
+            P.STATS_READ,
+            P.SHOP_READ,
+        }
     ),
     # A merchant sees who its relationship manager is, not the manager's internal notes.
     Role.MERCHANT_ADMIN: frozenset(
@@ -141,8 +167,35 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REDEMPTIONS_CREATE,
         }
     ),
+    # A partner's people hold the shop's permissions only: nothing in the merchant areas, which
+    # scope by merchant and would take an unbound principal for bank staff.
+    Role.PARTNER_ADMIN: frozenset(
+        {
+            P.SHOP_READ,
+            P.CATALOG_WRITE,
+            P.GROUPBUY_MANAGE,
+            P.ORDERS_READ,
+            P.ORDERS_FULFIL,
+            P.SUPPORT_READ,
+            P.SUPPORT_WRITE,
+            P.WEBHOOKS_MANAGE,
+        }
+    ),
+    Role.PARTNER_STAFF: frozenset(
+        {P.SHOP_READ, P.ORDERS_READ, P.ORDERS_FULFIL, P.SUPPORT_READ, P.SUPPORT_WRITE}
+    ),
     # Customers act on their own membership; the service layer scopes them to themselves.
-    Role.CUSTOMER: frozenset({P.TAXONOMY_READ, P.BENEFITS_READ}),
+    Role.CUSTOMER: frozenset(
+        {
+            P.TAXONOMY_READ,
+            P.BENEFITS_READ,
+            P.SHOP_READ,
+            P.ORDERS_READ,
+            P.ORDERS_CREATE,
+            P.SUPPORT_READ,
+            P.SUPPORT_WRITE,
+        }
+    ),
 }
 
 # Scopes a partner API client may be granted (the bank's app backend, card feed, core system).
@@ -159,6 +212,25 @@ CLIENT_SCOPES: frozenset[Permission] = frozenset(
         P.PAYMENTS_READ,
         P.PAYMENTS_CREATE,
         P.CARDS_INGEST,
+        P.SHOP_READ,
+        P.CATALOG_WRITE,
+        P.GROUPBUY_MANAGE,
+        P.ORDERS_READ,
+        P.ORDERS_FULFIL,
+        P.SUPPORT_READ,
+        P.SUPPORT_WRITE,
+    }
+)
+# What a partner-bound client may hold: its own shop's, and nothing a merchant scope guards.
+PARTNER_CLIENT_SCOPES: frozenset[Permission] = frozenset(
+    {
+        P.SHOP_READ,
+        P.CATALOG_WRITE,
+        P.GROUPBUY_MANAGE,
+        P.ORDERS_READ,
+        P.ORDERS_FULFIL,
+        P.SUPPORT_READ,
+        P.SUPPORT_WRITE,
     }
 )
 
@@ -175,6 +247,7 @@ class Principal:
     label: str
     role: Role | None = None
     merchant_id: int | None = None  # set for merchant users and merchant-bound clients
+    partner_id: int | None = None  # set for a partner's users and clients
     customer_id: int | None = None
     scopes: frozenset[Permission] = field(default_factory=frozenset)
 
@@ -192,7 +265,7 @@ class Principal:
 
     @property
     def is_org_bound(self) -> bool:
-        return self.merchant_id is not None
+        return self.merchant_id is not None or self.partner_id is not None
 
 
 SYSTEM = Principal(kind="system", id=0, public_id="system", label="system")
@@ -215,5 +288,17 @@ def ensure_visible(
     principal: Principal, merchant_id: int | None, kind: str, public_id: str
 ) -> None:
     """Another organisation's object answers 404, as if it did not exist."""
-    if principal.merchant_id is not None and principal.merchant_id != merchant_id:
+    if principal.partner_id is not None or (
+        principal.merchant_id is not None and principal.merchant_id != merchant_id
+    ):
+        raise NotFound(f"No {kind} {public_id!r} here.")
+
+
+def ensure_partner_visible(
+    principal: Principal, partner_id: int | None, kind: str, public_id: str
+) -> None:
+    """A partner's principal sees its own partner's objects only; others answer 404."""
+    if principal.merchant_id is not None or (
+        principal.partner_id is not None and principal.partner_id != partner_id
+    ):
         raise NotFound(f"No {kind} {public_id!r} here.")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Form, Header, Query
 from sqlalchemy import select
 
 from beyondbank.alliance import service as alliance
+from beyondbank.commerce import service as commerce
 from beyondbank.core import audit
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.errors import Unauthenticated, invalid
@@ -97,6 +98,7 @@ def me(principal: CurrentPrincipal, uow: UoW) -> schemas.MeOut:
         label=principal.label,
         role=principal.role.value if principal.role else None,
         merchant_id=_merchant_ref(uow, principal.merchant_id),
+        partner_id=_partner_ref(uow, principal.partner_id),
         permissions=sorted(p.value for p in principal.permissions),
     )
 
@@ -119,7 +121,7 @@ def list_users(
         stmt = stmt.where(User.active == active)
     rows, next_cursor = paginate(uow.session, stmt, User.id, cursor=cursor, limit=limit)
     refs = alliance.merchant_public_ids(uow, {u.merchant_id for u in rows if u.merchant_id})
-    return Page(items=[_user_out(u, refs) for u in rows], next_cursor=next_cursor)
+    return Page(items=[_user_out(u, refs, uow) for u in rows], next_cursor=next_cursor)
 
 
 @router.post("/users", response_model=schemas.UserOut, status_code=201)
@@ -132,16 +134,17 @@ def create_user(body: schemas.UserIn, uow: UoW, actor: Admin) -> schemas.UserOut
         name=body.name,
         role=body.role,
         merchant_id=merchant_id,
+        partner_id=_partner_id(uow, body.partner_id),
         password=body.password,
     )
-    return _user_out(user, alliance.merchant_public_ids(uow, {user.merchant_id or 0}))
+    return _user_out(user, alliance.merchant_public_ids(uow, {user.merchant_id or 0}), uow)
 
 
 @router.patch("/users/{user_id}", response_model=schemas.UserOut)
 def update_user(user_id: str, body: schemas.UserPatch, uow: UoW, actor: Admin) -> schemas.UserOut:
     user = service.get_user(uow, user_id)
     user = service.update_user(uow, actor, user, name=body.name, active=body.active)
-    return _user_out(user, alliance.merchant_public_ids(uow, {user.merchant_id or 0}))
+    return _user_out(user, alliance.merchant_public_ids(uow, {user.merchant_id or 0}), uow)
 
 
 @router.get("/clients", response_model=Page[schemas.ApiClientOut])
@@ -155,7 +158,7 @@ def list_clients(
         uow.session, select(ApiClient), ApiClient.id, cursor=cursor, limit=limit
     )
     refs = alliance.merchant_public_ids(uow, {c.merchant_id for c in rows if c.merchant_id})
-    return Page(items=[_client_out(c, refs) for c in rows], next_cursor=next_cursor)
+    return Page(items=[_client_out(c, refs, uow) for c in rows], next_cursor=next_cursor)
 
 
 @router.post("/clients", response_model=schemas.ApiClientCreated, status_code=201)
@@ -164,9 +167,14 @@ def create_client(
 ) -> schemas.ApiClientCreated:
     merchant_id = _merchant_id(uow, actor, body.merchant_id)
     client, secret = service.create_client(
-        uow, actor, name=body.name, scopes=body.scopes, merchant_id=merchant_id
+        uow,
+        actor,
+        name=body.name,
+        scopes=body.scopes,
+        merchant_id=merchant_id,
+        partner_id=_partner_id(uow, body.partner_id),
     )
-    out = _client_out(client, alliance.merchant_public_ids(uow, {client.merchant_id or 0}))
+    out = _client_out(client, alliance.merchant_public_ids(uow, {client.merchant_id or 0}), uow)
     return schemas.ApiClientCreated(**out.model_dump(), client_secret=secret)
 
 
@@ -182,26 +190,40 @@ def _merchant_ref(uow: UoW, merchant_id: int | None) -> str | None:
     return alliance.merchant_public_ids(uow, {merchant_id}).get(merchant_id)
 
 
-def _user_out(user: User, merchant_refs: dict[int, str]) -> schemas.UserOut:
+def _partner_id(uow: UoW, public_id: str | None) -> int | None:
+    if public_id is None:
+        return None
+    return commerce.get_partner(uow, public_id, field="body.partner_id").id
+
+
+def _partner_ref(uow: UoW, partner_id: int | None) -> str | None:
+    return commerce.partner_public_ids(uow, {partner_id}).get(partner_id) if partner_id else None
+
+
+def _user_out(user: User, merchant_refs: dict[int, str], uow: UoW) -> schemas.UserOut:
     return schemas.UserOut(
         id=user.public_id,
         email=user.email,
         name=user.name,
         role=user.role,
         merchant_id=merchant_refs.get(user.merchant_id) if user.merchant_id else None,
+        partner_id=_partner_ref(uow, user.partner_id),
         active=user.active,
         created_at=user.created_at,
         last_login_at=user.last_login_at,
     )
 
 
-def _client_out(client: ApiClient, merchant_refs: dict[int, str]) -> schemas.ApiClientOut:
+def _client_out(
+    client: ApiClient, merchant_refs: dict[int, str], uow: UoW
+) -> schemas.ApiClientOut:
     return schemas.ApiClientOut(
         id=client.public_id,
         client_id=client.client_id,
         name=client.name,
         scopes=client.scopes,
         merchant_id=merchant_refs.get(client.merchant_id) if client.merchant_id else None,
+        partner_id=_partner_ref(uow, client.partner_id),
         active=client.active,
         created_at=client.created_at,
     )

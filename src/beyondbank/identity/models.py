@@ -16,10 +16,15 @@ class User(IdMixin, Base):
 
     __tablename__ = "users"
     __table_args__ = (
-        # Merchant roles are bound to their merchant; staff roles to none.
+        # Merchant roles are bound to their merchant, partner roles to their partner; staff
+        # roles to neither.
         CheckConstraint(
             "(role IN ('merchant_admin', 'merchant_staff')) = (merchant_id IS NOT NULL)",
             name="merchant_role_bound",
+        ),
+        CheckConstraint(
+            "(role IN ('partner_admin', 'partner_staff')) = (partner_id IS NOT NULL)",
+            name="partner_role_bound",
         ),
         CheckConstraint("role <> 'customer'", name="not_customer"),
     )
@@ -28,6 +33,7 @@ class User(IdMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[Role] = mapped_column(str_enum(Role))
     merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), index=True)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
@@ -38,12 +44,18 @@ class ApiClient(IdMixin, Base):
     """A partner system using OAuth2 client credentials, limited to its scopes."""
 
     __tablename__ = "api_clients"
+    __table_args__ = (
+        CheckConstraint(
+            "merchant_id IS NULL OR partner_id IS NULL", name="one_organisation"
+        ),
+    )
 
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(200))
     scopes: Mapped[list[str]]
     merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), index=True)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]

@@ -32,6 +32,7 @@ class MeOut(BaseModel):
     label: str
     role: str | None
     merchant_id: str | None
+    partner_id: str | None = None
     permissions: list[str]
 
 
@@ -40,6 +41,7 @@ class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: Role
     merchant_id: str | None = Field(default=None, description="Required for merchant roles")
+    partner_id: str | None = Field(default=None, description="Required for partner roles")
     password: str = Field(min_length=12, max_length=1024)
 
 
@@ -56,6 +58,7 @@ class UserOut(BaseModel):
     name: str
     role: Role
     merchant_id: str | None
+    partner_id: str | None = None
     active: bool
     created_at: datetime
     last_login_at: datetime | None
@@ -65,6 +68,7 @@ class ApiClientIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(min_length=1)
     merchant_id: str | None = None
+    partner_id: str | None = None
 
 
 class ApiClientOut(BaseModel):
@@ -73,6 +77,7 @@ class ApiClientOut(BaseModel):
     name: str
     scopes: list[str]
     merchant_id: str | None
+    partner_id: str | None = None
     active: bool
     created_at: datetime
 

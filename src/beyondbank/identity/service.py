@@ -16,6 +16,8 @@ from beyondbank.core import audit
 from beyondbank.core.authz import (
     CLIENT_SCOPES,
     MERCHANT_ROLES,
+    PARTNER_CLIENT_SCOPES,
+    PARTNER_ROLES,
     Permission,
     Principal,
     Role,
@@ -56,6 +58,7 @@ def principal_for_user(user: User) -> Principal:
         label=user.email,
         role=user.role,
         merchant_id=user.merchant_id,
+        partner_id=user.partner_id,
     )
 
 
@@ -67,6 +70,7 @@ def principal_for_client(client: ApiClient, scopes: tuple[str, ...] | None = Non
         public_id=client.public_id,
         label=client.name,
         merchant_id=client.merchant_id,
+        partner_id=client.partner_id,
         scopes=frozenset(Permission(s) for s in granted if s in client.scopes),
     )
 
@@ -166,6 +170,7 @@ def create_user(
     role: Role,
     merchant_id: int | None,
     password: str,
+    partner_id: int | None = None,
 ) -> User:
     """Staff create any user; a merchant admin creates users of its own merchant only."""
     if role == Role.CUSTOMER:
@@ -173,11 +178,17 @@ def create_user(
     if role in MERCHANT_ROLES and merchant_id is None:
         raise invalid("body.merchant_id", "merchant roles belong to a merchant")
     if role not in MERCHANT_ROLES and merchant_id is not None:
-        raise invalid("body.merchant_id", "bank staff belong to no merchant")
+        raise invalid("body.merchant_id", "only merchant roles belong to a merchant")
+    if role in PARTNER_ROLES and partner_id is None:
+        raise invalid("body.partner_id", "partner roles belong to a partner")
+    if role not in PARTNER_ROLES and partner_id is not None:
+        raise invalid("body.partner_id", "only partner roles belong to a partner")
     if actor.merchant_id is not None and (
         role not in MERCHANT_ROLES or merchant_id != actor.merchant_id
     ):
         raise Forbidden("A merchant admin creates users of its own merchant only.")
+    if actor.partner_id is not None:
+        raise Forbidden("A partner's users are created by the bank.")
     weakness = check_password_strength(password)
     if weakness:
         raise invalid("body.password", weakness)
@@ -188,6 +199,7 @@ def create_user(
         name=name,
         role=role,
         merchant_id=merchant_id,
+        partner_id=partner_id,
         password_hash=hash_password(password),
         active=True,
         created_at=now,
@@ -241,12 +253,23 @@ def update_user(
 
 
 def create_client(
-    uow: UnitOfWork, actor: Principal, *, name: str, scopes: list[str], merchant_id: int | None
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    name: str,
+    scopes: list[str],
+    merchant_id: int | None,
+    partner_id: int | None = None,
 ) -> tuple[ApiClient, str]:
-    """A new client and its secret; the secret is shown once and only its hash is kept."""
-    unknown = sorted(set(scopes) - {s.value for s in CLIENT_SCOPES})
+    """A new client and its secret; the secret is shown once and only its hash is kept.
+
+    A partner's client holds the shop's scopes only (`PARTNER_CLIENT_SCOPES`)."""
+    if merchant_id is not None and partner_id is not None:
+        raise invalid("body.partner_id", "a client belongs to a merchant or a partner, not both")
+    grantable = PARTNER_CLIENT_SCOPES if partner_id is not None else CLIENT_SCOPES
+    unknown = sorted(set(scopes) - {s.value for s in grantable})
     if unknown:
-        raise invalid("body.scopes", f"not grantable to a client: {', '.join(unknown)}")
+        raise invalid("body.scopes", f"not grantable to this client: {', '.join(unknown)}")
     secret = secrets.token_urlsafe(32)
     now = uow.clock.now()
     client = ApiClient(
@@ -256,6 +279,7 @@ def create_client(
         name=name,
         scopes=sorted(set(scopes)),
         merchant_id=merchant_id,
+        partner_id=partner_id,
         active=True,
         created_at=now,
     )
