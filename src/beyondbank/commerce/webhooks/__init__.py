@@ -1,0 +1,1 @@
+"""Partner webhooks: the transactional outbox, Standard Webhooks signatures, delivery with retries."""
