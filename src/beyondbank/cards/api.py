@@ -11,7 +11,6 @@ from beyondbank.cards import realtime, reviews, schemas, service
 from beyondbank.cards.models import ReviewStatus
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
-from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import UoW, requires
 
 router = APIRouter(prefix="/cards", tags=["cards"])
@@ -93,7 +92,7 @@ Resolvers = Annotated[realtime.ResolverCache, Depends(_resolvers)]
 def post_event(
     body: schemas.EventIn, uow: UoW, actor: Ingest, resolvers: Resolvers
 ) -> schemas.EventOut:
-    return _event_out(uow, realtime.process(uow, actor, resolvers.get(uow), body.as_row()))
+    return _event_out(realtime.process(uow, actor, resolvers, body.as_row()))
 
 
 async def _message_bytes(request: Request) -> bytes:
@@ -119,17 +118,27 @@ def post_iso8583(
     resolvers: Resolvers,
 ) -> schemas.EventOut:
     row = realtime.row_from_iso8583(message, uow.clock.now())
-    return _event_out(uow, realtime.process(uow, actor, resolvers.get(uow), row))
+    return _event_out(realtime.process(uow, actor, resolvers, row))
 
 
-def _event_out(uow: UnitOfWork, result: realtime.EventResult) -> schemas.EventOut:
-    views = service.reward_views(uow, result.rewards)
+def _event_out(result: realtime.EventResult) -> schemas.EventOut:
+    """The answer from what the event's batch wrote: no read back (its public ids are known)."""
     return schemas.EventOut(
         txn_id=result.txn_id,
         status=result.status,
         merchant_name=result.merchant_name,
         message=result.message,
-        rewards=[_reward_out(v) for v in views],
+        rewards=[
+            schemas.RewardOut(
+                **{k: v for k, v in r.row.items() if k in schemas.RewardOut.model_fields},
+                member=r.member,
+                merchant=r.merchant,
+                benefit=r.benefit,
+                points_benefit=r.points_benefit,
+                posted=True,
+            )
+            for r in result.rewards
+        ],
     )
 
 

@@ -18,39 +18,40 @@ chargebacks arrive with the clearing file, not here.
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import iso8583
 import pycountry
 from iso8583.specs import default_ascii
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from beyondbank.alliance import service as alliance
-from beyondbank.cards import feed, frames, oracle, posting, service
-from beyondbank.cards.models import CardReward, CardRun, RunStatus
-from beyondbank.cards.resolution import Resolver
+from beyondbank.benefits import service as benefits
+from beyondbank.benefits.models import Benefit, BenefitStatus, BenefitUsage
+from beyondbank.cards import frames, instant, oracle, posting, programme, service
+from beyondbank.cards.models import (
+    CardGrant,
+    CardReward,
+    CardRun,
+    CardTransaction,
+    DescriptorReview,
+    ReviewStatus,
+    RunStatus,
+)
 from beyondbank.core.authz import Permission, Principal, require
-from beyondbank.core.errors import FieldError, Forbidden, InvalidInput
+from beyondbank.core.errors import Conflict, FieldError, Forbidden, InvalidInput
+from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.ledger import service as ledger
+from beyondbank.ledger.models import Account
 
 PURCHASE_CODES = ("00",)  # DE 3 positions 1–2: goods and services
 MESSAGE_TYPES = ("0100", "0200")  # authorisation request, financial request
-
-
-@dataclass(frozen=True)
-class EventResult:
-    txn_id: str
-    status: str  # rewarded | no_reward | already_seen
-    rewards: list[CardReward]
-    merchant_name: str | None
-    message: str | None  # what the bank's app shows the member
 
 
 # -- ISO 8583 ------------------------------------------------------------------------------------
@@ -113,125 +114,740 @@ def _bad(field: str, message: str) -> InvalidInput:
     return InvalidInput(message, errors=(FieldError(field, message),))
 
 
-# -- processing ------------------------------------------------------------------------------------
+# -- one request -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Earned:
+    """A reward or clawback row (frames.REWARDS columns) with the public ids it names; posted."""
+
+    row: dict[str, Any]
+    member: str
+    merchant: str
+    benefit: str | None
+    points_benefit: str | None
+
+
+@dataclass(frozen=True)
+class EventResult:
+    txn_id: str
+    status: str  # rewarded | no_reward | already_seen
+    rewards: list[Earned]
+    merchant_name: str | None
+    message: str | None  # what the bank's app shows the member
 
 
 def process(
-    uow: UnitOfWork, actor: Principal, resolver: Resolver, row: dict[str, str]
+    uow: UnitOfWork, actor: Principal, realtime: ResolverCache, row: dict[str, str]
 ) -> EventResult:
-    """Validate, match, record and post one event, and commit; nothing is written if it fails."""
+    """Validate, resolve, match, record and post one event; answered once its batch commits.
+    Nothing is written for an event that is refused."""
     require(actor, Permission.CARDS_INGEST)
     if actor.is_org_bound:
         raise Forbidden("Card events come from the bank's card switch, not a merchant's system.")
-    checked = feed.validate_rows([row])
-    if checked.quarantined.height:
-        reason = checked.quarantined.get_column("reason")[0]
+    checked = instant.check(row)
+    if isinstance(checked, instant.Rejected):
+        reason = checked.reason
         raise _bad(reason.split(" ", 2)[-1] if reason.startswith("missing") else "event", reason)
-    event = checked.accepted
-    txn_id = event.get_column("txn_id")[0]
-    run = _todays_run(uow)
-    try:
-        matched = service.match_chunk(uow, run, event, resolver, matcher=oracle.match, arrived=1)
-    except IntegrityError:
-        # The same txn_id is being recorded by another request or run right now.
-        uow.rollback()
-        return EventResult(txn_id, "already_seen", [], None, None)
-    if matched.seen:
-        uow.rollback()
-        return EventResult(txn_id, "already_seen", [], None, None)
-    if matched.orphans.height:
-        uow.rollback()
-        raise _bad("original_txn_id", matched.orphans.get_column("reason")[0])
-    rewards = list(
-        uow.session.scalars(
-            select(CardReward).where(CardReward.txn_id == txn_id, CardReward.run_id == run.id)
-        )
-    )
-    _post(uow, rewards)
-    uow.commit()
-    merchant_id = matched.resolved.get_column("merchant_id")[0]
-    name = alliance.merchant_by_id(uow, merchant_id).trading_name if merchant_id else None
-    return EventResult(
-        txn_id,
-        "rewarded" if rewards else "no_reward",
-        rewards,
-        name,
-        _message(rewards, name),
-    )
+    # The snapshot is read in a transaction of its own: the request's own session must not hold
+    # one open around the batch that writes the event (tests share one connection).
+    with uow.fresh() as own:
+        snapshot = realtime.snapshots.get(own)
+    pending = _Pending(checked, snapshot.resolve(checked), snapshot)
+    return realtime.collector(uow).submit(pending)
 
 
-def _post(uow: UnitOfWork, rewards: list[CardReward]) -> None:
-    """The event's ledger transactions through the single path, marked posted with them."""
-    if not rewards:
-        return
-    parties = posting.Parties(uow)
-    parties.prefetch(rewards)
-    for reward in rewards:
-        for draft in posting.drafts_for(reward, parties):
-            ledger.post(uow, draft)
-        reward.posted_at = uow.clock.now()
-    uow.session.flush()
-
-
-def _message(rewards: list[CardReward], merchant: str | None) -> str | None:
-    granted = [r for r in rewards if r.kind == frames.REWARD]
+def _message(rewards: list[Earned], merchant: str | None) -> str | None:
+    granted = [r.row for r in rewards if r.row["kind"] == frames.REWARD]
     if not granted:
         return None
     reward = granted[0]
     parts = []
-    if reward.amount_minor:
-        parts.append(f"{Money(reward.amount_minor, reward.currency).format()} cashback")
-    if reward.points:
-        parts.append(f"{reward.points:,} points")
+    if reward["amount_minor"]:
+        parts.append(f"{Money(reward['amount_minor'], reward['currency']).format()} cashback")
+    if reward["points"]:
+        parts.append(f"{reward['points']:,} points")
     return f"You just earned {' and '.join(parts)} at {merchant}."
 
 
-def _todays_run(uow: UnitOfWork) -> CardRun:
-    """The run that holds today's (UTC) real-time events: created by the first of them."""
-    today = uow.clock.now().astimezone(UTC).date()
-    public_id = f"run_realtime_{today:%Y%m%d}"
-    found = uow.session.scalars(select(CardRun).where(CardRun.public_id == public_id)).first()
-    if found is not None:
-        return found
+class ResolverCache:
+    """What the real-time path keeps per process: the programme's snapshot (rebuilt when older
+    than `ttl` seconds) and the collector that commits concurrent events in batches."""
+
+    def __init__(self, ttl_seconds: float, threshold: float | None) -> None:
+        self.snapshots = instant.SnapshotCache(ttl_seconds, threshold)
+        self._lock = threading.Lock()
+        self._collector: Collector | None = None
+        self.members: dict[int, str] = {}  # member id → public id (never changes)
+
+    def collector(self, uow: UnitOfWork) -> Collector:
+        with self._lock:
+            if self._collector is None:
+                self._collector = Collector(_Writer(uow, self.members))
+            return self._collector
+
+
+# -- micro-batches ---------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Pending:
+    """One event waiting for its batch: what the request worked out, and its answer."""
+
+    event: instant.Event
+    place: instant.Place
+    snapshot: instant.Snapshot
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False  # woken to collect the next batch, not with an answer
+    result: EventResult | None = None
+    error: Exception | None = None
+
+    def answer(self) -> EventResult:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class Collector:
+    """Commits the events that arrive together in one database transaction per batch.
+
+    Leader and followers: the request that finds no batch being written writes one, with every
+    event waiting (up to `MAX_BATCH`); requests that arrive meanwhile wait, and the first of them
+    writes the next batch when the current one commits. Under light load a batch is one event
+    and nobody waits; under heavy load a batch holds what arrived while the last one was
+    written, so the database's fixed costs (statements, commit, the run's counters, the
+    ledger's shared accounts) are paid once per batch, not per event."""
+
+    MAX_BATCH = 64
+
+    def __init__(self, writer: _Writer) -> None:
+        self._writer = writer
+        self._lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._leading = False
+
+    def submit(self, pending: _Pending) -> EventResult:
+        with self._lock:
+            self._queue.append(pending)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            pending.done.wait()
+            if not pending.lead:
+                return pending.answer()
+        self._lead(pending)
+        return pending.answer()
+
+    def _lead(self, own: _Pending) -> None:
+        try:
+            while not own.done.is_set() or own.lead:
+                own.lead = False
+                with self._lock:
+                    batch = self._queue[: self.MAX_BATCH]
+                    del self._queue[: self.MAX_BATCH]
+                self._writer.write(batch)
+        finally:
+            with self._lock:
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.lead = True
+                    successor.done.set()
+                else:
+                    self._leading = False
+
+
+_RETRYABLE = ("40001", "40P01")  # serialization failure, deadlock detected
+ATTEMPTS = 5
+
+
+class _Writer:
+    """Writes batches: everything an event decides, in one transaction, retried as a whole when
+    a conditional update finds the counters it read have moved (or the database breaks a
+    deadlock); a batch that fails otherwise is written again event by event, so that an error
+    is answered to the event that caused it alone."""
+
+    def __init__(self, uow: UnitOfWork, members: dict[int, str]) -> None:
+        self.uow = uow.fresh()
+        self.members = members
+        self._runs: dict[str, int] = {}
+
+    def write(self, batch: list[_Pending]) -> None:
+        try:
+            self._attempts(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:
+                for pending in batch:
+                    self.write([pending])
+        for pending in batch:
+            pending.done.set()
+
+    def _attempts(self, batch: list[_Pending]) -> None:
+        for attempt in range(ATTEMPTS):
+            with self.uow.fresh() as uow:
+                try:
+                    answers = _write_batch(uow, batch, self._run_id(uow), self.members, attempt > 0)
+                except Conflict:
+                    if attempt == ATTEMPTS - 1:
+                        raise
+                    continue
+                except DBAPIError as exc:
+                    if getattr(exc.orig, "sqlstate", None) not in _RETRYABLE:
+                        raise
+                    if attempt == ATTEMPTS - 1:
+                        raise
+                    continue
+            for pending, answer in zip(batch, answers, strict=True):
+                if isinstance(answer, Exception):
+                    pending.error = answer
+                else:
+                    pending.result = answer
+            return
+
+    def _run_id(self, uow: UnitOfWork) -> int:
+        """The id of the run holding today's (UTC) real-time events, created by the first."""
+        public_id = f"run_realtime_{uow.clock.now().astimezone(UTC).date():%Y%m%d}"
+        if public_id not in self._runs:
+            self._runs[public_id] = _todays_run(uow, public_id)
+            uow.commit()
+        return self._runs[public_id]
+
+
+def _todays_run(uow: UnitOfWork, public_id: str) -> int:
     dialect = postgresql if uow.session.get_bind().dialect.name == "postgresql" else sqlite
-    table = CardRun.__table__
     values: dict[str, Any] = {
         "public_id": public_id,
         "source": "realtime",
         "status": RunStatus.MATCHING.value,
         "started_at": uow.clock.now(),
         "details": {},
-        "rows_read": 0,
-        "accepted": 0,
-        "quarantined": 0,
-        "duplicates": 0,
-        "already_seen": 0,
-        "matched": 0,
-        "unresolved": 0,
-        "rewards": 0,
-        "clawbacks": 0,
-        "posted": 0,
+        **dict.fromkeys(_COUNTERS, 0),
     }
     uow.session.execute(
-        dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=["public_id"])
+        dialect.insert(CardRun.__table__)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["public_id"])
     )
-    return uow.session.scalars(select(CardRun).where(CardRun.public_id == public_id)).one()
+    found = uow.session.scalar(select(CardRun.id).where(CardRun.public_id == public_id))
+    assert found is not None
+    return found
 
 
-class ResolverCache:
-    """The resolver the real-time path shares between requests, rebuilt when older than `ttl`
-    seconds (new terminals, confirmed mappings and merchants are seen within that time)."""
+_COUNTERS = (
+    "rows_read",
+    "accepted",
+    "quarantined",
+    "duplicates",
+    "already_seen",
+    "matched",
+    "unresolved",
+    "rewards",
+    "clawbacks",
+    "posted",
+)
 
-    def __init__(self, ttl_seconds: float, threshold: float | None) -> None:
-        self.ttl = ttl_seconds
-        self.threshold = threshold
-        self._lock = threading.Lock()
-        self._resolver: Resolver | None = None
-        self._built = 0.0
 
-    def get(self, uow: UnitOfWork) -> Resolver:
-        with self._lock:
-            if self._resolver is None or time.monotonic() - self._built > self.ttl:
-                self._resolver = service.build_resolver(uow, self.threshold)
-                self._built = time.monotonic()
-            return self._resolver
+# -- one batch, in one transaction -----------------------------------------------------------------
+
+Answer = EventResult | Exception
+
+
+def _write_batch(
+    uow: UnitOfWork, batch: list[_Pending], run_id: int, members: dict[int, str], lock: bool
+) -> list[Answer]:
+    """Record, match and post the batch's events (not committed on failure); an answer each.
+
+    Statements follow one order in every batch (transactions by txn_id, benefits by id, member
+    counters by key, ledger accounts by id, the run's row last), so concurrent batches queue
+    rather than deadlock."""
+    now = uow.clock.now()
+    answers: dict[int, Answer] = {}
+    work = _Batch(uow, batch, run_id)
+    work.first_of_each_txn_id(answers)
+    work.find_members()
+    work.set_aside_orphans(answers)
+    work.record_transactions(answers)
+    earned = work.match(lock)
+    work.claw_back()
+    work.write_outcome(earned, now)
+    earned_views = work.post(earned, members)
+    work.review()
+    work.count()
+    uow.commit()
+    members.update(work.parties_members)
+    for index, pending in enumerate(batch):
+        if index in answers:
+            continue
+        rewards = earned_views.get(pending.event.txn_id, [])
+        merchant = pending.place.merchant_id
+        name = pending.snapshot.merchants.get(merchant, (None, None, None))[1] if merchant else None
+        answers[index] = EventResult(
+            pending.event.txn_id,
+            "rewarded" if rewards else "no_reward",
+            rewards,
+            name,
+            _message(rewards, name),
+        )
+    return [answers[i] for i in range(len(batch))]
+
+
+class _Batch:
+    """The working state of one batch as it goes through `_write_batch`'s steps."""
+
+    def __init__(self, uow: UnitOfWork, batch: list[_Pending], run_id: int) -> None:
+        self.uow = uow
+        self.batch = batch
+        self.run_id = run_id
+        self.postgres = uow.session.get_bind().dialect.name == "postgresql"
+        self.live: list[int] = []  # indexes of the events still to be written
+        self.member: dict[int, int | None] = {}
+        self.rewards: list[dict[str, Any]] = []
+        self.new_grants: dict[str, dict[str, Any]] = {}
+        self.changed_grants: dict[str, tuple[dict[str, Any], int, int]] = {}
+        self.consumed: dict[int, tuple[int, int]] = {}
+        self.uses: dict[instant.UsageKey, int] = {}
+        self.limits: dict[int, int | None] = {}
+        self.parties_members: dict[int, str] = {}
+        self.capped: set[int] = set()
+
+    def event(self, index: int) -> instant.Event:
+        return self.batch[index].event
+
+    def first_of_each_txn_id(self, answers: dict[int, Answer]) -> None:
+        """A txn_id sent twice in one batch counts once: the first to arrive."""
+        seen: set[str] = set()
+        for index, pending in enumerate(self.batch):
+            txn_id = pending.event.txn_id
+            if txn_id in seen:
+                answers[index] = _already_seen(txn_id)
+            else:
+                seen.add(txn_id)
+                self.live.append(index)
+
+    def find_members(self) -> None:
+        """Rule 3: who held each purchase's card at its time (only where a merchant was found)."""
+        wanted = [
+            i
+            for i in self.live
+            if self.event(i).type == frames.PURCHASE and self.batch[i].place.merchant_id
+        ]
+        holdings: dict[str, list[dict[str, Any]]] = {}
+        tokens = {self.event(i).card_token for i in wanted}
+        for token, member_id, begin, end in alliance.card_holdings(self.uow, tokens):
+            holdings.setdefault(token, []).append(
+                {"member_id": member_id, "valid_from": begin, "valid_to": end}
+            )
+        for i in wanted:
+            event = self.event(i)
+            self.member[i] = oracle._member_at(holdings.get(event.card_token, []), event.txn_time)
+
+    def set_aside_orphans(self, answers: dict[int, Answer]) -> None:
+        """A refund or chargeback whose original purchase was never seen is refused (422)."""
+        refunds = [i for i in self.live if self.event(i).type != frames.PURCHASE]
+        if not refunds:
+            return
+        here = {self.event(i).txn_id for i in self.live if self.event(i).type == frames.PURCHASE}
+        originals = {self.event(i).original_txn_id or "" for i in refunds} - here
+        known = here | programme.known_txn_ids(self.uow, originals, purchases_only=True)
+        for i in refunds:
+            original = self.event(i).original_txn_id
+            if original not in known:
+                reason = f"{service.ORPHAN}: no purchase {original} was seen"
+                answers[i] = _bad("original_txn_id", reason)
+                self.live.remove(i)
+
+    def record_transactions(self, answers: dict[int, Answer]) -> None:
+        """Each txn_id once, ever: the insert skips those seen before (here, in a file, or by a
+        concurrent batch), which are answered as already seen and go no further."""
+        if not self.live:
+            return
+        rows = []
+        for i in sorted(self.live, key=lambda i: self.event(i).txn_id):
+            event = self.event(i)
+            member_id = self.member.get(i)
+            rows.append(
+                {
+                    "txn_id": event.txn_id,
+                    "run_id": self.run_id,
+                    "type": event.type,
+                    "original_txn_id": event.original_txn_id,
+                    "txn_time": event.txn_time,
+                    "amount_minor": event.amount_minor,
+                    "currency": event.currency,
+                    "member_id": member_id,
+                    "merchant_id": self.batch[i].place.merchant_id if member_id else None,
+                }
+            )
+        dialect = postgresql if self.postgres else sqlite
+        table = CardTransaction.__table__
+        fresh = set(
+            self.uow.session.scalars(
+                dialect.insert(table)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["txn_id"])
+                .returning(table.c.txn_id)
+            )
+        )
+        for i in list(self.live):
+            if self.event(i).txn_id not in fresh:
+                answers[i] = _already_seen(self.event(i).txn_id)
+                self.live.remove(i)
+
+    def match(self, lock: bool) -> dict[str, instant.Judged]:
+        """Rules 4–7 for the member purchases, in (txn_time, txn_id) order, with the counters
+        read now and moved by each grant in turn."""
+        buyers = {
+            i: (member_id, merchant_id)
+            for i in self.live
+            if (member_id := self.member.get(i)) is not None
+            and (merchant_id := self.batch[i].place.merchant_id) is not None
+        }
+        purchases = sorted(buyers, key=lambda i: (self.event(i).txn_time, self.event(i).txn_id))
+        if not purchases:
+            return {}
+        snapshot = self.batch[purchases[0]].snapshot
+        offers = {m: snapshot.offers.get(m, []) for _, m in buyers.values()}
+        benefit_ids = sorted(b.id for merchant_offers in offers.values() for b in merchant_offers)
+        if not benefit_ids:
+            return {}
+        counters = self._counters(benefit_ids, lock)
+        member_ids = {m for m, _ in buyers.values()}
+        uses: dict[instant.UsageKey, int] = {
+            (b, m, k): u for b, m, k, u in benefits.usage_of(self.uow, member_ids, benefit_ids)
+        }
+        targeted = [m for m, o in offers.items() if any(b.terms.target_circle_ids for b in o)]
+        circles = (
+            alliance.circle_ids_by_member(
+                self.uow,
+                {m for m, merchant_id in buyers.values() if merchant_id in targeted},
+            )
+            if targeted
+            else {}
+        )
+        newcomers = [m for m, o in offers.items() if any(b.terms.new_to_merchant_days for b in o)]
+        history = self._history(member_ids, newcomers)
+        judged: dict[str, instant.Judged] = {}
+        for i in purchases:
+            event = self.event(i)
+            member_id, merchant_id = buyers[i]
+            result = instant.judge(
+                instant.Purchase(
+                    event.txn_id,
+                    event.txn_time,
+                    event.amount_minor,
+                    event.currency,
+                    member_id,
+                    merchant_id,
+                ),
+                instant.with_counters(offers.get(merchant_id, []), counters),
+                circles=frozenset(circles.get(member_id, ())),
+                last_purchase_at=instant.last_purchase_before(
+                    history.get((member_id, merchant_id), []), event.txn_time, event.txn_id
+                ),
+                uses=uses,
+            )
+            if result is None:
+                continue
+            judged[event.txn_id] = result
+            self.new_grants[event.txn_id] = result.grant  # refunds in this batch may claw it back
+            self._take(result, counters, uses)
+        self.limits = {b.id: b.terms.member_limit for o in offers.values() for b in o}
+        # Only benefits with a budget or a quantity are counted down: an unlimited benefit's row
+        # is never touched, so its grants never queue on it.
+        self.capped = {
+            b
+            for b, (_, budget, quantity) in counters.items()
+            if budget is not None or quantity is not None
+        }
+        return judged
+
+    def _counters(
+        self, benefit_ids: list[int], lock: bool
+    ) -> dict[int, tuple[bool, int | None, int | None]]:
+        """Status, budget and quantity left of the benefits now; a retry locks them first (in
+        id order) so that it reads what it will spend."""
+        query = (
+            select(
+                Benefit.id,
+                Benefit.status,
+                Benefit.budget_remaining_minor,
+                Benefit.quantity_remaining,
+            )
+            .where(Benefit.id.in_(benefit_ids))
+            .order_by(Benefit.id)
+        )
+        if lock:
+            query = query.with_for_update()
+        return {
+            r.id: (r.status == BenefitStatus.ACTIVE, r.budget_remaining_minor, r.quantity_remaining)
+            for r in self.uow.session.execute(query)
+        }
+
+    def _history(
+        self, member_ids: set[int], merchant_ids: list[int]
+    ) -> dict[tuple[int, int], list[tuple[datetime, str]]]:
+        """Every seen purchase (this batch's included: they are recorded already) per member
+        and merchant, for the new-to-merchant rule."""
+        if not member_ids or not merchant_ids:
+            return {}
+        history: dict[tuple[int, int], list[tuple[datetime, str]]] = {}
+        rows = self.uow.session.execute(
+            select(
+                CardTransaction.member_id,
+                CardTransaction.merchant_id,
+                CardTransaction.txn_time,
+                CardTransaction.txn_id,
+            ).where(
+                CardTransaction.member_id.in_(sorted(member_ids)),
+                CardTransaction.merchant_id.in_(sorted(merchant_ids)),
+                CardTransaction.type == frames.PURCHASE,
+            )
+        )
+        for member_id, merchant_id, at, txn_id in rows:
+            if member_id is not None and merchant_id is not None:  # both are, by the query
+                history.setdefault((member_id, merchant_id), []).append((at, txn_id))
+        return history
+
+    def _take(
+        self,
+        result: instant.Judged,
+        counters: dict[int, tuple[bool, int | None, int | None]],
+        uses: dict[instant.UsageKey, int],
+    ) -> None:
+        for benefit_id, budget, quantity in result.consumed:
+            active, budget_left, quantity_left = counters[benefit_id]
+            counters[benefit_id] = (
+                active,
+                None if budget_left is None else budget_left - budget,
+                None if quantity_left is None else quantity_left - quantity,
+            )
+            before = self.consumed.get(benefit_id, (0, 0))
+            self.consumed[benefit_id] = (before[0] + budget, before[1] + quantity)
+        for key in result.uses:
+            uses[key] = uses.get(key, 0) + 1
+            self.uses[key] = self.uses.get(key, 0) + 1
+
+    def claw_back(self) -> None:
+        """Rule 8 for the refunds and chargebacks, after the purchases (as in a chunk)."""
+        refunds = sorted(
+            (i for i in self.live if self.event(i).type != frames.PURCHASE),
+            key=lambda i: (self.event(i).txn_time, self.event(i).txn_id),
+        )
+        if not refunds:
+            return
+        originals = {self.event(i).original_txn_id for i in refunds} - self.new_grants.keys()
+        stored = {
+            row["txn_id"]: row
+            for row in (
+                dict(r._mapping)
+                for r in self.uow.session.execute(
+                    select(*_GRANT_COLUMNS).where(CardGrant.txn_id.in_(sorted(originals)))
+                )
+            )
+        }
+        for i in refunds:
+            event = self.event(i)
+            original = event.original_txn_id or ""
+            grant = self.new_grants.get(original) or self._changed(original, stored)
+            if grant is None:
+                continue
+            row = {**event.as_row(), "merchant_id": self.batch[i].place.merchant_id}
+            clawback, totals = instant.claw_back(row, grant)
+            grant.update(totals)
+            if clawback is not None:
+                self.rewards.append(clawback)
+
+    def _changed(self, txn_id: str, stored: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        """An earlier grant this batch claws back, with the totals it read (for the update)."""
+        if txn_id in self.changed_grants:
+            return self.changed_grants[txn_id][0]
+        row = stored.get(txn_id)
+        if row is None:
+            return None
+        self.changed_grants[txn_id] = (row, row["refunded_minor"], row["clawed_back_minor"])
+        return row
+
+    def write_outcome(self, judged: dict[str, instant.Judged], now: datetime) -> None:
+        """Grants, reward rows (posted in this transaction), budgets, member counters."""
+        session = self.uow.session
+        rewards = [r.reward for r in judged.values()] + self.rewards
+        self.rewards = rewards
+        if self.new_grants:
+            times = {self.event(i).txn_id: self.event(i).txn_time for i in self.live}
+            session.execute(
+                insert(CardGrant),
+                [
+                    {**g, "run_id": self.run_id, "granted_at": times[t]}
+                    for t, g in self.new_grants.items()
+                ],
+            )
+        for txn_id, (grant, refunded, clawed) in sorted(self.changed_grants.items()):
+            done = session.execute(
+                update(CardGrant)
+                .where(
+                    CardGrant.txn_id == txn_id,
+                    CardGrant.refunded_minor == refunded,
+                    CardGrant.clawed_back_minor == clawed,
+                )
+                .values({name: grant[name] for name in oracle.GRANT_TOTALS})
+                .returning(CardGrant.id)
+            ).first()
+            if done is None:
+                raise Conflict(f"The grant of {txn_id} changed while this batch clawed it back.")
+        if rewards:
+            session.execute(
+                insert(CardReward),
+                [{**r, "run_id": self.run_id, "posted_at": now} for r in rewards],
+            )
+        benefits.consume(
+            self.uow,
+            [(b, budget, n) for b, (budget, n) in self.consumed.items() if b in self.capped],
+        )
+        self._count_uses()
+
+    def _count_uses(self) -> None:
+        """Member counters: one upsert per key, refused (and the batch retried) if a concurrent
+        use took the member past the benefit's limit since it was read."""
+        dialect = postgresql if self.postgres else sqlite
+        table = BenefitUsage.__table__
+        for (benefit_id, member_id, key), n in sorted(self.uses.items()):
+            limit = self.limits.get(benefit_id)
+            stmt = dialect.insert(table).values(
+                benefit_id=benefit_id, member_id=member_id, period_key=key, uses=n
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c.benefit_id, table.c.member_id, table.c.period_key],
+                set_={"uses": table.c.uses + n},
+                where=(table.c.uses + n <= limit) if limit is not None else None,
+            ).returning(table.c.uses)
+            if self.uow.session.execute(stmt).first() is None:
+                raise Conflict(f"Benefit {benefit_id}'s member limit was reached meanwhile.")
+
+    def post(
+        self, judged: dict[str, instant.Judged], members: dict[int, str]
+    ) -> dict[str, list[Earned]]:
+        """The reward and clawback rows to the ledger (its accounts locked in id order first),
+        and each event's rows with their public ids."""
+        if not self.rewards:
+            return {}
+        rows = [_RewardRow(**r) for r in self.rewards]
+        parties = posting.Parties(self.uow)
+        parties.members.update(members)
+        known = self.batch[0].snapshot.merchants
+        for merchant_id in {r.merchant_id for r in rows} & known.keys():
+            ref, _, sub_industry = known[merchant_id]
+            parties.merchants[merchant_id] = (ref, sub_industry)
+        parties.prefetch(rows)
+        drafts = [d for r in rows for d in posting.drafts_for(r, parties)]
+        if self.postgres:
+            accounts = sorted({leg.account_id for d in drafts for leg in d.legs})
+            self.uow.session.execute(
+                select(Account.id)
+                .where(Account.id.in_(accounts))
+                .order_by(Account.id)
+                .with_for_update()
+            ).all()
+        for draft in drafts:
+            ledger.post(self.uow, draft)
+        self.parties_members = parties.members
+        refs = self.batch[0].snapshot.benefit_refs
+        earned: dict[str, list[Earned]] = {}
+        for r in self.rewards:
+            earned.setdefault(r["txn_id"], []).append(
+                Earned(
+                    row=r,
+                    member=parties.members[r["member_id"]],
+                    merchant=parties.merchants[r["merchant_id"]][0],
+                    benefit=refs.get(r["benefit_id"]) if r["benefit_id"] else None,
+                    points_benefit=refs.get(r["points_benefit_id"])
+                    if r["points_benefit_id"]
+                    else None,
+                )
+            )
+        return earned
+
+    def review(self) -> None:
+        """Descriptors the fuzzy matcher was unsure of join the review queue (or count again)."""
+        now = self.uow.clock.now()
+        dialect = postgresql if self.postgres else sqlite
+        table = DescriptorReview.__table__
+        found: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
+        for i in self.live:
+            review = self.batch[i].place.review
+            if review is not None:
+                key = (review["descriptor_key"], review["mcc"])
+                found[key] = (review, found.get(key, (review, 0))[1] + 1)
+        for _, (review, count) in sorted(found.items()):
+            stmt = dialect.insert(table).values(
+                public_id=new_public_id("dsc"),
+                candidate_merchant_id=review["merchant_id"],
+                candidate_location_id=review["location_id"],
+                transactions=count,
+                status=ReviewStatus.OPEN.value,
+                first_seen_at=now,
+                last_seen_at=now,
+                **{k: review[k] for k in ("descriptor_key", "mcc", "example", "city", "score")},
+            )
+            self.uow.session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[table.c.descriptor_key, table.c.mcc],
+                    set_={
+                        "transactions": table.c.transactions + 1,
+                        "last_seen_at": stmt.excluded.last_seen_at,
+                    },
+                )
+            )
+
+    def count(self) -> None:
+        """The day's run counts the batch with one update (not one per event)."""
+        if not self.live:
+            return
+        events = len(self.live)
+        unresolved = sum(1 for i in self.live if self.batch[i].place.merchant_id is None)
+        rewards = sum(1 for r in self.rewards if r["kind"] == frames.REWARD)
+        clawbacks = len(self.rewards) - rewards
+        self.uow.session.execute(
+            update(CardRun)
+            .where(CardRun.id == self.run_id)
+            .values(
+                rows_read=CardRun.rows_read + events,
+                accepted=CardRun.accepted + events,
+                matched=CardRun.matched + events,
+                unresolved=CardRun.unresolved + unresolved,
+                rewards=CardRun.rewards + rewards,
+                clawbacks=CardRun.clawbacks + clawbacks,
+                posted=CardRun.posted + len(self.rewards),
+            )
+        )
+
+
+@dataclass(slots=True)
+class _RewardRow:
+    """A reward or clawback row as the ledger drafts read it (posting.RewardRow)."""
+
+    kind: str
+    txn_id: str
+    original_txn_id: str | None
+    txn_time: datetime
+    member_id: int
+    merchant_id: int
+    currency: str
+    purchase_amount_minor: int
+    txn_amount_minor: int
+    benefit_id: int | None
+    amount_minor: int
+    merchant_funded_minor: int
+    bank_funded_minor: int
+    commission_minor: int
+    points_benefit_id: int | None
+    points: int
+    id: int = 0  # not yet in the table: the drafts do not read it
+
+
+_GRANT_COLUMNS = [getattr(CardGrant, name) for name in frames.GRANTS.names()]
+
+
+def _already_seen(txn_id: str) -> EventResult:
+    return EventResult(txn_id, "already_seen", [], None, None)
