@@ -1,0 +1,1 @@
+"""The partner shop's catalog: feed imports, products, stock and bank-client prices."""
