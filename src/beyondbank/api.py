@@ -21,6 +21,7 @@ from beyondbank.identity import api as identity_api
 from beyondbank.ledger import api as ledger_api
 from beyondbank.payments import api as payments_api
 from beyondbank.settlement import api as settlement_api
+from beyondbank.web import brand as web_brand
 from beyondbank.web import console as web_console
 from beyondbank.web import customer as web_customer
 from beyondbank.web import demo_bank as web_demo_bank
@@ -80,8 +81,10 @@ def create_app(
         SessionMiddleware,
         secret_key=settings.secret_key.get_secret_value(),
         session_cookie="beyondbank_session",
-        same_site="lax",
-        https_only=settings.session_cookie_secure,
+        # Inside the bank's app the pages are a third party's frame: the cookie must be sent
+        # cross-site, which browsers allow only for Secure cookies.
+        same_site="none" if settings.embed_origins else "lax",
+        https_only=settings.session_cookie_secure or bool(settings.embed_origins),
         max_age=8 * 3600,
     )
 
@@ -100,5 +103,6 @@ def create_app(
     app.include_router(web_merchant.router)
     app.include_router(web_customer.router)
     app.include_router(web_demo_bank.router)
+    app.include_router(web_brand.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 DEMO_KEYS_DIR = PACKAGE_DIR / "demo" / "keys"
 # Known development values: production refuses to start with them.
 DEVELOPMENT_SECRET = "development-only-secret-change-me-0123456789abcdef"  # noqa: S105
+HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """WCAG 2.1 contrast ratio of two `#rrggbb` colours (1 to 21)."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 class Settings(BaseSettings):
@@ -45,9 +60,53 @@ class Settings(BaseSettings):
     cards_descriptor_threshold: float | None = None  # None: the resolver's measured default
     cards_resolver_ttl_seconds: float = 60.0  # how stale the real-time path's resolver may be
 
+    # White label: the bank's colours and logo in every page, served from this host. Colours are
+    # `#rrggbb`; the ink must read on the brand colour (WCAG AA, 4.5:1), which startup checks.
+    brand_colour: str = "#0b4f6c"
+    brand_ink_colour: str = "#ffffff"
+    accent_colour: str = "#c8553d"
+    brand_logo_file: Path | None = None  # SVG or PNG; none: a mark drawn from the bank's initials
+    # Origins of the bank's app that may embed the customer pages (iframe or webview), e.g.
+    # `https://app.thames-harbour.example`. Empty: no framing at all.
+    embed_origins: list[str] = []
+
     access_token_ttl_seconds: int = 3600
     idempotency_in_flight_seconds: int = 120
     session_cookie_secure: bool = False
+
+    @field_validator("brand_colour", "brand_ink_colour", "accent_colour")
+    @classmethod
+    def _hex_colour(cls, value: str) -> str:
+        if not HEX_COLOUR.fullmatch(value):
+            raise ValueError(f"{value!r} is not a colour of the form #rrggbb")
+        return value.lower()
+
+    @field_validator("brand_logo_file")
+    @classmethod
+    def _logo(cls, value: Path | None) -> Path | None:
+        if value is not None and (
+            value.suffix.lower() not in {".svg", ".png"} or not value.is_file()
+        ):
+            raise ValueError(f"{value} is not an SVG or PNG file")
+        return value
+
+    @field_validator("embed_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not ORIGIN.fullmatch(v)]
+        if bad:
+            raise ValueError(f"not an origin (scheme://host[:port], nothing after): {bad}")
+        return values
+
+    @model_validator(mode="after")
+    def _brand_is_legible(self) -> Settings:
+        ratio = contrast_ratio(self.brand_colour, self.brand_ink_colour)
+        if ratio < 4.5:
+            raise ValueError(
+                f"brand_ink_colour on brand_colour has a contrast of {ratio:.2f}:1; "
+                "WCAG AA needs 4.5:1"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
@@ -58,6 +117,9 @@ class Settings(BaseSettings):
                 raise ValueError("BEYONDBANK_SSO_PUBLIC_KEYS_FILE must name the bank's keys")
             if self.database_url.startswith("sqlite"):
                 raise ValueError("production runs on PostgreSQL, not SQLite")
+            plain = [o for o in self.embed_origins if not o.startswith("https://")]
+            if plain:
+                raise ValueError(f"embedding origins must be https in production: {plain}")
         return self
 
 
