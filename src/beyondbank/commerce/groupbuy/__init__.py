@@ -1,0 +1,1 @@
+"""Group buying: campaigns whose unit price falls as customers join, closed by an idempotent job."""
