@@ -7,27 +7,43 @@ other use case here is the only place that commits its own change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from beyondbank.commerce.catalog import service as catalog
+from beyondbank.commerce.groupbuy import tiers as pricing
+from beyondbank.commerce.groupbuy.tiers import Tier
 from beyondbank.commerce.models import (
     CampaignStatus,
     GroupBuy,
     GroupBuyParticipant,
     GroupBuyTier,
+    Product,
 )
+from beyondbank.core import audit
+from beyondbank.core.authz import Principal, ensure_partner_visible
 from beyondbank.core.errors import (
     Conflict,
     FieldError,
+    InvalidInput,
     InvalidTransition,
     LimitReached,
     NotFound,
     Problem,
     invalid,
+    not_found,
 )
+from beyondbank.core.ids import new_public_id
+from beyondbank.core.money import Money
+from beyondbank.core.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from beyondbank.core.uow import UnitOfWork
+
+MAX_TIERS = 10
 
 # Statuses in which a campaign takes joins, provided the clock is inside its window: a
 # scheduled campaign is open from `opens_at` on whether or not the close job has moved it yet.
@@ -234,3 +250,369 @@ def _expire(uow: UnitOfWork, model: type[GroupBuy], ident: int) -> None:
     obj = uow.session.get(model, ident)
     if obj is not None:
         uow.session.expire(obj)
+
+
+# -- the campaign's state machine ----------------------------------------------------------------
+
+S = CampaignStatus
+# (status, action) → the status it leads to. `open` is recorded by the close job (the window
+# itself decides whether a campaign takes joins); `succeed`/`fail` only by closing.
+TRANSITIONS: dict[tuple[CampaignStatus, str], CampaignStatus] = {
+    (S.SCHEDULED, "open"): S.OPEN,
+    (S.SCHEDULED, "cancel"): S.CANCELLED,
+    (S.OPEN, "cancel"): S.CANCELLED,
+    (S.OPEN, "succeed"): S.SUCCEEDED,
+    (S.OPEN, "fail"): S.FAILED,
+}
+FINAL = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED})
+_PAST = {"open": "opened", "cancel": "cancelled", "succeed": "closed", "fail": "closed"}
+
+
+def next_status(campaign: GroupBuy, action: str) -> CampaignStatus:
+    """The status `action` leads to from the campaign's status; 409 naming it otherwise."""
+    target = TRANSITIONS.get((campaign.status, action))
+    if target is None:
+        allowed = sorted(a for (state, a) in TRANSITIONS if state == campaign.status)
+        hint = f" From {campaign.status.value} it can be: {', '.join(allowed)}." if allowed else ""
+        raise InvalidTransition(
+            f"Group buy {campaign.public_id} is {campaign.status.value}: "
+            f"it cannot be {_PAST[action]}.{hint}",
+            extra={"current_status": campaign.status.value, "group_buy_id": campaign.public_id},
+        )
+    return target
+
+
+def open_due(uow: UnitOfWork) -> int:
+    """Record `open` for scheduled campaigns whose window has begun; how many. Commits."""
+    now = uow.clock.now()
+    opened = uow.session.execute(
+        update(GroupBuy)
+        .where(GroupBuy.status == S.SCHEDULED, GroupBuy.opens_at <= now)
+        .values(status=S.OPEN, updated_at=now)
+        .returning(GroupBuy.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    uow.commit()
+    return len(opened)
+
+
+# -- creating campaigns --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TierIn:
+    """A tier as asked for: its price either in minor units or as a decimal string."""
+
+    min_units: int
+    unit_minor: int | None = None
+    unit_price: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignIn:
+    product_id: str  # the product's public id
+    title: str
+    closes_at: datetime
+    tiers: Sequence[TierIn]
+    min_total_units: int
+    per_customer_limit: int
+    opens_at: datetime | None = None  # None: now
+    max_total_units: int | None = None
+
+
+def create_campaign(uow: UnitOfWork, actor: Principal, data: CampaignIn) -> GroupBuy:
+    """Create a campaign for one of the actor's products (any product for the bank's staff).
+
+    Every problem with the request is reported at once, with its field, and nothing is written
+    unless all is well. Tiers must be priced below the product's public price now."""
+    now = uow.clock.now()
+    errors: list[FieldError] = []
+    product = _product_for(uow, actor, data.product_id)
+    if product is None:
+        errors.append(FieldError("body.product_id", f"no product {data.product_id!r}"))
+    opens_at = data.opens_at or now
+    if opens_at < now:
+        errors.append(FieldError("body.opens_at", "must not be in the past"))
+    if data.closes_at <= now:
+        errors.append(FieldError("body.closes_at", "must be in the future"))
+    if data.closes_at <= opens_at:
+        errors.append(FieldError("body.closes_at", "must be after opens_at"))
+    for name in ("min_total_units", "per_customer_limit"):
+        if getattr(data, name) < 1:
+            errors.append(FieldError(f"body.{name}", "must be at least 1"))
+    if data.max_total_units is not None:
+        if data.max_total_units < 1:
+            errors.append(FieldError("body.max_total_units", "must be at least 1"))
+        elif data.max_total_units < data.min_total_units:
+            errors.append(FieldError("body.max_total_units", "must not be below min_total_units"))
+    if len(data.tiers) > MAX_TIERS:
+        errors.append(FieldError("body.tiers", f"at most {MAX_TIERS} tiers"))
+    public_minor: int | None = None
+    if product is not None:
+        try:
+            public_minor, _client = catalog.price_now(uow, product, now)
+        except catalog.NotForSale as exc:
+            errors.append(FieldError("body.product_id", exc.detail))
+    tiers = _parse_tiers(data.tiers, product.currency if product else None, errors)
+    if tiers is not None and public_minor is not None:
+        errors.extend(pricing.check(tiers, public_minor))
+    if errors or product is None or tiers is None:
+        raise InvalidInput("The group buy cannot be created as it stands.", errors=errors)
+    campaign = GroupBuy(
+        public_id=new_public_id("gbc"),
+        partner_id=product.partner_id,
+        product_id=product.id,
+        title=data.title,
+        currency=product.currency,
+        opens_at=opens_at,
+        closes_at=data.closes_at,
+        min_total_units=data.min_total_units,
+        max_total_units=data.max_total_units,
+        per_customer_limit=data.per_customer_limit,
+        units_joined=0,
+        status=S.OPEN if opens_at <= now else S.SCHEDULED,
+        final_unit_minor=None,
+        closed_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+    uow.session.add(campaign)
+    uow.session.flush()
+    uow.session.add_all(
+        GroupBuyTier(campaign_id=campaign.id, min_units=t.min_units, unit_minor=t.unit_minor)
+        for t in tiers
+    )
+    audit.record(
+        uow.session,
+        actor=actor,
+        at=now,
+        action="group_buy.created",
+        object_type="group_buy",
+        object_id=campaign.public_id,
+        after={
+            **audit.snapshot(campaign, _AUDITED),
+            "product_id": product.public_id,
+            "tiers": [[t.min_units, t.unit_minor] for t in tiers],
+        },
+    )
+    uow.commit()
+    return campaign
+
+
+_AUDITED = (
+    "title",
+    "currency",
+    "opens_at",
+    "closes_at",
+    "min_total_units",
+    "max_total_units",
+    "per_customer_limit",
+    "status",
+)
+
+
+def _product_for(uow: UnitOfWork, actor: Principal, public_id: str) -> Product | None:
+    """The product, if the actor may run a campaign for it: a partner only its own."""
+    product = uow.session.scalars(
+        select(Product).where(Product.public_id == public_id)
+    ).one_or_none()
+    if product is None:
+        return None
+    if actor.partner_id is not None and actor.partner_id != product.partner_id:
+        return None  # another partner's product reads as no product at all
+    if actor.merchant_id is not None:
+        return None
+    return product
+
+
+def _parse_tiers(
+    given: Sequence[TierIn], currency: str | None, errors: list[FieldError]
+) -> list[Tier] | None:
+    """The tiers in minor units; a price with more decimals than the currency has is an error."""
+    parsed: list[Tier] = []
+    ok = True
+    for i, tier in enumerate(given):
+        path = f"body.tiers.{i}"
+        if (tier.unit_minor is None) == (tier.unit_price is None):
+            errors.append(FieldError(f"{path}.unit_price", "give unit_price or unit_minor"))
+            ok = False
+            continue
+        if tier.unit_minor is not None:
+            parsed.append(Tier(tier.min_units, tier.unit_minor))
+            continue
+        if currency is None:
+            ok = False  # the product is unknown, so the price's currency is too
+            continue
+        try:
+            money = Money.parse(Decimal(str(tier.unit_price)), currency)
+        except (ValueError, ArithmeticError) as exc:
+            errors.append(FieldError(f"{path}.unit_price", str(exc)))
+            ok = False
+            continue
+        parsed.append(Tier(tier.min_units, money.amount))
+    return parsed if ok else None
+
+
+# -- reading a campaign ----------------------------------------------------------------------------
+
+
+def get_campaign(uow: UnitOfWork, actor: Principal, public_id: str) -> GroupBuy:
+    """The campaign, if the actor may see it; another partner's answers 404."""
+    campaign = uow.session.scalars(
+        select(GroupBuy).where(GroupBuy.public_id == public_id)
+    ).one_or_none()
+    if campaign is None:
+        raise not_found("group buy", public_id)
+    ensure_partner_visible(actor, campaign.partner_id, "group buy", public_id)
+    return campaign
+
+
+def tiers_of(uow: UnitOfWork, campaign_id: int) -> list[Tier]:
+    rows = uow.session.execute(
+        select(GroupBuyTier.min_units, GroupBuyTier.unit_minor)
+        .where(GroupBuyTier.campaign_id == campaign_id)
+        .order_by(GroupBuyTier.min_units)
+    ).all()
+    return [Tier(int(r.min_units), int(r.unit_minor)) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A campaign as a customer follows it: where the total stands against the tiers."""
+
+    campaign: GroupBuy
+    product_id: str
+    product_sku: str
+    product_title: str
+    tiers: list[Tier]
+    status: str  # scheduled | open | closing (past its window, not yet closed) | final states
+    units: int
+    reached: Tier | None
+    next: Tier | None
+    seconds_left: int
+    your_units: int | None  # None: the caller is not a customer
+    your_units_left: int | None
+
+    @property
+    def units_to_next(self) -> int | None:
+        return self.next.min_units - self.units if self.next else None
+
+    @property
+    def minimum_met(self) -> bool:
+        return self.units >= self.campaign.min_total_units
+
+    @property
+    def entry(self) -> Tier:
+        return pricing.entry(self.tiers)
+
+
+def progress(uow: UnitOfWork, actor: Principal, public_id: str) -> Progress:
+    """Live progress of one campaign, in one query (the campaign, its product, tiers, and the
+    calling customer's units)."""
+    found = _progress(
+        uow, actor, _visible(actor, select(GroupBuy.id)).where(GroupBuy.public_id == public_id)
+    )
+    if not found:
+        raise not_found("group buy", public_id)
+    return found[0]
+
+
+def list_progress(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    status: CampaignStatus | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Progress], str | None]:
+    """A page of campaigns (newest first) with their live progress, in one query.
+
+    `status` filters by the status a customer sees: `open` is a campaign taking joins now,
+    `scheduled` one whose window has not begun."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    now = uow.clock.now()
+    ids = _visible(actor, select(GroupBuy.id))
+    if status is S.OPEN:
+        ids = ids.where(
+            GroupBuy.status.in_(JOINABLE), GroupBuy.opens_at <= now, GroupBuy.closes_at > now
+        )
+    elif status is S.SCHEDULED:
+        ids = ids.where(GroupBuy.status.in_(JOINABLE), GroupBuy.opens_at > now)
+    elif status is not None:
+        ids = ids.where(GroupBuy.status == status)
+    if cursor:
+        ids = ids.where(GroupBuy.id < decode_cursor(cursor))
+    ids = ids.order_by(GroupBuy.id.desc()).limit(limit + 1)
+    found = _progress(uow, actor, ids)
+    found.sort(key=lambda p: p.campaign.id, reverse=True)
+    if len(found) <= limit:
+        return found, None
+    page = found[:limit]
+    return page, encode_cursor(page[-1].campaign.id)
+
+
+def _visible(actor: Principal, stmt: Select[tuple[int]]) -> Select[tuple[int]]:
+    """Scope a selection of campaigns to what the actor sees: a partner, its own."""
+    if actor.partner_id is not None:
+        return stmt.where(GroupBuy.partner_id == actor.partner_id)
+    if actor.merchant_id is not None:
+        return stmt.where(GroupBuy.id.is_(None))  # a merchant sees no partner's campaigns
+    return stmt
+
+
+def _progress(uow: UnitOfWork, actor: Principal, ids: Select[tuple[int]]) -> list[Progress]:
+    now = uow.clock.now()
+    customer_id = actor.customer_id
+    stmt = (
+        select(
+            GroupBuy,
+            Product.public_id,
+            Product.sku,
+            Product.title,
+            GroupBuyTier.min_units,
+            GroupBuyTier.unit_minor,
+            GroupBuyParticipant.units,
+        )
+        .join(Product, Product.id == GroupBuy.product_id)
+        .join(GroupBuyTier, GroupBuyTier.campaign_id == GroupBuy.id)
+        .outerjoin(
+            GroupBuyParticipant,
+            and_(
+                GroupBuyParticipant.campaign_id == GroupBuy.id,
+                # -1 matches nobody: a caller who is not a customer has no units.
+                GroupBuyParticipant.customer_id == (customer_id if customer_id else -1),
+            ),
+        )
+        .where(GroupBuy.id.in_(ids))
+        .order_by(GroupBuy.id, GroupBuyTier.min_units)
+    )
+    folded: dict[int, tuple[GroupBuy, str, str, str, list[Tier], int | None]] = {}
+    for row in uow.session.execute(stmt):
+        campaign: GroupBuy = row[0]
+        entry = folded.setdefault(campaign.id, (campaign, row[1], row[2], row[3], [], row[6]))
+        entry[4].append(Tier(int(row[4]), int(row[5])))
+    result: list[Progress] = []
+    for campaign, product_id, sku, title, tiers, held in folded.values():
+        units = campaign.units_joined
+        mine = None if customer_id is None else int(held or 0)
+        result.append(
+            Progress(
+                campaign=campaign,
+                product_id=product_id,
+                product_sku=sku,
+                product_title=title,
+                tiers=tiers,
+                status=_status_word(campaign, now),
+                units=units,
+                reached=pricing.reached(tiers, units),
+                next=pricing.following(tiers, units),
+                seconds_left=max(int((campaign.closes_at - now).total_seconds()), 0)
+                if campaign.status in JOINABLE
+                else 0,
+                your_units=mine,
+                your_units_left=None
+                if mine is None
+                else max(campaign.per_customer_limit - mine, 0),
+            )
+        )
+    return result
