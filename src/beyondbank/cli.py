@@ -11,6 +11,7 @@ from rich.console import Console
 
 from beyondbank import schema
 from beyondbank.cards import cli as cards_cli
+from beyondbank.commerce.catalog import cli as catalog_cli
 from beyondbank.core.authz import SYSTEM, Role
 from beyondbank.core.clock import SystemClock
 from beyondbank.core.db import is_sqlite, make_engine
@@ -31,6 +32,20 @@ app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(payments_cli.app, name="payments")
 app.add_typer(settlement_cli.app, name="settlement")
 app.add_typer(cards_cli.app, name="cards")
+
+
+def _shop_group() -> typer.Typer:
+    """The `shop` group (the last one registered, which is the one Typer serves): the shop's
+    areas each merge their commands into it rather than register a `shop` of their own."""
+    for group in reversed(app.registered_groups):
+        if group.name == "shop" and group.typer_instance is not None:
+            return group.typer_instance
+    shop = typer.Typer(help="The partner shop.", no_args_is_help=True)
+    app.add_typer(shop, name="shop")
+    return shop
+
+
+_shop_group().add_typer(catalog_cli.app)
 
 console = Console()
 err = Console(stderr=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, Any, Literal
 
 from sqlalchemy import ColumnElement, Select, func, insert, or_, select, update
 
+from beyondbank.commerce.catalog import retail
 from beyondbank.commerce.catalog.feed import (
     FeedFormat,
     FeedRow,
@@ -346,7 +348,7 @@ def import_feed(
     actor: Principal,
     partner: Partner,
     stream: IO[bytes],
-    fmt: FeedFormat,
+    fmt: FeedFormat | Literal["retail"],
     *,
     source: str,
     rows: Iterable[Record] | None = None,
@@ -375,7 +377,12 @@ def import_feed(
     uow.commit()
     counts = _Counts()
     first_line: dict[str, int] = {}  # sku → the line that carried it first in this feed
-    records = rows if rows is not None else read_records(stream, fmt)
+    if rows is not None:
+        records: Iterable[Record] = rows
+    elif fmt == "retail":
+        raise ValueError("an Online Retail import derives its rows: use import_online_retail")
+    else:
+        records = read_records(stream, fmt)
     try:
         for chunk in _chunks(records, CHUNK_ROWS):
             _import_chunk(uow, job, partner, chunk, counts, first_line)
@@ -689,3 +696,50 @@ def categories(uow: UnitOfWork, at: datetime, partner_id: int | None) -> list[tu
     if partner_id is not None:
         stmt = stmt.where(Product.partner_id == partner_id)
     return [(str(c), int(n)) for c, n in uow.session.execute(stmt)]
+
+
+# -- the Online Retail history as a partner's feed -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RetailImport:
+    job: CatalogImport
+    lines: retail.LineCounts
+    products: int  # derived from the lines: the feed's rows
+
+
+def import_online_retail(
+    uow: UnitOfWork,
+    actor: Principal,
+    partner: Partner,
+    path: Path,
+    *,
+    limit_lines: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_derived: Callable[[int], None] | None = None,
+) -> RetailImport:
+    """Import the products of the Online Retail history (retail.py says how they are derived)."""
+    if partner.currency != "GBP":
+        raise invalid(
+            "query.partner",
+            f"the Online Retail prices are GBP; {partner.public_id} sells in {partner.currency}",
+        )
+    lines = retail.read_lines(path)
+    if limit_lines is not None:
+        lines = lines.head(limit_lines)
+    counts = retail.count_lines(lines)
+    products = retail.derive_products(lines)
+    if on_derived is not None:
+        on_derived(products.height)
+    with path.open("rb") as stream:
+        job = import_feed(
+            uow,
+            actor,
+            partner,
+            stream,
+            "retail",
+            source=path.name,
+            rows=retail.feed_records(products),
+            progress=progress,
+        )
+    return RetailImport(job, counts, products.height)
