@@ -265,9 +265,9 @@ def test_cancel_refunds_in_full_and_a_closed_campaign_cannot_be_cancelled(
         select(AuditEvent).where(AuditEvent.action == "group_buy.cancelled")
     ).one()
     assert audit.object_id == campaign.public_id
-    with pytest.raises(InvalidTransition) as refused:
-        closing.cancel(uow, bank, SYSTEM, campaign.public_id)
-    assert refused.value.extra["current_status"] == "cancelled"
+    again, _ = closing.cancel(uow, bank, SYSTEM, campaign.public_id)
+    assert again.newly is False
+    assert again.status is CampaignStatus.CANCELLED
     clock.advance(timedelta(days=3))
     assert closing.close_due(uow, bank).settled == []
     assert _refund_ops(uow) == 1
@@ -288,3 +288,16 @@ def test_a_campaign_nobody_joined_fails_with_nothing_to_refund(
 def test_entry_price_helper_matches_join(uow: UnitOfWork, shop) -> None:  # type: ignore[no-untyped-def]
     campaign = _campaign(uow, shop)
     assert service.entry_unit_minor(uow, campaign.id) == 1_000
+
+
+def test_a_closed_campaign_cannot_be_cancelled(
+    uow: UnitOfWork, clock: FixedClock, bank: BankCoreGateway, shop
+) -> None:  # type: ignore[no-untyped-def]
+    campaign = _campaign(uow, shop)
+    make_paid_order(uow, bank, campaign, quantity=5)
+    clock.advance(timedelta(days=3))
+    closing.close_due(uow, bank)
+    with pytest.raises(InvalidTransition) as refused:
+        closing.cancel(uow, bank, SYSTEM, campaign.public_id)
+    assert refused.value.extra["current_status"] == "succeeded"
+    assert _fresh(uow, campaign).status is CampaignStatus.SUCCEEDED

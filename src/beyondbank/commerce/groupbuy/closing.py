@@ -30,6 +30,7 @@ from beyondbank.commerce.models import (
     OrderEvent,
     OrderLine,
     OrderStatus,
+    Product,
 )
 from beyondbank.commerce.webhooks.outbox import emit
 from beyondbank.core import audit
@@ -116,7 +117,9 @@ def close_now(
 def cancel(
     uow: UnitOfWork, gateway: PaymentGateway, actor: Principal, public_id: str
 ) -> tuple[Settled, RefundRun]:
-    """Withdraw a campaign before it closes: every paid order is refunded in full."""
+    """Withdraw a campaign before it closes: every paid order is refunded in full. Cancelling a
+    cancelled campaign answers what the first cancel settled (and retries pending refunds);
+    cancelling a closed one is a 409."""
     campaign = service.get_campaign(uow, actor, public_id)
     settled = settle(uow, campaign.id, actor, action="cancel")
     return settled, refund_pending(uow, gateway, campaign_id=campaign.id)
@@ -133,7 +136,7 @@ def settle(uow: UnitOfWork, campaign_id: int, actor: Principal, *, action: str) 
     now = uow.clock.now()
     campaign = _lock(uow, campaign_id)
     if campaign.status in service.FINAL:
-        if action == "cancel":
+        if action == "cancel" and campaign.status is not S.CANCELLED:
             uow.rollback()
             service.next_status(campaign, "cancel")  # a closed campaign cannot be cancelled: 409
         settled = _settled_before(uow, campaign)
@@ -177,8 +180,9 @@ def settle(uow: UnitOfWork, campaign_id: int, actor: Principal, *, action: str) 
     ]
     if rows:
         _insert_refunds(uow, rows)
+    cancelled: list[str] = []
     if outcome is not S.SUCCEEDED:
-        _cancel_orders(uow, campaign, [o.id for o in orders], outcome, now)
+        cancelled = _cancel_orders(uow, campaign, [o.id for o in orders], outcome, now)
     campaign.status = outcome
     campaign.final_unit_minor = final
     campaign.closed_at = now
@@ -193,6 +197,7 @@ def settle(uow: UnitOfWork, campaign_id: int, actor: Principal, *, action: str) 
         "final_unit_minor": final,
         "refund_minor": refund_minor,
         "closed_at": now.isoformat(),
+        "cancelled_orders": cancelled,
     }
     emit(
         uow,
@@ -270,20 +275,23 @@ def _cancel_orders(
     order_ids: list[int],
     outcome: CampaignStatus,
     now: datetime,
-) -> None:
-    """A failed or cancelled campaign's unshipped orders are cancelled, so nobody ships them;
-    their money comes back through the refund rows. Only `status` and its history are touched."""
+) -> list[str]:
+    """A failed or cancelled campaign's unshipped orders are cancelled, so nobody ships them,
+    and the stock they held is released; their money comes back through the refund rows. Only
+    the order's `status`, its history and the product's reservation are touched. The public ids
+    of the orders cancelled."""
     if not order_ids:
-        return
+        return []
     moved = uow.session.execute(
         update(Order)
         .where(Order.id.in_(order_ids), Order.status.in_(CANCELLABLE))
-        .values(status=O.CANCELLED, updated_at=now)
-        .returning(Order.id)
+        .values(status=O.CANCELLED, reserved_until=None, updated_at=now)
+        .returning(Order.id, Order.public_id)
         .execution_options(synchronize_session=False)
     ).all()
     if not moved:
-        return
+        return []
+    ids = [row.id for row in moved]
     uow.session.execute(
         insert(OrderEvent),
         [
@@ -296,9 +304,27 @@ def _cancel_orders(
                 "actor": ACTOR_LABEL,
                 "note": f"group buy {campaign.public_id} {outcome.value}: refunded in full",
             }
-            for (order_id,) in moved
+            for order_id in ids
         ],
     )
+    unshipped = uow.session.execute(
+        select(
+            OrderLine.product_id,
+            func.sum(OrderLine.quantity - OrderLine.shipped_quantity).label("units"),
+        )
+        .where(OrderLine.order_id.in_(ids))
+        .group_by(OrderLine.product_id)
+        .order_by(OrderLine.product_id)  # products locked in id order, as the checkout does
+    ).all()
+    for product_id, units in unshipped:
+        if units:
+            uow.session.execute(
+                update(Product)
+                .where(Product.id == product_id, Product.stock_reserved >= units)
+                .values(stock_reserved=Product.stock_reserved - units)
+                .execution_options(synchronize_session=False)
+            )
+    return sorted(row.public_id for row in moved)
 
 
 def _settled_before(uow: UnitOfWork, campaign: GroupBuy) -> Settled:
