@@ -34,6 +34,12 @@ FORMAT = 1
 SALES_KINDS = frozenset({Kind.SALE.value, Kind.RETURN.value, "sale.reversal", "return.reversal"})
 REWARD_KINDS = frozenset({Kind.REWARD.value, Kind.REWARD_CLAWBACK.value})
 UNCATEGORISED = ""  # the category of sales with none: charged at the base share
+# Sales whose commission is posted per sale by the area that made it (a `commission` transaction
+# of its own, on the statement's activity): the partner shop's orders accrue theirs when each
+# order completes. Such sales are listed with a rate of 0 and kept out of the tier bonus base, so
+# that the bank never charges the same sale twice.
+SHOP_SALES_CATEGORY = "shop.order"
+COMMISSIONED_PER_SALE = frozenset({SHOP_SALES_CATEGORY})
 
 KIND_LABELS = {
     Kind.SALE.value: "Sales",
@@ -204,7 +210,10 @@ def compute(inputs: Inputs) -> Computed:
     category_lines: list[dict[str, Any]] = []
     for category in sorted(set(sales) | set(returns)):
         net = sales[category] - returns[category]
-        rate = int(terms.category_overrides.get(category, terms.base_share_bps))
+        if category in COMMISSIONED_PER_SALE:
+            rate = 0
+        else:
+            rate = int(terms.category_overrides.get(category, terms.base_share_bps))
         commission, kept = commission_split(net, rate)
         category_lines.append(
             {
@@ -221,8 +230,11 @@ def compute(inputs: Inputs) -> Computed:
     total_returns = sum(returns.values())
     net_sales = gross_sales - total_returns
     commission = sum(line["commission_minor"] for line in category_lines)
+    bonus_base = net_sales - sum(
+        line["net_minor"] for line in category_lines if line["category"] in COMMISSIONED_PER_SALE
+    )
 
-    bands = tier_bands(net_sales, terms.tier_thresholds, [t.bonus_bps for t in terms.tiers])
+    bands = tier_bands(bonus_base, terms.tier_thresholds, [t.bonus_bps for t in terms.tiers])
     bonus = sum(b.bonus_minor for b in bands)
     new_customer_fees = inputs.new_customers * terms.new_customer_fee_minor
     earned = commission + bonus + new_customer_fees

@@ -1,0 +1,1 @@
+"""Carts, checkout, payment, orders and their state machine, and the bank's commission on them."""

@@ -1,0 +1,374 @@
+"""Carts, checkout and orders under `/shop`: the customer's cart, checkout and orders, and the
+partner's view of the orders placed with it. Thin: parse, authorise, call the service, shape.
+
+No database transaction of the request is open while the payment gateway runs: the service ends
+its transactions before each call to the bank.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
+
+from beyondbank.commerce import service as commerce
+from beyondbank.commerce.models import Order, OrderStatus
+from beyondbank.commerce.orders import checkout, schemas, service
+from beyondbank.commerce.orders.checkout import Wanted
+from beyondbank.core.authz import Permission, Principal
+from beyondbank.core.errors import invalid
+from beyondbank.core.idempotency import check_key, fingerprint
+from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from beyondbank.core.uow import UnitOfWork
+from beyondbank.deps import IdempotencyKey, SettingsDep, UoW, requires
+from beyondbank.payments.api import Gateway
+
+router = APIRouter(prefix="/shop", tags=["shop: carts, checkout and orders"])
+
+Buyer = Annotated[Principal, Depends(requires(Permission.ORDERS_CREATE))]
+Reader = Annotated[Principal, Depends(requires(Permission.ORDERS_READ))]
+Fulfiller = Annotated[Principal, Depends(requires(Permission.ORDERS_FULFIL))]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+
+_ORDER_PROBLEMS: dict[int | str, dict[str, object]] = {
+    402: {"description": "The bank declined the payment (`decline_code`)"},
+    404: {"description": "No such order, or another customer's or partner's"},
+    409: {"description": "Not allowed in the order's state (`current_status`); sold out"},
+    422: {"description": "Invalid fields"},
+}
+
+
+# -- views ---------------------------------------------------------------------------------------
+
+
+def _lines(uow: UnitOfWork, order: Order, *, public: bool) -> list[schemas.OrderLineOut]:
+    lines = checkout.lines_of(uow, order)
+    sku = checkout.skus(uow, lines)
+    return [
+        schemas.OrderLineOut(
+            sku=sku[line.product_id],
+            quantity=line.quantity,
+            unit_minor=line.unit_minor,
+            public_unit_minor=line.public_unit_minor if public else None,
+            shipped_quantity=line.shipped_quantity,
+            returned_quantity=line.returned_quantity,
+        )
+        for line in lines
+    ]
+
+
+def _shipments(uow: UnitOfWork, order: Order) -> list[schemas.ShipmentOut]:
+    return [
+        schemas.ShipmentOut(
+            shipment_id=s.public_id,
+            lines=s.lines,
+            amount_minor=s.amount_minor,
+            carrier=s.carrier,
+            tracking=s.tracking,
+            shipped_at=s.shipped_at,
+        )
+        for s in service.shipments_of(uow, order)
+    ]
+
+
+def order_out(uow: UnitOfWork, order: Order) -> schemas.OrderOut:
+    partner_ref = commerce.partner_public_ids(uow, {order.partner_id})[order.partner_id]
+    plan = (
+        [schemas.InstalmentOut(**i) for i in order.instalment_plan]
+        if order.instalment_plan
+        else None
+    )
+    return schemas.OrderOut(
+        order_id=order.public_id,
+        partner_id=partner_ref,
+        status=order.status,
+        currency=order.currency,
+        goods_minor=order.goods_minor,
+        saving_minor=order.saving_minor,
+        protection_minor=order.protection_minor,
+        protection_policy_ref=order.protection_policy_ref,
+        total_minor=order.total_minor,
+        captured_minor=order.captured_minor,
+        refunded_minor=order.refunded_minor,
+        instalment_months=order.instalment_months,
+        instalment_plan=plan,
+        shipping_address=order.shipping_address,
+        placed_at=order.placed_at,
+        reserved_until=order.reserved_until,
+        return_window_ends_at=order.return_window_ends_at,
+        lines=_lines(uow, order, public=True),
+        shipments=_shipments(uow, order),
+    )
+
+
+def partner_order_out(uow: UnitOfWork, order: Order) -> schemas.PartnerOrderOut:
+    return schemas.PartnerOrderOut(
+        order_id=order.public_id,
+        status=order.status,
+        currency=order.currency,
+        goods_minor=order.goods_minor,
+        protection_minor=order.protection_minor,
+        total_minor=order.total_minor,
+        captured_minor=order.captured_minor,
+        refunded_minor=order.refunded_minor,
+        shipping_address=order.shipping_address if order.address_consent_at else None,
+        placed_at=order.placed_at,
+        return_window_ends_at=order.return_window_ends_at,
+        lines=_lines(uow, order, public=False),
+        shipments=_shipments(uow, order),
+    )
+
+
+def _cart_out(view: service.CartView) -> schemas.CartOut:
+    return schemas.CartOut(
+        cart_id=view.cart_id,
+        partner_id=view.partner_id,
+        currency=view.currency,
+        goods_minor=view.goods_minor,
+        lines=[
+            schemas.CartLineOut(
+                product_id=line.product_id,
+                sku=line.sku,
+                title=line.title,
+                quantity=line.quantity,
+                unit_minor=line.unit_minor,
+                public_unit_minor=line.public_unit_minor,
+                campaign_id=line.campaign_id,
+            )
+            for line in view.lines
+        ],
+    )
+
+
+# -- the customer's cart -------------------------------------------------------------------------
+
+
+@router.get("/cart", response_model=list[schemas.CartOut], summary="Your carts, one per partner")
+def get_carts(uow: UoW, actor: Buyer) -> list[schemas.CartOut]:
+    return [_cart_out(view) for view in service.carts(uow, actor)]
+
+
+@router.post(
+    "/cart/items",
+    response_model=list[schemas.CartOut],
+    status_code=201,
+    summary="Add a product to your cart with its partner",
+)
+def add_item(body: schemas.CartItemIn, uow: UoW, actor: Buyer) -> list[schemas.CartOut]:
+    service.add_item(
+        uow,
+        actor,
+        product_id=body.product_id,
+        quantity=body.quantity,
+        campaign_id=body.campaign_id,
+    )
+    return [_cart_out(view) for view in service.carts(uow, actor)]
+
+
+@router.delete(
+    "/cart/items/{product_id}", status_code=204, summary="Take a product out of your cart"
+)
+def remove_item(product_id: str, uow: UoW, actor: Buyer) -> Response:
+    service.remove_item(uow, actor, product_id)
+    return Response(status_code=204)
+
+
+# -- checkout ------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/checkout/offers",
+    response_model=schemas.OffersOut,
+    summary="The bank's offers for your cart: 0% instalments and device protection",
+)
+def get_offers(
+    uow: UoW, actor: Buyer, partner_id: Annotated[str, Query(min_length=1, max_length=40)]
+) -> schemas.OffersOut:
+    offers = service.offers(uow, actor, partner_id)
+    return schemas.OffersOut(
+        partner_id=offers.partner_id,
+        currency=offers.currency,
+        goods_minor=offers.goods_minor,
+        device_protection_minor=offers.protection_minor,
+        insurer=offers.insurer,
+        instalment_plans=[
+            schemas.InstalmentPlanOut(
+                months=months,
+                instalments=[
+                    schemas.InstalmentOut(due=i.due, amount_minor=i.amount_minor) for i in plan
+                ],
+            )
+            for months, plan in offers.instalments.items()
+        ],
+    )
+
+
+@router.post(
+    "/checkout",
+    response_model=schemas.OrderOut,
+    status_code=201,
+    summary="Place and pay an order for your cart with one partner (Idempotency-Key required)",
+    responses=_ORDER_PROBLEMS,
+)
+def post_checkout(
+    body: schemas.CheckoutIn,
+    uow: UoW,
+    actor: Buyer,
+    bank: Gateway,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey,
+) -> JSONResponse:
+    if idempotency_key is None:
+        raise invalid("header.Idempotency-Key", "required: a unique key per checkout")
+    key = check_key(idempotency_key)
+    data = service.CheckoutIn(
+        partner_id=body.partner_id,
+        shipping_address=body.shipping_address.model_dump(exclude_none=True),
+        share_address_with_partner=body.share_address_with_partner,
+        instalment_months=body.instalment_months,
+        device_protection=body.device_protection,
+        expected_total=body.expected_total,
+        items=[Wanted(i.product_id, i.quantity, i.campaign_id) for i in body.items],
+    )
+    done = service.checkout_order(
+        uow,
+        bank,
+        actor,
+        data,
+        key=key,
+        fingerprint=fingerprint("POST", "/shop/checkout", body.model_dump(mode="json")),
+        lock_seconds=settings.idempotency_in_flight_seconds,
+    )
+    out = order_out(uow, done.order)
+    headers = {"Idempotent-Replayed": "true"} if done.replayed else None
+    return JSONResponse(out.model_dump(mode="json"), status_code=201, headers=headers)
+
+
+# -- the customer's orders -----------------------------------------------------------------------
+
+
+@router.get("/orders", response_model=Page[schemas.OrderOut], summary="Your orders, newest first")
+def list_orders(
+    uow: UoW, actor: Reader, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT
+) -> Page[schemas.OrderOut]:
+    rows, next_cursor = service.list_customer_orders(uow, actor, cursor=cursor, limit=limit)
+    return Page(items=[order_out(uow, o) for o in rows], next_cursor=next_cursor)
+
+
+@router.get("/orders/{order_id}", response_model=schemas.OrderOut, summary="One of your orders")
+def get_order(order_id: str, uow: UoW, actor: Reader) -> schemas.OrderOut:
+    return order_out(uow, service.customer_order(uow, actor, order_id))
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    response_model=schemas.OrderOut,
+    summary="Cancel your order before it ships (the payment is released)",
+    responses=_ORDER_PROBLEMS,
+)
+def cancel_order(order_id: str, uow: UoW, actor: Buyer, bank: Gateway) -> schemas.OrderOut:
+    return order_out(uow, service.cancel(uow, bank, actor, order_id))
+
+
+@router.post(
+    "/orders/{order_id}/return",
+    response_model=schemas.OrderOut,
+    summary="Ask to return a delivered order, within the partner's return window",
+    responses=_ORDER_PROBLEMS,
+)
+def request_return(
+    order_id: str, body: schemas.ReturnIn, uow: UoW, actor: Buyer
+) -> schemas.OrderOut:
+    return order_out(uow, service.request_return(uow, actor, order_id, body.reason))
+
+
+# -- the partner's orders ------------------------------------------------------------------------
+
+
+@router.get(
+    "/partner/orders",
+    response_model=Page[schemas.PartnerOrderOut],
+    summary="Orders placed with your shop, newest first",
+)
+def list_partner_orders(
+    uow: UoW,
+    actor: Reader,
+    status: OrderStatus | None = None,
+    cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[schemas.PartnerOrderOut]:
+    rows, next_cursor = service.list_partner_orders(
+        uow, actor, status=status, cursor=cursor, limit=limit
+    )
+    return Page(items=[partner_order_out(uow, o) for o in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/partner/orders/{order_id}",
+    response_model=schemas.PartnerOrderOut,
+    summary="An order placed with your shop",
+)
+def get_partner_order(order_id: str, uow: UoW, actor: Reader) -> schemas.PartnerOrderOut:
+    return partner_order_out(uow, service.partner_order(uow, actor, order_id))
+
+
+@router.post(
+    "/partner/orders/{order_id}/fulfil",
+    response_model=schemas.PartnerOrderOut,
+    summary="Start fulfilling a paid order",
+    responses=_ORDER_PROBLEMS,
+)
+def fulfil(order_id: str, uow: UoW, actor: Fulfiller) -> schemas.PartnerOrderOut:
+    return partner_order_out(uow, service.fulfil(uow, actor, order_id))
+
+
+@router.post(
+    "/partner/orders/{order_id}/shipments",
+    response_model=schemas.PartnerOrderOut,
+    status_code=201,
+    summary="Ship all or some units; the shipment captures its share of the payment",
+    responses=_ORDER_PROBLEMS,
+)
+def ship(
+    order_id: str, body: schemas.ShipmentIn, uow: UoW, actor: Fulfiller, bank: Gateway
+) -> schemas.PartnerOrderOut:
+    service.ship(
+        uow,
+        bank,
+        actor,
+        order_id,
+        lines=[service.ShipLine(line.sku, line.quantity) for line in body.lines],
+        carrier=body.carrier,
+        tracking=body.tracking,
+    )
+    return partner_order_out(uow, service.partner_order(uow, actor, order_id))
+
+
+@router.post(
+    "/partner/orders/{order_id}/deliver",
+    response_model=schemas.PartnerOrderOut,
+    summary="Mark a shipped order delivered (its return window starts)",
+    responses=_ORDER_PROBLEMS,
+)
+def deliver(order_id: str, uow: UoW, actor: Fulfiller) -> schemas.PartnerOrderOut:
+    return partner_order_out(uow, service.deliver(uow, actor, order_id))
+
+
+@router.post(
+    "/partner/orders/{order_id}/returned",
+    response_model=schemas.PartnerOrderOut,
+    summary="Confirm the goods came back: refunds the customer through the bank",
+    responses=_ORDER_PROBLEMS,
+)
+def returned(
+    order_id: str, body: schemas.ReturnedIn, uow: UoW, actor: Fulfiller, bank: Gateway
+) -> schemas.PartnerOrderOut:
+    order = service.confirm_returned(
+        uow,
+        bank,
+        actor,
+        order_id,
+        lines=[service.ShipLine(line.sku, line.quantity) for line in body.lines],
+    )
+    return partner_order_out(uow, order)

@@ -1,0 +1,224 @@
+"""The building blocks of a checkout that never commit: stock reserved by conditional UPDATE,
+lines priced at the bank-client price, the webhook payload, and payment keys derived from the order.
+
+Stock rules, enforced by the database (and its CHECKs as a backstop): a reservation succeeds only
+`WHERE stock_on_hand - stock_reserved >= n`; products are updated in id order, so two checkouts
+of the same products queue on the row locks instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+
+from beyondbank.commerce.catalog import service as catalog
+from beyondbank.commerce.models import Order, OrderLine, Partner, Product, ProductStatus
+from beyondbank.commerce.webhooks import outbox
+from beyondbank.core.errors import FieldError, InvalidInput, LimitReached
+from beyondbank.core.uow import UnitOfWork
+
+
+class SoldOut(LimitReached):
+    """Not enough stock left for the quantity asked: nothing was reserved or charged."""
+
+    slug = "sold-out"
+    title = "Not enough stock left"
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """A line the customer wants, as it came in (public ids)."""
+
+    product_id: str
+    quantity: int
+    campaign_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    product: Product
+    quantity: int
+    unit_minor: int
+    public_unit_minor: int
+    campaign_id: str | None = None
+
+
+def products_by_public_ids(uow: UnitOfWork, public_ids: Iterable[str]) -> dict[str, Product]:
+    ids = set(public_ids)
+    if not ids:
+        return {}
+    rows = uow.session.scalars(select(Product).where(Product.public_id.in_(ids))).all()
+    return {p.public_id: p for p in rows}
+
+
+def price_lines(
+    uow: UnitOfWork, partner: Partner, wanted: Sequence[Wanted], *, field: str
+) -> list[Priced]:
+    """Each line at its bank-client price now; every unknown, foreign or unpriced product is a
+    field error (all of them at once), so bad input writes nothing."""
+    products = products_by_public_ids(uow, (w.product_id for w in wanted))
+    prices = catalog.prices_now(uow, (p.id for p in products.values()), uow.clock.now())
+    errors: list[FieldError] = []
+    priced: list[Priced] = []
+    for index, item in enumerate(wanted):
+        where = f"{field}.{index}.product_id"
+        product = products.get(item.product_id)
+        if product is None or product.partner_id != partner.id:
+            errors.append(FieldError(where, f"no product {item.product_id!r} in this shop"))
+            continue
+        if product.status is not ProductStatus.ACTIVE or product.id not in prices:
+            errors.append(FieldError(where, "not for sale now"))
+            continue
+        public_minor, client_minor = prices[product.id]
+        priced.append(Priced(product, item.quantity, client_minor, public_minor, item.campaign_id))
+    if errors:
+        raise InvalidInput("Some lines cannot be bought.", errors=errors)
+    return priced
+
+
+def reserve(uow: UnitOfWork, quantities: dict[int, int], sku_of: dict[int, str]) -> None:
+    """Reserve every product's quantity, in product id order, or raise SoldOut (the caller rolls
+    back whatever was reserved before it)."""
+    for product_id in sorted(quantities):
+        n = quantities[product_id]
+        done = uow.session.execute(
+            update(Product)
+            .where(
+                Product.id == product_id,
+                Product.status == ProductStatus.ACTIVE,
+                Product.stock_on_hand - Product.stock_reserved >= n,
+            )
+            .values(stock_reserved=Product.stock_reserved + n)
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise SoldOut(
+                f"Not enough of {sku_of[product_id]} left for {n}.",
+                extra={"limit": "stock", "sku": sku_of[product_id]},
+            )
+
+
+def release(uow: UnitOfWork, quantities: dict[int, int]) -> None:
+    """Give reserved units back (an order cancelled before they shipped)."""
+    for product_id in sorted(quantities):
+        n = quantities[product_id]
+        if n > 0:
+            uow.session.execute(
+                update(Product)
+                .where(Product.id == product_id, Product.stock_reserved >= n)
+                .values(stock_reserved=Product.stock_reserved - n)
+                .execution_options(synchronize_session=False)
+            )
+
+
+def consume(uow: UnitOfWork, quantities: dict[int, int]) -> None:
+    """Reserved units leave the warehouse: both on-hand and reserved go down."""
+    for product_id in sorted(quantities):
+        n = quantities[product_id]
+        if n > 0:
+            done = uow.session.execute(
+                update(Product)
+                .where(Product.id == product_id, Product.stock_reserved >= n)
+                .values(
+                    stock_on_hand=Product.stock_on_hand - n,
+                    stock_reserved=Product.stock_reserved - n,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                raise RuntimeError(f"product {product_id}: fewer units reserved than shipped")
+
+
+def restock(uow: UnitOfWork, quantities: dict[int, int]) -> None:
+    """Returned units are back on hand."""
+    for product_id in sorted(quantities):
+        if quantities[product_id] > 0:
+            uow.session.execute(
+                update(Product)
+                .where(Product.id == product_id)
+                .values(stock_on_hand=Product.stock_on_hand + quantities[product_id])
+                .execution_options(synchronize_session=False)
+            )
+
+
+def lines_of(uow: UnitOfWork, order: Order) -> list[OrderLine]:
+    return list(
+        uow.session.scalars(
+            select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
+        )
+    )
+
+
+def skus(uow: UnitOfWork, lines: Sequence[OrderLine]) -> dict[int, str]:
+    ids = {line.product_id for line in lines}
+    return {p.id: p.sku for p in catalog.products_by_ids(uow, ids).values()}
+
+
+def unshipped(lines: Sequence[OrderLine]) -> dict[int, int]:
+    return {line.product_id: line.quantity - line.shipped_quantity for line in lines}
+
+
+# -- what the partner hears ------------------------------------------------------------------
+
+
+def partner_payload(uow: UnitOfWork, order: Order) -> dict[str, Any]:
+    """The order as the partner sees it: no customer data beyond the consented address."""
+    lines = lines_of(uow, order)
+    sku = skus(uow, lines)
+    return {
+        "order_id": order.public_id,
+        "status": order.status.value,
+        "currency": order.currency,
+        "goods_minor": order.goods_minor,
+        "protection_minor": order.protection_minor,
+        "total_minor": order.total_minor,
+        "captured_minor": order.captured_minor,
+        "refunded_minor": order.refunded_minor,
+        "lines": [
+            {
+                "sku": sku[line.product_id],
+                "quantity": line.quantity,
+                "unit_minor": line.unit_minor,
+                "shipped_quantity": line.shipped_quantity,
+                "returned_quantity": line.returned_quantity,
+            }
+            for line in lines
+        ],
+        "shipping_address": order.shipping_address if order.address_consent_at else None,
+    }
+
+
+def emit(uow: UnitOfWork, order: Order, event_type: str) -> None:
+    """The partner's webhook event, in the transaction of the change it reports."""
+    outbox.emit(
+        uow,
+        partner_id=order.partner_id,
+        event_type=event_type,
+        data=partner_payload(uow, order),
+    )
+
+
+# -- payment keys: derived from the order, so a retry never pays twice -----------------------
+
+
+def authorise_key(order: Order) -> str:
+    return f"shop:{order.public_id}:authorise"
+
+
+def checkout_capture_key(order: Order) -> str:
+    return f"shop:{order.public_id}:capture"
+
+
+def void_key(order: Order, payment_id: str) -> str:
+    return f"shop:{order.public_id}:void:{payment_id}"
+
+
+def shipment_key(order: Order, number: int, what: str) -> str:
+    return f"shop:{order.public_id}:shipment:{number}:{what}"
+
+
+def refund_key(order: Order, what: str, payment_id: str) -> str:
+    return f"shop:{order.public_id}:refund:{what}:{payment_id}"

@@ -1,0 +1,55 @@
+"""`beyondbank shop …`: the order jobs, run on a schedule (both are safe to run twice)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from beyondbank.commerce.orders import service
+from beyondbank.core.clock import SystemClock
+from beyondbank.core.db import make_engine
+from beyondbank.core.settings import get_settings
+from beyondbank.core.uow import UnitOfWork, make_session_factory
+from beyondbank.payments.bankcore import BankCoreGateway
+
+app = typer.Typer(help="The partner shop's order jobs.", no_args_is_help=True)
+console = Console()
+Limit = Annotated[int, typer.Option(min=1, help="At most this many orders per run.")]
+
+
+@contextmanager
+def _unit() -> Iterator[tuple[UnitOfWork, BankCoreGateway]]:
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    clock = SystemClock()
+    try:
+        with UnitOfWork(factory, clock) as uow:
+            yield uow, BankCoreGateway(factory, clock, timezone=settings.default_timezone)
+    finally:
+        engine.dispose()
+
+
+@app.command("expire-reservations")
+def expire_reservations(limit: Limit = 500) -> None:
+    """Cancel orders still unpaid when their stock reservation ran out, and void any
+    authorisation held for a cancelled order."""
+    with _unit() as (uow, gateway):
+        done = service.expire_reservations(uow, gateway, limit=limit)
+    for order_id in done:
+        console.print(f"cancelled {order_id}")
+    console.print(f"{len(done)} order(s) cancelled or released")
+
+
+@app.command("complete-orders")
+def complete_orders(limit: Limit = 500) -> None:
+    """Complete delivered orders whose return window has ended, accruing the bank's commission."""
+    with _unit() as (uow, _gateway):
+        done = service.complete_orders(uow, limit=limit)
+    for order_id in done:
+        console.print(f"completed {order_id}")
+    console.print(f"{len(done)} order(s) completed")

@@ -1,0 +1,1232 @@
+"""Carts, checkout and orders: the use cases, and the only place in this area that commits.
+
+Checkout runs in two short transactions with the payment gateway between them, holding no lock
+during the call: (1) reserve stock, price and create the order `pending_payment`; (2) after the
+bank has authorised, mark it `paid`. The order decides who wins: a payment is voided or refunded
+only once its order is irrevocably cancelled, and an order becomes paid only with an approved
+authorisation, so no payment is ever kept without an order and no order is paid without a payment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+
+from beyondbank.commerce import service as commerce
+from beyondbank.commerce.catalog import service as catalog
+from beyondbank.commerce.groupbuy import service as groupbuy
+from beyondbank.commerce.models import (
+    Cart,
+    CartItem,
+    GroupBuy,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+    Partner,
+    Shipment,
+)
+from beyondbank.commerce.orders import checkout, crosssell
+from beyondbank.commerce.orders import transitions as machine
+from beyondbank.commerce.orders.checkout import Priced, Wanted
+from beyondbank.core import audit, idempotency
+from beyondbank.core.authz import SYSTEM, Principal, ensure_partner_visible
+from beyondbank.core.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    invalid,
+)
+from beyondbank.core.ids import new_public_id
+from beyondbank.core.money import Money, bps_of, pro_rata
+from beyondbank.core.pagination import paginate
+from beyondbank.core.uow import UnitOfWork
+from beyondbank.identity import service as identity
+from beyondbank.ledger import chart
+from beyondbank.ledger import service as ledger
+from beyondbank.ledger.models import OwnerKind
+from beyondbank.payments import service as payments
+from beyondbank.payments.gateway import (
+    AuthoriseRequest,
+    PayeeKind,
+    PaymentDeclined,
+    PaymentGateway,
+    PaymentResult,
+    PaymentStatus,
+)
+from beyondbank.settlement import contracts
+from beyondbank.settlement.models import PartyKind
+from beyondbank.settlement.statements import SHOP_SALES_CATEGORY
+
+S = OrderStatus
+# How long stock is held for an order waiting for its payment.
+RESERVATION = timedelta(minutes=15)
+
+
+def _end_reads(uow: UnitOfWork) -> None:
+    """End a transaction that only read, before a call to the bank: no lock or snapshot of ours
+    is held while the bank works. (A commit, not a rollback: there is nothing to undo, and a
+    rollback of a session sharing its connection, as in the tests, could undo the bank's work.)"""
+    uow.commit()
+
+
+# -- who may act -----------------------------------------------------------------------------
+
+
+def customer_of(actor: Principal) -> int:
+    """Carts and the customer's order views are for a signed-in customer only."""
+    if actor.kind != "customer" or actor.customer_id is None:
+        raise Forbidden("Carts, checkout and your orders are for signed-in customers.")
+    return actor.customer_id
+
+
+def partner_side(actor: Principal) -> None:
+    """The partner's views of orders: its own people and systems, and the bank's staff."""
+    if actor.kind == "customer":
+        raise Forbidden("This is the partner's view of its orders.")
+
+
+# -- carts -----------------------------------------------------------------------------------
+
+
+def _open_cart(uow: UnitOfWork, customer_id: int, partner_id: int) -> Cart | None:
+    return uow.session.scalars(
+        select(Cart)
+        .where(
+            Cart.customer_id == customer_id,
+            Cart.partner_id == partner_id,
+            Cart.checked_out.is_(False),
+        )
+        .order_by(Cart.id)
+        .limit(1)
+    ).one_or_none()
+
+
+def _campaign(uow: UnitOfWork, public_id: str, *, field: str) -> GroupBuy:
+    campaign = uow.session.scalars(
+        select(GroupBuy).where(GroupBuy.public_id == public_id)
+    ).one_or_none()
+    if campaign is None:
+        raise invalid(field, f"no group buy {public_id!r}")
+    return campaign
+
+
+def add_item(
+    uow: UnitOfWork, actor: Principal, *, product_id: str, quantity: int, campaign_id: str | None
+) -> Cart:
+    """Add units of a product to the customer's cart with the product's partner (one cart per
+    customer and partner; adding a product again adds to its quantity)."""
+    customer_id = customer_of(actor)
+    if quantity <= 0:
+        raise invalid("body.quantity", "must be at least 1")
+    product = checkout.products_by_public_ids(uow, [product_id]).get(product_id)
+    if product is None:
+        raise invalid("body.product_id", f"no product {product_id!r}")
+    campaign_pk = None
+    if campaign_id is not None:
+        campaign = _campaign(uow, campaign_id, field="body.campaign_id")
+        if campaign.product_id != product.id:
+            raise invalid("body.campaign_id", "this group buy is for another product")
+        campaign_pk = campaign.id
+    now = uow.clock.now()
+    cart = _open_cart(uow, customer_id, product.partner_id)
+    if cart is None:
+        cart = Cart(
+            public_id=new_public_id("crt"),
+            customer_id=customer_id,
+            partner_id=product.partner_id,
+            checked_out=False,
+            created_at=now,
+            updated_at=now,
+        )
+        uow.session.add(cart)
+        uow.session.flush()
+    item = uow.session.scalars(
+        select(CartItem).where(CartItem.cart_id == cart.id, CartItem.product_id == product.id)
+    ).one_or_none()
+    if item is None:
+        uow.session.add(
+            CartItem(
+                cart_id=cart.id,
+                product_id=product.id,
+                campaign_id=campaign_pk,
+                quantity=quantity,
+                added_at=now,
+            )
+        )
+    else:
+        item.quantity += quantity
+        item.campaign_id = campaign_pk
+    cart.updated_at = now
+    uow.commit()
+    return cart
+
+
+def remove_item(uow: UnitOfWork, actor: Principal, product_id: str) -> None:
+    customer_id = customer_of(actor)
+    product = checkout.products_by_public_ids(uow, [product_id]).get(product_id)
+    cart = _open_cart(uow, customer_id, product.partner_id) if product else None
+    item = None
+    if product is not None and cart is not None:
+        item = uow.session.scalars(
+            select(CartItem).where(CartItem.cart_id == cart.id, CartItem.product_id == product.id)
+        ).one_or_none()
+    if item is None:
+        raise NotFound(f"No product {product_id!r} in your cart.")
+    uow.session.delete(item)
+    uow.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class CartLine:
+    product_id: str
+    sku: str
+    title: str
+    quantity: int
+    unit_minor: int | None  # None: not for sale now
+    public_unit_minor: int | None
+    campaign_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CartView:
+    cart_id: str
+    partner_id: str
+    currency: str
+    lines: list[CartLine]
+    goods_minor: int
+
+
+def carts(uow: UnitOfWork, actor: Principal) -> list[CartView]:
+    """The customer's open carts, one per partner, priced now."""
+    customer_id = customer_of(actor)
+    rows = uow.session.scalars(
+        select(Cart)
+        .where(Cart.customer_id == customer_id, Cart.checked_out.is_(False))
+        .order_by(Cart.id)
+    ).all()
+    out = []
+    for cart in rows:
+        partner = uow.session.get_one(Partner, cart.partner_id)
+        out.append(_cart_view(uow, cart, partner))
+    return out
+
+
+def _cart_items(uow: UnitOfWork, cart: Cart) -> list[Wanted]:
+    items = uow.session.scalars(
+        select(CartItem).where(CartItem.cart_id == cart.id).order_by(CartItem.id)
+    ).all()
+    products = catalog.products_by_ids(uow, {i.product_id for i in items})
+    campaigns = {
+        c.id: c.public_id
+        for c in uow.session.scalars(
+            select(GroupBuy).where(GroupBuy.id.in_({i.campaign_id for i in items if i.campaign_id}))
+        )
+    }
+    return [
+        Wanted(
+            products[i.product_id].public_id,
+            i.quantity,
+            campaigns.get(i.campaign_id) if i.campaign_id else None,
+        )
+        for i in items
+    ]
+
+
+def _cart_view(uow: UnitOfWork, cart: Cart, partner: Partner) -> CartView:
+    wanted = _cart_items(uow, cart)
+    products = checkout.products_by_public_ids(uow, (w.product_id for w in wanted))
+    prices = catalog.prices_now(uow, (p.id for p in products.values()), uow.clock.now())
+    lines = []
+    for w in wanted:
+        product = products[w.product_id]
+        price = prices.get(product.id)
+        lines.append(
+            CartLine(
+                product_id=product.public_id,
+                sku=product.sku,
+                title=product.title,
+                quantity=w.quantity,
+                unit_minor=price[1] if price else None,
+                public_unit_minor=price[0] if price else None,
+                campaign_id=w.campaign_id,
+            )
+        )
+    goods = sum((line.unit_minor or 0) * line.quantity for line in lines)
+    return CartView(cart.public_id, partner.public_id, partner.currency, lines, goods)
+
+
+# -- offers: the bank's own products at checkout -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Offers:
+    partner_id: str
+    currency: str
+    goods_minor: int
+    protection_minor: int
+    insurer: str
+    instalments: dict[int, list[crosssell.Instalment]]  # for the goods alone
+
+
+def offers(uow: UnitOfWork, actor: Principal, partner_id: str) -> Offers:
+    """What the bank offers for the customer's cart with a partner: instalment plans over 3, 6
+    and 12 months, and the device-protection premium."""
+    customer_id = customer_of(actor)
+    partner = commerce.get_partner(uow, partner_id, field="query.partner_id")
+    cart = _open_cart(uow, customer_id, partner.id)
+    if cart is None:
+        raise invalid("query.partner_id", "your cart with this partner is empty")
+    priced = checkout.price_lines(uow, partner, _cart_items(uow, cart), field="cart.items")
+    goods = sum(p.unit_minor * p.quantity for p in priced)
+    protection = crosssell.protection_for([(p.unit_minor, p.quantity) for p in priced])
+    today = uow.clock.now().date()
+    return Offers(
+        partner.public_id,
+        partner.currency,
+        goods,
+        protection,
+        crosssell.INSURER,
+        {m: crosssell.instalment_plan(goods, m, today) for m in crosssell.INSTALMENT_MONTHS},
+    )
+
+
+# -- checkout ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutIn:
+    partner_id: str
+    shipping_address: dict[str, Any]
+    share_address_with_partner: bool
+    instalment_months: int | None = None
+    device_protection: bool = False
+    expected_total: str | None = None  # the total the customer saw ("24.99"); a change is a 409
+    items: list[Wanted] = field(default_factory=list)  # "buy now"; empty: the cart
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    order: Order
+    replayed: bool
+
+
+def checkout_order(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    actor: Principal,
+    data: CheckoutIn,
+    *,
+    key: str | None = None,
+    fingerprint: str = "",
+    lock_seconds: int = 120,
+) -> Checkout:
+    """Place and pay an order for the customer's cart (or `items`) with one partner."""
+    customer_id = customer_of(actor)
+    if not data.share_address_with_partner:
+        raise invalid(
+            "body.share_address_with_partner",
+            "must be true: the partner needs the shipping address to send the order",
+        )
+    partner = commerce.get_partner(uow, data.partner_id, field="body.partner_id")
+    expected = None
+    if data.expected_total is not None:
+        try:
+            expected = Money.parse(data.expected_total, partner.currency).amount
+        except ValueError as exc:
+            raise invalid("body.expected_total", str(exc)) from None
+    held: idempotency.Claim | None = None
+    if key is not None:
+        claimed = idempotency.claim(
+            uow,
+            scope=f"shop-checkout:{actor.public_id}",
+            key=key,
+            fingerprint=fingerprint,
+            lock_seconds=lock_seconds,
+        )
+        if isinstance(claimed, idempotency.Replay):
+            return Checkout(_replayed(uow, gateway, actor, claimed), replayed=True)
+        held = claimed
+    try:
+        order = _place(uow, actor, customer_id, partner, data, expected, held)
+        uow.commit()
+    except BaseException:
+        uow.rollback()
+        if held is not None:
+            idempotency.release(uow, held)
+        raise
+    return Checkout(_pay(uow, gateway, actor, order, held), replayed=False)
+
+
+def _replayed(
+    uow: UnitOfWork, gateway: PaymentGateway, actor: Principal, replay: idempotency.Replay
+) -> Order:
+    """The first request's outcome: its decline again, or its order as it stands now (resuming
+    the payment of an order whose first request died before it was paid)."""
+    body = replay.response
+    if replay.status_code == PaymentDeclined.status:
+        raise PaymentDeclined(
+            str(body.get("detail", "The bank declined the payment.")),
+            extra={k: body[k] for k in ("decline_code", "payment_id", "order_id") if k in body},
+        )
+    order = customer_order(uow, actor, str(body["order_id"]))
+    if order.status is S.PENDING_PAYMENT and (
+        order.reserved_until is None or order.reserved_until > uow.clock.now()
+    ):
+        return _pay(uow, gateway, actor, order, None)
+    return order
+
+
+def _place(
+    uow: UnitOfWork,
+    actor: Principal,
+    customer_id: int,
+    partner: Partner,
+    data: CheckoutIn,
+    expected: int | None,
+    held: idempotency.Claim | None,
+) -> Order:
+    """Transaction 1: price, reserve and create the order `pending_payment` (not committed)."""
+    cart = None
+    wanted = data.items
+    where = "body.items"
+    if not wanted:
+        cart = _open_cart(uow, customer_id, partner.id)
+        wanted = _cart_items(uow, cart) if cart else []
+        where = "cart.items"
+    if not wanted:
+        raise invalid("body.items", "your cart with this partner is empty")
+    for index, item in enumerate(wanted):
+        if item.quantity <= 0:
+            raise invalid(f"{where}.{index}.quantity", "must be at least 1")
+    priced = checkout.price_lines(uow, partner, wanted, field=where)
+    campaign = _campaign_line(uow, priced, where)
+    if campaign is not None:
+        entry = groupbuy.join(
+            uow, campaign_id=campaign.id, customer_id=customer_id, quantity=priced[0].quantity
+        )
+        line = priced[0]
+        priced = [Priced(line.product, line.quantity, entry, line.public_unit_minor)]
+    goods = sum(p.unit_minor * p.quantity for p in priced)
+    saving = sum(max(p.public_unit_minor - p.unit_minor, 0) * p.quantity for p in priced)
+    protection = (
+        crosssell.protection_for([(p.unit_minor, p.quantity) for p in priced])
+        if data.device_protection
+        else 0
+    )
+    total = goods + protection
+    if expected is not None and expected != total:
+        raise Conflict(
+            f"The total is now {Money(total, partner.currency)}, not "
+            f"{Money(expected, partner.currency)}: check the order again.",
+            extra={"total_minor": total},
+        )
+    if payments.account_for_customer(uow, actor.public_id, partner.currency) is None:
+        raise InvalidInput(
+            f"You have no {partner.currency} account at the bank to pay from.",
+            errors=(FieldError("body.partner_id", f"no {partner.currency} deposit account"),),
+        )
+    checkout.reserve(
+        uow,
+        {p.product.id: p.quantity for p in priced},
+        {p.product.id: p.product.sku for p in priced},
+    )
+    now = uow.clock.now()
+    order = Order(
+        public_id=new_public_id("ord"),
+        customer_id=customer_id,
+        partner_id=partner.id,
+        campaign_id=campaign.id if campaign else None,
+        status=S.PENDING_PAYMENT,
+        currency=partner.currency,
+        goods_minor=goods,
+        saving_minor=saving,
+        protection_minor=protection,
+        total_minor=total,
+        captured_minor=0,
+        refunded_minor=0,
+        instalment_months=data.instalment_months,
+        shipping_address=data.shipping_address,
+        address_consent_at=now,
+        placed_at=now,
+        reserved_until=now + RESERVATION,
+        updated_at=now,
+    )
+    if data.instalment_months is not None:
+        plan = crosssell.instalment_plan(total, data.instalment_months, now.date())
+        order.instalment_plan = [
+            {"due": i.due.isoformat(), "amount_minor": i.amount_minor} for i in plan
+        ]
+    uow.session.add(order)
+    uow.session.flush()
+    if protection:
+        order.protection_policy_ref = f"DPP-{order.public_id.split('_', 1)[1]}"
+    uow.session.add_all(
+        OrderLine(
+            order_id=order.id,
+            product_id=p.product.id,
+            quantity=p.quantity,
+            unit_minor=p.unit_minor,
+            public_unit_minor=max(p.public_unit_minor, p.unit_minor),
+            shipped_quantity=0,
+            returned_quantity=0,
+        )
+        for p in priced
+    )
+    uow.session.add(
+        OrderEvent(order_id=order.id, to_status=S.PENDING_PAYMENT.value, at=now, actor=_who(actor))
+    )
+    if cart is not None:
+        cart.checked_out = True
+        cart.updated_at = now
+    uow.session.flush()
+    checkout.emit(uow, order, "order.created")
+    if held is not None:
+        held.complete(uow, 201, {"order_id": order.public_id})
+    return order
+
+
+def _campaign_line(uow: UnitOfWork, priced: Sequence[Priced], where: str) -> GroupBuy | None:
+    with_campaign = [i for i, p in enumerate(priced) if p.campaign_id]
+    if not with_campaign:
+        return None
+    if len(priced) != 1:
+        raise invalid(
+            f"{where}.{with_campaign[0]}.campaign_id",
+            "a group-buy line is ordered on its own: check the other lines out separately",
+        )
+    campaign = _campaign(uow, str(priced[0].campaign_id), field=f"{where}.0.campaign_id")
+    if campaign.product_id != priced[0].product.id:
+        raise invalid(f"{where}.0.campaign_id", "this group buy is for another product")
+    return campaign
+
+
+def _who(actor: Principal) -> str:
+    return f"{actor.kind}:{actor.public_id}"[:40]
+
+
+def _authorise_request(uow: UnitOfWork, order: Order, amount: int, what: str) -> AuthoriseRequest:
+    customer = identity.customers_by_ids(uow, {order.customer_id})[order.customer_id]
+    account = payments.account_for_customer(uow, customer.public_id, order.currency)
+    if account is None:
+        raise InvalidInput(f"The customer has no {order.currency} account at the bank.")
+    partner_ref = commerce.partner_public_ids(uow, {order.partner_id})[order.partner_id]
+    return AuthoriseRequest(
+        account_id=account.public_id,
+        amount_minor=amount,
+        currency=order.currency,
+        payee_kind=PayeeKind.PARTNER,
+        payee_id=partner_ref,
+        reference=order.public_id,
+        category=SHOP_SALES_CATEGORY,
+        description=f"Order {order.public_id} {what}",
+    )
+
+
+def _pay(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    actor: Principal,
+    order: Order,
+    held: idempotency.Claim | None,
+) -> Order:
+    """Authorise the order's total (campaign orders: and capture it), then mark it paid; on a
+    decline cancel it; on any failure after the authorisation, compensate."""
+    request = _authorise_request(uow, order, order.total_minor, "checkout")
+    _end_reads(uow)
+    try:
+        result = gateway.authorise(request, key=checkout.authorise_key(order), actor=actor)
+    except Exception:
+        compensate(uow, gateway, order.public_id, "the payment gateway failed")
+        raise
+    if not result.approved:
+        _declined(uow, actor, order, result, held)
+    try:
+        captured = 0
+        if order.campaign_id is not None:  # group buys are paid in full when the customer joins
+            gateway.capture(
+                result.payment.id, key=checkout.checkout_capture_key(order), actor=actor
+            )
+            captured = order.total_minor
+        return confirm_paid(uow, actor, order.public_id, result.payment.id, captured, held)
+    except Exception:
+        compensate(uow, gateway, order.public_id, "the order could not be marked paid")
+        raise
+
+
+def confirm_paid(
+    uow: UnitOfWork,
+    actor: Principal,
+    order_id: str,
+    payment_id: str,
+    captured_minor: int,
+    held: idempotency.Claim | None,
+) -> Order:
+    """Transaction 2: pending_payment → paid, only if the order is still waiting for it."""
+    order = _order(uow, order_id)
+    machine.move(
+        uow,
+        order,
+        S.PAID,
+        actor=_who(actor),
+        payment_ref=payment_id,
+        captured_minor=captured_minor,
+        reserved_until=None,
+    )
+    checkout.emit(uow, order, "order.paid")
+    if held is not None:
+        held.complete(uow, 201, {"order_id": order.public_id})
+    uow.commit()
+    return order
+
+
+def _declined(
+    uow: UnitOfWork,
+    actor: Principal,
+    order: Order,
+    result: PaymentResult,
+    held: idempotency.Claim | None,
+) -> NoReturn:
+    code = result.decline_code.value if result.decline_code else None
+    order = _order(uow, order.public_id)
+    if order.status is S.PENDING_PAYMENT:
+        _cancel(uow, order, actor, note=f"payment declined: {code}")
+    problem = PaymentDeclined(
+        result.payment.decline_message or "The bank declined the payment.",
+        extra={"decline_code": code, "payment_id": result.payment.id, "order_id": order.public_id},
+    )
+    if held is not None:
+        held.complete(uow, problem.status, problem.as_dict())
+    uow.commit()
+    raise problem
+
+
+def _cancel(uow: UnitOfWork, order: Order, actor: Principal, *, note: str) -> None:
+    """Cancel in the caller's transaction: unshipped stock and campaign units go back."""
+    machine.move(uow, order, S.CANCELLED, actor=_who(actor), note=note, reserved_until=None)
+    lines = checkout.lines_of(uow, order)
+    checkout.release(uow, checkout.unshipped(lines))
+    if order.campaign_id is not None:
+        groupbuy.leave(
+            uow,
+            campaign_id=order.campaign_id,
+            customer_id=order.customer_id,
+            quantity=sum(line.quantity for line in lines),
+        )
+    checkout.emit(uow, order, "order.cancelled")
+
+
+def compensate(uow: UnitOfWork, gateway: PaymentGateway, order_id: str, reason: str) -> None:
+    """After a failure past the authorisation: cancel the order if it is still unpaid, then give
+    back whatever the bank holds or took for it. A paid order keeps its payment."""
+    uow.rollback()
+    order = _order(uow, order_id)
+    if order.status is S.PENDING_PAYMENT:
+        _cancel(uow, order, SYSTEM, note=f"compensated: {reason}")
+        uow.commit()
+    if order.status is S.CANCELLED:
+        release_payments(uow, gateway, order)
+
+
+def release_payments(uow: UnitOfWork, gateway: PaymentGateway, order: Order) -> list[str]:
+    """Void every authorisation and refund every capture made for a cancelled order (found by
+    the order's reference on the payments); deterministic keys make it safe to repeat."""
+    found, _ = payments.list_payments(
+        uow, SYSTEM, payments.PaymentFilters(reference=order.public_id), limit=50
+    )
+    todo = [(p.public_id, p.status, p.captured_minor - p.refunded_minor) for p in found]
+    _end_reads(uow)
+    done = []
+    for payment_id, status, refundable in todo:
+        if status is PaymentStatus.AUTHORISED:
+            gateway.void(payment_id, key=checkout.void_key(order, payment_id))
+            done.append(payment_id)
+        elif status in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED) and refundable:
+            gateway.refund(
+                payment_id,
+                key=checkout.refund_key(order, "cancel", payment_id),
+                amount_minor=refundable,
+            )
+            done.append(payment_id)
+    if done:
+        _record_refunds(uow, order.public_id)
+    return done
+
+
+def _record_refunds(uow: UnitOfWork, order_id: str) -> None:
+    """The order's refunded amount, as the bank's payments for it say."""
+    order = _order(uow, order_id)
+    found, _ = payments.list_payments(
+        uow, SYSTEM, payments.PaymentFilters(reference=order.public_id), limit=50
+    )
+    refunded = sum(p.refunded_minor for p in found)
+    if refunded != order.refunded_minor:
+        order.refunded_minor = min(refunded, order.captured_minor)
+        order.updated_at = uow.clock.now()
+    uow.commit()
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+
+
+def expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, *, limit: int = 500) -> list[str]:
+    """Cancel pending_payment orders past `reserved_until` (releasing stock and campaign units),
+    then void any authorisation made for them; and void authorisations still held for orders
+    cancelled earlier (a compensation cut short). The ids of the orders dealt with."""
+    now = uow.clock.now()
+    due = uow.session.scalars(
+        select(Order.public_id)
+        .where(Order.status == S.PENDING_PAYMENT, Order.reserved_until <= now)
+        .order_by(Order.reserved_until, Order.id)
+        .limit(limit)
+    ).all()
+    handled = []
+    for order_id in due:
+        order = _order(uow, order_id)
+        try:
+            _cancel(uow, order, SYSTEM, note="reservation expired")
+        except InvalidTransition:  # paid (or cancelled) meanwhile: the order has decided
+            uow.rollback()
+            continue
+        uow.commit()
+        release_payments(uow, gateway, order)
+        handled.append(order_id)
+    held, _ = payments.list_payments(
+        uow,
+        SYSTEM,
+        payments.PaymentFilters(status=PaymentStatus.AUTHORISED, payee_kind=PayeeKind.PARTNER),
+        limit=limit,
+    )
+    references = {p.reference for p in held if p.reference}
+    cancelled = uow.session.scalars(
+        select(Order.public_id).where(Order.public_id.in_(references), Order.status == S.CANCELLED)
+    ).all()
+    for order_id in cancelled:
+        release_payments(uow, gateway, _order(uow, order_id))
+        if order_id not in handled:
+            handled.append(order_id)
+    _end_reads(uow)
+    return handled
+
+
+def complete_orders(uow: UnitOfWork, *, limit: int = 500) -> list[str]:
+    """Delivered orders whose return window has ended become completed, and the bank's commission
+    on each accrues (posted once: a unique ledger key per order). The ids completed."""
+    now = uow.clock.now()
+    due = uow.session.scalars(
+        select(Order.public_id)
+        .where(Order.status == S.DELIVERED, Order.return_window_ends_at <= now)
+        .order_by(Order.return_window_ends_at, Order.id)
+        .limit(limit)
+    ).all()
+    done = []
+    for order_id in due:
+        order = _order(uow, order_id)
+        try:
+            machine.move(uow, order, S.COMPLETED, actor="system:complete-orders")
+        except InvalidTransition:
+            uow.rollback()
+            continue
+        order.commission_minor = _accrue(uow, order)
+        checkout.emit(uow, order, "order.completed")
+        uow.commit()
+        done.append(order_id)
+    return done
+
+
+def commission_rate(uow: UnitOfWork, partner: Partner, currency: str, at: datetime) -> int:
+    """The shop rate in force for the partner's commission contract in the currency (bps);
+    0 without a contract. A `shop.order` category override wins over the base share."""
+    found, _ = contracts.list_contracts(
+        uow, SYSTEM, party_id=partner.public_id, party_kind=PartyKind.PARTNER, limit=50
+    )
+    contract = next((c for c in found if c.currency == currency), None)
+    if contract is None:
+        return 0
+    day = at.astimezone(ZoneInfo(contract.timezone)).date()
+    version = contracts.version_in_force(uow, contract, day)
+    return int(version.category_overrides.get(SHOP_SALES_CATEGORY, version.base_share_bps))
+
+
+def commission_base(order: Order) -> int:
+    """What the partner sold: captured, less refunds, less the insurer's premium."""
+    return max(order.captured_minor - order.refunded_minor - order.protection_minor, 0)
+
+
+def _accrue(uow: UnitOfWork, order: Order) -> int:
+    partner = uow.session.get_one(Partner, order.partner_id)
+    rate = commission_rate(uow, partner, order.currency, uow.clock.now())
+    amount = bps_of(commission_base(order), rate)
+    if amount:
+        _post_commission(uow, order, partner, amount, clawback=False)
+    return amount
+
+
+def _post_commission(
+    uow: UnitOfWork, order: Order, partner: Partner, amount: int, *, clawback: bool
+) -> None:
+    """The partner's payable → the bank's commission revenue (reversed for a clawback)."""
+    money = Money(amount, order.currency)
+    payable = chart.payable(uow, OwnerKind.PARTNER, partner.public_id, order.currency)
+    revenue = chart.commission_revenue(uow, order.currency)
+    legs = (
+        (ledger.Leg.debit(revenue, money), ledger.Leg.credit(payable, money))
+        if clawback
+        else (ledger.Leg.debit(payable, money), ledger.Leg.credit(revenue, money))
+    )
+    kind = chart.Kind.COMMISSION_CLAWBACK if clawback else chart.Kind.COMMISSION
+    ledger.post(
+        uow,
+        ledger.Draft(
+            key=f"shop-{kind.value}:{order.public_id}",
+            kind=kind.value,
+            legs=legs,
+            description=f"Commission on shop order {order.public_id}"
+            + (" clawed back" if clawback else ""),
+            counterparty=partner.public_id,
+            category=SHOP_SALES_CATEGORY,
+            reference=order.public_id,
+        ),
+    )
+
+
+# -- reading orders ------------------------------------------------------------------------------
+
+
+def _order(uow: UnitOfWork, public_id: str) -> Order:
+    order = uow.session.scalars(
+        select(Order).where(Order.public_id == public_id).execution_options(populate_existing=True)
+    ).one_or_none()
+    if order is None:
+        raise NotFound(f"No order {public_id!r} here.")
+    return order
+
+
+def customer_order(uow: UnitOfWork, actor: Principal, public_id: str) -> Order:
+    """The customer's own order; anyone else's answers 404."""
+    customer_id = customer_of(actor)
+    order = _order(uow, public_id)
+    if order.customer_id != customer_id:
+        raise NotFound(f"No order {public_id!r} here.")
+    return order
+
+
+def partner_order(uow: UnitOfWork, actor: Principal, public_id: str) -> Order:
+    """An order placed with the actor's partner (the bank's staff see every partner's)."""
+    partner_side(actor)
+    order = _order(uow, public_id)
+    ensure_partner_visible(actor, order.partner_id, "order", public_id)
+    return order
+
+
+def list_customer_orders(
+    uow: UnitOfWork, actor: Principal, *, cursor: str | None, limit: int
+) -> tuple[Sequence[Order], str | None]:
+    customer_id = customer_of(actor)
+    stmt = select(Order).where(Order.customer_id == customer_id)
+    return paginate(uow.session, stmt, Order.id, cursor=cursor, limit=limit, descending=True)
+
+
+def list_partner_orders(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    status: OrderStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[Sequence[Order], str | None]:
+    partner_side(actor)
+    if actor.merchant_id is not None:
+        raise Forbidden("Orders belong to the shop's partners.")
+    stmt = select(Order)
+    if actor.partner_id is not None:
+        stmt = stmt.where(Order.partner_id == actor.partner_id)
+    if status is not None:
+        stmt = stmt.where(Order.status == status)
+    return paginate(uow.session, stmt, Order.id, cursor=cursor, limit=limit, descending=True)
+
+
+def shipments_of(uow: UnitOfWork, order: Order) -> list[Shipment]:
+    return list(
+        uow.session.scalars(
+            select(Shipment).where(Shipment.order_id == order.id).order_by(Shipment.id)
+        )
+    )
+
+
+# -- the customer moves an order -----------------------------------------------------------------
+
+
+def cancel(uow: UnitOfWork, gateway: PaymentGateway, actor: Principal, order_id: str) -> Order:
+    """The customer cancels before shipment: stock back, the authorisation voided (a group buy's
+    capture refunded)."""
+    order = customer_order(uow, actor, order_id)
+    _cancel(uow, order, actor, note="cancelled by the customer")
+    audit.record(
+        uow.session,
+        actor=actor,
+        at=uow.clock.now(),
+        action="order.cancelled",
+        object_type="order",
+        object_id=order.public_id,
+    )
+    uow.commit()
+    release_payments(uow, gateway, order)
+    return _order(uow, order_id)
+
+
+def request_return(uow: UnitOfWork, actor: Principal, order_id: str, reason: str) -> Order:
+    """Within the partner's return window after delivery."""
+    order = customer_order(uow, actor, order_id)
+    machine.check(order, S.RETURN_REQUESTED)
+    ends = order.return_window_ends_at
+    if ends is not None and uow.clock.now() > ends:
+        raise Conflict(
+            f"The return window for order {order.public_id} ended at {ends.isoformat()}.",
+            extra={"return_window_ends_at": ends.isoformat()},
+        )
+    machine.move(uow, order, S.RETURN_REQUESTED, actor=_who(actor), note=reason or None)
+    checkout.emit(uow, order, "order.return_requested")
+    uow.commit()
+    return order
+
+
+# -- the partner moves an order ------------------------------------------------------------------
+
+
+def _partner_change(
+    uow: UnitOfWork, actor: Principal, order: Order, action: str, **after: Any
+) -> None:
+    audit.record(
+        uow.session,
+        actor=actor,
+        at=uow.clock.now(),
+        action=action,
+        object_type="order",
+        object_id=order.public_id,
+        after={"status": order.status.value, **after},
+    )
+
+
+def fulfil(uow: UnitOfWork, actor: Principal, order_id: str) -> Order:
+    order = partner_order(uow, actor, order_id)
+    machine.move(uow, order, S.FULFILLING, actor=_who(actor))
+    _partner_change(uow, actor, order, "order.fulfilling")
+    uow.commit()
+    return order
+
+
+@dataclass(frozen=True, slots=True)
+class ShipLine:
+    sku: str
+    quantity: int
+
+
+def ship(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    actor: Principal,
+    order_id: str,
+    *,
+    lines: Sequence[ShipLine] = (),
+    carrier: str | None = None,
+    tracking: str | None = None,
+) -> Shipment:
+    """Send all or some of the order's units; the shipment captures its share of the payment.
+
+    The bank core captures an authorisation once (the rest of the hold is released), so the
+    first shipment captures its lines (and the protection premium) from the order's
+    authorisation, and each later one is paid by an authorisation and capture of its own
+    (declined: nothing ships). The last shipment takes exactly what is left of the total.
+    """
+    order = partner_order(uow, actor, order_id)
+    if order.status is not S.FULFILLING:
+        raise machine.refuse(order.status, S.SHIPPED, order.public_id)
+    order_lines = checkout.lines_of(uow, order)
+    sku_of = checkout.skus(uow, order_lines)
+    by_sku = {sku_of[line.product_id]: line for line in order_lines}
+    sending: dict[int, int] = {}
+    errors = []
+    for index, item in enumerate(lines):
+        line = by_sku.get(item.sku)
+        left = line.quantity - line.shipped_quantity if line else 0
+        if line is None:
+            errors.append(FieldError(f"body.lines.{index}.sku", "not a line of this order"))
+        elif not 0 < item.quantity <= left:
+            errors.append(FieldError(f"body.lines.{index}.quantity", f"must be within 1..{left}"))
+        else:
+            sending[line.product_id] = sending.get(line.product_id, 0) + item.quantity
+    if errors:
+        raise InvalidInput("The shipment does not match the order.", errors=errors)
+    if not lines:
+        sending = {k: v for k, v in checkout.unshipped(order_lines).items() if v > 0}
+    unit = {line.product_id: line.unit_minor for line in order_lines}
+    everything = all(
+        line.shipped_quantity + sending.get(line.product_id, 0) == line.quantity
+        for line in order_lines
+    )
+    number = len(shipments_of(uow, order)) + 1
+    amount = 0
+    if order.campaign_id is None:
+        amount = sum(unit[p] * q for p, q in sending.items())
+        if number == 1:
+            amount += order.protection_minor
+        if everything:
+            amount = order.total_minor - order.captured_minor
+    captured_before = order.captured_minor
+    payment_ref = order.payment_ref
+    follow_on = _follow_on_request(uow, order, amount, number) if number > 1 and amount else None
+    _end_reads(uow)
+    paid_by = _capture_share(gateway, actor, order, payment_ref, follow_on, amount, number)
+    try:
+        return _record_shipment(
+            uow, actor, order_id, sending, amount, captured_before, carrier, tracking, everything
+        )
+    except Exception:
+        uow.rollback()
+        if paid_by is not None:
+            gateway.refund(
+                paid_by,
+                key=checkout.shipment_key(order, number, "refund"),
+                amount_minor=amount,
+            )
+        raise
+
+
+def _follow_on_request(uow: UnitOfWork, order: Order, amount: int, number: int) -> AuthoriseRequest:
+    return _authorise_request(uow, order, amount, f"shipment {number}")
+
+
+def _capture_share(
+    gateway: PaymentGateway,
+    actor: Principal,
+    order: Order,
+    payment_ref: str | None,
+    follow_on: AuthoriseRequest | None,
+    amount: int,
+    number: int,
+) -> str | None:
+    """Capture the shipment's share; the payment it was taken from (None: nothing to take)."""
+    if amount == 0:
+        return None
+    if follow_on is None:
+        assert payment_ref is not None
+        gateway.capture(
+            payment_ref,
+            key=checkout.shipment_key(order, number, "capture"),
+            amount_minor=amount,
+            actor=actor,
+        )
+        return payment_ref
+    held = gateway.authorise(
+        follow_on, key=checkout.shipment_key(order, number, "authorise"), actor=actor
+    )
+    if not held.approved:
+        raise PaymentDeclined(
+            "The bank declined the payment for this shipment: do not send it.",
+            extra={
+                "decline_code": held.decline_code.value if held.decline_code else None,
+                "payment_id": held.payment.id,
+                "order_id": order.public_id,
+            },
+        )
+    gateway.capture(
+        held.payment.id, key=checkout.shipment_key(order, number, "capture"), actor=actor
+    )
+    return held.payment.id
+
+
+def _record_shipment(
+    uow: UnitOfWork,
+    actor: Principal,
+    order_id: str,
+    sending: dict[int, int],
+    amount: int,
+    captured_before: int,
+    carrier: str | None,
+    tracking: str | None,
+    everything: bool,
+) -> Shipment:
+    order = _order(uow, order_id)
+    moved = uow.session.execute(
+        update(Order)
+        .where(
+            Order.id == order.id,
+            Order.status == S.FULFILLING,
+            Order.captured_minor == captured_before,
+        )
+        .values(captured_minor=Order.captured_minor + amount, updated_at=uow.clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        uow.session.refresh(order)
+        raise Conflict(
+            f"Order {order.public_id} changed while this shipment was paid for; try again.",
+            extra={"current_status": order.status.value},
+        )
+    order_lines = checkout.lines_of(uow, order)
+    sku_of = checkout.skus(uow, order_lines)
+    for product_id, quantity in sending.items():
+        shipped = uow.session.execute(
+            update(OrderLine)
+            .where(
+                OrderLine.order_id == order.id,
+                OrderLine.product_id == product_id,
+                OrderLine.shipped_quantity + quantity <= OrderLine.quantity,
+            )
+            .values(shipped_quantity=OrderLine.shipped_quantity + quantity)
+            .execution_options(synchronize_session=False)
+        )
+        if shipped.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict(f"More of {sku_of[product_id]} than is left to ship.")
+    checkout.consume(uow, sending)
+    shipment = Shipment(
+        public_id=new_public_id("shp"),
+        order_id=order.id,
+        lines=[{"product": sku_of[p], "quantity": q} for p, q in sorted(sending.items())],
+        amount_minor=amount,
+        carrier=carrier,
+        tracking=tracking,
+        shipped_at=uow.clock.now(),
+    )
+    uow.session.add(shipment)
+    uow.session.flush()
+    uow.session.refresh(order)
+    if everything:
+        machine.move(uow, order, S.SHIPPED, actor=_who(actor), note=shipment.public_id)
+    for line in order_lines:
+        uow.session.refresh(line)
+    checkout.emit(uow, order, "order.shipped")
+    _partner_change(uow, actor, order, "order.shipped", shipment=shipment.public_id, amount=amount)
+    uow.commit()
+    return shipment
+
+
+def deliver(uow: UnitOfWork, actor: Principal, order_id: str) -> Order:
+    """Delivered: the partner's return window starts now."""
+    order = partner_order(uow, actor, order_id)
+    partner = uow.session.get_one(Partner, order.partner_id)
+    ends = uow.clock.now() + timedelta(days=partner.return_window_days)
+    machine.move(uow, order, S.DELIVERED, actor=_who(actor), return_window_ends_at=ends)
+    checkout.emit(uow, order, "order.delivered")
+    _partner_change(uow, actor, order, "order.delivered")
+    uow.commit()
+    return order
+
+
+def confirm_returned(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    actor: Principal,
+    order_id: str,
+    *,
+    lines: Sequence[ShipLine] = (),
+) -> Order:
+    """The goods are back: returned (stock on hand again), refunded through the gateway, then
+    refunded. A completed order (a return accepted after the window) has its commission clawed
+    back pro rata. Calling it again on a `returned` order retries the refund."""
+    order = partner_order(uow, actor, order_id)
+    if order.status is not S.RETURNED:
+        _take_back(uow, actor, order, lines)
+    refund = _refund_due(uow, order)
+    found, _ = payments.list_payments(
+        uow, SYSTEM, payments.PaymentFilters(reference=order.public_id), limit=50
+    )
+    sources = [(p.public_id, p.captured_minor - p.refunded_minor) for p in found]
+    _end_reads(uow)
+    left = refund
+    for payment_id, refundable in sources:  # newest first
+        take = min(left, refundable)
+        if take > 0:
+            gateway.refund(
+                payment_id,
+                key=checkout.refund_key(order, "return", payment_id),
+                amount_minor=take,
+                actor=actor,
+            )
+            left -= take
+    order = _order(uow, order_id)
+    machine.move(
+        uow, order, S.REFUNDED, actor=_who(actor), refunded_minor=order.refunded_minor + refund
+    )
+    if order.commission_minor:
+        _claw_back(uow, order)
+    checkout.emit(uow, order, "order.refunded")
+    _partner_change(uow, actor, order, "order.refunded", refunded_minor=refund)
+    uow.commit()
+    return order
+
+
+def _take_back(uow: UnitOfWork, actor: Principal, order: Order, lines: Sequence[ShipLine]) -> None:
+    machine.check(order, S.RETURNED)
+    order_lines = checkout.lines_of(uow, order)
+    sku_of = checkout.skus(uow, order_lines)
+    by_sku = {sku_of[line.product_id]: line for line in order_lines}
+    back: dict[int, int] = {}
+    errors = []
+    for index, item in enumerate(lines):
+        line = by_sku.get(item.sku)
+        left = line.shipped_quantity - line.returned_quantity if line else 0
+        if line is None:
+            errors.append(FieldError(f"body.lines.{index}.sku", "not a line of this order"))
+        elif not 0 < item.quantity <= left:
+            errors.append(FieldError(f"body.lines.{index}.quantity", f"must be within 1..{left}"))
+        else:
+            back[line.product_id] = back.get(line.product_id, 0) + item.quantity
+    if errors:
+        raise InvalidInput("The return does not match what was shipped.", errors=errors)
+    if not lines:
+        back = {
+            line.product_id: line.shipped_quantity - line.returned_quantity for line in order_lines
+        }
+    machine.move(uow, order, S.RETURNED, actor=_who(actor))
+    for line in order_lines:
+        line.returned_quantity += back.get(line.product_id, 0)
+    checkout.restock(uow, back)
+    uow.session.flush()
+    checkout.emit(uow, order, "order.returned")
+    _partner_change(uow, actor, order, "order.returned")
+    uow.commit()
+
+
+def _refund_due(uow: UnitOfWork, order: Order) -> int:
+    """The returned units' value (everything captured when all came back), less what was
+    already refunded for the order; never more than is left to refund."""
+    order_lines = checkout.lines_of(uow, order)
+    all_back = all(line.returned_quantity == line.quantity for line in order_lines)
+    value = sum(line.returned_quantity * line.unit_minor for line in order_lines)
+    due = order.captured_minor if all_back else value
+    return max(min(due, order.captured_minor) - order.refunded_minor, 0)
+
+
+def _claw_back(uow: UnitOfWork, order: Order) -> None:
+    """Commission back pro rata to the goods returned, of the goods shipped."""
+    order_lines = checkout.lines_of(uow, order)
+    shipped = sum(line.shipped_quantity * line.unit_minor for line in order_lines)
+    returned = sum(line.returned_quantity * line.unit_minor for line in order_lines)
+    accrued = order.commission_minor or 0
+    amount = min(pro_rata(accrued, returned, shipped), accrued) if shipped else 0
+    if amount:
+        partner = uow.session.get_one(Partner, order.partner_id)
+        _post_commission(uow, order, partner, amount, clawback=True)
+        order.commission_minor = accrued - amount
+
+
+def order_events(uow: UnitOfWork, order: Order) -> list[OrderEvent]:
+    return list(
+        uow.session.scalars(
+            select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+        )
+    )
+
+
+def count_orders(uow: UnitOfWork, status: OrderStatus) -> int:
+    return int(uow.session.scalar(select(func.count()).where(Order.status == status)) or 0)
