@@ -13,6 +13,7 @@ from beyondbank.benefits import api as benefits_api
 from beyondbank.cards import api as cards_api
 from beyondbank.cards import realtime
 from beyondbank.commerce.catalog import api as catalog_api
+from beyondbank.commerce.groupbuy import api as groupbuy_api
 from beyondbank.commerce.orders import api as orders_api
 from beyondbank.core.clock import Clock, SystemClock
 from beyondbank.core.db import make_engine
@@ -100,6 +101,7 @@ def create_app(
     api.include_router(settlement_api.router)
     api.include_router(cards_api.router)
     api.include_router(catalog_api.router)
+    api.include_router(groupbuy_api.router)
     api.include_router(orders_api.router)
     app.include_router(api)
     app.include_router(web_routes.router)

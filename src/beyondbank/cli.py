@@ -12,6 +12,7 @@ from rich.console import Console
 from beyondbank import schema
 from beyondbank.cards import cli as cards_cli
 from beyondbank.commerce.catalog import cli as catalog_cli
+from beyondbank.commerce.groupbuy import cli as groupbuy_cli
 from beyondbank.commerce.orders import cli as orders_cli
 from beyondbank.core.authz import SYSTEM, Role
 from beyondbank.core.clock import SystemClock
@@ -47,6 +48,7 @@ def _shop_group() -> typer.Typer:
 
 
 _shop_group().add_typer(catalog_cli.app)
+_shop_group().add_typer(groupbuy_cli.app)
 _shop_group().add_typer(orders_cli.app)
 
 console = Console()
