@@ -66,8 +66,12 @@ def test_a_checkout_reserves_stock_and_is_paid_by_an_authorisation(
 def test_the_cart_is_checked_out_and_a_new_one_starts(
     uow: UnitOfWork, bank: BankCoreGateway, shop: Shop
 ) -> None:
-    service.add_item(uow, shop.buyer, product_id=shop.product.public_id, quantity=1, campaign_id=None)
-    service.add_item(uow, shop.buyer, product_id=shop.product.public_id, quantity=2, campaign_id=None)
+    service.add_item(
+        uow, shop.buyer, product_id=shop.product.public_id, quantity=1, campaign_id=None
+    )
+    service.add_item(
+        uow, shop.buyer, product_id=shop.product.public_id, quantity=2, campaign_id=None
+    )
     order = service.checkout_order(
         uow,
         bank,
@@ -183,7 +187,10 @@ def test_a_payment_arriving_after_the_reservation_expired_is_voided(
 
     with pytest.raises(InvalidTransition) as refused:
         service.checkout_order(
-            uow, SlowBank(bank, RuntimeError()), shop.buyer, checkout_in(shop)  # type: ignore[arg-type]
+            uow,
+            SlowBank(bank, RuntimeError()),
+            shop.buyer,
+            checkout_in(shop),  # type: ignore[arg-type]
         )
     assert refused.value.extra["current_status"] == "cancelled"
     order = uow.session.scalars(select(Order)).one()
