@@ -12,6 +12,7 @@ from tests.benefits.test_authorisation import ENDPOINTS as BENEFITS
 from tests.cards.test_authorisation import ENDPOINTS as CARDS
 from tests.commerce.catalog.test_authorisation import ENDPOINTS as SHOP_CATALOG
 from tests.commerce.groupbuy.test_authorisation import ENDPOINTS as SHOP_GROUPBUY
+from tests.commerce.orders.test_authorisation import ENDPOINTS as SHOP_ORDERS
 from tests.identity.test_access import MATRIX as IDENTITY
 from tests.ledger.test_authorisation import ENDPOINTS as LEDGER
 from tests.payments.test_authorisation import ENDPOINTS as PAYMENTS
@@ -52,6 +53,7 @@ def test_every_endpoint_is_in_an_authorisation_matrix(app: FastAPI) -> None:
         | {_shape(e) for e in CARDS}
         | {_shape(e) for e in SHOP_CATALOG}
         | {_shape(e) for e in SHOP_GROUPBUY}
+        | {_shape(e) for e in SHOP_ORDERS}
         | {_shape(e) for e in PUBLIC}
     )
     missing = sorted(routes - covered)
