@@ -209,6 +209,7 @@ def put_price(
             valid_from=body.valid_from,
             valid_to=body.valid_to,
         ),
+        names=("public_price", "client_price"),
     )
     return schemas.ProductPricesOut(
         id=product.public_id,

@@ -164,19 +164,21 @@ class PriceIn:
 
 
 def check_price(
-    price: PriceIn, now: datetime, prefix: str = "body"
+    price: PriceIn,
+    now: datetime,
+    prefix: str = "body",
+    names: tuple[str, str] = ("public_minor", "client_minor"),
 ) -> tuple[datetime, datetime | None]:
     """The period the price will cover, or a 422 naming the field; writes nothing."""
     errors: list[FieldError] = []
+    public_field, client_field = (f"{prefix}.{name}" for name in names)
     if price.public_minor <= 0:
-        errors.append(FieldError(f"{prefix}.public_minor", "must be positive"))
+        errors.append(FieldError(public_field, "must be positive"))
     if price.client_minor <= 0:
-        errors.append(FieldError(f"{prefix}.client_minor", "must be positive"))
+        errors.append(FieldError(client_field, "must be positive"))
     elif price.client_minor >= price.public_minor:
         errors.append(
-            FieldError(
-                f"{prefix}.client_minor", "the bank-client price must be below the public price"
-            )
+            FieldError(client_field, "the bank-client price must be below the public price")
         )
     start = price.valid_from or now
     if price.valid_to is not None and price.valid_to <= start:
@@ -196,9 +198,10 @@ def _apply_price(
 ) -> bool:
     """Make [start, end) carry this price, keeping the product's periods from overlapping.
 
-    The period covering `start` is cut at `start` (or, if it starts exactly then, rewritten);
-    periods that start later stay, and the new one stops at the next one's start. True if
-    anything changed: the same price over the same period is left alone.
+    The period covering `start` is cut at `start` (or, if it starts exactly then, rewritten)
+    and, if it went on past `end`, resumes at `end`; periods that start later stay, and the new
+    one stops at the next one's start. True if anything changed: the same price over the same
+    period is left alone.
     """
     periods = uow.session.scalars(
         select(ProductPrice)
@@ -224,33 +227,52 @@ def _apply_price(
     ):
         return False
     now = uow.clock.now()
-    if covering is not None and covering.valid_from == start:
-        covering.public_minor = public_minor
-        covering.client_minor = client_minor
-        covering.valid_to = end
-        return True
-    if covering is not None:
-        covering.valid_to = start
-    uow.session.add(
-        ProductPrice(
-            public_id=new_public_id("prc"),
-            product_id=product_id,
-            public_minor=public_minor,
-            client_minor=client_minor,
-            valid_from=start,
-            valid_to=end,
-            created_at=now,
+
+    def period(public: int, client: int, begins: datetime, ends: datetime | None) -> None:
+        uow.session.add(
+            ProductPrice(
+                public_id=new_public_id("prc"),
+                product_id=product_id,
+                public_minor=public,
+                client_minor=client,
+                valid_from=begins,
+                valid_to=ends,
+                created_at=now,
+            )
         )
-    )
+
+    if covering is None:
+        period(public_minor, client_minor, start, end)
+        return True
+    old = (covering.public_minor, covering.client_minor, covering.valid_to)
+    if covering.valid_from == start:
+        covering.public_minor, covering.client_minor, covering.valid_to = (
+            public_minor,
+            client_minor,
+            end,
+        )
+    else:
+        covering.valid_to = start
+        period(public_minor, client_minor, start, end)
+    # A bounded period inside a longer one (a sale): the old price resumes where it ends.
+    if end is not None and (old[2] is None or old[2] > end):
+        uow.session.flush()  # the rows above first: (product, valid_from) is unique
+        period(old[0], old[1], end, old[2])
     return True
 
 
 def add_price(
-    uow: UnitOfWork, actor: Principal, product: Product, price: PriceIn
+    uow: UnitOfWork,
+    actor: Principal,
+    product: Product,
+    price: PriceIn,
+    *,
+    names: tuple[str, str] = ("public_minor", "client_minor"),
 ) -> list[ProductPrice]:
-    """Set the product's price for a period (from now if no start); answers all its periods."""
+    """Set the product's price for a period (from now if no start); answers all its periods.
+    `names` are the request's fields for the two prices, for the 422's field errors."""
     now = uow.clock.now()
-    start, end = check_price(price, now)
+    start, end = check_price(price, now, names=names)
     before = _periods(uow, product.id)
     before_snapshot = [audit.snapshot(p) for p in before]
     changed = _apply_price(uow, product.id, price.public_minor, price.client_minor, start, end)
