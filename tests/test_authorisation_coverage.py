@@ -13,6 +13,8 @@ from tests.cards.test_authorisation import ENDPOINTS as CARDS
 from tests.commerce.catalog.test_authorisation import ENDPOINTS as SHOP_CATALOG
 from tests.commerce.groupbuy.test_authorisation import ENDPOINTS as SHOP_GROUPBUY
 from tests.commerce.orders.test_authorisation import ENDPOINTS as SHOP_ORDERS
+from tests.commerce.support.test_authorisation import ENDPOINTS as SHOP_SUPPORT
+from tests.commerce.webhooks.test_authorisation import ENDPOINTS as SHOP_WEBHOOKS
 from tests.identity.test_access import MATRIX as IDENTITY
 from tests.ledger.test_authorisation import ENDPOINTS as LEDGER
 from tests.payments.test_authorisation import ENDPOINTS as PAYMENTS
@@ -54,6 +56,8 @@ def test_every_endpoint_is_in_an_authorisation_matrix(app: FastAPI) -> None:
         | {_shape(e) for e in SHOP_CATALOG}
         | {_shape(e) for e in SHOP_GROUPBUY}
         | {_shape(e) for e in SHOP_ORDERS}
+        | {_shape(e) for e in SHOP_SUPPORT}
+        | {_shape(e) for e in SHOP_WEBHOOKS}
         | {_shape(e) for e in PUBLIC}
     )
     missing = sorted(routes - covered)

@@ -15,6 +15,8 @@ from beyondbank.cards import realtime
 from beyondbank.commerce.catalog import api as catalog_api
 from beyondbank.commerce.groupbuy import api as groupbuy_api
 from beyondbank.commerce.orders import api as orders_api
+from beyondbank.commerce.support import api as support_api
+from beyondbank.commerce.webhooks import api as webhooks_api
 from beyondbank.core.clock import Clock, SystemClock
 from beyondbank.core.db import make_engine
 from beyondbank.core.http import install_problem_handlers, request_id_middleware
@@ -103,6 +105,8 @@ def create_app(
     api.include_router(catalog_api.router)
     api.include_router(groupbuy_api.router)
     api.include_router(orders_api.router)
+    api.include_router(webhooks_api.router)
+    api.include_router(support_api.router)
     app.include_router(api)
     app.include_router(web_routes.router)
     app.include_router(web_console.router)

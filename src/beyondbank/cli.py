@@ -14,6 +14,7 @@ from beyondbank.cards import cli as cards_cli
 from beyondbank.commerce.catalog import cli as catalog_cli
 from beyondbank.commerce.groupbuy import cli as groupbuy_cli
 from beyondbank.commerce.orders import cli as orders_cli
+from beyondbank.commerce.webhooks import cli as webhooks_cli
 from beyondbank.core.authz import SYSTEM, Role
 from beyondbank.core.clock import SystemClock
 from beyondbank.core.db import is_sqlite, make_engine
@@ -50,6 +51,7 @@ def _shop_group() -> typer.Typer:
 _shop_group().add_typer(catalog_cli.app)
 _shop_group().add_typer(groupbuy_cli.app)
 _shop_group().add_typer(orders_cli.app)
+_shop_group().add_typer(webhooks_cli.app)
 
 console = Console()
 err = Console(stderr=True)

@@ -16,7 +16,8 @@ from beyondbank.core.db import make_engine
 from beyondbank.core.settings import get_settings
 from beyondbank.core.uow import make_session_factory
 
-app = typer.Typer(help="The partner shop.", no_args_is_help=True)
+# Merged into `beyondbank shop` by cli.py, beside the other shop areas' commands.
+app = typer.Typer(help="Partner webhooks.", no_args_is_help=True)
 console = Console()
 
 
