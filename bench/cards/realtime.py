@@ -7,6 +7,12 @@ answers' speed (each on its own thread from a pool), so a slow server shows as l
 lower offered rate. The events are the synthetic feed's purchases for the programme (members at
 alliance merchants, other cards, unregistered terminals with noisy descriptors, …), each a new
 txn_id. Prints the offered and achieved rates, the latency percentiles and the answers' statuses.
+
+The workers share a listening socket made here as a TCP socket (`IPPROTO_TCP`): `uvicorn
+--workers N` binds one with protocol 0, and asyncio then leaves Nagle's algorithm on for every
+connection it accepts (it sets TCP_NODELAY only on sockets that say they are TCP), so each answer
+written in two parts (headers, body) waits for the client's delayed ACK: about 40 ms a request on
+a keep-alive connection. `--plain-uvicorn` measures with the uvicorn command line as it is.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -84,11 +91,12 @@ def events(count: int) -> list[dict[str, Any]]:
     ]
 
 
-def serve(workers: int) -> subprocess.Popen[bytes]:
+def serve(workers: int, *, plain: bool = False) -> subprocess.Popen[bytes]:
+    """The API server in its own process group: `workers` uvicorn processes on one socket."""
     env = {**os.environ, "BEYONDBANK_DATABASE_URL": URL, "BEYONDBANK_ENVIRONMENT": "demo"}
-    uvicorn = Path(sys.executable).with_name("uvicorn")
-    server = subprocess.Popen(  # noqa: S603 - our own server, our own arguments
-        [
+    if plain:
+        uvicorn = Path(sys.executable).with_name("uvicorn")
+        command = [
             str(uvicorn),
             "beyondbank.api:create_app",
             "--factory",
@@ -99,9 +107,10 @@ def serve(workers: int) -> subprocess.Popen[bytes]:
             "--log-level",
             "warning",
             "--no-access-log",
-        ],
-        env=env,
-    )
+        ]
+    else:
+        command = [sys.executable, "-m", "bench.cards.realtime", "--serve", str(workers)]
+    server = subprocess.Popen(command, env=env)  # noqa: S603 - our own server, our own arguments
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -111,6 +120,30 @@ def serve(workers: int) -> subprocess.Popen[bytes]:
             time.sleep(0.3)
     server.send_signal(signal.SIGTERM)
     raise RuntimeError("the server did not start")
+
+
+def run_server(workers: int) -> None:
+    """What `uvicorn --workers N` does, on a listening socket that asyncio knows is TCP, so the
+    connections it accepts get TCP_NODELAY (see the module's docstring)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        "beyondbank.api:create_app",
+        factory=True,
+        port=PORT,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", PORT))
+    listener.set_inheritable(True)
+    if workers > 1:
+        Multiprocess(config, sockets=[listener]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[listener])
 
 
 def load(
@@ -128,7 +161,11 @@ def load(
 
         def send(event: dict[str, Any]) -> tuple[float, int, str]:
             began = time.perf_counter()
-            response = client.post("/api/v1/cards/events", json=event)
+            try:
+                response = client.post("/api/v1/cards/events", json=event)
+            except httpx.HTTPError as exc:
+                # A timeout (an overloaded server) is an answer too: counted, not fatal.
+                return time.perf_counter() - began, 0, type(exc).__name__
             status = response.json().get("status", "") if response.status_code == 200 else ""
             return time.perf_counter() - began, response.status_code, status
 
@@ -146,6 +183,29 @@ def load(
     out.put((results, elapsed))
 
 
+def cpu_seconds(root: int) -> float:
+    """User and system CPU seconds of a process and its descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(used.get(pid, 0.0) for pid in tree)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -159,12 +219,19 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1_000, help="demo members")
     parser.add_argument("--warmup", type=int, default=200, help="events sent first, not counted")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--plain-uvicorn", action="store_true", help="serve with `uvicorn --workers` as it is"
+    )
+    parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve is not None:
+        run_server(args.serve)
+        return
 
     client_id, secret = prepare(args.members)
     count = int(args.rate * args.seconds)
     batch = events(count + args.warmup)
-    server = serve(args.workers)
+    server = serve(args.workers, plain=args.plain_uvicorn)
     try:
         token = httpx.post(
             f"http://127.0.0.1:{PORT}/api/v1/oauth/token",
@@ -180,10 +247,12 @@ def main() -> None:
             ("warm-up", batch[: args.warmup], min(args.rate, 100.0)),
             ("measured", batch[args.warmup :], args.rate),
         ):
+            cpu_before = cpu_seconds(server.pid)
             generator = context.Process(target=load, args=(token, part, rate, queue))
             generator.start()
             results, elapsed = queue.get()
             generator.join()
+            cpu = cpu_seconds(server.pid) - cpu_before
             if name == "warm-up":
                 continue
             latencies = [r[0] * 1000 for r in results]
@@ -197,6 +266,8 @@ def main() -> None:
                 "p99_ms": round(percentile(latencies, 0.99), 2),
                 "max_ms": round(max(latencies), 2),
                 "mean_ms": round(statistics.fmean(latencies), 2),
+                # The server's processes' CPU time per event (the database's is not counted).
+                "server_cpu_ms_per_event": round(cpu * 1000 / len(results), 2),
                 "http": dict(Counter(str(r[1]) for r in results)),
                 "outcomes": dict(Counter(r[2] for r in results if r[2])),
                 "cpu_count": os.cpu_count(),
