@@ -4,12 +4,13 @@ each partner its own, replaying a dead delivery."""
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from beyondbank.commerce.models import DeliveryStatus, WebhookDelivery
+from beyondbank.commerce.models import DeliveryStatus, Partner, WebhookDelivery
 from beyondbank.commerce.webhooks import service
 from beyondbank.commerce.webhooks.outbox import emit
 from beyondbank.core.authz import Role
@@ -21,29 +22,38 @@ from tests import factories as f
 API = "/api/v1/shop/webhooks"
 
 
+@dataclass
+class People:
+    partner: Partner
+    other: Partner
+    headers: dict[str, dict[str, str]]  # admin, other_admin (another partner's), bank
+
+
 @pytest.fixture
-def people(uow: UnitOfWork, settings: Settings) -> dict[str, object]:
+def people(uow: UnitOfWork, settings: Settings) -> People:
     partner = f.make_partner(uow)
     other = f.make_partner(uow)
-    found = {
-        "partner": partner,
-        "other": other,
-        "admin": f.auth(settings, uow, f.make_user(uow, Role.PARTNER_ADMIN, partner=partner)),
-        "other_admin": f.auth(settings, uow, f.make_user(uow, Role.PARTNER_ADMIN, partner=other)),
-        "bank": f.auth(settings, uow, f.make_user(uow, Role.BANK_ADMIN)),
-    }
+    found = People(
+        partner,
+        other,
+        {
+            "admin": f.auth(settings, uow, f.make_user(uow, Role.PARTNER_ADMIN, partner=partner)),
+            "other_admin": f.auth(
+                settings, uow, f.make_user(uow, Role.PARTNER_ADMIN, partner=other)
+            ),
+            "bank": f.auth(settings, uow, f.make_user(uow, Role.BANK_ADMIN)),
+        },
+    )
     uow.commit()
     return found
 
 
-def h(people: dict[str, object], who: str) -> dict[str, str]:
-    headers = people[who]
-    assert isinstance(headers, dict)
-    return headers
+def h(people: People, who: str) -> dict[str, str]:
+    return people.headers[who]
 
 
 def test_registering_shows_the_secret_once(
-    client: TestClient, uow: UnitOfWork, people: dict[str, object]
+    client: TestClient, uow: UnitOfWork, people: People
 ) -> None:
     created = client.post(
         f"{API}/endpoints",
@@ -66,7 +76,7 @@ def test_registering_shows_the_secret_once(
     assert body["secret"] not in str(trail[0].after)
 
 
-def test_rotating_replaces_the_secret(client: TestClient, people: dict[str, object]) -> None:
+def test_rotating_replaces_the_secret(client: TestClient, people: People) -> None:
     first = client.post(
         f"{API}/endpoints", json={"url": "https://p.example/h"}, headers=h(people, "admin")
     ).json()
@@ -89,7 +99,7 @@ def test_rotating_replaces_the_secret(client: TestClient, people: dict[str, obje
     ],
 )
 def test_a_url_that_cannot_receive_webhooks_is_refused(
-    client: TestClient, people: dict[str, object], url: str
+    client: TestClient, people: People, url: str
 ) -> None:
     response = client.post(f"{API}/endpoints", json={"url": url}, headers=h(people, "admin"))
     assert response.status_code == 422
@@ -106,7 +116,7 @@ def test_localhost_over_http_is_for_development_only() -> None:
     assert service.check_url("https://partner.example/h", production=True) is None
 
 
-def test_a_malformed_event_type_is_refused(client: TestClient, people: dict[str, object]) -> None:
+def test_a_malformed_event_type_is_refused(client: TestClient, people: People) -> None:
     response = client.post(
         f"{API}/endpoints",
         json={"url": "https://p.example/h", "event_types": ["order.paid", "Order Paid"]},
@@ -117,22 +127,22 @@ def test_a_malformed_event_type_is_refused(client: TestClient, people: dict[str,
 
 
 def test_the_bank_names_the_partner_and_a_partner_cannot_name_another(
-    client: TestClient, people: dict[str, object]
+    client: TestClient, people: People
 ) -> None:
-    partner, other = people["partner"], people["other"]
+    partner, other = people.partner, people.other
     url = {"url": "https://p.example/h"}
     assert client.post(f"{API}/endpoints", json=url, headers=h(people, "bank")).status_code == 422
     by_bank = client.post(
         f"{API}/endpoints",
         json={**url, "partner_id": partner.public_id},
-        headers=h(people, "bank"),  # type: ignore[attr-defined]
+        headers=h(people, "bank"),
     )
     assert by_bank.status_code == 201
-    assert by_bank.json()["partner_id"] == partner.public_id  # type: ignore[attr-defined]
+    assert by_bank.json()["partner_id"] == partner.public_id
     not_theirs = client.post(
         f"{API}/endpoints",
         json={**url, "partner_id": other.public_id},
-        headers=h(people, "admin"),  # type: ignore[attr-defined]
+        headers=h(people, "admin"),
     )
     assert not_theirs.status_code == 422
     endpoint = by_bank.json()["id"]
@@ -148,13 +158,13 @@ def test_the_bank_names_the_partner_and_a_partner_cannot_name_another(
 
 
 def test_deliveries_are_listed_and_a_dead_one_replayed(
-    client: TestClient, uow: UnitOfWork, people: dict[str, object]
+    client: TestClient, uow: UnitOfWork, people: People
 ) -> None:
-    partner = people["partner"]
+    partner = people.partner
     endpoint = client.post(
         f"{API}/endpoints", json={"url": "https://p.example/h"}, headers=h(people, "admin")
     ).json()
-    event = emit(uow, partner_id=partner.id, event_type="order.paid", data={"order_id": "o1"})  # type: ignore[attr-defined]
+    event = emit(uow, partner_id=partner.id, event_type="order.paid", data={"order_id": "o1"})
     uow.commit()
     listed = client.get(f"{API}/deliveries", headers=h(people, "admin")).json()["items"]
     assert [(d["event_id"], d["status"], d["attempts"]) for d in listed] == [
@@ -185,7 +195,7 @@ def test_deliveries_are_listed_and_a_dead_one_replayed(
 
 
 def test_deactivating_twice_is_harmless_and_rotation_after_it_is_refused(
-    client: TestClient, people: dict[str, object]
+    client: TestClient, people: People
 ) -> None:
     endpoint = client.post(
         f"{API}/endpoints", json={"url": "https://p.example/h"}, headers=h(people, "admin")
