@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from beyondbank.commerce.groupbuy import service
 from beyondbank.commerce.models import (
@@ -125,6 +125,12 @@ def make_paid_order(
     )
     uow.session.add(order)
     uow.session.flush()
+    # The checkout holds the stock for the order until it ships.
+    uow.session.execute(
+        update(Product)
+        .where(Product.id == campaign.product_id)
+        .values(stock_reserved=Product.stock_reserved + quantity)
+    )
     uow.session.add(
         OrderLine(
             order_id=order.id,

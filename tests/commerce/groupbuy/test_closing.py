@@ -127,6 +127,8 @@ def test_a_campaign_below_its_minimum_fails_and_refunds_in_full(
     campaign = _campaign(uow, shop, min_total_units=10)
     orders = [make_paid_order(uow, bank, campaign, quantity=q) for q in (2, 3)]
     balances = [deposit_figures(uow, o.account).posted for o in orders]
+    product = shop[1]
+    assert _fresh(uow, product).stock_reserved == 5
     clock.advance(timedelta(days=3))
 
     run = closing.close_due(uow, bank)
@@ -145,6 +147,7 @@ def test_a_campaign_below_its_minimum_fails_and_refunds_in_full(
         assert order.refunded_minor == order.captured_minor
         assert bank.payment(paid.payment_id).status is PaymentStatus.REFUNDED
         assert deposit_figures(uow, paid.account).posted == before + order.captured_minor
+    assert _fresh(uow, product).stock_reserved == 0  # the cancelled orders' stock is released
 
 
 def test_closing_twice_refunds_once(
