@@ -7,6 +7,7 @@ naming the line, the field and the reason. The import (service.py) decides what 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -115,7 +116,10 @@ def read_records(stream: IO[bytes], fmt: FeedFormat) -> Iterator[Record]:
     except UnicodeDecodeError as exc:
         yield Record(last + 1, None, "", f"not UTF-8 text from here on: {exc.reason}")
     finally:
-        text.detach()  # the caller owns the byte stream
+        # The caller owns the byte stream: let go of it without closing it (unless it was
+        # closed already, when a failed import's generator is collected late).
+        with contextlib.suppress(ValueError):
+            text.detach()
 
 
 def _csv_records(text: IO[str]) -> Iterator[Record]:

@@ -479,6 +479,9 @@ def _import_chunk(
         )
         counts.rejected += 1
 
+    # Two imports for one partner at once would both see a new sku as absent and both insert
+    # it: the partner's row, locked for the chunk's short transaction, takes them in turn.
+    uow.session.execute(select(Partner.id).where(Partner.id == partner.id).with_for_update())
     good: list[FeedRow] = []
     for record in records:
         counts.read += 1
