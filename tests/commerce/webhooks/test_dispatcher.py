@@ -225,7 +225,7 @@ def test_a_late_outcome_never_overwrites_a_newer_claim(
         receiver.secret = register(uow, partner, receiver.url)
         emit_orders(uow, partner, 1)
         (stale,) = dispatcher._claim(session_factory, clock, 10)
-        clock.advance(dispatcher.CLAIM_LEASE + timedelta(seconds=1))
+        clock.advance(dispatcher.lease_for(1, 1) + timedelta(seconds=1))
         counts = dispatcher.deliver_due(session_factory, clock, client=http)  # claims it again
         assert counts.delivered == 1
         outcome = dispatcher._send(http, stale, clock)
@@ -252,3 +252,20 @@ def test_a_deactivated_endpoint_is_sent_nothing_more(
     assert [(d.status, d.last_error) for d in rows] == [
         (DeliveryStatus.DEAD, "endpoint deactivated")
     ] * 2
+
+
+def test_a_pass_holds_its_claims_until_every_send_could_have_timed_out(
+    uow: UnitOfWork, session_factory: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Ten claims sent one at a time may take ten timeouts: none goes to another worker before."""
+    partner = f.make_partner(uow)
+    register(uow, partner, "https://partner.example/hooks")
+    emit_orders(uow, partner, 10)
+    start = clock.now()
+    assert len(dispatcher._claim(session_factory, clock, 10, 1)) == 10
+    lease = dispatcher.lease_for(10, 1)
+    assert lease >= timedelta(seconds=10 * 2 * dispatcher.TIMEOUT_SECONDS)
+    assert {d.next_attempt_at for d in deliveries(uow)} == {start + lease}
+    clock.advance(lease - timedelta(seconds=1))
+    assert dispatcher._claim(session_factory, clock, 10, 1) == []
+    assert dispatcher.lease_for(10, 5) < lease  # sent five at a time: a shorter pass

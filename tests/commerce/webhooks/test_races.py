@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
+import pytest
 from sqlalchemy import Engine, select
 
 from beyondbank.commerce.models import DeliveryStatus, WebhookDelivery
@@ -10,7 +13,7 @@ from beyondbank.commerce.webhooks import dispatcher
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.uow import UnitOfWork, make_session_factory
 from tests import factories as f
-from tests.commerce.webhooks.receivers import Receiver, serving
+from tests.commerce.webhooks.receivers import Receiver, serving, silent
 from tests.commerce.webhooks.test_dispatcher import emit_orders, register
 from tests.conftest import T0
 from tests.races import together
@@ -48,3 +51,27 @@ def test_concurrent_workers_send_each_delivery_once(committing_engine: Engine) -
     with session_factory() as session:
         statuses = session.scalars(select(WebhookDelivery.status)).all()
     assert statuses == [DeliveryStatus.DELIVERED] * EVENTS
+
+
+def test_a_pass_sends_concurrently_so_silent_receivers_cost_one_timeout(
+    committing_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatcher, "TIMEOUT_SECONDS", 1.0)
+    clock = FixedClock(T0)
+    session_factory = make_session_factory(committing_engine)
+    with silent() as url:
+        with UnitOfWork(session_factory, clock) as uow:
+            partner = f.make_partner(uow)
+            register(uow, partner, url)
+            emit_orders(uow, partner, 8)
+        started = time.monotonic()
+        with httpx.Client() as client:
+            counts = dispatcher.deliver_due(
+                session_factory, clock, client=client, limit=8, concurrency=8
+            )
+        elapsed = time.monotonic() - started
+    assert (counts.claimed, counts.retrying) == (8, 8)
+    assert elapsed < 4.0  # eight timeouts at once, not one after another (8 s)
+    with session_factory() as session:
+        errors = set(session.scalars(select(WebhookDelivery.last_error)))
+    assert errors == {"timed out after 1 s (ReadTimeout)"}

@@ -27,6 +27,9 @@ def deliver_webhooks(
     loop: Annotated[
         bool, typer.Option("--loop", help="Keep going: a pass, then a pause when idle.")
     ] = False,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Deliveries sent at a time within a pass.")
+    ] = 8,
     interval: Annotated[
         float, typer.Option(min=0.1, help="Seconds to wait when nothing was due (with --loop).")
     ] = 2.0,
@@ -41,7 +44,9 @@ def deliver_webhooks(
     try:
         with httpx.Client() as client:
             while True:
-                counts = dispatcher.deliver_due(session_factory, clock, client=client, limit=limit)
+                counts = dispatcher.deliver_due(
+                    session_factory, clock, client=client, limit=limit, concurrency=concurrency
+                )
                 if counts.claimed or not loop:
                     table.add_row(
                         str(counts.claimed),

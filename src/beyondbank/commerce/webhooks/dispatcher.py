@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -58,7 +59,8 @@ JITTER = (
     0.1  # up to 10% later than scheduled, so receivers that fail together are not retried together
 )
 TIMEOUT_SECONDS = 5.0
-# A claimed row comes due again after this if its worker never records an outcome.
+# A claimed row comes due again after this, plus the pass's worst-case sending time, if its
+# worker never records an outcome (it died).
 CLAIM_LEASE = timedelta(seconds=60)
 ERROR_LIMIT = 500  # characters of a failure kept on the delivery
 
@@ -105,20 +107,39 @@ def backoff(attempts: int, rng: Callable[[], float] = random.random) -> timedelt
     return base + base * JITTER * rng()
 
 
+def lease_for(claimed: int, concurrency: int) -> timedelta:
+    """How long a pass holds its claims: the whole pass, every send taking its worst case (connect,
+    write and read each up to the timeout, with room to spare), so that no claim comes due again
+    (and goes to another worker) while this one is still to send it."""
+    rounds = -(-claimed // max(1, concurrency))
+    return CLAIM_LEASE + timedelta(seconds=TIMEOUT_SECONDS * 4 * rounds)
+
+
 def deliver_due(
     session_factory: sessionmaker[Session],
     clock: Clock,
     *,
     client: httpx.Client,
     limit: int = 100,
+    concurrency: int = 1,
     rng: Callable[[], float] = random.random,
 ) -> DispatchCounts:
-    """Send up to `limit` due deliveries once each and record what happened."""
-    claims = _claim(session_factory, clock, limit)
+    """Send up to `limit` due deliveries once each and record what happened.
+
+    With `concurrency` > 1 that many are sent at a time, each recorded in a session of its own
+    (the session factory must then be bound to an engine, not to one connection)."""
+    claims = _claim(session_factory, clock, limit, concurrency)
+
+    def attempt(claim: _Claim) -> DeliveryStatus | None:
+        return _record(session_factory, clock, claim, _send(client, claim, clock), rng)
+
+    if concurrency > 1 and len(claims) > 1:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            outcomes = list(pool.map(attempt, claims))
+    else:
+        outcomes = [attempt(claim) for claim in claims]
     delivered = retrying = dead = lost = 0
-    for claim in claims:
-        outcome = _send(client, claim, clock)
-        recorded = _record(session_factory, clock, claim, outcome, rng)
+    for recorded in outcomes:
         if recorded is None:
             lost += 1
         elif recorded == DeliveryStatus.DELIVERED:
@@ -132,7 +153,9 @@ def deliver_due(
     )
 
 
-def _claim(session_factory: sessionmaker[Session], clock: Clock, limit: int) -> list[_Claim]:
+def _claim(
+    session_factory: sessionmaker[Session], clock: Clock, limit: int, concurrency: int = 1
+) -> list[_Claim]:
     now = clock.now()
     with session_factory() as session, session.begin():
         rows = session.scalars(
@@ -151,10 +174,11 @@ def _claim(session_factory: sessionmaker[Session], clock: Clock, limit: int) -> 
             return []
         endpoints = _by_id(session, WebhookEndpoint, {r.endpoint_id for r in rows})
         events = _by_id(session, WebhookEvent, {r.event_id for r in rows})
+        lease = lease_for(len(rows), concurrency)
         claims = []
         for row in rows:
             row.attempts += 1
-            row.next_attempt_at = now + CLAIM_LEASE
+            row.next_attempt_at = now + lease
             endpoint, event = endpoints[row.endpoint_id], events[row.event_id]
             claims.append(
                 _Claim(
