@@ -21,7 +21,7 @@ from beyondbank.commerce.models import (
 )
 from beyondbank.core.authz import SYSTEM
 from beyondbank.core.clock import FixedClock
-from beyondbank.core.errors import InvalidTransition
+from beyondbank.core.errors import Conflict, InvalidTransition
 from beyondbank.core.models import AuditEvent
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.payments.bankcore import BankCoreGateway
@@ -304,3 +304,32 @@ def test_a_closed_campaign_cannot_be_cancelled(
         closing.cancel(uow, bank, SYSTEM, campaign.public_id)
     assert refused.value.extra["current_status"] == "succeeded"
     assert _fresh(uow, campaign).status is CampaignStatus.SUCCEEDED
+
+
+def test_an_order_still_being_paid_holds_the_close_back(
+    uow: UnitOfWork, clock: FixedClock, bank: BankCoreGateway, shop
+) -> None:  # type: ignore[no-untyped-def]
+    campaign = _campaign(uow, shop, min_total_units=2)
+    make_paid_order(uow, bank, campaign, quantity=2)
+    paying = make_paid_order(uow, bank, campaign, quantity=1, status=OrderStatus.PENDING_PAYMENT)
+    other = _campaign(uow, shop)
+    clock.advance(timedelta(days=3))
+
+    first = closing.close_due(uow, bank)
+
+    assert [s.group_buy_id for s in first.settled] == [other.public_id]
+    assert len(first.deferred) == 1
+    assert "1 order(s) being paid" in first.deferred[0]
+    assert _fresh(uow, campaign).status is CampaignStatus.OPEN
+    assert _refunds(uow, campaign) == []
+    with pytest.raises(Conflict) as refused:
+        closing.close_now(uow, bank, SYSTEM, campaign.public_id)
+    assert refused.value.extra["orders_being_paid"] == 1
+
+    _fresh(uow, paying.order).status = OrderStatus.PAID  # the checkout finishes
+    uow.commit()
+    second = closing.close_due(uow, bank)
+
+    assert second.settled[0].units == 3
+    assert second.settled[0].final_unit_minor == 1_000
+    assert second.deferred == []

@@ -44,6 +44,8 @@ def close_group_buys() -> None:
         f"{run.opened} opened, {len(run.settled)} closed, {run.refunds.refunded} refund(s) made "
         f"({run.refunds.refunded_minor} minor units), {run.refunds.failed} pending after an error"
     )
+    for reason in run.deferred:
+        console.print(f"waiting: {reason}")
     for error in run.refunds.errors:
         err.print(error)
     if run.refunds.failed:

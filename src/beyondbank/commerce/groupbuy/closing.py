@@ -35,7 +35,7 @@ from beyondbank.commerce.models import (
 from beyondbank.commerce.webhooks.outbox import emit
 from beyondbank.core import audit
 from beyondbank.core.authz import SYSTEM, Principal
-from beyondbank.core.errors import InvalidTransition
+from beyondbank.core.errors import Conflict, InvalidTransition, Problem
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.payments.gateway import PaymentGateway
 
@@ -83,6 +83,7 @@ class CloseRun:
     opened: int
     settled: list[Settled]
     refunds: RefundRun
+    deferred: list[str] = field(default_factory=list)  # why a due campaign waits for a later run
 
 
 # -- the job -------------------------------------------------------------------------------------
@@ -100,8 +101,15 @@ def close_due(uow: UnitOfWork, gateway: PaymentGateway, actor: Principal = SYSTE
         .order_by(GroupBuy.id)
     ).all()
     uow.commit()
-    settled = [settle(uow, campaign_id, actor, action="close") for campaign_id in due]
-    return CloseRun(opened, settled, refund_pending(uow, gateway))
+    settled: list[Settled] = []
+    deferred: list[str] = []
+    for campaign_id in due:
+        try:
+            settled.append(settle(uow, campaign_id, actor, action="close"))
+        except Problem as problem:  # this campaign waits; the others close
+            uow.rollback()
+            deferred.append(problem.detail)
+    return CloseRun(opened, settled, refund_pending(uow, gateway), deferred)
 
 
 def close_now(
@@ -148,6 +156,8 @@ def settle(uow: UnitOfWork, campaign_id: int, actor: Principal, *, action: str) 
             "it cannot be closed before its window ends (cancel it instead).",
             extra={"current_status": service.effective_status(campaign, now).value},
         )
+    if action == "close":
+        _refuse_while_paying(uow, campaign)
     before = audit.snapshot(campaign, ("status", "final_unit_minor", "closed_at"))
     if action == "close" and campaign.status is S.SCHEDULED:
         campaign.status = service.next_status(campaign, "open")  # its window has passed
@@ -217,6 +227,28 @@ def settle(uow: UnitOfWork, campaign_id: int, actor: Principal, *, action: str) 
     )
     uow.commit()
     return Settled(campaign.public_id, outcome, units, len(orders), final, refund_minor, newly=True)
+
+
+def _refuse_while_paying(uow: UnitOfWork, campaign: GroupBuy) -> None:
+    """An order still being paid would be counted by nobody: its payment may be captured after
+    the close. The window is over, so no new one can start (joining needs the window), and the
+    orders' own job cancels one whose reservation runs out; the campaign closes on a later run.
+    Read under the campaign's lock, which a checkout's join holds until its order is written."""
+    paying = int(
+        uow.session.scalar(
+            select(func.count(Order.id)).where(
+                Order.campaign_id == campaign.id, Order.status == O.PENDING_PAYMENT
+            )
+        )
+        or 0
+    )
+    if paying:
+        uow.rollback()
+        raise Conflict(
+            f"Group buy {campaign.public_id} still has {paying} order(s) being paid: it closes "
+            "once they are paid or cancelled. Try again in a moment.",
+            extra={"current_status": "closing", "orders_being_paid": paying},
+        )
 
 
 @dataclass(frozen=True, slots=True)
