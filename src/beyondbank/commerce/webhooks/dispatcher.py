@@ -4,11 +4,13 @@ One pass (`deliver_due`) runs three steps, each in its own short transaction or 
 
 1. **Claim.** Pending deliveries whose `next_attempt_at` has come are locked with
    `FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite has one writer and no row locks), oldest event
-   first. Each claimed row counts the attempt and pushes `next_attempt_at` out by a lease longer
-   than the HTTP timeout, then the transaction commits. Several workers never take the same row,
-   and a worker that dies mid-send leaves a row that comes due again when its lease runs out.
+   first. Each claimed row counts the attempt and pushes `next_attempt_at` out by a lease that
+   covers the whole pass at its worst (`lease_for`), then the transaction commits. Several
+   workers never take the same row, and a worker that dies mid-pass leaves rows that come due
+   again when the lease runs out.
 2. **Send.** Each claimed delivery is POSTed with fresh Standard Webhooks headers, with no
-   transaction open and a short timeout: a receiver that never answers costs one timeout.
+   transaction open and a short timeout, `concurrency` at a time: a receiver that never answers
+   costs one timeout.
 3. **Record.** A 2xx marks it delivered. Anything else (a status, a timeout, a refused
    connection) schedules the next attempt on the retry schedule, with jitter, or marks it dead
    after the last one. The update is conditional on the row still being the claim this worker
