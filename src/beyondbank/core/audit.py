@@ -17,7 +17,7 @@ from beyondbank.core.models import AuditEvent
 from beyondbank.core.pagination import paginate
 
 # Never copied into the trail, whatever the table.
-_SECRET_COLUMNS = frozenset({"password_hash", "secret_hash"})
+_SECRET_COLUMNS = frozenset({"password_hash", "secret_hash", "secret"})
 
 
 def snapshot(obj: object, only: Iterable[str] | None = None) -> dict[str, Any]:
