@@ -663,6 +663,7 @@ def release_payments(uow: UnitOfWork, gateway: PaymentGateway, order: Order) -> 
 
 def _record_refunds(uow: UnitOfWork, order_id: str) -> None:
     """The order's refunded amount, as the bank's payments for it say."""
+    uow.session.expire_all()  # the payments were read before the bank refunded them
     order = _order(uow, order_id)
     found, _ = payments.list_payments(
         uow, SYSTEM, payments.PaymentFilters(reference=order.public_id), limit=50
