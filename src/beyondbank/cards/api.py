@@ -75,12 +75,14 @@ _EVENT_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _resolvers(request: Request) -> realtime.ResolverCache:
-    cache: realtime.ResolverCache = request.app.state.card_resolvers
-    return cache
-
-
-Resolvers = Annotated[realtime.ResolverCache, Depends(_resolvers)]
+async def _process(request: Request, actor: Principal, row: dict[str, str]) -> schemas.EventOut:
+    """One event through the real-time path (cards/realtime.py), on the event loop: the
+    request holds no thread and no database session while its batch is written."""
+    state = request.app.state
+    result = await realtime.process(
+        state.card_resolvers, state.session_factory, state.clock, actor, row
+    )
+    return _event_out(result)
 
 
 @router.post(
@@ -89,10 +91,8 @@ Resolvers = Annotated[realtime.ResolverCache, Depends(_resolvers)]
     summary="Match one card transaction now (JSON); answers what the member just earned",
     responses=_EVENT_PROBLEMS,
 )
-def post_event(
-    body: schemas.EventIn, uow: UoW, actor: Ingest, resolvers: Resolvers
-) -> schemas.EventOut:
-    return _event_out(realtime.process(uow, actor, resolvers, body.as_row()))
+async def post_event(body: schemas.EventIn, request: Request, actor: Ingest) -> schemas.EventOut:
+    return await _process(request, actor, body.as_row())
 
 
 async def _message_bytes(request: Request) -> bytes:
@@ -111,14 +111,11 @@ async def _message_bytes(request: Request) -> bytes:
         }
     },
 )
-def post_iso8583(
-    message: Annotated[bytes, Depends(_message_bytes)],
-    uow: UoW,
-    actor: Ingest,
-    resolvers: Resolvers,
+async def post_iso8583(
+    message: Annotated[bytes, Depends(_message_bytes)], request: Request, actor: Ingest
 ) -> schemas.EventOut:
-    row = realtime.row_from_iso8583(message, uow.clock.now())
-    return _event_out(realtime.process(uow, actor, resolvers, row))
+    row = realtime.row_from_iso8583(message, request.app.state.clock.now())
+    return await _process(request, actor, row)
 
 
 def _event_out(result: realtime.EventResult) -> schemas.EventOut:

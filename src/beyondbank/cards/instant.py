@@ -511,10 +511,17 @@ class SnapshotCache:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
 
-    def get(self, uow: UnitOfWork) -> Snapshot:
+    def peek(self) -> Snapshot | None:
+        return self._snapshot
+
+    def is_stale(self, snapshot: Snapshot) -> bool:
+        return time.monotonic() - snapshot.built > self.ttl
+
+    def rebuild(self, uow: UnitOfWork) -> Snapshot:
+        """A new snapshot, unless another thread built a fresh one meanwhile."""
         with self._lock:
             current = self._snapshot
-            if current is None or time.monotonic() - current.built > self.ttl:
+            if current is None or self.is_stale(current):
                 resolver = service.build_resolver(uow, self.threshold)
                 current = self._snapshot = build_snapshot(uow, resolver)
             return current

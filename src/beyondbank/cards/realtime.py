@@ -17,17 +17,19 @@ chargebacks arrive with the clearing file, not here.
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import iso8583
 import pycountry
 from iso8583.specs import default_ascii
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from beyondbank.alliance import service as alliance
 from beyondbank.benefits import service as benefits
@@ -43,6 +45,7 @@ from beyondbank.cards.models import (
     RunStatus,
 )
 from beyondbank.core.authz import Permission, Principal, require
+from beyondbank.core.clock import Clock
 from beyondbank.core.errors import Conflict, FieldError, Forbidden, InvalidInput
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
@@ -137,11 +140,18 @@ class EventResult:
     message: str | None  # what the bank's app shows the member
 
 
-def process(
-    uow: UnitOfWork, actor: Principal, realtime: ResolverCache, row: dict[str, str]
+async def process(
+    realtime: ResolverCache,
+    factory: sessionmaker[Session],
+    clock: Clock,
+    actor: Principal,
+    row: dict[str, str],
 ) -> EventResult:
     """Validate, resolve, match, record and post one event; answered once its batch commits.
-    Nothing is written for an event that is refused."""
+    Nothing is written for an event that is refused.
+
+    Runs on the server's event loop: checking and resolving one row take microseconds, and a
+    request waiting for its batch holds no thread; only a batch's database work runs on one."""
     require(actor, Permission.CARDS_INGEST)
     if actor.is_org_bound:
         raise Forbidden("Card events come from the bank's card switch, not a merchant's system.")
@@ -149,12 +159,9 @@ def process(
     if isinstance(checked, instant.Rejected):
         reason = checked.reason
         raise _bad(reason.split(" ", 2)[-1] if reason.startswith("missing") else "event", reason)
-    # The snapshot is read in a transaction of its own: the request's own session must not hold
-    # one open around the batch that writes the event (tests share one connection).
-    with uow.fresh() as own:
-        snapshot = realtime.snapshots.get(own)
+    snapshot = await realtime.snapshot(UnitOfWork(factory, clock))
     pending = _Pending(checked, snapshot.resolve(checked), snapshot)
-    return realtime.collector(uow).submit(pending)
+    return await realtime.collector(UnitOfWork(factory, clock)).submit(pending)
 
 
 def _message(rewards: list[Earned], merchant: str | None) -> str | None:
@@ -176,15 +183,32 @@ class ResolverCache:
 
     def __init__(self, ttl_seconds: float, threshold: float | None) -> None:
         self.snapshots = instant.SnapshotCache(ttl_seconds, threshold)
-        self._lock = threading.Lock()
         self._collector: Collector | None = None
+        self._refreshing = False
         self.members: dict[int, str] = {}  # member id → public id (never changes)
 
+    async def snapshot(self, uow: UnitOfWork) -> instant.Snapshot:
+        """The current snapshot. When it is stale, one request rebuilds it (on a thread) while
+        the others go on with the stale one; the first request of a process waits for it."""
+        current = self.snapshots.peek()
+        if current is not None and (self._refreshing or not self.snapshots.is_stale(current)):
+            return current
+        if current is None:
+            return await anyio.to_thread.run_sync(self._build, uow)
+        self._refreshing = True
+        try:
+            return await anyio.to_thread.run_sync(self._build, uow)
+        finally:
+            self._refreshing = False
+
+    def _build(self, uow: UnitOfWork) -> instant.Snapshot:
+        with uow:
+            return self.snapshots.rebuild(uow)
+
     def collector(self, uow: UnitOfWork) -> Collector:
-        with self._lock:
-            if self._collector is None:
-                self._collector = Collector(_Writer(uow, self.members))
-            return self._collector
+        if self._collector is None:
+            self._collector = Collector(_Writer(uow, self.members))
+        return self._collector
 
 
 # -- micro-batches ---------------------------------------------------------------------------------
@@ -197,8 +221,9 @@ class _Pending:
     event: instant.Event
     place: instant.Place
     snapshot: instant.Snapshot
-    done: threading.Event = field(default_factory=threading.Event)
-    lead: bool = False  # woken to collect the next batch, not with an answer
+    woken: asyncio.Future[None] | None = None  # set when answered, or when asked to lead
+    lead: bool = False  # woken to write the next batch, not with an answer
+    written: bool = False
     result: EventResult | None = None
     error: Exception | None = None
 
@@ -208,53 +233,56 @@ class _Pending:
         assert self.result is not None
         return self.result
 
+    def wake(self) -> None:
+        if self.woken is not None and not self.woken.done():
+            self.woken.set_result(None)
+
 
 class Collector:
     """Commits the events that arrive together in one database transaction per batch.
 
-    Leader and followers: the request that finds no batch being written writes one, with every
-    event waiting (up to `MAX_BATCH`); requests that arrive meanwhile wait, and the first of them
-    writes the next batch when the current one commits. Under light load a batch is one event
-    and nobody waits; under heavy load a batch holds what arrived while the last one was
-    written, so the database's fixed costs (statements, commit, the run's counters, the
-    ledger's shared accounts) are paid once per batch, not per event."""
+    Leader and followers, on the event loop: the request that finds no batch being written
+    writes one (on a worker thread), with every event waiting (up to `MAX_BATCH`); requests
+    that arrive meanwhile wait, and the first of them writes the next batch once the current
+    one has committed. Under light load a batch is one event and nobody waits; under heavy load
+    a batch holds what arrived while the last one was written, so the database's fixed costs
+    (round trips, the commit, the run's counters, the ledger's shared accounts) are paid once
+    per batch, not per event. Everything here runs on one event loop: no locks."""
 
     MAX_BATCH = 64
 
     def __init__(self, writer: _Writer) -> None:
         self._writer = writer
-        self._lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._leading = False
 
-    def submit(self, pending: _Pending) -> EventResult:
-        with self._lock:
-            self._queue.append(pending)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            pending.done.wait()
+    async def submit(self, pending: _Pending) -> EventResult:
+        pending.woken = asyncio.get_running_loop().create_future()
+        self._queue.append(pending)
+        if self._leading:
+            await pending.woken
             if not pending.lead:
                 return pending.answer()
-        self._lead(pending)
-        return pending.answer()
-
-    def _lead(self, own: _Pending) -> None:
+        self._leading = True
         try:
-            while not own.done.is_set() or own.lead:
-                own.lead = False
-                with self._lock:
-                    batch = self._queue[: self.MAX_BATCH]
-                    del self._queue[: self.MAX_BATCH]
-                self._writer.write(batch)
+            while not pending.written:
+                batch = self._queue[: self.MAX_BATCH]
+                del self._queue[: self.MAX_BATCH]
+                try:
+                    await anyio.to_thread.run_sync(self._writer.write, batch)
+                finally:
+                    for written in batch:
+                        written.written = True
+                        if written is not pending:
+                            written.wake()
         finally:
-            with self._lock:
-                if self._queue:
-                    successor = self._queue[0]
-                    successor.lead = True
-                    successor.done.set()
-                else:
-                    self._leading = False
+            if self._queue:
+                successor = self._queue[0]
+                successor.lead = True
+                successor.wake()
+            else:
+                self._leading = False
+        return pending.answer()
 
 
 _RETRYABLE = ("40001", "40P01")  # serialization failure, deadlock detected
@@ -273,6 +301,7 @@ class _Writer:
         self._runs: dict[str, int] = {}
 
     def write(self, batch: list[_Pending]) -> None:
+        """Write the batch and set each event's answer (or error); never raises."""
         try:
             self._attempts(batch)
         except Exception as exc:
@@ -281,8 +310,6 @@ class _Writer:
             else:
                 for pending in batch:
                     self.write([pending])
-        for pending in batch:
-            pending.done.set()
 
     def _attempts(self, batch: list[_Pending]) -> None:
         for attempt in range(ATTEMPTS):
