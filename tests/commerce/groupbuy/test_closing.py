@@ -333,3 +333,27 @@ def test_an_order_still_being_paid_holds_the_close_back(
     assert second.settled[0].units == 3
     assert second.settled[0].final_unit_minor == 1_000
     assert second.deferred == []
+
+
+def test_an_order_paid_after_its_campaign_was_cancelled_is_refunded_by_the_next_run(
+    uow: UnitOfWork, bank: BankCoreGateway, shop
+) -> None:  # type: ignore[no-untyped-def]
+    campaign = _campaign(uow, shop)
+    make_paid_order(uow, bank, campaign, quantity=1)
+    closing.cancel(uow, bank, SYSTEM, campaign.public_id)
+    # A checkout that joined before the cancel captures its payment after it.
+    late = make_paid_order(uow, bank, campaign, quantity=2, join=False)
+
+    run = closing.close_due(uow, bank)
+
+    assert run.late == 1
+    assert run.refunds.refunded == 1
+    assert run.refunds.refunded_minor == 2_000
+    assert bank.payment(late.payment_id).status is PaymentStatus.REFUNDED
+    order = _fresh(uow, late.order)
+    assert order.status is OrderStatus.CANCELLED
+    assert order.refunded_minor == 2_000
+    again = closing.close_due(uow, bank)
+    assert again.late == 0
+    assert again.refunds.refunded == 0
+    assert _refund_ops(uow) == 2

@@ -44,6 +44,8 @@ def close_group_buys() -> None:
         f"{run.opened} opened, {len(run.settled)} closed, {run.refunds.refunded} refund(s) made "
         f"({run.refunds.refunded_minor} minor units), {run.refunds.failed} pending after an error"
     )
+    if run.late:
+        console.print(f"{run.late} order(s) paid after their campaign failed or was cancelled")
     for reason in run.deferred:
         console.print(f"waiting: {reason}")
     for error in run.refunds.errors:

@@ -84,6 +84,7 @@ class CloseRun:
     settled: list[Settled]
     refunds: RefundRun
     deferred: list[str] = field(default_factory=list)  # why a due campaign waits for a later run
+    late: int = 0  # orders paid after their campaign failed or was cancelled, now refunded too
 
 
 # -- the job -------------------------------------------------------------------------------------
@@ -109,7 +110,8 @@ def close_due(uow: UnitOfWork, gateway: PaymentGateway, actor: Principal = SYSTE
         except Problem as problem:  # this campaign waits; the others close
             uow.rollback()
             deferred.append(problem.detail)
-    return CloseRun(opened, settled, refund_pending(uow, gateway), deferred)
+    late = catch_up(uow)
+    return CloseRun(opened, settled, refund_pending(uow, gateway), deferred, late)
 
 
 def close_now(
@@ -249,6 +251,58 @@ def _refuse_while_paying(uow: UnitOfWork, campaign: GroupBuy) -> None:
             "once they are paid or cancelled. Try again in a moment.",
             extra={"current_status": "closing", "orders_being_paid": paying},
         )
+
+
+def catch_up(uow: UnitOfWork) -> int:
+    """Refund in full, and cancel, an order paid after its campaign failed or was cancelled (a
+    checkout that joined before and captured after): the settle's refund rows are written again
+    for whatever order has none, which the unique (campaign, order) makes idempotent. How many
+    such orders there were. A succeeded campaign needs none: it closes only with no order being
+    paid."""
+    late = uow.session.execute(
+        select(GroupBuy.id)
+        .join(Order, Order.campaign_id == GroupBuy.id)
+        .outerjoin(
+            CampaignRefund,
+            (CampaignRefund.order_id == Order.id) & (CampaignRefund.campaign_id == GroupBuy.id),
+        )
+        .where(
+            GroupBuy.status.in_((S.FAILED, S.CANCELLED)),
+            Order.status.in_(COUNTED),
+            CampaignRefund.id.is_(None),
+        )
+        .distinct()
+    ).all()
+    uow.commit()
+    found = 0
+    for (campaign_id,) in sorted(late):
+        now = uow.clock.now()
+        campaign = _lock(uow, campaign_id)
+        have = set(
+            uow.session.scalars(
+                select(CampaignRefund.order_id).where(CampaignRefund.campaign_id == campaign.id)
+            )
+        )
+        orders = [o for o in _counted_orders(uow, campaign) if o.id not in have]
+        if orders:
+            _insert_refunds(
+                uow,
+                [
+                    {
+                        "campaign_id": campaign.id,
+                        "order_id": o.id,
+                        "amount_minor": o.captured_minor - o.refunded_minor,
+                        "reason": REASONS[campaign.status],
+                        "created_at": now,
+                        "done_at": now if o.captured_minor == o.refunded_minor else None,
+                    }
+                    for o in orders
+                ],
+            )
+            _cancel_orders(uow, campaign, [o.id for o in orders], campaign.status, now)
+            found += len(orders)
+        uow.commit()
+    return found
 
 
 @dataclass(frozen=True, slots=True)
