@@ -12,7 +12,14 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from beyondbank.commerce.groupbuy import closing, service
-from beyondbank.commerce.models import CampaignRefund, GroupBuy, GroupBuyParticipant, WebhookEvent
+from beyondbank.commerce.models import (
+    CampaignRefund,
+    CampaignStatus,
+    GroupBuy,
+    GroupBuyParticipant,
+    Order,
+    WebhookEvent,
+)
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.errors import Conflict, LimitReached, Problem
 from beyondbank.core.uow import UnitOfWork, make_session_factory
@@ -108,3 +115,34 @@ def test_two_close_jobs_at_once_settle_once_and_refund_once(
     assert all(r.done_at is not None for r in refunds)
     assert operations == 4
     assert events == 1
+
+
+def test_the_close_gives_way_to_an_order_being_changed_instead_of_deadlocking(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    factory = make_session_factory(committing_engine)
+    bank = BankCoreGateway(factory, clock, timezone="Europe/London")
+    with UnitOfWork(factory, clock) as uow:
+        partner = f.make_partner(uow)
+        product = make_product(uow, partner)
+        campaign = make_campaign(uow, partner, product, min_total_units=1)
+        uow.commit()
+        paid = make_paid_order(uow, bank, campaign, quantity=2)
+        campaign_id = campaign.id
+    clock.advance(timedelta(days=3))
+
+    # A customer's cancel holds the order's row (and would take the campaign's next).
+    with UnitOfWork(factory, clock) as holder:
+        holder.session.execute(
+            select(Order.id).where(Order.id == paid.order.id).with_for_update()
+        ).all()
+        with UnitOfWork(factory, clock) as uow:
+            waiting = closing.close_due(uow, bank)
+    with UnitOfWork(factory, clock) as uow:
+        settled = closing.close_due(uow, bank)
+        status = uow.session.scalar(select(GroupBuy.status).where(GroupBuy.id == campaign_id))
+
+    assert waiting.settled == []
+    assert "being changed" in waiting.deferred[0]
+    assert [s.units for s in settled.settled] == [2]
+    assert status is CampaignStatus.SUCCEEDED

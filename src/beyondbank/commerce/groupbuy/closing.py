@@ -19,6 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from beyondbank.commerce.groupbuy import service
 from beyondbank.commerce.groupbuy import tiers as pricing
@@ -276,33 +277,40 @@ def catch_up(uow: UnitOfWork) -> int:
     uow.commit()
     found = 0
     for (campaign_id,) in sorted(late):
-        now = uow.clock.now()
-        campaign = _lock(uow, campaign_id)
-        have = set(
-            uow.session.scalars(
-                select(CampaignRefund.order_id).where(CampaignRefund.campaign_id == campaign.id)
-            )
-        )
-        orders = [o for o in _counted_orders(uow, campaign) if o.id not in have]
-        if orders:
-            _insert_refunds(
-                uow,
-                [
-                    {
-                        "campaign_id": campaign.id,
-                        "order_id": o.id,
-                        "amount_minor": o.captured_minor - o.refunded_minor,
-                        "reason": REASONS[campaign.status],
-                        "created_at": now,
-                        "done_at": now if o.captured_minor == o.refunded_minor else None,
-                    }
-                    for o in orders
-                ],
-            )
-            _cancel_orders(uow, campaign, [o.id for o in orders], campaign.status, now)
-            found += len(orders)
-        uow.commit()
+        try:
+            found += _catch_up_one(uow, campaign_id)
+        except Problem:  # its orders are being changed: the next run catches it up
+            uow.rollback()
     return found
+
+
+def _catch_up_one(uow: UnitOfWork, campaign_id: int) -> int:
+    now = uow.clock.now()
+    campaign = _lock(uow, campaign_id)
+    have = set(
+        uow.session.scalars(
+            select(CampaignRefund.order_id).where(CampaignRefund.campaign_id == campaign.id)
+        )
+    )
+    orders = [o for o in _counted_orders(uow, campaign) if o.id not in have]
+    if orders:
+        _insert_refunds(
+            uow,
+            [
+                {
+                    "campaign_id": campaign.id,
+                    "order_id": o.id,
+                    "amount_minor": o.captured_minor - o.refunded_minor,
+                    "reason": REASONS[campaign.status],
+                    "created_at": now,
+                    "done_at": now if o.captured_minor == o.refunded_minor else None,
+                }
+                for o in orders
+            ],
+        )
+        _cancel_orders(uow, campaign, [o.id for o in orders], campaign.status, now)
+    uow.commit()
+    return len(orders)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,8 +333,12 @@ def _lock(uow: UnitOfWork, campaign_id: int) -> GroupBuy:
 
 
 def _counted_orders(uow: UnitOfWork, campaign: GroupBuy) -> list[_Counted]:
-    """The campaign's paid orders and their units of its product, locked in id order."""
-    rows = uow.session.execute(
+    """The campaign's paid orders and their units of its product, locked in id order.
+
+    NOWAIT: an order being changed right now (a customer cancelling it locks the order, then
+    the campaign) would otherwise deadlock with us (campaign, then orders). We give way with a
+    409 instead, and the campaign is settled on the next call."""
+    stmt = (
         select(
             Order.id,
             OrderLine.quantity,
@@ -340,8 +352,17 @@ def _counted_orders(uow: UnitOfWork, campaign: GroupBuy) -> list[_Counted]:
         )
         .where(Order.campaign_id == campaign.id, Order.status.in_(COUNTED))
         .order_by(Order.id)
-        .with_for_update(of=Order)
-    ).all()
+        .with_for_update(of=Order, nowait=True)
+    )
+    try:
+        rows = uow.session.execute(stmt).all()
+    except OperationalError:
+        uow.rollback()
+        raise Conflict(
+            f"Orders of group buy {campaign.public_id} are being changed right now: "
+            "try again in a moment.",
+            extra={"current_status": service.effective_status(campaign, uow.clock.now()).value},
+        ) from None
     return [_Counted(*(int(v) for v in row)) for row in rows]
 
 
