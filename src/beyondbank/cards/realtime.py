@@ -184,22 +184,34 @@ class ResolverCache:
     def __init__(self, ttl_seconds: float, threshold: float | None) -> None:
         self.snapshots = instant.SnapshotCache(ttl_seconds, threshold)
         self._collector: Collector | None = None
-        self._refreshing = False
+        self._building: tuple[asyncio.AbstractEventLoop, asyncio.Future[instant.Snapshot]] | None
+        self._building = None
         self.members: dict[int, str] = {}  # member id → public id (never changes)
 
     async def snapshot(self, uow: UnitOfWork) -> instant.Snapshot:
         """The current snapshot. When it is stale, one request rebuilds it (on a thread) while
-        the others go on with the stale one; the first request of a process waits for it."""
+        the others go on with the stale one; before the first, every request waits for it."""
         current = self.snapshots.peek()
-        if current is not None and (self._refreshing or not self.snapshots.is_stale(current)):
+        if current is not None and not self.snapshots.is_stale(current):
             return current
-        if current is None:
-            return await anyio.to_thread.run_sync(self._build, uow)
-        self._refreshing = True
+        loop = asyncio.get_running_loop()
+        if self._building is not None and self._building[0] is loop:
+            if current is not None:
+                return current
+            return await asyncio.shield(self._building[1])
+        building: asyncio.Future[instant.Snapshot] = loop.create_future()
+        self._building = (loop, building)
         try:
-            return await anyio.to_thread.run_sync(self._build, uow)
+            built = await anyio.to_thread.run_sync(self._build, uow)
+        except Exception as exc:
+            building.set_exception(exc)
+            building.exception()  # the waiters (if any) raise it; nobody else needs to
+            raise
+        else:
+            building.set_result(built)
+            return built
         finally:
-            self._refreshing = False
+            self._building = None
 
     def _build(self, uow: UnitOfWork) -> instant.Snapshot:
         with uow:
