@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from iso8583.specs import default_ascii
 from sqlalchemy import func, select
 
-from beyondbank.cards import service
+from beyondbank.cards import realtime, service
 from beyondbank.cards.descriptors import acceptor_field
 from beyondbank.cards.models import CardReward, CardTransaction
 from beyondbank.core.clock import FixedClock
@@ -215,3 +215,26 @@ def test_the_event_path_rejects_a_merchant_bound_system(
     response = client.post(f"{API}/cards/events", json=_event(p, "rt-9"), headers=merchants_system)
     assert response.status_code == 403
     assert _seen(uow) == 0
+
+
+def test_a_deactivated_switch_is_refused_once_its_check_is_due(
+    client: TestClient, uow: UnitOfWork, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The event endpoints check a caller's account at most every Callers.TTL_SECONDS per process
+    # (its token on every request): a deactivation takes effect within that time.
+    p = cf.programme(uow, LINKED)
+    system = f.make_client(uow, ["cards:ingest"])
+    headers = f.auth(settings, uow, system)
+    assert client.post(f"{API}/cards/events", json=_event(p, "rt-10"), headers=headers).is_success
+    system.active = False
+    uow.session.flush()
+    within = client.post(f"{API}/cards/events", json=_event(p, "rt-11"), headers=headers)
+    assert within.status_code == 200
+    monkeypatch.setattr(realtime.Callers, "TTL_SECONDS", 0.0)
+    after = client.post(f"{API}/cards/events", json=_event(p, "rt-12"), headers=headers)
+    assert after.status_code == 401
+    assert _seen(uow) == 2
+    bad = client.post(
+        f"{API}/cards/events", json=_event(p, "rt-13"), headers={"Authorization": "Bearer x.y.z"}
+    )
+    assert bad.status_code == 401

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 
 from beyondbank.cards import realtime, reviews, schemas, service
 from beyondbank.cards.models import ReviewStatus
-from beyondbank.core.authz import Permission, Principal
+from beyondbank.core.authz import Permission, Principal, require
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import UoW, requires
 
 router = APIRouter(prefix="/cards", tags=["cards"])
 
 Reader = Annotated[Principal, Depends(requires(Permission.CARDS_READ))]
 Reviewer = Annotated[Principal, Depends(requires(Permission.CARDS_REVIEW))]
-Ingest = Annotated[Principal, Depends(requires(Permission.CARDS_INGEST))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -75,6 +75,23 @@ _EVENT_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def _switch(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """The caller of an event endpoint: its token checked on every request, its account at
+    most every few seconds (`realtime.Callers`), all on the event loop."""
+    state = request.app.state
+    cache: realtime.ResolverCache = state.card_resolvers
+    uow = UnitOfWork(state.session_factory, state.clock)
+    return require(
+        await cache.callers.principal(authorization, state.settings, uow),
+        Permission.CARDS_INGEST,
+    )
+
+
+Switch = Annotated[Principal, Depends(_switch)]
+
+
 async def _process(request: Request, actor: Principal, row: dict[str, str]) -> schemas.EventOut:
     """One event through the real-time path (cards/realtime.py), on the event loop: the
     request holds no thread and no database session while its batch is written."""
@@ -91,7 +108,7 @@ async def _process(request: Request, actor: Principal, row: dict[str, str]) -> s
     summary="Match one card transaction now (JSON); answers what the member just earned",
     responses=_EVENT_PROBLEMS,
 )
-async def post_event(body: schemas.EventIn, request: Request, actor: Ingest) -> schemas.EventOut:
+async def post_event(body: schemas.EventIn, request: Request, actor: Switch) -> schemas.EventOut:
     return await _process(request, actor, body.as_row())
 
 
@@ -112,7 +129,7 @@ async def _message_bytes(request: Request) -> bytes:
     },
 )
 async def post_iso8583(
-    message: Annotated[bytes, Depends(_message_bytes)], request: Request, actor: Ingest
+    message: Annotated[bytes, Depends(_message_bytes)], request: Request, actor: Switch
 ) -> schemas.EventOut:
     row = realtime.row_from_iso8583(message, request.app.state.clock.now())
     return await _process(request, actor, row)

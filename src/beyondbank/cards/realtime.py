@@ -18,6 +18,7 @@ chargebacks arrive with the clearing file, not here.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,10 +47,13 @@ from beyondbank.cards.models import (
 )
 from beyondbank.core.authz import Permission, Principal, require
 from beyondbank.core.clock import Clock
-from beyondbank.core.errors import Conflict, FieldError, Forbidden, InvalidInput
+from beyondbank.core.errors import Conflict, FieldError, Forbidden, InvalidInput, Unauthenticated
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
+from beyondbank.core.settings import Settings
+from beyondbank.core.tokens import AccessClaims, read_access_token
 from beyondbank.core.uow import UnitOfWork
+from beyondbank.identity import service as identity
 from beyondbank.ledger import service as ledger
 from beyondbank.ledger.models import Account
 
@@ -177,12 +181,54 @@ def _message(rewards: list[Earned], merchant: str | None) -> str | None:
     return f"You just earned {' and '.join(parts)} at {merchant}."
 
 
+class Callers:
+    """Who a bearer token speaks for, as the card switch's endpoints check it: the token's
+    signature and expiry on every request, the account behind it (still active, its scopes)
+    against the database at most every `TTL_SECONDS` per process. The other endpoints re-check
+    the account on every request; at hundreds of events a second from one switch, that lookup
+    (a pooled connection, a query, a thread) cost about as much as matching the event."""
+
+    TTL_SECONDS = 5.0
+    _LIMIT = 10_000  # tokens remembered per process
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[float, Principal]] = {}
+
+    async def principal(
+        self, authorization: str | None, settings: Settings, uow: UnitOfWork
+    ) -> Principal | None:
+        if not authorization:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("Send the access token as `Authorization: Bearer <token>`.")
+        claims = read_access_token(
+            settings.secret_key.get_secret_value(), token, now=uow.clock.now()
+        )
+        known = self._known.get(token)
+        if known is not None and time.monotonic() - known[0] <= self.TTL_SECONDS:
+            return known[1]
+        principal = await anyio.to_thread.run_sync(self._look_up, uow, claims)
+        if len(self._known) >= self._LIMIT:
+            self._known.clear()
+        self._known[token] = (time.monotonic(), principal)
+        return principal
+
+    @staticmethod
+    def _look_up(uow: UnitOfWork, claims: AccessClaims) -> Principal:
+        with uow:
+            return identity.principal_for(uow, claims.kind, claims.subject, claims.scopes)
+
+
 class ResolverCache:
     """What the real-time path keeps per process: the programme's snapshot (rebuilt when older
-    than `ttl` seconds) and the collector that commits concurrent events in batches."""
+    than `ttl` seconds), the collector that commits concurrent events in batches, and the
+    callers it has checked."""
 
     def __init__(self, ttl_seconds: float, threshold: float | None) -> None:
         self.snapshots = instant.SnapshotCache(ttl_seconds, threshold)
+        self.callers = Callers()
         self._collector: Collector | None = None
         self._building: tuple[asyncio.AbstractEventLoop, asyncio.Future[instant.Snapshot]] | None
         self._building = None
