@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import httpx
@@ -91,10 +92,18 @@ def _send(
 
         def send(call: Call) -> Answer:
             began = time.perf_counter()
-            response = client.request(
-                call.method, call.path, json=call.json, headers=dict(call.headers)
-            )
-            return Answer(time.perf_counter() - began, response.status_code, label(response))
+            try:
+                response = client.request(
+                    call.method, call.path, json=call.json, headers=dict(call.headers)
+                )
+            except httpx.HTTPError as exc:  # counted as an answer of its own, not lost
+                return Answer(time.perf_counter() - began, 0, type(exc).__name__)
+            seconds = time.perf_counter() - began
+            try:
+                text = label(response)
+            except ValueError:  # a body that is not the JSON the label reads
+                text = "unreadable"
+            return Answer(seconds, response.status_code, text)
 
         started = time.perf_counter()
         futures = []
@@ -117,7 +126,13 @@ def drive(
     queue: multiprocessing.Queue[Any] = context.Queue()
     generator = context.Process(target=_send, args=(port, calls, rate, label, queue))
     generator.start()
-    answers, elapsed = queue.get()
+    while True:
+        try:
+            answers, elapsed = queue.get(timeout=1)
+            break
+        except Empty:
+            if not generator.is_alive():
+                raise RuntimeError(f"the load generator died (exit {generator.exitcode})") from None
     generator.join()
     return answers, elapsed
 

@@ -74,8 +74,14 @@ def check_key(key: str) -> str:
 def claim(
     uow: UnitOfWork, *, scope: str, key: str, fingerprint: str, lock_seconds: int
 ) -> Claim | Replay:
-    """Claim the key for this request, or say what an earlier request with it already answered."""
+    """Claim the key for this request, or say what an earlier request with it already answered.
+
+    A claim comes before the request writes anything; what the caller has read so far is
+    committed first, so that the request never holds one pooled connection while it waits for
+    a second (under load, requests doing that take every connection and wait for each other).
+    """
     check_key(key)
+    _end_reads(uow)
     now = uow.clock.now()
     with uow.fresh() as own:
         session = own.session
@@ -123,6 +129,14 @@ def claim(
         raise IdempotencyInFlight(
             "The first request with this Idempotency-Key is still in progress."
         )
+
+
+def _end_reads(uow: UnitOfWork) -> None:
+    session = uow.session
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("an Idempotency-Key is claimed before the request writes anything")
+    if session.in_transaction():
+        session.commit()  # nothing to write: it only ends the transaction and frees the connection
 
 
 def release(uow: UnitOfWork, held: Claim) -> None:
