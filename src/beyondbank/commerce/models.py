@@ -492,4 +492,3 @@ class NpsResponse(Base):
     score: Mapped[int]
     comment: Mapped[str | None] = mapped_column(Text)
     answered_at: Mapped[datetime]
-
