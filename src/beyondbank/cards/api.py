@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from beyondbank.cards import realtime, reviews, schemas, service
 from beyondbank.cards.models import ReviewStatus
@@ -92,14 +92,15 @@ async def _switch(
 Switch = Annotated[Principal, Depends(_switch)]
 
 
-async def _process(request: Request, actor: Principal, row: dict[str, str]) -> schemas.EventOut:
+async def _process(request: Request, actor: Principal, row: dict[str, str]) -> Response:
     """One event through the real-time path (cards/realtime.py), on the event loop: the
-    request holds no thread and no database session while its batch is written."""
+    request holds no thread and no database session while its batch is written. The answer is
+    built as an EventOut (the documented response model) and serialised once, here."""
     state = request.app.state
     result = await realtime.process(
         state.card_resolvers, state.session_factory, state.clock, actor, row
     )
-    return _event_out(result)
+    return Response(_event_out(result).model_dump_json(), media_type="application/json")
 
 
 @router.post(
@@ -108,7 +109,7 @@ async def _process(request: Request, actor: Principal, row: dict[str, str]) -> s
     summary="Match one card transaction now (JSON); answers what the member just earned",
     responses=_EVENT_PROBLEMS,
 )
-async def post_event(body: schemas.EventIn, request: Request, actor: Switch) -> schemas.EventOut:
+async def post_event(body: schemas.EventIn, request: Request, actor: Switch) -> Response:
     return await _process(request, actor, body.as_row())
 
 
@@ -130,7 +131,7 @@ async def _message_bytes(request: Request) -> bytes:
 )
 async def post_iso8583(
     message: Annotated[bytes, Depends(_message_bytes)], request: Request, actor: Switch
-) -> schemas.EventOut:
+) -> Response:
     row = realtime.row_from_iso8583(message, request.app.state.clock.now())
     return await _process(request, actor, row)
 
