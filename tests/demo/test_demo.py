@@ -313,3 +313,43 @@ def test_last_weeks_card_feed_is_run_with_descriptors_left_to_review(
             assert Channel.CARD_LINKED.value in benefit.channels, benefit.title
     directory = Path(str(demo_database.url.database)).parent
     assert (directory / "cards" / f"{run.public_id}-rewards.parquet").exists()
+
+
+def test_the_partner_shop_has_a_catalog_and_weeks_of_orders(demo_uow: UnitOfWork) -> None:
+    """The shop's catalog from the shipped excerpt, orders in every stage of their life,
+    commission accrued on completed ones, a closed and an open group buy, tickets (one past its
+    response target) and survey answers."""
+    from beyondbank.commerce.models import (
+        CampaignStatus,
+        GroupBuy,
+        NpsResponse,
+        Order,
+        Partner,
+        Product,
+        SupportTicket,
+    )
+    from beyondbank.ledger.models import LedgerTransaction
+
+    session = demo_uow.session
+    partner = session.scalars(select(Partner.public_id)).one()
+    assert session.scalar(select(func.count()).select_from(Product)) == 300
+    statuses = dict(
+        session.execute(select(Order.status, func.count()).group_by(Order.status)).all()
+    )
+    assert {"completed", "delivered", "paid"} <= {str(s) for s in statuses}
+    commissions = session.scalar(
+        select(func.count())
+        .select_from(LedgerTransaction)
+        .where(
+            LedgerTransaction.kind == "commission",
+            LedgerTransaction.counterparty_ref == partner,
+        )
+    )
+    assert commissions == statuses.get("completed")
+    campaigns = {c.status: c for c in session.scalars(select(GroupBuy))}
+    assert CampaignStatus.SUCCEEDED in campaigns
+    assert campaigns[CampaignStatus.SUCCEEDED].final_unit_minor is not None
+    assert campaigns[CampaignStatus.OPEN].units_joined > 0
+    tickets = session.scalars(select(SupportTicket)).all()
+    assert any(t.first_responded_at is None and t.first_response_due_at < T0 for t in tickets)
+    assert session.scalar(select(func.count()).select_from(NpsResponse))

@@ -30,6 +30,8 @@ def print_welcome(console: Console, demo: Demo, *, host: str, port: int) -> None
     table.add_column("who")
     for login in demo.logins:
         who = f"{login.name}, {login.merchant}" if login.merchant else login.name
+        if login.role.startswith("partner_"):
+            who += " (API only: POST /api/v1/auth/token)"
         table.add_row(login.role, login.email, who)
     console.print(table)
     lines = (
@@ -40,6 +42,8 @@ def print_welcome(console: Console, demo: Demo, *, host: str, port: int) -> None
         f"The bank's app backend, OAuth2 client credentials at {url}/api/v1/oauth/token:",
         f"  client_id {demo.client_id}",
         f"  client_secret {demo.client_secret}",
+        f"The partner shop: {url}/shop for customers (after signing in from the bank app); "
+        "partner staff use the API (orders at /api/v1/shop/partner/orders, docs/shop.md).",
         f"API: {url}/openapi.json (guide: docs/api.md)  health: {url}/api/v1/health  database: {demo.database_url}",
         "Stop with Ctrl+C.",
     )

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from beyondbank.commerce import service as commerce
-from beyondbank.core.authz import SYSTEM
+from beyondbank.core.authz import SYSTEM, Role
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.errors import Problem
 from beyondbank.core.settings import Settings
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.demo.generate import DEMO_CUSTOMER_REF
+from beyondbank.demo.shop import ShopCounts, populate_shop
 from beyondbank.identity import service as identity
 from beyondbank.payments import service as bank_core
-from beyondbank.payments.bankcore import BankCoreGateway
-from beyondbank.payments.gateway import AuthoriseRequest, PayeeKind
 from beyondbank.program.writer import Progress
 from beyondbank.settlement import contracts, payouts, periods
 from beyondbank.settlement.models import PartyKind, PeriodStatus
@@ -38,16 +37,14 @@ SHOP = commerce.PartnerIn(
     settlement_iban="GB33BUKB20201555555555",
     settlement_bic="BUKBGB22",
 )
-# What the shop sells (ledger categories) and a typical basket in pence.
-CATEGORIES = {"kitchen": (900, 6_500), "furniture": (4_500, 18_000), "decor": (600, 3_500)}
 DEMO_CUSTOMER_BALANCE = 245_000
 
 
 @dataclass(frozen=True, slots=True)
 class MoneyCounts:
     deposit_accounts: int
-    shop_sales: int
-    shop_refunds: int
+    shop: ShopCounts
+    partner_logins: list[tuple[Role, str, str]]
     statements: int
     payouts: int
 
@@ -62,15 +59,26 @@ def populate_money(
     now: datetime,
     customer_ids: set[int],
     merchant_ids: list[str],
+    password: str,
     progress: Progress,
 ) -> MoneyCounts:
     at.set(launch)
     shop = _shop_with_contracts(factory, at, settings, launch, merchant_ids)
-    accounts = _deposit_accounts(factory, at, rng, customer_ids, progress)
-    sales, refunds = _shop_sales(factory, at, rng, shop, accounts, launch, now, progress)
+    holders = _deposit_accounts(factory, at, rng, customer_ids, progress)
+    counts, logins = populate_shop(
+        factory,
+        at,
+        rng,
+        partner_id=shop,
+        customer_ids=holders,
+        password=password,
+        launch=launch,
+        now=now,
+        progress=progress,
+    )
     at.set(now)
     statements, paid = _settle(factory, at, settings, progress)
-    return MoneyCounts(len(accounts), sales, refunds, statements, paid)
+    return MoneyCounts(len(holders), counts, logins, statements, paid)
 
 
 def _shop_with_contracts(
@@ -124,7 +132,7 @@ def _deposit_accounts(
     progress: Progress,
 ) -> list[str]:
     """Deposit accounts for the customers who shop with the partner (the demo customer's
-    first, with a round balance to recognise)."""
+    first, with a round balance to recognise); the account holders' public ids."""
     with UnitOfWork(factory, at) as uow:
         customers = identity.customers_by_ids(uow, customer_ids)
         progress.start("deposit accounts", len(customers))
@@ -136,7 +144,7 @@ def _deposit_accounts(
                 if customer.bank_ref == DEMO_CUSTOMER_REF
                 else rng.randrange(40_000, 600_000, 100)
             )
-            account = bank_core.open_account(
+            bank_core.open_account(
                 uow,
                 SYSTEM,
                 bank_core.OpenAccount(
@@ -148,68 +156,10 @@ def _deposit_accounts(
                 ),
                 commit=False,
             )
-            opened.append(account.public_id)
+            opened.append(customer.public_id)
             progress.advance("deposit accounts")
         uow.commit()
     return opened
-
-
-def _shop_sales(
-    factory: sessionmaker[Session],
-    at: FixedClock,
-    rng: random.Random,
-    shop: str,
-    accounts: list[str],
-    launch: datetime,
-    now: datetime,
-    progress: Progress,
-) -> tuple[int, int]:
-    """Members buying from the shop in the bank's app: authorised at order, captured at
-    dispatch a day later, some returned (refunded) within the fortnight. Recent orders are
-    still authorised, waiting for dispatch."""
-    gateway = BankCoreGateway(factory, at)
-    span = (now - launch).total_seconds()
-    orders = sorted(
-        (launch + timedelta(seconds=rng.uniform(0, span)), rng.choice(accounts), i)
-        for i in range(min(240, 4 * len(accounts)))
-    )
-    progress.start("shop orders", len(orders))
-    sales = refunds = 0
-    for ordered_at, account, i in orders:
-        progress.advance("shop orders")
-        category = rng.choice(list(CATEGORIES))
-        low, high = CATEGORIES[category]
-        at.set(ordered_at)
-        request = AuthoriseRequest(
-            account_id=account,
-            amount_minor=rng.randrange(low, high, 5),
-            currency="GBP",
-            payee_kind=PayeeKind.PARTNER,
-            payee_id=shop,
-            reference=f"HHL-{100_000 + i}",
-            category=category,
-            description=f"Harbour Home & Living order HHL-{100_000 + i}",
-        )
-        try:
-            authorised = gateway.authorise(request, key=f"demo-order-{i}")
-        except Problem:
-            continue
-        if not authorised.approved:
-            continue
-        dispatched = ordered_at + timedelta(hours=rng.uniform(6, 48))
-        if dispatched > now:
-            continue  # not dispatched yet: the hold is still on the customer's account
-        at.set(dispatched)
-        payment = authorised.payment.id
-        gateway.capture(payment, key=f"demo-dispatch-{i}")
-        sales += 1
-        returned = dispatched + timedelta(days=rng.uniform(1, 14))
-        if rng.random() < 0.08 and returned < now:
-            at.set(returned)
-            part = rng.choice((None, request.amount_minor // 2))
-            gateway.refund(payment, key=f"demo-return-{i}", amount_minor=part)
-            refunds += 1
-    return sales, refunds
 
 
 def _settle(

@@ -48,7 +48,7 @@ from beyondbank.demo.generate import (
     DEMO_CUSTOMER_REF,
     demo_programme,
 )
-from beyondbank.demo.money import populate_money
+from beyondbank.demo.money import SHOP, populate_money
 from beyondbank.demo.sso import issue_demo_sso_token
 from beyondbank.identity import service as identity
 from beyondbank.identity.models import User
@@ -215,6 +215,7 @@ def populate(
         now=now,
         customer_ids=shoppers,
         merchant_ids=merchant_ids,
+        password=DEMO_PASSWORD,
         progress=progress,
     )
     at.set(now)
@@ -225,8 +226,13 @@ def populate(
     counts.update(
         {
             "deposit accounts": money.deposit_accounts,
-            "shop sales": money.shop_sales,
-            "shop refunds": money.shop_refunds,
+            "shop products": money.shop.products,
+            "shop orders": money.shop.orders,
+            "shop orders completed": money.shop.completed,
+            "shop returns": money.shop.returned,
+            "group buys": money.shop.group_buys,
+            "support tickets": money.shop.tickets,
+            "NPS answers": money.shop.nps_answers,
             "settlement statements": money.statements,
             "payouts": money.payouts,
         }
@@ -234,7 +240,8 @@ def populate(
     return Demo(
         database_url=settings.database_url,
         password=DEMO_PASSWORD,
-        logins=[Login(p.role, p.email, p.name, p.merchant) for p in (*STAFF, *MERCHANT_USERS)],
+        logins=[Login(p.role, p.email, p.name, p.merchant) for p in (*STAFF, *MERCHANT_USERS)]
+        + [Login(role.value, email, name, SHOP.name) for role, email, name in money.partner_logins],
         client_id=client.client_id,
         client_secret=secret,
         customer_ref=DEMO_CUSTOMER_REF,
