@@ -179,12 +179,13 @@ async def _send_all(
         async with room:
             for attempt in range(2):
                 try:
-                    reader, writer = idle.pop() if idle else await _connect()
+                    fresh = attempt or not idle
+                    reader, writer = await _connect() if fresh else idle.pop()
                     writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
                     status, answer = await asyncio.wait_for(_response(reader), timeout=30)
                     break
                 except ConnectionError:
-                    # The server closed an idle keep-alive connection: once more on a new one.
+                    # The server closed an idle keep-alive connection: again on a new one.
                     if attempt:
                         return loop.time() - slot, 0, "ConnectionError"
                 except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
