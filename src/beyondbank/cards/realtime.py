@@ -2,9 +2,11 @@
 matched, recorded and posted within the request, so the bank's app can say "you just earned …".
 
 An event is a transaction like any other: its txn_id counts once, ever, whether it arrives here
-or later in a clearing file (the file's row is then skipped as seen). It is judged by the
-row-by-row reference implementation, which the vectorised engine equals on every input, because
-one row is all there is and the reference has no set-up cost. The day's events share one run.
+or later in a clearing file (the file's row is then skipped as seen). It is checked, resolved
+and judged in plain Python (`cards/instant.py`, tested equal to the feed's validator, the
+resolver and the reference implementation); events that arrive together are written in one
+database transaction (`Collector`), each answered as if alone. The day's events share one run,
+whose counters move once per batch.
 
 ISO 8583 (1987, ASCII, as pyiso8583's `default_ascii` spec encodes it) maps to a feed row as:
 MTI 0100 or 0200 with processing code (DE 3) `00…` (purchase) → type purchase; DE 37 (retrieval
@@ -460,8 +462,8 @@ def _write_batch(
     earned_views = work.post(earned, members)
     work.review()
     work.count()
-    uow.commit()
-    members.update(work.parties_members)
+    # The answers are made before the commit: nothing after it may fail and have the batch
+    # written again (its events would then be answered as already seen).
     for index, pending in enumerate(batch):
         if index in answers:
             continue
@@ -475,7 +477,10 @@ def _write_batch(
             name,
             _message(rewards, name),
         )
-    return [answers[i] for i in range(len(batch))]
+    ordered = [answers[i] for i in range(len(batch))]
+    uow.commit()
+    members.update(work.parties_members)
+    return ordered
 
 
 class _Batch:
