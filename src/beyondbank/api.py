@@ -32,6 +32,7 @@ from beyondbank.web import customer as web_customer
 from beyondbank.web import demo_bank as web_demo_bank
 from beyondbank.web import merchant as web_merchant
 from beyondbank.web import routes as web_routes
+from beyondbank.web import shop as web_shop
 from beyondbank.web.pages import login_redirect, problem_page, wants_html
 from beyondbank.web.security import security_headers
 from beyondbank.web.session import LoginRequired
@@ -112,6 +113,7 @@ def create_app(
     app.include_router(web_console.router)
     app.include_router(web_merchant.router)
     app.include_router(web_customer.router)
+    app.include_router(web_shop.router)
     app.include_router(web_demo_bank.router)
     app.include_router(web_brand.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
