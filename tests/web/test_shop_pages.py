@@ -442,3 +442,36 @@ def test_every_shop_page_may_be_framed_by_the_bank_app_and_loads_nothing_foreign
             assert " style=" not in page.text
             for asset in re.findall(r'<(?:link|script)[^>]+(?:href|src)="(/[^"]+)"', page.text):
                 assert client.get(asset).status_code == 200, asset
+
+
+def test_a_group_buy_checks_out_at_its_entry_price(
+    customer: TestClient, shop: Shop, uow: UnitOfWork
+) -> None:
+    add_to_cart(customer, shop.phone, 2, campaign_id=shop.campaign.public_id)
+    cart = customer.get("/shop/cart")
+    assert checkout_fields(cart.text, shop.partner)["expected_total"] == "480.00"
+    response = checkout(customer, shop, instalment_months="6")
+    assert response.status_code == 303, response.text
+    text = text_of(customer.get(response.headers["location"]).text)
+    assert "2 × Harbour phone at £240.00" in text
+    assert "Total £480.00" in text
+    assert "22 Dec 2026: £80.00" in text
+    progress = text_of(customer.get(f"/shop/group-buys/{shop.campaign.public_id}").text)
+    assert "2 units joined so far" in progress
+    assert "You joined with 2 units; 3 more allowed." in progress
+
+
+def test_a_return_is_requested_within_the_window(
+    customer: TestClient, shop: Shop, uow: UnitOfWork, bank: BankCoreGateway
+) -> None:
+    order_id = _placed(customer, shop)
+    orders.fulfil(uow, shop.partner_admin, order_id)
+    orders.ship(uow, bank, shop.partner_admin, order_id)
+    orders.deliver(uow, shop.partner_admin, order_id)
+    page = f"/shop/orders/{order_id}"
+    response = post(customer, page, f"{page}/return", {"reason": "Too small"})
+    assert response.status_code == 303
+    text = text_of(customer.get(page).text)
+    assert "Your return is requested" in text
+    assert "return requested Too small" in text
+    assert "Request a return" not in text
