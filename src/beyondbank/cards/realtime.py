@@ -23,13 +23,13 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import iso8583
 import pycountry
 from iso8583.specs import default_ascii
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -573,7 +573,7 @@ class _Batch:
         dialect = postgresql if self.postgres else sqlite
         table = CardTransaction.__table__
         fresh = set(
-            self.uow.session.scalars(
+            self.uow.session.connection().scalars(
                 dialect.insert(table)
                 .values(rows)
                 .on_conflict_do_nothing(index_elements=["txn_id"])
@@ -672,7 +672,7 @@ class _Batch:
             query = query.with_for_update()
         return {
             r.id: (r.status == BenefitStatus.ACTIVE, r.budget_remaining_minor, r.quantity_remaining)
-            for r in self.uow.session.execute(query)
+            for r in self.uow.session.connection().execute(query)
         }
 
     def _history(
@@ -683,7 +683,7 @@ class _Batch:
         if not member_ids or not merchant_ids:
             return {}
         history: dict[tuple[int, int], list[tuple[datetime, str]]] = {}
-        rows = self.uow.session.execute(
+        rows = self.uow.session.connection().execute(
             select(
                 CardTransaction.member_id,
                 CardTransaction.merchant_id,
@@ -732,7 +732,7 @@ class _Batch:
             row["txn_id"]: row
             for row in (
                 dict(r._mapping)
-                for r in self.uow.session.execute(
+                for r in self.uow.session.connection().execute(
                     select(*_GRANT_COLUMNS).where(CardGrant.txn_id.in_(sorted(originals)))
                 )
             )
@@ -761,21 +761,21 @@ class _Batch:
 
     def write_outcome(self, judged: dict[str, instant.Judged], now: datetime) -> None:
         """Grants, reward rows (posted in this transaction), budgets, member counters."""
-        session = self.uow.session
+        connection = self.uow.session.connection()
         rewards = [r.reward for r in judged.values()] + self.rewards
         self.rewards = rewards
         if self.new_grants:
             times = {self.event(i).txn_id: self.event(i).txn_time for i in self.live}
-            session.execute(
-                insert(CardGrant),
+            connection.execute(
+                insert(_GRANTS),
                 [
                     {**g, "run_id": self.run_id, "granted_at": times[t]}
                     for t, g in self.new_grants.items()
                 ],
             )
         for txn_id, (grant, refunded, clawed) in sorted(self.changed_grants.items()):
-            done = session.execute(
-                update(CardGrant)
+            done = connection.execute(
+                update(_GRANTS)
                 .where(
                     CardGrant.txn_id == txn_id,
                     CardGrant.refunded_minor == refunded,
@@ -787,8 +787,8 @@ class _Batch:
             if done is None:
                 raise Conflict(f"The grant of {txn_id} changed while this batch clawed it back.")
         if rewards:
-            session.execute(
-                insert(CardReward),
+            connection.execute(
+                insert(_REWARDS),
                 [{**r, "run_id": self.run_id, "posted_at": now} for r in rewards],
             )
         benefits.consume(
@@ -812,7 +812,7 @@ class _Batch:
                 set_={"uses": table.c.uses + n},
                 where=(table.c.uses + n <= limit) if limit is not None else None,
             ).returning(table.c.uses)
-            if self.uow.session.execute(stmt).first() is None:
+            if self.uow.session.connection().execute(stmt).first() is None:
                 raise Conflict(f"Benefit {benefit_id}'s member limit was reached meanwhile.")
 
     def post(
@@ -898,8 +898,8 @@ class _Batch:
         unresolved = sum(1 for i in self.live if self.batch[i].place.merchant_id is None)
         rewards = sum(1 for r in self.rewards if r["kind"] == frames.REWARD)
         clawbacks = len(self.rewards) - rewards
-        self.uow.session.execute(
-            update(CardRun)
+        self.uow.session.connection().execute(
+            update(_RUNS)
             .where(CardRun.id == self.run_id)
             .values(
                 rows_read=CardRun.rows_read + events,
@@ -937,6 +937,11 @@ class _RewardRow:
 
 
 _GRANT_COLUMNS = [getattr(CardGrant, name) for name in frames.GRANTS.names()]
+# The batch writes these as tables on its connection (Core): no ORM bookkeeping for rows it never
+# loads as objects.
+_GRANTS = cast(Table, CardGrant.__table__)
+_REWARDS = cast(Table, CardReward.__table__)
+_RUNS = cast(Table, CardRun.__table__)
 
 
 def _already_seen(txn_id: str) -> EventResult:
