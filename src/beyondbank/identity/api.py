@@ -214,9 +214,7 @@ def _user_out(user: User, merchant_refs: dict[int, str], uow: UoW) -> schemas.Us
     )
 
 
-def _client_out(
-    client: ApiClient, merchant_refs: dict[int, str], uow: UoW
-) -> schemas.ApiClientOut:
+def _client_out(client: ApiClient, merchant_refs: dict[int, str], uow: UoW) -> schemas.ApiClientOut:
     return schemas.ApiClientOut(
         id=client.public_id,
         client_id=client.client_id,

@@ -45,9 +45,7 @@ class ApiClient(IdMixin, Base):
 
     __tablename__ = "api_clients"
     __table_args__ = (
-        CheckConstraint(
-            "merchant_id IS NULL OR partner_id IS NULL", name="one_organisation"
-        ),
+        CheckConstraint("merchant_id IS NULL OR partner_id IS NULL", name="one_organisation"),
     )
 
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
