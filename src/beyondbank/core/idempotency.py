@@ -6,6 +6,13 @@ is remembered exactly when the work is committed. Outcomes for a later request w
 same body and completed → the original response; different body → 422; still in flight → 409.
 A claim whose work failed is released, so the caller may retry; one whose process died is
 taken over once its lock expires.
+
+`claim_within` is the one-transaction variant for work that is a single transaction up to its
+first answer (the shop's checkout): the claim is the transaction's first write, already holding
+that answer, so it commits with the work or vanishes with it, and no separate claim or release
+transaction is needed. A later request with the key sees the same outcomes; one that arrives
+while the first is still in that transaction waits on the unique index for the first to commit
+(milliseconds) and then replays its answer, instead of a 409.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from beyondbank.core.errors import (
@@ -129,6 +138,82 @@ def claim(
         raise IdempotencyInFlight(
             "The first request with this Idempotency-Key is still in progress."
         )
+
+
+def claim_within(
+    uow: UnitOfWork,
+    *,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    lock_seconds: int,
+    status_code: int,
+    response: dict[str, Any],
+) -> Claim | Replay:
+    """Claim the key in the caller's transaction, recorded as answered `status_code`/`response`
+    (what the work about to be done in this transaction answers). Call it before the transaction
+    writes anything else. One statement when the key is new (INSERT ... ON CONFLICT DO NOTHING
+    RETURNING); a key already claimed is a Replay, a 422 (another body) or a 409 (in flight)."""
+    check_key(key)
+    now = uow.clock.now()
+    session = uow.session
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    record_id = session.execute(
+        insert(IdempotencyRecord)
+        .values(
+            scope=scope,
+            key=key,
+            fingerprint=fingerprint,
+            state="completed",
+            locked_until=now + timedelta(seconds=lock_seconds),
+            status_code=status_code,
+            response=response,
+            created_at=now,
+            completed_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["scope", "key"])
+        .returning(IdempotencyRecord.id)
+    ).scalar_one_or_none()
+    if record_id is not None:
+        return Claim(record_id)
+    # Taken: by a committed request (a concurrent one has committed by now: the insert waited).
+    existing = session.execute(
+        select(
+            IdempotencyRecord.id,
+            IdempotencyRecord.fingerprint,
+            IdempotencyRecord.state,
+            IdempotencyRecord.status_code,
+            IdempotencyRecord.response,
+        ).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
+    ).one_or_none()
+    if existing is None:  # released between the insert and the read: the caller may retry
+        raise IdempotencyInFlight("A request with this Idempotency-Key just ended; try again.")
+    if existing.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used for a different request; use a new key."
+        )
+    if existing.state == "completed":
+        return Replay(existing.status_code or 200, existing.response or {})
+    # In flight (claimed by `claim`): take it over only if its holder's lock has run out.
+    taken = session.execute(
+        update(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.id == existing.id,
+            IdempotencyRecord.state == "in_flight",
+            IdempotencyRecord.locked_until < now,
+        )
+        .values(
+            state="completed",
+            locked_until=now + timedelta(seconds=lock_seconds),
+            status_code=status_code,
+            response=response,
+            completed_at=now,
+        )
+    )
+    if taken.rowcount == 1:  # type: ignore[attr-defined]
+        return Claim(existing.id)
+    raise IdempotencyInFlight("The first request with this Idempotency-Key is still in progress.")
 
 
 def _end_reads(uow: UnitOfWork) -> None:

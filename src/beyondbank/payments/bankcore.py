@@ -164,17 +164,19 @@ class BankCoreGateway:
     ) -> PaymentResult:
         _decline_on_account(account, request)
         now = uow.clock.now()
+        # The day's usage first (a decline then writes nothing else), so the payment is written
+        # once with its day; a concurrent call with the same key still stops at `_claim`.
+        day = self.day_of(now)
+        if not _count_daily(uow, account, day, request.amount_minor):
+            raise _Declined(DeclineCode.DAILY_LIMIT)
         payment = _new_payment(account, request, now, S.AUTHORISED)
         payment.expires_at = now + self._ttl
+        payment.usage_day = day
         uow.session.add(payment)
         uow.session.flush()
         operation = _new_operation(payment, Op.AUTHORISE, key, fingerprint, actor, now)
         _claim(uow, operation)
 
-        day = self.day_of(now)
-        if not _count_daily(uow, account, day, request.amount_minor):
-            raise _Declined(DeclineCode.DAILY_LIMIT)
-        payment.usage_day = day
         customer_ref = identity.customers_by_ids(uow, {account.customer_id})[
             account.customer_id
         ].public_id
@@ -202,7 +204,15 @@ class BankCoreGateway:
             raise _Declined(DeclineCode.INSUFFICIENT_FUNDS) from exc
         payment.hold_transaction_id = held.transaction.id
         operation.ledger_transaction_id = held.transaction.id
-        return _finish(uow, payment, operation, actor, "payment.authorised", before=None)
+        return _finish(
+            uow,
+            payment,
+            operation,
+            actor,
+            "payment.authorised",
+            before=None,
+            known=(account.public_id, {held.transaction.id: held.transaction.public_id}),
+        )
 
     def _record_decline(
         self,
@@ -724,11 +734,20 @@ def _finish(
     actor: Principal,
     action: str,
     before: dict[str, Any] | None,
+    *,
+    known: tuple[str, Mapping[int, str]] | None = None,
 ) -> PaymentResult:
-    """Store the payment as the call leaves it on the operation (what a retry answers), audit."""
+    """Store the payment as the call leaves it on the operation (what a retry answers), audit.
+    `known`: the payer's account public id and the ledger ids' public ids, when the caller has
+    them (the payment and operation are then written in one flush, with nothing read)."""
     payment.updated_at = uow.clock.now()
-    uow.session.flush()
-    view = view_of(uow, payment)
+    refs: Mapping[int, str] | None = None
+    if known is None:
+        uow.session.flush()
+        view = view_of(uow, payment)
+    else:
+        account_ref, refs = known
+        view = _view(payment, account_ref, refs)
     operation.result = view.as_json()
     uow.session.flush()
     audit.record(
@@ -746,7 +765,7 @@ def _finish(
             **({"decline_code": payment.decline_code.value} if payment.decline_code else {}),
         },
     )
-    return PaymentResult(view, operation_view(uow, operation), replayed=False)
+    return PaymentResult(view, operation_view(uow, operation, refs), replayed=False)
 
 
 # -- views ---------------------------------------------------------------------------------------
@@ -771,6 +790,10 @@ def view_of(uow: UnitOfWork, payment: Payment) -> PaymentView:
     )
     assert account_ref is not None
     refs = ledger_refs(uow, (payment.hold_transaction_id, payment.capture_transaction_id))
+    return _view(payment, account_ref, refs)
+
+
+def _view(payment: Payment, account_ref: str, refs: Mapping[int, str]) -> PaymentView:
     return PaymentView(
         id=payment.public_id,
         account_id=account_ref,

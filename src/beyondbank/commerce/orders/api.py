@@ -72,8 +72,29 @@ def _shipments(uow: UnitOfWork, order: Order) -> list[schemas.ShipmentOut]:
     ]
 
 
-def order_out(uow: UnitOfWork, order: Order) -> schemas.OrderOut:
-    partner_ref = commerce.partner_public_ids(uow, {order.partner_id})[order.partner_id]
+def order_out(
+    uow: UnitOfWork, order: Order, placed: service.Placed | None = None
+) -> schemas.OrderOut:
+    """`placed`: an order this request just wrote and paid (its partner, lines, no shipments
+    yet), answered without reading it again."""
+    if placed is not None:
+        partner_ref = placed.partner_ref
+        lines = [
+            schemas.OrderLineOut(
+                sku=placed.sku[line.product_id],
+                quantity=line.quantity,
+                unit_minor=line.unit_minor,
+                public_unit_minor=line.public_unit_minor,
+                shipped_quantity=line.shipped_quantity,
+                returned_quantity=line.returned_quantity,
+            )
+            for line in placed.lines
+        ]
+        shipments: list[schemas.ShipmentOut] = []
+    else:
+        partner_ref = commerce.partner_public_ids(uow, {order.partner_id})[order.partner_id]
+        lines = _lines(uow, order, public=True)
+        shipments = _shipments(uow, order)
     plan = (
         [schemas.InstalmentOut(**i) for i in order.instalment_plan]
         if order.instalment_plan
@@ -97,8 +118,8 @@ def order_out(uow: UnitOfWork, order: Order) -> schemas.OrderOut:
         placed_at=order.placed_at,
         reserved_until=order.reserved_until,
         return_window_ends_at=order.return_window_ends_at,
-        lines=_lines(uow, order, public=True),
-        shipments=_shipments(uow, order),
+        lines=lines,
+        shipments=shipments,
     )
 
 
@@ -240,7 +261,7 @@ def post_checkout(
         fingerprint=fingerprint("POST", "/shop/checkout", body.model_dump(mode="json")),
         lock_seconds=settings.idempotency_in_flight_seconds,
     )
-    out = order_out(uow, done.order)
+    out = order_out(uow, done.order, done.placed)
     headers = {"Idempotent-Replayed": "true"} if done.replayed else None
     return JSONResponse(out.model_dump(mode="json"), status_code=201, headers=headers)
 

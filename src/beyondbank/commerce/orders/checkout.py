@@ -164,10 +164,18 @@ def unshipped(lines: Sequence[OrderLine]) -> dict[int, int]:
 # -- what the partner hears ------------------------------------------------------------------
 
 
-def partner_payload(uow: UnitOfWork, order: Order) -> dict[str, Any]:
-    """The order as the partner sees it: no customer data beyond the consented address."""
-    lines = lines_of(uow, order)
-    sku = skus(uow, lines)
+def partner_payload(
+    uow: UnitOfWork,
+    order: Order,
+    lines: Sequence[OrderLine] | None = None,
+    sku: dict[int, str] | None = None,
+) -> dict[str, Any]:
+    """The order as the partner sees it: no customer data beyond the consented address.
+    `lines` and `sku`: the order's lines and their products' SKUs when the caller has them."""
+    if lines is None:
+        lines = lines_of(uow, order)
+    if sku is None:
+        sku = skus(uow, lines)
     return {
         "order_id": order.public_id,
         "status": order.status.value,
@@ -191,13 +199,20 @@ def partner_payload(uow: UnitOfWork, order: Order) -> dict[str, Any]:
     }
 
 
-def emit(uow: UnitOfWork, order: Order, event_type: str) -> None:
+def emit(
+    uow: UnitOfWork,
+    order: Order,
+    event_type: str,
+    *,
+    lines: Sequence[OrderLine] | None = None,
+    sku: dict[int, str] | None = None,
+) -> None:
     """The partner's webhook event, in the transaction of the change it reports."""
     outbox.emit(
         uow,
         partner_id=order.partner_id,
         event_type=event_type,
-        data=partner_payload(uow, order),
+        data=partner_payload(uow, order, lines, sku),
     )
 
 

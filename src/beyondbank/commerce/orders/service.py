@@ -317,6 +317,7 @@ class CheckoutIn:
 class Checkout:
     order: Order
     replayed: bool
+    placed: Placed | None = None  # a new order: what was written, for the answer
 
 
 def checkout_order(
@@ -343,27 +344,32 @@ def checkout_order(
             expected = Money.parse(data.expected_total, partner.currency).amount
         except ValueError as exc:
             raise invalid("body.expected_total", str(exc)) from None
+    order_id = new_public_id("ord")
     held: idempotency.Claim | None = None
-    if key is not None:
-        claimed = idempotency.claim(
-            uow,
-            scope=f"shop-checkout:{actor.public_id}",
-            key=key,
-            fingerprint=fingerprint,
-            lock_seconds=lock_seconds,
-        )
-        if isinstance(claimed, idempotency.Replay):
-            return Checkout(_replayed(uow, gateway, actor, claimed), replayed=True)
-        held = claimed
     try:
-        order = _place(uow, actor, customer_id, partner, data, expected, held)
+        if key is not None:
+            # The claim is transaction 1's first write, already holding the answer (201, the
+            # order): it commits with the order or not at all, so no claim or release of its own.
+            claimed = idempotency.claim_within(
+                uow,
+                scope=f"shop-checkout:{actor.public_id}",
+                key=key,
+                fingerprint=fingerprint,
+                lock_seconds=lock_seconds,
+                status_code=201,
+                response={"order_id": order_id},
+            )
+            if isinstance(claimed, idempotency.Replay):
+                _end_reads(uow)
+                return Checkout(_replayed(uow, gateway, actor, claimed), replayed=True)
+            held = claimed
+        placed = _place(uow, actor, customer_id, partner, data, expected, order_id)
         uow.commit()
     except BaseException:
         uow.rollback()
-        if held is not None:
-            idempotency.release(uow, held)
         raise
-    return Checkout(_pay(uow, gateway, actor, order, held), replayed=False)
+    order = _pay(uow, gateway, actor, placed.order, held, placed)
+    return Checkout(order, replayed=False, placed=placed)
 
 
 def _replayed(
@@ -392,8 +398,8 @@ def _place(
     partner: Partner,
     data: CheckoutIn,
     expected: int | None,
-    held: idempotency.Claim | None,
-) -> Order:
+    order_id: str,
+) -> Placed:
     """Transaction 1: price, reserve and create the order `pending_payment` (not committed)."""
     cart = None
     wanted = data.items
@@ -429,7 +435,8 @@ def _place(
             f"{Money(expected, partner.currency)}: check the order again.",
             extra={"total_minor": total},
         )
-    if payments.account_for_customer(uow, actor.public_id, partner.currency) is None:
+    account = payments.account_for_customer(uow, actor.public_id, partner.currency)
+    if account is None:
         raise InvalidInput(
             f"You have no {partner.currency} account at the bank to pay from.",
             errors=(FieldError("body.partner_id", f"no {partner.currency} deposit account"),),
@@ -441,7 +448,7 @@ def _place(
     )
     now = uow.clock.now()
     order = Order(
-        public_id=new_public_id("ord"),
+        public_id=order_id,
         customer_id=customer_id,
         partner_id=partner.id,
         campaign_id=campaign.id if campaign else None,
@@ -469,7 +476,7 @@ def _place(
     uow.session.flush()
     if protection:
         order.protection_policy_ref = f"DPP-{order.public_id.split('_', 1)[1]}"
-    uow.session.add_all(
+    lines = [
         OrderLine(
             order_id=order.id,
             product_id=p.product.id,
@@ -480,7 +487,8 @@ def _place(
             returned_quantity=0,
         )
         for p in priced
-    )
+    ]
+    uow.session.add_all(lines)
     uow.session.add(
         OrderEvent(order_id=order.id, to_status=S.PENDING_PAYMENT.value, at=now, actor=_who(actor))
     )
@@ -488,10 +496,21 @@ def _place(
         cart.checked_out = True
         cart.updated_at = now
     uow.session.flush()
-    checkout.emit(uow, order, "order.created")
-    if held is not None:
-        held.complete(uow, 201, {"order_id": order.public_id})
-    return order
+    sku = {p.product.id: p.product.sku for p in priced}
+    checkout.emit(uow, order, "order.created", lines=lines, sku=sku)
+    return Placed(order, account.public_id, partner.public_id, lines, sku)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What transaction 1 made and read, for the payment and transaction 2: the order, the
+    customer's account and the partner (public ids, which never change), the lines as written."""
+
+    order: Order
+    account_ref: str
+    partner_ref: str
+    lines: list[OrderLine]
+    sku: dict[int, str]
 
 
 def _campaign_line(uow: UnitOfWork, priced: Sequence[Priced], where: str) -> GroupBuy | None:
@@ -513,14 +532,24 @@ def _who(actor: Principal) -> str:
     return f"{actor.kind}:{actor.public_id}"[:40]
 
 
-def _authorise_request(uow: UnitOfWork, order: Order, amount: int, what: str) -> AuthoriseRequest:
-    customer = identity.customers_by_ids(uow, {order.customer_id})[order.customer_id]
-    account = payments.account_for_customer(uow, customer.public_id, order.currency)
-    if account is None:
-        raise InvalidInput(f"The customer has no {order.currency} account at the bank.")
-    partner_ref = commerce.partner_public_ids(uow, {order.partner_id})[order.partner_id]
+def _authorise_request(
+    uow: UnitOfWork,
+    order: Order,
+    amount: int,
+    what: str,
+    placed: Placed | None = None,
+) -> AuthoriseRequest:
+    if placed is not None:  # just read and written by transaction 1: no need to read them again
+        account_ref, partner_ref = placed.account_ref, placed.partner_ref
+    else:
+        customer = identity.customers_by_ids(uow, {order.customer_id})[order.customer_id]
+        account = payments.account_for_customer(uow, customer.public_id, order.currency)
+        if account is None:
+            raise InvalidInput(f"The customer has no {order.currency} account at the bank.")
+        account_ref = account.public_id
+        partner_ref = commerce.partner_public_ids(uow, {order.partner_id})[order.partner_id]
     return AuthoriseRequest(
-        account_id=account.public_id,
+        account_id=account_ref,
         amount_minor=amount,
         currency=order.currency,
         payee_kind=PayeeKind.PARTNER,
@@ -537,10 +566,12 @@ def _pay(
     actor: Principal,
     order: Order,
     held: idempotency.Claim | None,
+    placed: Placed | None = None,
 ) -> Order:
     """Authorise the order's total (campaign orders: and capture it), then mark it paid; on a
-    decline cancel it; on any failure after the authorisation, compensate."""
-    request = _authorise_request(uow, order, order.total_minor, "checkout")
+    decline cancel it; on any failure after the authorisation, compensate. `placed`: the order
+    as transaction 1 just wrote it (a checkout), else None (a replay: it is read again)."""
+    request = _authorise_request(uow, order, order.total_minor, "checkout", placed)
     _end_reads(uow)
     try:
         result = gateway.authorise(request, key=checkout.authorise_key(order), actor=actor)
@@ -556,7 +587,16 @@ def _pay(
                 result.payment.id, key=checkout.checkout_capture_key(order), actor=actor
             )
             captured = order.total_minor
-        return confirm_paid(uow, actor, order.public_id, result.payment.id, captured, held)
+        # A checkout's claim already answers 201 with this order (written in transaction 1).
+        return confirm_paid(
+            uow,
+            actor,
+            order.public_id,
+            result.payment.id,
+            captured,
+            held if placed is None else None,
+            placed=placed,
+        )
     except Exception:
         compensate(uow, gateway, order.public_id, "the order could not be marked paid")
         raise
@@ -569,9 +609,16 @@ def confirm_paid(
     payment_id: str,
     captured_minor: int,
     held: idempotency.Claim | None,
+    *,
+    placed: Placed | None = None,
 ) -> Order:
-    """Transaction 2: pending_payment → paid, only if the order is still waiting for it."""
-    order = _order(uow, order_id)
+    """Transaction 2: pending_payment → paid, only if the order is still waiting for it.
+
+    `placed`: the order as the checkout's transaction 1 wrote it, so it is not read again. The
+    move is the same conditional UPDATE from `pending_payment` either way, so an order cancelled
+    meanwhile (its reservation expired) is a 409 and the payment is compensated; its lines cannot
+    have changed while it waited for its payment (nothing ships before it is paid)."""
+    order = placed.order if placed is not None else _order(uow, order_id)
     machine.move(
         uow,
         order,
@@ -581,7 +628,10 @@ def confirm_paid(
         captured_minor=captured_minor,
         reserved_until=None,
     )
-    checkout.emit(uow, order, "order.paid")
+    if placed is not None:
+        checkout.emit(uow, order, "order.paid", lines=placed.lines, sku=placed.sku)
+    else:
+        checkout.emit(uow, order, "order.paid")
     if held is not None:
         held.complete(uow, 201, {"order_id": order.public_id})
     uow.commit()

@@ -65,16 +65,16 @@ def move(
     check(order, target)
     now = uow.clock.now()
     before = order.status
-    moved = uow.session.execute(
+    moved = uow.session.scalars(  # RETURNING refreshes the order: no second read
         update(Order)
         .where(Order.id == order.id, Order.status == before)
         .values(status=target, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        .returning(Order)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if moved is None:
         uow.session.refresh(order)
         raise refuse(order.status, target, order.public_id)
-    uow.session.refresh(order)
     uow.session.add(
         OrderEvent(
             order_id=order.id,
