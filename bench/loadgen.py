@@ -115,25 +115,33 @@ def _send(
                 futures.append(pool.submit(send, call))
             answers = [f.result() for f in futures]
         elapsed = time.perf_counter() - started
-    out.put((answers, elapsed))
+    out.put((answers, elapsed, time.process_time()))
 
 
 def drive(
-    port: int, calls: list[Call], rate: float, label: Callable[[httpx.Response], str]
+    port: int,
+    calls: list[Call],
+    rate: float,
+    label: Callable[[httpx.Response], str],
+    stats: dict[str, float] | None = None,
 ) -> tuple[list[Answer], float]:
-    """Send `calls` at `rate` per second from a process of its own; the answers and the time."""
+    """Send `calls` at `rate` per second from a process of its own; the answers and the time.
+    `stats`, if given, gets `generator_cpu_s`: the CPU seconds the generator's process used (on
+    this machine it competes with the server for the same cores)."""
     context = multiprocessing.get_context("spawn")
     queue: multiprocessing.Queue[Any] = context.Queue()
     generator = context.Process(target=_send, args=(port, calls, rate, label, queue))
     generator.start()
     while True:
         try:
-            answers, elapsed = queue.get(timeout=1)
+            answers, elapsed, cpu = queue.get(timeout=1)
             break
         except Empty:
             if not generator.is_alive():
                 raise RuntimeError(f"the load generator died (exit {generator.exitcode})") from None
     generator.join()
+    if stats is not None:
+        stats["generator_cpu_s"] = round(cpu, 2)
     return answers, elapsed
 
 

@@ -174,14 +174,18 @@ def main() -> None:
     server = loadgen.serve(
         PORT, args.workers, {"BEYONDBANK_DATABASE_URL": URL, "BEYONDBANK_ENVIRONMENT": "demo"}
     )
+    generator: dict[str, float] = {}
     try:
         loadgen.drive(PORT, batch[: args.warmup], min(args.rate, 100.0), status_of)
-        answers, elapsed = loadgen.drive(PORT, batch[args.warmup :], args.rate, status_of)
+        answers, elapsed = loadgen.drive(
+            PORT, batch[args.warmup :], args.rate, status_of, stats=generator
+        )
     finally:
         loadgen.stop(server)
     figures: dict[str, Any] = {
         **loadgen.figures(answers, elapsed, args.rate),
         "server_workers": args.workers,
+        **generator,
         **consistency(),
     }
     for key, value in figures.items():
