@@ -51,7 +51,7 @@ from beyondbank.core.errors import (
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money, is_currency
 from beyondbank.core.uow import UnitOfWork
-from beyondbank.identity import service as identity
+from beyondbank.identity.models import Customer
 from beyondbank.ledger import chart
 from beyondbank.ledger import service as ledger
 from beyondbank.ledger.chart import Kind
@@ -138,10 +138,12 @@ class BankCoreGateway:
             replayed = _replay(uow, key, fingerprint)
             if replayed is not None:
                 return replayed
-            account = _deposit_account(uow, request.account_id)
+            account, customer_ref = _payer(uow, request.account_id)
             _check_payee(uow, request.payee_kind, request.payee_id)
             try:
-                result = self._authorise(uow, account, request, key, fingerprint, actor)
+                result = self._authorise(
+                    uow, account, customer_ref, request, key, fingerprint, actor
+                )
             except _Declined as exc:
                 uow.rollback()
                 declined = exc
@@ -157,6 +159,7 @@ class BankCoreGateway:
         self,
         uow: UnitOfWork,
         account: DepositAccount,
+        customer_ref: str,
         request: AuthoriseRequest,
         key: str,
         fingerprint: str,
@@ -177,9 +180,6 @@ class BankCoreGateway:
         operation = _new_operation(payment, Op.AUTHORISE, key, fingerprint, actor, now)
         _claim(uow, operation)
 
-        customer_ref = identity.customers_by_ids(uow, {account.customer_id})[
-            account.customer_id
-        ].public_id
         money = Money(request.amount_minor, request.currency)
         payable = chart.payable(
             uow, OwnerKind(request.payee_kind.value), request.payee_id, request.currency
@@ -559,6 +559,18 @@ def _fingerprint(operation: OperationKind, request: Mapping[str, Any]) -> str:
         default=str,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _payer(uow: UnitOfWork, public_id: str) -> tuple[DepositAccount, str]:
+    """The paying deposit account and its customer's public id, in one read."""
+    row = uow.session.execute(
+        select(DepositAccount, Customer.public_id)
+        .join(Customer, Customer.id == DepositAccount.customer_id)
+        .where(DepositAccount.public_id == public_id)
+    ).one_or_none()
+    if row is None:
+        raise invalid("body.account_id", "no such deposit account")
+    return row[0], row[1]
 
 
 def _deposit_account(uow: UnitOfWork, public_id: str) -> DepositAccount:

@@ -511,6 +511,15 @@ def account_for_customer(uow: UnitOfWork, customer_id: str, currency: str) -> De
     ).one_or_none()
 
 
+def account_of_customer(uow: UnitOfWork, customer_pk: int, currency: str) -> DepositAccount | None:
+    """As `account_for_customer`, for a customer known by internal id (a signed-in principal's)."""
+    return uow.session.scalars(
+        select(DepositAccount).where(
+            DepositAccount.customer_id == customer_pk, DepositAccount.currency == currency
+        )
+    ).one_or_none()
+
+
 def list_accounts(
     uow: UnitOfWork,
     *,

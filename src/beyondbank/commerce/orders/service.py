@@ -435,7 +435,7 @@ def _place(
             f"{Money(expected, partner.currency)}: check the order again.",
             extra={"total_minor": total},
         )
-    account = payments.account_for_customer(uow, actor.public_id, partner.currency)
+    account = payments.account_of_customer(uow, customer_id, partner.currency)
     if account is None:
         raise InvalidInput(
             f"You have no {partner.currency} account at the bank to pay from.",
