@@ -8,9 +8,11 @@ runs in a process of its own, so that its work does not share the server's inter
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -19,7 +21,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from queue import Empty
 from typing import Any
 
@@ -44,23 +45,18 @@ class Answer:
 
 
 def serve(port: int, workers: int, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """The API under uvicorn with `workers` processes; returns once it answers its health check."""
-    uvicorn = Path(sys.executable).with_name("uvicorn")
-    server = subprocess.Popen(  # noqa: S603 - our own server, our own arguments
-        [
-            str(uvicorn),
-            "beyondbank.api:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env={**os.environ, **env},
-    )
+    """The API under uvicorn with `workers` processes on one TCP socket (`run_server`); returns
+    once it answers its health check."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    server = subprocess.Popen(command, env={**os.environ, **env})  # noqa: S603 - our own server
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -70,6 +66,35 @@ def serve(port: int, workers: int, env: Mapping[str, str]) -> subprocess.Popen[b
             time.sleep(0.3)
     server.send_signal(signal.SIGTERM)
     raise RuntimeError("the server did not start")
+
+
+def run_server(port: int, workers: int) -> None:
+    """What `uvicorn --workers N` does, on a listening socket made as a TCP socket.
+
+    `uvicorn --workers` binds a socket with protocol 0, and asyncio then leaves Nagle's algorithm
+    on for every connection it accepts (it sets TCP_NODELAY only on sockets that say they are
+    TCP): an answer written in two parts (headers, body) waits for the client's delayed ACK,
+    about 40 ms a request on a keep-alive connection. (`beyondbank serve`, one process, binds
+    through asyncio and is not affected.)"""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        "beyondbank.api:create_app",
+        factory=True,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.set_inheritable(True)
+    if workers > 1:
+        Multiprocess(config, sockets=[listener]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[listener])
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
@@ -167,3 +192,11 @@ def figures(answers: list[Answer], elapsed: float, offered: float) -> dict[str, 
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg()[0],
     }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Serve the API for a benchmark (see `serve`).")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    arguments = parser.parse_args()
+    run_server(arguments.port, arguments.workers)

@@ -8,7 +8,7 @@ latency, not as a lower offered rate; latency counts from each event's slot. The
 synthetic feed's purchases for the programme (members at alliance merchants, other cards,
 unregistered terminals with noisy descriptors, …), each a new txn_id. Prints the offered and achieved rates, the latency percentiles and the answers' statuses.
 
-The workers share a listening socket made here as a TCP socket (`IPPROTO_TCP`): `uvicorn
+The workers share a listening socket made as a TCP socket (`IPPROTO_TCP`, `bench.loadgen.run_server`): `uvicorn
 --workers N` binds one with protocol 0, and asyncio then leaves Nagle's algorithm on for every
 connection it accepts (it sets TCP_NODELAY only on sockets that say they are TCP), so each answer
 written in two parts (headers, body) waits for the client's delayed ACK: about 40 ms a request on
@@ -109,7 +109,15 @@ def serve(workers: int, *, plain: bool = False) -> subprocess.Popen[bytes]:
             "--no-access-log",
         ]
     else:
-        command = [sys.executable, "-m", "bench.cards.realtime", "--serve", str(workers)]
+        command = [
+            sys.executable,
+            "-m",
+            "bench.loadgen",
+            "--port",
+            str(PORT),
+            "--workers",
+            str(workers),
+        ]
     server = subprocess.Popen(command, env=env)  # noqa: S603 - our own server, our own arguments
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -120,30 +128,6 @@ def serve(workers: int, *, plain: bool = False) -> subprocess.Popen[bytes]:
             time.sleep(0.3)
     server.send_signal(signal.SIGTERM)
     raise RuntimeError("the server did not start")
-
-
-def run_server(workers: int) -> None:
-    """What `uvicorn --workers N` does, on a listening socket that asyncio knows is TCP, so the
-    connections it accepts get TCP_NODELAY (see the module's docstring)."""
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config(
-        "beyondbank.api:create_app",
-        factory=True,
-        port=PORT,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", PORT))
-    listener.set_inheritable(True)
-    if workers > 1:
-        Multiprocess(config, sockets=[listener]).run()
-    else:
-        uvicorn.Server(config).run(sockets=[listener])
 
 
 def load(
@@ -264,11 +248,7 @@ def main() -> None:
     parser.add_argument(
         "--plain-uvicorn", action="store_true", help="serve with `uvicorn --workers` as it is"
     )
-    parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve is not None:
-        run_server(args.serve)
-        return
 
     client_id, secret = prepare(args.members)
     count = int(args.rate * args.seconds)
