@@ -9,7 +9,7 @@ authorisation, so no payment is ever kept without an order and no order is paid 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
@@ -1002,21 +1002,13 @@ def ship(
     if order.status is not S.FULFILLING:
         raise machine.refuse(order.status, S.SHIPPED, order.public_id)
     order_lines = checkout.lines_of(uow, order)
-    sku_of = checkout.skus(uow, order_lines)
-    by_sku = {sku_of[line.product_id]: line for line in order_lines}
-    sending: dict[int, int] = {}
-    errors = []
-    for index, item in enumerate(lines):
-        line = by_sku.get(item.sku)
-        left = line.quantity - line.shipped_quantity if line else 0
-        if line is None:
-            errors.append(FieldError(f"body.lines.{index}.sku", "not a line of this order"))
-        elif not 0 < item.quantity <= left:
-            errors.append(FieldError(f"body.lines.{index}.quantity", f"must be within 1..{left}"))
-        else:
-            sending[line.product_id] = sending.get(line.product_id, 0) + item.quantity
-    if errors:
-        raise InvalidInput("The shipment does not match the order.", errors=errors)
+    sending = _units_by_product(
+        uow,
+        order_lines,
+        lines,
+        room=lambda line: line.quantity - line.shipped_quantity,
+        refusal="The shipment does not match the order.",
+    )
     if not lines:
         sending = {k: v for k, v in checkout.unshipped(order_lines).items() if v > 0}
     unit = {line.product_id: line.unit_minor for line in order_lines}
@@ -1216,24 +1208,44 @@ def confirm_returned(
     return order
 
 
-def _take_back(uow: UnitOfWork, actor: Principal, order: Order, lines: Sequence[ShipLine]) -> None:
-    machine.check(order, S.RETURNED)
-    order_lines = checkout.lines_of(uow, order)
+def _units_by_product(
+    uow: UnitOfWork,
+    order_lines: Sequence[OrderLine],
+    asked: Sequence[ShipLine],
+    *,
+    room: Callable[[OrderLine], int],
+    refusal: str,
+) -> dict[int, int]:
+    """The units asked for per product, each within what its order line has room for (units not
+    yet shipped, or shipped and not yet returned); every line that does not fit is named."""
     sku_of = checkout.skus(uow, order_lines)
     by_sku = {sku_of[line.product_id]: line for line in order_lines}
-    back: dict[int, int] = {}
+    units: dict[int, int] = {}
     errors = []
-    for index, item in enumerate(lines):
+    for index, item in enumerate(asked):
         line = by_sku.get(item.sku)
-        left = line.shipped_quantity - line.returned_quantity if line else 0
+        left = room(line) if line else 0
         if line is None:
             errors.append(FieldError(f"body.lines.{index}.sku", "not a line of this order"))
         elif not 0 < item.quantity <= left:
             errors.append(FieldError(f"body.lines.{index}.quantity", f"must be within 1..{left}"))
         else:
-            back[line.product_id] = back.get(line.product_id, 0) + item.quantity
+            units[line.product_id] = units.get(line.product_id, 0) + item.quantity
     if errors:
-        raise InvalidInput("The return does not match what was shipped.", errors=errors)
+        raise InvalidInput(refusal, errors=errors)
+    return units
+
+
+def _take_back(uow: UnitOfWork, actor: Principal, order: Order, lines: Sequence[ShipLine]) -> None:
+    machine.check(order, S.RETURNED)
+    order_lines = checkout.lines_of(uow, order)
+    back = _units_by_product(
+        uow,
+        order_lines,
+        lines,
+        room=lambda line: line.shipped_quantity - line.returned_quantity,
+        refusal="The return does not match what was shipped.",
+    )
     if not lines:
         back = {
             line.product_id: line.shipped_quantity - line.returned_quantity for line in order_lines
