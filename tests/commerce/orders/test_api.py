@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from beyondbank.commerce.models import Order
+from beyondbank.core.authz import Role
 from beyondbank.core.settings import Settings
 from beyondbank.core.uow import UnitOfWork
 from tests import factories as f
@@ -190,3 +191,32 @@ def test_the_partner_system_ships_and_sees_only_the_address(
     assert late.json()["current_status"] == "shipped"
     mine = client.get(f"{API}/orders/{oid}", headers=f.auth(settings, uow, shop.customer)).json()
     assert mine["shipments"][0]["tracking"] == "RM123"
+
+
+def test_a_retried_shipment_with_its_idempotency_key_ships_once(
+    client: TestClient, uow: UnitOfWork, settings: Settings, shop: Shop
+) -> None:
+    order = client.post(
+        f"{API}/checkout",
+        json=_body(shop, items=[{"product_id": shop.product.public_id, "quantity": 3}]),
+        headers={**f.auth(settings, uow, shop.customer), "Idempotency-Key": "p-3"},
+    ).json()
+    partner = f.auth(settings, uow, f.make_user(uow, Role.PARTNER_ADMIN, partner=shop.partner))
+    oid = order["order_id"]
+    assert client.post(f"{API}/partner/orders/{oid}/fulfil", headers=partner).status_code == 200
+    one_unit = {"lines": [{"sku": shop.product.sku, "quantity": 1}], "tracking": "RM1"}
+    keyed = {**partner, "Idempotency-Key": "ship-1"}
+    first = client.post(f"{API}/partner/orders/{oid}/shipments", json=one_unit, headers=keyed)
+    again = client.post(f"{API}/partner/orders/{oid}/shipments", json=one_unit, headers=keyed)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["captured_minor"] == first.json()["captured_minor"] == 1_000
+    mine = client.get(f"{API}/orders/{oid}", headers=f.auth(settings, uow, shop.customer)).json()
+    assert len(mine["shipments"]) == 1
+    assert mine["lines"][0]["shipped_quantity"] == 1
+    other = client.post(
+        f"{API}/partner/orders/{oid}/shipments",
+        json={**one_unit, "tracking": "RM2"},
+        headers=keyed,
+    )
+    assert other.status_code == 422
+    assert other.json()["type"] == "/problems/idempotency-key-reused"

@@ -352,17 +352,35 @@ def fulfil(order_id: str, uow: UoW, actor: Fulfiller) -> schemas.PartnerOrderOut
     responses=_ORDER_PROBLEMS,
 )
 def ship(
-    order_id: str, body: schemas.ShipmentIn, uow: UoW, actor: Fulfiller, bank: Gateway
+    order_id: str,
+    body: schemas.ShipmentIn,
+    uow: UoW,
+    actor: Fulfiller,
+    bank: Gateway,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey,
 ) -> schemas.PartnerOrderOut:
-    service.ship(
-        uow,
-        bank,
-        actor,
-        order_id,
-        lines=[service.ShipLine(line.sku, line.quantity) for line in body.lines],
-        carrier=body.carrier,
-        tracking=body.tracking,
-    )
+    """With an `Idempotency-Key` (recommended), a retried request ships nothing more."""
+    lines = [service.ShipLine(line.sku, line.quantity) for line in body.lines]
+    if idempotency_key is None:
+        service.ship(
+            uow, bank, actor, order_id, lines=lines, carrier=body.carrier, tracking=body.tracking
+        )
+    else:
+        service.ship_once(
+            uow,
+            bank,
+            actor,
+            order_id,
+            key=check_key(idempotency_key),
+            fingerprint=fingerprint(
+                "POST", f"/shop/partner/orders/{order_id}/shipments", body.model_dump(mode="json")
+            ),
+            lock_seconds=settings.idempotency_in_flight_seconds,
+            lines=lines,
+            carrier=body.carrier,
+            tracking=body.tracking,
+        )
     return partner_order_out(uow, service.partner_order(uow, actor, order_id))
 
 

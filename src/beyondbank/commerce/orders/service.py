@@ -1044,6 +1044,43 @@ def ship(
         raise
 
 
+def ship_once(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    actor: Principal,
+    order_id: str,
+    *,
+    key: str,
+    fingerprint: str,
+    lock_seconds: int,
+    lines: Sequence[ShipLine] = (),
+    carrier: str | None = None,
+    tracking: str | None = None,
+) -> tuple[str, bool]:
+    """`ship`, once per `Idempotency-Key`: a retried request answers the first one's shipment
+    instead of shipping (and capturing) again. The shipment's id, and whether it was replayed."""
+    claimed = idempotency.claim(
+        uow,
+        scope=f"shop-shipment:{actor.public_id}",
+        key=key,
+        fingerprint=fingerprint,
+        lock_seconds=lock_seconds,
+    )
+    if isinstance(claimed, idempotency.Replay):
+        return str(claimed.response["shipment_id"]), True
+    try:
+        shipment = ship(
+            uow, gateway, actor, order_id, lines=lines, carrier=carrier, tracking=tracking
+        )
+    except BaseException:
+        uow.rollback()
+        idempotency.release(uow, claimed)
+        raise
+    claimed.complete(uow, 201, {"shipment_id": shipment.public_id})
+    uow.commit()
+    return shipment.public_id, False
+
+
 def _follow_on_request(uow: UnitOfWork, order: Order, amount: int, number: int) -> AuthoriseRequest:
     return _authorise_request(uow, order, amount, f"shipment {number}")
 
