@@ -3,6 +3,7 @@ fails after it, Idempotency-Key replays, expired reservations, consent."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -100,6 +101,20 @@ def test_a_decline_cancels_the_order_and_gives_the_stock_back(
     assert order.status is OrderStatus.CANCELLED
     assert _stock(uow, shop.product) == (10, 0)
     assert _events(uow, order) == ["order.created", "order.cancelled"]
+
+
+def test_a_declined_cart_checkout_gives_the_cart_back(
+    uow: UnitOfWork, bank: BankCoreGateway, shop: Shop
+) -> None:
+    poor = f.make_customer(uow)
+    pf.make_account(uow, poor, opening=500)
+    uow.commit()
+    buyer = f.principal(poor)
+    service.add_item(uow, buyer, product_id=shop.product.public_id, quantity=2, campaign_id=None)
+    with pytest.raises(PaymentDeclined):
+        service.checkout_order(uow, bank, buyer, replace(checkout_in(shop), items=[]))
+    (cart,) = service.carts(uow, buyer)
+    assert [(line.sku, line.quantity) for line in cart.lines] == [(shop.product.sku, 2)]
 
 
 def test_sold_out_writes_no_order(uow: UnitOfWork, bank: BankCoreGateway, shop: Shop) -> None:

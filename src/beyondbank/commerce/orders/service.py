@@ -649,6 +649,7 @@ def _declined(
     order = _order(uow, order.public_id)
     if order.status is S.PENDING_PAYMENT:
         _cancel(uow, order, actor, note=f"payment declined: {code}")
+        _give_back_cart(uow, order)
     problem = PaymentDeclined(
         result.payment.decline_message or "The bank declined the payment.",
         extra={"decline_code": code, "payment_id": result.payment.id, "order_id": order.public_id},
@@ -657,6 +658,24 @@ def _declined(
         held.complete(uow, problem.status, problem.as_dict())
     uow.commit()
     raise problem
+
+
+def _give_back_cart(uow: UnitOfWork, order: Order) -> None:
+    """A declined payment leaves the customer's cart as it was, so they can pay another way:
+    the cart this order checked out (marked in the order's own transaction, at its `placed_at`)
+    opens again, unless the customer has started a new one with the partner since."""
+    if _open_cart(uow, order.customer_id, order.partner_id) is not None:
+        return
+    uow.session.execute(
+        update(Cart)
+        .where(
+            Cart.customer_id == order.customer_id,
+            Cart.partner_id == order.partner_id,
+            Cart.checked_out.is_(True),
+            Cart.updated_at == order.placed_at,
+        )
+        .values(checked_out=False, updated_at=uow.clock.now())
+    )
 
 
 def _cancel(uow: UnitOfWork, order: Order, actor: Principal, *, note: str) -> None:
