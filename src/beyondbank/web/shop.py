@@ -263,31 +263,15 @@ class _Figures:
 
 
 def _figures(uow: UnitOfWork, principal: Principal, view: orders.CartView) -> _Figures:
+    """The cart's lines and the bank's offers, priced as the checkout charges them (a group-buy
+    line at its campaign's entry price)."""
     offers = orders.offers(uow, principal, view.partner_id)
-    units = {line.product_id: line.unit_minor or 0 for line in view.lines}
-    grouped = [line for line in view.lines if line.campaign_id]
-    if not grouped:
-        return _Figures(
-            units,
-            offers.goods_minor,
-            offers.protection_minor,
-            offers.insurer,
-            sorted(offers.instalments.items()),
-        )
-    # The offers price a group-buy line at the bank-client price, but the checkout charges
-    # the campaign's entry price: show (and expect) what will be charged.
-    for line in grouped:
-        units[line.product_id] = groupbuy.progress(
-            uow, principal, str(line.campaign_id)
-        ).entry.unit_minor
-    goods = sum(units[line.product_id] * line.quantity for line in view.lines)
-    today = uow.clock.now().date()
     return _Figures(
-        units,
-        goods,
-        crosssell.protection_for([(units[li.product_id], li.quantity) for li in view.lines]),
+        {line.product_id: line.unit_minor or 0 for line in view.lines},
+        offers.goods_minor,
+        offers.protection_minor,
         offers.insurer,
-        [(m, crosssell.instalment_plan(goods, m, today)) for m in crosssell.INSTALMENT_MONTHS],
+        sorted(offers.instalments.items()),
     )
 
 

@@ -82,3 +82,20 @@ def test_cancelling_gives_the_units_back_and_refunds(
     assert bank.payment(order.payment_ref or "").status is PaymentStatus.REFUNDED
     assert pf.deposit_figures(uow, shop.account).posted == 100_000
     assert _units(uow, campaign) == (0, 0)
+
+
+def test_the_offers_for_a_group_buy_cart_are_on_the_entry_price(
+    uow: UnitOfWork, shop: Shop, campaign: GroupBuy
+) -> None:
+    service.add_item(
+        uow,
+        shop.buyer,
+        product_id=shop.product.public_id,
+        quantity=2,
+        campaign_id=campaign.public_id,
+    )
+    offers = service.offers(uow, shop.buyer, shop.partner.public_id)
+    assert offers.goods_minor == 1_800  # 2 × the entry tier's 9.00, not the bank price of 10.00
+    assert sum(i.amount_minor for i in offers.instalments[3]) == 1_800
+    (cart,) = service.carts(uow, shop.buyer)
+    assert (cart.lines[0].unit_minor, cart.goods_minor) == (900, 1_800)

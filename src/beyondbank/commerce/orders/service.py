@@ -249,13 +249,17 @@ def _cart_view(uow: UnitOfWork, cart: Cart, partner: Partner) -> CartView:
     for w in wanted:
         product = products[w.product_id]
         price = prices.get(product.id)
+        unit = price[1] if price else None
+        if w.campaign_id and price:  # what checkout charges: the group buy's entry price
+            campaign = _campaign(uow, w.campaign_id, field="cart.items")
+            unit = groupbuy.entry_unit_minor(uow, campaign.id)
         lines.append(
             CartLine(
                 product_id=product.public_id,
                 sku=product.sku,
                 title=product.title,
                 quantity=w.quantity,
-                unit_minor=price[1] if price else None,
+                unit_minor=unit,
                 public_unit_minor=price[0] if price else None,
                 campaign_id=w.campaign_id,
             )
@@ -286,6 +290,11 @@ def offers(uow: UnitOfWork, actor: Principal, partner_id: str) -> Offers:
     if cart is None:
         raise invalid("query.partner_id", "your cart with this partner is empty")
     priced = checkout.price_lines(uow, partner, _cart_items(uow, cart), field="cart.items")
+    campaign = _campaign_line(uow, priced, "cart.items")
+    if campaign is not None:  # what checkout charges: the group buy's entry price
+        line = priced[0]
+        entry = groupbuy.entry_unit_minor(uow, campaign.id)
+        priced = [Priced(line.product, line.quantity, entry, line.public_unit_minor)]
     goods = sum(p.unit_minor * p.quantity for p in priced)
     protection = crosssell.protection_for([(p.unit_minor, p.quantity) for p in priced])
     today = uow.clock.now().date()
