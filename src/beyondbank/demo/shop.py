@@ -27,11 +27,8 @@ from beyondbank.commerce.support import service as support
 from beyondbank.core.authz import SYSTEM, Principal, Role
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.errors import Problem
-from beyondbank.core.ids import new_public_id
-from beyondbank.core.passwords import hash_password
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.identity import service as identity
-from beyondbank.identity.models import User
 from beyondbank.payments.bankcore import BankCoreGateway
 from beyondbank.program.writer import Progress
 
@@ -120,21 +117,19 @@ def _cast(
 ) -> _Cast:
     with UnitOfWork(factory, at) as uow:
         partner = commerce.get_partner(uow, partner_id)
-        users = []
-        for role, email, name in PARTNER_PEOPLE:
-            user = User(
-                public_id=new_public_id("usr"),
+        users = [
+            identity.create_user(
+                uow,
+                SYSTEM,
                 email=email,
                 name=name,
                 role=role,
+                merchant_id=None,
                 partner_id=partner.id,
-                password_hash=hash_password(password),
-                active=True,
-                created_at=at.now(),
+                password=password,
             )
-            uow.session.add(user)
-            users.append(user)
-        uow.commit()
+            for role, email, name in PARTNER_PEOPLE
+        ]
         shoppers = [identity.principal_for(uow, "customer", c) for c in customer_ids]
         return _Cast(partner_id, identity.principal_for_user(users[0]), shoppers)
 
