@@ -33,6 +33,7 @@ from beyondbank.web import demo_bank as web_demo_bank
 from beyondbank.web import merchant as web_merchant
 from beyondbank.web import routes as web_routes
 from beyondbank.web import shop as web_shop
+from beyondbank.web.i18n import LanguageMiddleware
 from beyondbank.web.pages import login_redirect, problem_page, wants_html
 from beyondbank.web.security import security_headers
 from beyondbank.web.session import LoginRequired
@@ -83,6 +84,8 @@ def create_app(
     app.add_exception_handler(LoginRequired, login_redirect)
     app.middleware("http")(security_headers)
     app.middleware("http")(request_id_middleware)
+    # Inside the session middleware: the viewer's chosen language is kept in the session.
+    app.add_middleware(LanguageMiddleware)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key.get_secret_value(),

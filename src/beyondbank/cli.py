@@ -28,9 +28,11 @@ app = typer.Typer(help="beyondbank: a bank's partner ecosystem platform.", no_ar
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 sso_app = typer.Typer(help="Single sign-on from the bank's app.", no_args_is_help=True)
 users_app = typer.Typer(help="Staff and merchant users.", no_args_is_help=True)
+translations_app = typer.Typer(help="The pages' en and zh_CN catalogs.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sso_app, name="sso")
 app.add_typer(users_app, name="users")
+app.add_typer(translations_app, name="translations")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(payments_cli.app, name="payments")
 app.add_typer(settlement_cli.app, name="settlement")
@@ -207,3 +209,27 @@ def users_create(
 
 if __name__ == "__main__":
     app()
+
+
+@translations_app.command("update")
+def translations_update() -> None:
+    """Extract every marked string into the catalogs (English filled in as it is written)."""
+    from beyondbank.web import translations
+
+    missing = translations.update()
+    for language, count in missing.items():
+        console.print(f"{language}: {count} string(s) to translate")
+
+
+@translations_app.command("check")
+def translations_check() -> None:
+    """Fail when a catalog lacks a string the pages show, or mangles its placeholders."""
+    from beyondbank.web import translations
+
+    gaps = translations.check()
+    for gap in gaps[:50]:
+        err.print(f"{gap.language}: {gap.msgid!r}: {gap.reason}")
+    if gaps:
+        err.print(f"{len(gaps)} gap(s) in the catalogs; run `beyondbank translations update`")
+        raise typer.Exit(1)
+    console.print("Every catalog is complete.")

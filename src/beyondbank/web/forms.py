@@ -11,11 +11,11 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from beyondbank.core.errors import Problem
-from beyondbank.web.i18n import _
+from beyondbank.web.i18n import N_, _
 from beyondbank.web.session import CSRF_FIELD
 
 M = TypeVar("M", bound=BaseModel)
-REQUIRED = _("This is required.")
+REQUIRED = N_("This is required.")
 
 # Service problems name fields by where they sat in an API request; a form has only the name.
 _LOCATION_PREFIXES = ("body.", "query.", "path.")
@@ -152,5 +152,5 @@ def _message(error: Any) -> str:
     kind = error.get("type")
     typed = error.get("input")
     if kind == "missing" or (kind == "string_too_short" and not str(typed or "").strip()):
-        return REQUIRED
+        return _(REQUIRED)
     return str(error.get("msg", _("Not valid."))).removeprefix("Value error, ")

@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import Problem
+from beyondbank.web.i18n import LANGUAGE_NAMES, LANGUAGES, current_language, format_locale
 from beyondbank.web.session import LoginRequired, csrf_token, pop_flashes
 
 
@@ -28,7 +29,13 @@ def render(
         "csrf_token": csrf_token(request),
         "bank_name": settings.bank_name,
         "path": request.url.path,
-        "locale": "en_GB",
+        "query_string": request.url.query,
+        "locale": format_locale(),
+        "language": current_language(),
+        # The switch offers every other language, each named in itself.
+        "other_languages": [
+            (code, LANGUAGE_NAMES[code]) for code in LANGUAGES if code != current_language()
+        ],
         "timezone": settings.default_timezone,
         # What the viewer may do decides which links and forms a page shows.
         "perms": principal.permissions if principal else frozenset(),

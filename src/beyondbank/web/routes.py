@@ -1,4 +1,4 @@
-"""Sign-in and sign-out for the web, and the landing redirect by role."""
+"""Sign-in and sign-out for the web, the landing redirect by role, and the language switch."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ from beyondbank.core.authz import MERCHANT_ROLES, STAFF_ROLES, Principal
 from beyondbank.core.errors import Unauthenticated
 from beyondbank.deps import UoW
 from beyondbank.identity import service as identity
+from beyondbank.web.i18n import supported
 from beyondbank.web.pages import render
-from beyondbank.web.session import CsrfChecked, MaybeWebPrincipal, sign_in, sign_out
+from beyondbank.web.session import (
+    CsrfChecked,
+    MaybeWebPrincipal,
+    choose_language,
+    sign_in,
+    sign_out,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -73,3 +80,16 @@ def login(
 def logout(request: Request) -> Response:
     sign_out(request)
     return RedirectResponse("/login", status_code=303)
+
+
+@router.post("/language", dependencies=[CsrfChecked])
+def switch_language(
+    request: Request,
+    lang: Annotated[str, Form(max_length=16)],
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    """The viewer's language for every page from now on, signed in or not; back where they were."""
+    language = supported(lang)
+    if language:
+        choose_language(request, language)
+    return RedirectResponse(safe_next(next) or "/", status_code=303)

@@ -13,8 +13,10 @@ from beyondbank.core.authz import MERCHANT_ROLES, STAFF_ROLES, Permission, Princ
 from beyondbank.core.errors import Forbidden, Unauthenticated
 from beyondbank.deps import UoW
 from beyondbank.identity import service as identity
+from beyondbank.web.i18n import SESSION_KEY
 
 CSRF_FIELD = "csrf_token"
+LANGUAGE_KEY = SESSION_KEY
 _FLASHES = "flashes"
 
 
@@ -27,13 +29,24 @@ class LoginRequired(Exception):
 
 
 def sign_in(request: Request, kind: str, public_id: str) -> None:
-    """Start a fresh session (a new CSRF token too, so nothing from before sign-in carries over)."""
+    """Start a fresh session (a new CSRF token too, so nothing from before sign-in carries over
+    but the language the person chose)."""
+    language = request.session.get(LANGUAGE_KEY)
     request.session.clear()
     request.session.update({"kind": kind, "sub": public_id, "csrf": secrets.token_urlsafe(32)})
+    if language:
+        request.session[LANGUAGE_KEY] = language
 
 
 def sign_out(request: Request) -> None:
+    language = request.session.get(LANGUAGE_KEY)
     request.session.clear()
+    if language:
+        request.session[LANGUAGE_KEY] = language
+
+
+def choose_language(request: Request, language: str) -> None:
+    request.session[LANGUAGE_KEY] = language
 
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:

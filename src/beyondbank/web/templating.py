@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from beyondbank.alliance.models import RequirementKind
 from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.core.money import Money
-from beyondbank.web.i18n import N_, _
+from beyondbank.web.i18n import N_, _, template_gettext, template_ngettext
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 STATIC_DIR = Path(__file__).with_name("static")
@@ -157,8 +157,10 @@ def make_templates() -> Jinja2Templates:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    # Strings are marked with _() now; the en and zh_CN catalogs replace these null translations.
-    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    # The callables read the request's language, so one environment serves every viewer.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        template_gettext, template_ngettext, newstyle=True
+    )
     env.filters["money"] = money
     env.filters["when"] = when
     env.filters["day"] = day
