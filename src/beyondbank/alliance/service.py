@@ -505,3 +505,41 @@ def member_refs(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, str]:
             ).all()
         )
     return found
+
+
+# -- the programme over time (console charts) ---------------------------------------------------
+
+
+def _month_index(column: Any, bounds: Sequence[Any]) -> Any:
+    """Which month a time falls in: -1 before `bounds[0]`, i within `[bounds[i], bounds[i+1])`,
+    len(bounds)-1 from the last bound on (or when the time is NULL). Portable SQL, no date maths."""
+    from sqlalchemy import case
+
+    return case(
+        *[(column < bound, index - 1) for index, bound in enumerate(bounds)],
+        else_=len(bounds) - 1,
+    )
+
+
+def members_by_month(uow: UnitOfWork, bounds: Sequence[Any]) -> list[int]:
+    """Members enrolled and not yet left at the end of each month; `bounds` are the months'
+    starts and the last month's end (n + 1 instants for n months). One grouped query."""
+    months = len(bounds) - 1
+    rows = select(
+        _month_index(Member.enrolled_at, bounds).label("joined"),
+        _month_index(Member.left_at, bounds).label("left"),
+    ).where(Member.enrolled_at < bounds[-1])
+    inner = rows.subquery()
+    grouped = uow.session.execute(
+        select(inner.c.joined, inner.c.left, func.count()).group_by(inner.c.joined, inner.c.left)
+    ).all()
+    return [
+        sum(n for joined, left, n in grouped if joined <= month < left) for month in range(months)
+    ]
+
+
+def all_circles(uow: UnitOfWork, status: CircleStatus = CircleStatus.ACTIVE) -> list[Circle]:
+    """Every circle in a status, by name: the console's plot and coverage grid show them all."""
+    return list(
+        uow.session.scalars(select(Circle).where(Circle.status == status).order_by(Circle.name))
+    )

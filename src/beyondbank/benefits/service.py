@@ -807,3 +807,53 @@ def consume(uow: UnitOfWork, rows: Sequence[tuple[int, int, int]]) -> None:
         ).first()
         if done is None:
             raise Conflict(f"Benefit {benefit_id} has less budget or quantity left than granted.")
+
+
+# -- the programme over time (console charts) ---------------------------------------------------
+
+
+def _month_index(column: Any, bounds: Sequence[datetime]) -> Any:
+    """Which month a time falls in: i within `[bounds[i], bounds[i+1])` (portable SQL)."""
+    from sqlalchemy import case
+
+    return case(
+        *[(column < bound, index - 1) for index, bound in enumerate(bounds)],
+        else_=len(bounds) - 1,
+    )
+
+
+def _redemptions_by_month(uow: UnitOfWork, bounds: Sequence[datetime], counted: Any) -> list[int]:
+    from beyondbank.benefits.models import Redemption, RedemptionStatus
+
+    inner = (
+        select(
+            _month_index(Redemption.redeemed_at, bounds).label("month"),
+            Redemption.merchant_id.label("merchant_id"),
+        )
+        .where(
+            Redemption.redeemed_at >= bounds[0],
+            Redemption.redeemed_at < bounds[-1],
+            Redemption.status == RedemptionStatus.REDEEMED,
+        )
+        .subquery()
+    )
+    found: dict[int, Any] = {
+        month: value
+        for month, value in uow.session.execute(
+            select(inner.c.month, counted(inner)).group_by(inner.c.month)
+        )
+    }
+    return [int(found.get(month, 0)) for month in range(len(bounds) - 1)]
+
+
+def redemptions_by_month(uow: UnitOfWork, bounds: Sequence[datetime]) -> list[int]:
+    """Vouchers redeemed (and not reversed) in each month between consecutive `bounds`."""
+    return _redemptions_by_month(uow, bounds, lambda inner: func.count())
+
+
+def redeeming_merchants_by_month(uow: UnitOfWork, bounds: Sequence[datetime]) -> list[int]:
+    """Merchants with at least one voucher redeemed (not reversed) in each month: the alliance's
+    active merchants, month by month."""
+    return _redemptions_by_month(
+        uow, bounds, lambda inner: func.count(func.distinct(inner.c.merchant_id))
+    )

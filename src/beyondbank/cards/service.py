@@ -641,3 +641,37 @@ def feed_world(uow: UnitOfWork, currency: str) -> generate.World:
         orient="row",
     )
     return generate.World(merchants=merchants, terminals=terminals, cards=cards, currency=currency)
+
+
+# -- the programme over time (console charts) ---------------------------------------------------
+
+
+def cashback_by_month(uow: UnitOfWork, bounds: Sequence[Any], currency: str) -> list[int]:
+    """Card-linked cashback granted less clawed back, in minor units, for each month between
+    consecutive `bounds` (by the purchase's or refund's time). One grouped query."""
+    from sqlalchemy import case
+
+    month = case(
+        *[(CardReward.txn_time < bound, index - 1) for index, bound in enumerate(bounds)],
+        else_=len(bounds) - 1,
+    )
+    signed = case(
+        (CardReward.kind == frames.CLAWBACK, -CardReward.amount_minor),
+        else_=CardReward.amount_minor,
+    )
+    inner = (
+        select(month.label("month"), signed.label("amount"))
+        .where(
+            CardReward.currency == currency,
+            CardReward.txn_time >= bounds[0],
+            CardReward.txn_time < bounds[-1],
+        )
+        .subquery()
+    )
+    found: dict[int, Any] = {
+        month: value
+        for month, value in uow.session.execute(
+            select(inner.c.month, func.sum(inner.c.amount)).group_by(inner.c.month)
+        )
+    }
+    return [int(found.get(index, 0) or 0) for index in range(len(bounds) - 1)]

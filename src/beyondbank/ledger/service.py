@@ -1034,3 +1034,38 @@ def _net_before(session: Session, account: Account, at: datetime, *, inclusive: 
         )
     )
     return int(net or 0) * (1 if account.type.debit_normal else -1)
+
+
+# -- the programme over time (console charts) ---------------------------------------------------
+
+
+def commission_revenue_by_month(
+    uow: UnitOfWork, bounds: Sequence[datetime], currency: str
+) -> list[int]:
+    """The bank's commission revenue (its credits net of reversals and clawbacks), in minor
+    units, for each month between consecutive `bounds`. One grouped query over the postings."""
+    month = case(
+        *[(Posting.effective_at < bound, index - 1) for index, bound in enumerate(bounds)],
+        else_=len(bounds) - 1,
+    )
+    inner = (
+        select(month.label("month"), Posting.amount_minor.label("amount"))
+        .join(Account, Account.id == Posting.account_id)
+        .where(
+            Account.owner_kind == OwnerKind.BANK,
+            Account.purpose == "commission",
+            Account.currency == currency,
+            Posting.pending.is_(False),
+            Posting.effective_at >= bounds[0],
+            Posting.effective_at < bounds[-1],
+        )
+        .subquery()
+    )
+    found: dict[int, Any] = {
+        month: value
+        for month, value in uow.session.execute(
+            select(inner.c.month, func.sum(inner.c.amount)).group_by(inner.c.month)
+        )
+    }
+    # Revenue is credit-normal: a credit (negative amount) is income.
+    return [-int(found.get(index, 0) or 0) for index in range(len(bounds) - 1)]

@@ -1,4 +1,4 @@
-"""Circle pages: the list, a circle's coverage of the six life domains with its seats, waitlists and
+"""Circle pages: the list with every circle on a map-like plot and the coverage grid, a circle's coverage of the six life domains with its seats, waitlists and
 admission requirements, and the bank admin's forms to create a circle and set its requirements."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from beyondbank.core.errors import Problem
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import UoW
 from beyondbank.web import lookups
-from beyondbank.web.console import views
+from beyondbank.web.console import plot, views
 from beyondbank.web.console.guards import CircleReader, CircleWriter
 from beyondbank.web.console.params import choice, or_none
 from beyondbank.web.forms import Form, PostedForm, nested, validate
@@ -89,7 +89,9 @@ def circle_list(
         branch_id=alliance.get_branch(uow, branch, field="query.branch").id if branch else None,
     )
     rows, next_cursor = cases.list_circles(uow, filters, cursor=or_none(cursor), limit=PAGE_SIZE)
-    held = Counter(seat.circle_id for seat in alliance.held_seats(uow))
+    seats = alliance.held_seats(uow)  # one query: the counts, the plot's dots and the grid
+    held = Counter(seat.circle_id for seat in seats)
+    active = alliance.all_circles(uow)
     query = urlencode(
         {k: v for k, v in (("kind", kind), ("status", status), ("branch", branch)) if v}
     )
@@ -100,6 +102,9 @@ def circle_list(
             "circles": rows,
             "held": held,
             "slots": len(taxonomy().sub_industries),
+            "plot": plot.plot(active, seats),
+            "coverage": plot.coverage_rows(active, seats),
+            "domains": [d.code for d in taxonomy().domains],
             "branches": lookups.all_branches(uow),
             "filters": {"kind": kind or "", "status": status or "", "branch": branch or ""},
             "kinds": list(CircleKind),
