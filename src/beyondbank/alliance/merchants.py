@@ -613,3 +613,49 @@ def change_status(
     lifecycle.set_status(uow, actor, merchant, to, reason)
     uow.commit()
     return merchant
+
+
+# -- the merchant's review figures over time (read-only) -----------------------------------------
+
+REVIEW_HISTORY_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRecord:
+    """The review score and count as they stood after one recording, and where they came from."""
+
+    at: date  # the moment it was recorded (a datetime)
+    score: Decimal | None
+    count: int
+    source: str | None
+
+
+def review_history(
+    uow: UnitOfWork, merchant: Merchant, *, limit: int = REVIEW_HISTORY_LIMIT
+) -> list[ReviewRecord]:
+    """The merchant's recorded review figures, oldest first (the latest `limit` recordings).
+
+    Each recording's audit entry keeps only the fields it changed, so the figures are rebuilt
+    backwards from the merchant's current ones.
+    """
+    events, _more = audit.trail(
+        uow.session,
+        audit.TrailFilter(
+            object_type="merchant",
+            object_id=merchant.public_id,
+            action="merchant.reviews_recorded",
+        ),
+        cursor=None,
+        limit=limit,
+    )
+    score, count = merchant.review_score, merchant.review_count
+    newest_first: list[ReviewRecord] = []
+    for event in events:
+        newest_first.append(ReviewRecord(event.occurred_at, score, count, event.reason))
+        before = event.before or {}
+        if "review_score" in before:
+            old = before["review_score"]
+            score = Decimal(str(old)) if old is not None else None
+        if "review_count" in before:
+            count = int(before["review_count"])
+    return list(reversed(newest_first))

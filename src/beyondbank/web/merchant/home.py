@@ -1,5 +1,5 @@
-"""The merchant's home page (the full portal comes later): my profile, my benefits and their
-status, today's redemptions at my counters, and who my relationship manager is."""
+"""The merchant's home page: my profile, my benefits and their status, today's redemptions at my
+counters, and who my relationship manager is, with how to reach them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,18 @@
+"""The merchant portal for a merchant's own people: the home page, redeeming a member's voucher at
+the counter, benefits, redemptions and card-linked rewards, settlement statements and reviews.
+Each page asks for the permission its API endpoint asks for."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from beyondbank.web.merchant import activity as activity
+from beyondbank.web.merchant import benefits as benefits
+from beyondbank.web.merchant import home as home
+from beyondbank.web.merchant import redeem as redeem
+from beyondbank.web.merchant import reviews as reviews
+from beyondbank.web.merchant import statements as statements
+
+router = APIRouter(include_in_schema=False)
+for module in (home, redeem, benefits, activity, statements, reviews):
+    router.include_router(module.router)
