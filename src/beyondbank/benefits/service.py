@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from beyondbank.alliance import service as alliance
-from beyondbank.alliance.models import Member, Merchant, MerchantStatus
+from beyondbank.alliance.models import Member, Merchant, MerchantLocation, MerchantStatus
 from beyondbank.benefits import lifecycle, rules
 from beyondbank.benefits.integrity import PriceDeclaration, Verdict, check_price_integrity
 from beyondbank.benefits.lifecycle import BenefitAction
@@ -24,6 +24,7 @@ from beyondbank.benefits.models import (
     BenefitTarget,
     BenefitUsage,
     Channel,
+    Redemption,
 )
 from beyondbank.benefits.schemas import (
     BANK_TERMS,
@@ -43,6 +44,7 @@ from beyondbank.core.errors import (
     Problem,
     invalid,
 )
+from beyondbank.core.geo import distance_m
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.tokens import CODE_STEP_SECONDS, code_expires_at, code_step, member_code
@@ -856,4 +858,106 @@ def redeeming_merchants_by_month(uow: UnitOfWork, bounds: Sequence[datetime]) ->
     active merchants, month by month."""
     return _redemptions_by_month(
         uow, bounds, lambda inner: func.count(func.distinct(inner.c.merchant_id))
+    )
+
+
+# -- what members see: near me, and my redemptions (issue 6) -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyBenefit:
+    """A benefit open to the member, with its merchant's location nearest to a point."""
+
+    view: MemberBenefit
+    location: MerchantLocation | None  # None: the merchant has no active location
+    distance_m: float | None  # None: no point to measure from, or no location
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyPage:
+    items: list[NearbyBenefit]
+    total: int  # benefits open to the member under the filter, on every page
+
+
+def member_benefits_near(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    point: tuple[float, float] | None,
+    sub_industries: Iterable[str] | None = None,
+    offset: int = 0,
+    limit: int = 20,
+) -> NearbyPage:
+    """The benefits open to the signed-in customer at active alliance merchants, nearest first
+    (by the merchant's nearest active location to `point`), in a fixed number of queries.
+
+    Sorting by distance needs every candidate: a member sees the untargeted benefits and those
+    of their few circles, and a circle seats one merchant per sub-industry, so the set is small.
+    Without a point the order is the newest benefit first."""
+    member = member_of(uow, actor)
+    now = uow.clock.now()
+    merchants_open = select(Merchant.id).where(Merchant.status == MerchantStatus.ACTIVE)
+    if sub_industries is not None:
+        merchants_open = merchants_open.where(Merchant.sub_industry.in_(list(sub_industries)))
+    rows = uow.session.scalars(
+        select(Benefit)
+        .where(
+            _member_visible(uow, member),
+            Benefit.valid_to >= (now - timedelta(days=1)).date(),
+            Benefit.merchant_id.in_(merchants_open),
+        )
+        .order_by(Benefit.id.desc())
+    ).all()
+    merchants = alliance.merchants_by_ids(uow, {b.merchant_id for b in rows})
+    placed = [(b, *_nearest(merchants[b.merchant_id], point)) for b in rows]
+    if point is not None:
+        far = float("inf")
+        placed.sort(key=lambda t: (far if t[2] is None else t[2], -t[0].id))
+    page = placed[max(0, offset) : max(0, offset) + max(1, limit)]
+    uses = _uses_this_period(uow, [b for b, _, _ in page], member, now)
+    items = [
+        NearbyBenefit(
+            _member_view(b, merchants[b.merchant_id], uses.get(b.id, 0), now), location, distance
+        )
+        for b, location, distance in page
+    ]
+    return NearbyPage(items=items, total=len(placed))
+
+
+def _nearest(
+    merchant: Merchant, point: tuple[float, float] | None
+) -> tuple[MerchantLocation | None, float | None]:
+    active = [loc for loc in merchant.locations if loc.active]
+    if not active:
+        return None, None
+    if point is None:
+        return active[0], None
+    measured = [(distance_m(*point, loc.latitude, loc.longitude), loc.id, loc) for loc in active]
+    distance, _, location = min(measured)
+    return location, distance
+
+
+def location_distances(
+    merchant: Merchant, point: tuple[float, float] | None
+) -> list[tuple[MerchantLocation, float | None]]:
+    """The merchant's active locations, nearest to `point` first (as listed without one)."""
+    active = [loc for loc in merchant.locations if loc.active]
+    if point is None:
+        return [(loc, None) for loc in active]
+    measured = [(loc, distance_m(*point, loc.latitude, loc.longitude)) for loc in active]
+    return sorted(measured, key=lambda t: (t[1], t[0].id))
+
+
+def my_redemptions(uow: UnitOfWork, actor: Principal, *, limit: int = 20) -> list[Redemption]:
+    """The signed-in customer's latest redemptions at the counter, newest first."""
+    member = member_of(uow, actor)
+    if member is None:
+        return []
+    return list(
+        uow.session.scalars(
+            select(Redemption)
+            .where(Redemption.member_id == member.id)
+            .order_by(Redemption.redeemed_at.desc(), Redemption.id.desc())
+            .limit(limit)
+        )
     )

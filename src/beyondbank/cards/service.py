@@ -675,3 +675,79 @@ def cashback_by_month(uow: UnitOfWork, bounds: Sequence[Any], currency: str) -> 
         )
     }
     return [int(found.get(index, 0) or 0) for index in range(len(bounds) - 1)]
+
+
+# -- a customer's own card-linked rewards (issue 6) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MyGrant:
+    """One of my purchases' card-linked rewards, with the refunds that took part of it back."""
+
+    reward: CardReward
+    merchant_name: str
+    clawbacks: list[CardReward]
+
+
+@dataclass(frozen=True, slots=True)
+class MyCardRewards:
+    grants: list[MyGrant]  # this page, newest first
+    next_cursor: str | None
+    cashback_minor: dict[str, int]  # granted less clawed back, by currency, on every page
+    clawed_back_minor: dict[str, int]
+    points: int  # earned less clawed back
+
+
+def my_card_rewards(
+    uow: UnitOfWork, actor: Principal, *, cursor: str | None = None, limit: int = 20
+) -> MyCardRewards:
+    """The signed-in customer's card-linked rewards (cashback and points), each with the
+    clawbacks that reverse it, and the totals over all of them: a fixed number of queries."""
+    if actor.customer_id is None:
+        raise Forbidden("Only the bank's customers have card-linked rewards of their own.")
+    member = alliance.member_for_customer(uow, actor.customer_id)
+    if member is None:
+        return MyCardRewards([], None, {}, {}, 0)
+    mine = select(CardReward).where(CardReward.member_id == member.id)
+    rows, next_cursor = paginate(
+        uow.session,
+        mine.where(CardReward.kind == frames.REWARD),
+        CardReward.id,
+        cursor=cursor,
+        limit=limit,
+        descending=True,
+    )
+    clawbacks: dict[str, list[CardReward]] = {}
+    if rows:
+        for row in uow.session.scalars(
+            mine.where(
+                CardReward.kind == frames.CLAWBACK,
+                CardReward.original_txn_id.in_([r.txn_id for r in rows]),
+            ).order_by(CardReward.txn_time, CardReward.id)
+        ):
+            clawbacks.setdefault(row.original_txn_id or "", []).append(row)
+    merchants = alliance.merchants_by_ids(uow, {r.merchant_id for r in rows})
+    grants = [
+        MyGrant(r, merchants[r.merchant_id].trading_name, clawbacks.get(r.txn_id, []))
+        for r in rows
+    ]
+    cashback: dict[str, int] = {}
+    clawed: dict[str, int] = {}
+    points = 0
+    totals = uow.session.execute(
+        select(
+            CardReward.kind,
+            CardReward.currency,
+            func.sum(CardReward.amount_minor),
+            func.sum(CardReward.points),
+        )
+        .where(CardReward.member_id == member.id)
+        .group_by(CardReward.kind, CardReward.currency)
+    )
+    for kind, currency, amount, earned in totals:
+        sign = -1 if kind == frames.CLAWBACK else 1
+        cashback[currency] = cashback.get(currency, 0) + sign * int(amount or 0)
+        points += sign * int(earned or 0)
+        if kind == frames.CLAWBACK:
+            clawed[currency] = clawed.get(currency, 0) + int(amount or 0)
+    return MyCardRewards(grants, next_cursor, cashback, clawed, points)

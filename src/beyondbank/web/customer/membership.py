@@ -1,5 +1,5 @@
-"""The customer's pages (mobile first): arrival from the bank's app by single sign-on, and the home
-page with my membership card and its dynamic QR code, my circles and the benefits open to me."""
+"""The customer's arrival from the bank's app by single sign-on, and the home page: my membership
+card with its dynamic QR code, my circles and a first few of the benefits open to me."""
 
 from __future__ import annotations
 
@@ -30,9 +30,8 @@ router = APIRouter(include_in_schema=False)
 # The membership terms shown on the enrol form (templates/customer/consent.html). Change the
 # version with the text: each member's consent records the version they agreed to.
 CONSENT_VERSION = "alliance-membership-2026-11"
-# The benefits service reads each benefit's merchant and my uses one benefit at a time, so the
-# page shows a phone screen's worth; issue 6 brings the full list sorted by distance.
-BENEFITS_SHOWN = 20
+# A phone screen's worth on the card page; /app/benefits lists them all, nearest first.
+BENEFITS_SHOWN = 5
 
 
 # -- arriving from the bank's app ----------------------------------------------------------------
