@@ -16,7 +16,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from babel import Locale
+from babel.core import parse_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -67,13 +67,15 @@ def supported(value: str | None) -> str | None:
     if not value:
         return None
     try:
-        parsed = Locale.parse(value.replace("-", "_"))
-    except (ValueError, TypeError):
+        # Only the tag's parts: no locale data is looked up, so any well-formed tag is safe.
+        language, territory, script, *_rest = parse_locale(value.replace("-", "_"))
+    except ValueError:
         return None
-    if parsed.language == "zh":
+    if language == "zh":
         # Simplified Chinese only: a Traditional Chinese reader is better served by English.
-        return "zh_CN" if parsed.script in (None, "Hans") and parsed.territory != "TW" else None
-    return "en" if parsed.language == "en" else None
+        traditional = script == "Hant" or (script is None and territory in {"TW", "HK", "MO"})
+        return None if traditional else "zh_CN"
+    return "en" if language == "en" else None
 
 
 def from_accept_language(header: str | None) -> str | None:

@@ -1,0 +1,112 @@
+"""The viewer's language: chosen from the browser's Accept-Language or the language switch,
+kept across sign-in, money and dates written for that language, and complete catalogs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from beyondbank.core.authz import Role
+from beyondbank.core.uow import UnitOfWork
+from beyondbank.web import i18n, translations
+from beyondbank.web.templating import money, when
+from tests import factories as f
+from tests.web.pages import csrf_from, sign_in
+
+
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [
+        ("zh-CN,zh;q=0.9,en;q=0.8", "zh_CN"),
+        ("zh-Hans-CN", "zh_CN"),
+        ("zh", "zh_CN"),
+        ("en-US,en;q=0.9", "en"),
+        ("fr-FR, zh-CN;q=0.5", "zh_CN"),  # French is not offered; Chinese comes next
+        ("en;q=0.3, zh-CN;q=0.8", "zh_CN"),  # the higher quality wins, not the first named
+        ("zh-TW", None),  # Traditional Chinese readers are not given Simplified
+        ("de, fr", None),
+        ("", None),
+        ("zh-CN;q=abc, en", "en"),  # a malformed quality is ignored, not an error
+    ],
+)
+def test_accept_language_picks_one_of_ours(header: str, language: str | None) -> None:
+    assert i18n.from_accept_language(header) == language
+
+
+def test_the_browsers_language_chooses_the_pages_language(client: TestClient) -> None:
+    chinese = client.get("/login", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    english = client.get("/login", headers={"Accept-Language": "en-GB"})
+    assert '<html lang="zh-CN">' in chinese.text
+    assert '<html lang="en">' in english.text
+    sign_in_zh = i18n.catalog("zh_CN").gettext("Sign in")
+    assert sign_in_zh != "Sign in"  # the catalog translates it
+    assert sign_in_zh in chinese.text and sign_in_zh not in english.text
+
+
+def test_the_language_switch_is_kept_across_sign_in(client: TestClient, uow: UnitOfWork) -> None:
+    admin = f.make_user(uow, Role.BANK_ADMIN)
+    page = client.get("/login?next=/console/circles", headers={"Accept-Language": "en"})
+    switched = client.post(
+        "/language",
+        data={"lang": "zh_CN", "next": "/login?next=/console/circles", "csrf_token": csrf_from(page.text)},
+        headers={"Accept-Language": "en"},
+        follow_redirects=False,
+    )
+    assert switched.status_code == 303
+    assert switched.headers["location"] == "/login?next=/console/circles"
+    sign_in(client, admin)
+    console = client.get("/console/circles", headers={"Accept-Language": "en"})
+    assert '<html lang="zh-CN">' in console.text
+    assert i18n.catalog("zh_CN").gettext("Circles") in console.text
+    # The switch offers English back, named in English.
+    assert 'value="en"' in console.text and ">English<" in console.text
+
+
+def test_the_switch_refuses_other_sites_and_unknown_languages(client: TestClient) -> None:
+    page = client.get("/login")
+    response = client.post(
+        "/language",
+        data={"lang": "xx", "next": "https://evil.example/", "csrf_token": csrf_from(page.text)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"  # not an open redirect
+    assert '<html lang="en">' in client.get("/login").text
+
+
+def test_the_switch_needs_the_csrf_token(client: TestClient) -> None:
+    response = client.post("/language", data={"lang": "zh_CN"}, follow_redirects=False)
+    assert response.status_code == 403
+
+
+def test_money_and_time_are_written_for_the_readers_language() -> None:
+    moment = datetime(2026, 11, 22, 14, 5, tzinfo=UTC)
+    assert money(123456, "GBP", i18n.format_locale("en")) == "£1,234.56"
+    assert money(123456, "CNY", i18n.format_locale("zh_CN")) == "¥1,234.56"
+    assert "2026年11月22日" in when(moment, "Asia/Shanghai", i18n.format_locale("zh_CN"))
+    assert "22:05" in when(moment, "Asia/Shanghai", i18n.format_locale("zh_CN"))
+    assert when(moment, "Europe/London", i18n.format_locale("en")).startswith("22 Nov 2026")
+
+
+def test_code_translates_with_placeholders_in_the_viewers_language() -> None:
+    message = "Welcome to the alliance. Your member number is %(n)s."
+    translated = i18n.catalog("zh_CN").gettext(message)
+    i18n.use_language("zh_CN")
+    try:
+        assert i18n.gettext(message, n="M-1") == translated % {"n": "M-1"}
+    finally:
+        i18n.use_language("en")
+    assert i18n.gettext(message, n="M-1") == "Welcome to the alliance. Your member number is M-1."
+
+
+def test_the_catalogs_are_complete() -> None:
+    """Every string the pages mark is in both catalogs, translated, with its placeholders."""
+    gaps = translations.check()
+    assert not gaps, "\n".join(f"{g.language}: {g.msgid!r}: {g.reason}" for g in gaps[:40])
+
+
+def test_placeholders_are_compared_by_name() -> None:
+    assert translations.placeholders("%(n)s of %(total)d, 5%% off") == {"n", "total"}
+    assert translations.placeholders("%s and %d") == {"%s", "%d"}
