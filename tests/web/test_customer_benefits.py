@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 
 from beyondbank.alliance.models import Circle, CircleKind, Member, Merchant
+from beyondbank.api import create_app
 from beyondbank.benefits import service as benefits
 from beyondbank.benefits.models import Benefit, BenefitStatus, Channel, LimitPeriod
 from beyondbank.core.authz import Role
+from beyondbank.core.clock import FixedClock
 from beyondbank.core.settings import Settings
 from beyondbank.core.tokens import code_step, member_code
 from beyondbank.core.uow import UnitOfWork
@@ -367,3 +369,36 @@ def test_distances_and_durations_in_words() -> None:
     assert duration(20) == "1 minute"
     assert time_left(5 * 3_600) == "5 hours left"
     assert time_left(0) == "closed"
+
+
+def test_the_customer_pages_may_be_framed_by_the_bank_app_and_load_nothing_foreign(
+    settings: Settings,
+    engine: Engine,
+    connection: Connection,
+    clock: FixedClock,
+    town: Town,
+    uow: UnitOfWork,
+) -> None:
+    bank_app = "https://app.thames-harbour.example"
+    configured = settings.model_copy(update={"embed_origins": [bank_app]})
+    app = create_app(configured, engine=engine, session_bind=connection, clock=clock)
+    with TestClient(app, raise_server_exceptions=False, base_url="https://testserver") as client:
+        arrive(client, configured, uow, "CUST-NEAR")
+        pages = [
+            "/app",
+            "/app/benefits",
+            "/app/benefits?domain=dining",
+            f"/app/benefits/{town.diner_deal.public_id}",
+            "/app/rewards",
+        ]
+        for path in pages:
+            page = client.get(path)
+            assert page.status_code == 200, (path, page.text)
+            assert f"frame-ancestors {bank_app}" in page.headers["content-security-policy"]
+            for ref in re.findall(r'(?:src|href|action)="([^"#]+)"', page.text):
+                assert ref.startswith(("/", "?", "data:")), (path, ref)
+            assert "<script>" not in page.text
+            assert " style=" not in page.text
+            assert "target=" not in page.text  # nothing opens a window or breaks out of the frame
+            for asset in re.findall(r'<(?:link|script)[^>]+(?:href|src)="(/[^"]+)"', page.text):
+                assert client.get(asset).status_code == 200, asset

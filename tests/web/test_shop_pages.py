@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -162,7 +163,8 @@ def test_the_product_page_shows_prices_and_the_group_buys_progress(
     assert "0 units joined so far" in text
     assert "1 more unit to the next tier: £240.00 each" in text
     assert "Needs 3 units in total to go ahead: not yet" in text
-    assert "Time left: 1 day 23 hours" in text
+    assert "No price tier reached yet." in text
+    assert "1 day 23 hours left · closes at 24 Nov 2026, 09:00:00" in text
     bar = re.search(r"<progress [^>]*>", page.text)
     assert bar is not None
     assert 'max="10"' in bar.group(0)
@@ -190,10 +192,33 @@ def test_a_quantity_that_is_not_a_number_is_shown_beside_the_field(
 def test_group_buys_list_and_page(customer: TestClient, shop: Shop) -> None:
     listing = text_of(customer.get("/shop/group-buys").text)
     assert f"Group buy of {shop.phone.title}" in listing
+    assert "1 day 23 hours left" in listing
     page = customer.get(f"/shop/group-buys/{shop.campaign.public_id}")
     assert page.status_code == 200
     assert "Price tiers" in text_of(page.text)
     assert "Join the group buy" in text_of(page.text)
+
+
+def test_a_group_buy_shows_units_tier_and_time_left_as_it_fills_and_closes(
+    customer: TestClient, shop: Shop, uow: UnitOfWork, clock: FixedClock
+) -> None:
+    add_to_cart(customer, shop.phone, 2, campaign_id=shop.campaign.public_id)
+    assert checkout(customer, shop).status_code == 303
+    clock.advance(timedelta(hours=23, minutes=30))
+    page = f"/shop/group-buys/{shop.campaign.public_id}"
+    text = text_of(customer.get(page).text)
+    assert "2 units joined so far" in text
+    assert "Tier reached: from 1 units, £240.00 each" in text
+    assert "1 more unit to the next tier: £220.00 each" in text
+    assert "23 hours 30 minutes left · closes at 24 Nov 2026, 09:00:00" in text
+    assert "You joined with 2 units; 3 more allowed." in text
+    clock.advance(timedelta(days=1))
+    closed = customer.get(page)
+    assert closed.status_code == 200
+    text = text_of(closed.text)
+    assert "Closed · the window ended at 24 Nov 2026, 09:00:00" in text
+    assert 'class="time-left closed"' in closed.text
+    assert "Join the group buy" not in text
 
 
 # -- cart and checkout ---------------------------------------------------------------------------

@@ -38,8 +38,9 @@ from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import SettingsDep, UoW
 from beyondbank.payments.api import Gateway
 from beyondbank.payments.gateway import PaymentDeclined
+from beyondbank.web.customer import display
 from beyondbank.web.forms import Form, PostedForm, nested, validate
-from beyondbank.web.i18n import _
+from beyondbank.web.i18n import N_, _, format_locale
 from beyondbank.web.pages import render
 from beyondbank.web.session import CsrfChecked, CustomerPage, flash
 
@@ -57,7 +58,7 @@ ADDRESS_FIELDS = (
     "shipping_address.country",
 )
 CONSENT_FIELD = "share_address_with_partner"
-CONSENT_MESSAGE = _(
+CONSENT_MESSAGE = N_(
     "Tick the box to let the partner have this address: it cannot send the order without it."
 )
 NPS_SCORES = tuple(range(11))
@@ -83,23 +84,6 @@ def _quantity(form: Form, name: str = "quantity", *, allow_zero: bool = False) -
     return int(text)
 
 
-def _time_left(seconds: int) -> str:
-    """Seconds in words a person reads at a glance: "2 days 3 hours", "45 minutes"."""
-    if seconds <= 0:
-        return _("closed")
-    days, rest = divmod(seconds, 86_400)
-    hours, minutes = rest // 3_600, rest % 3_600 // 60
-    parts = []
-    if days:
-        parts.append(_("1 day") if days == 1 else _("%(n)s days", n=days))
-    if hours or days:
-        parts.append(_("1 hour") if hours == 1 else _("%(n)s hours", n=hours))
-    if not days:
-        minutes = max(minutes, 1)
-        parts.append(_("1 minute") if minutes == 1 else _("%(n)s minutes", n=minutes))
-    return " ".join(parts)
-
-
 def _campaign_view(p: groupbuy.Progress) -> dict[str, Any]:
     """What a progress bar shows: the units against the top tier, and the words beside it."""
     top = max(p.tiers[-1].min_units if p.tiers else 1, p.units, 1)
@@ -110,7 +94,9 @@ def _campaign_view(p: groupbuy.Progress) -> dict[str, Any]:
         "currency": p.campaign.currency,
         "bar_max": top,
         "bar_value": min(p.units, top),
-        "time_left": _time_left(p.seconds_left),
+        # "2 days 3 hours left", or "closed" once the window is over (or the buy is decided).
+        "time_left": display.time_left(p.seconds_left, format_locale()),
+        "closed": p.seconds_left <= 0,
         "joinable": p.status == CampaignStatus.OPEN.value,
     }
 
@@ -420,7 +406,7 @@ def place_order(
         body,
         form,
         messages={
-            CONSENT_FIELD: CONSENT_MESSAGE,
+            CONSENT_FIELD: _(CONSENT_MESSAGE),
             "instalment_months": _("Choose 3, 6 or 12 months, or pay at once."),
         },
     )
