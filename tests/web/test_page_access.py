@@ -35,6 +35,8 @@ CONSOLE_PAGES: list[tuple[str, set[Role]]] = [
     ("/console/benefits", set(STAFF)),
     ("/console/benefits/{benefit}", set(STAFF)),
     ("/console/relationships", APPLICATION_READERS),
+    ("/console/settlement", APPLICATION_READERS),  # settlement:read
+    ("/console/users", {ADMIN}),  # users:manage
     ("/console/audit", {ADMIN, AUDITOR}),
 ]
 

@@ -90,3 +90,11 @@ def partner_public_ids(uow: UnitOfWork, ids: set[int]) -> dict[int, str]:
         return {}
     rows = uow.session.execute(select(Partner.id, Partner.public_id).where(Partner.id.in_(ids)))
     return {row.id: row.public_id for row in rows}
+
+
+def partner_names(uow: UnitOfWork, ids: set[int]) -> dict[int, str]:
+    """The partners' names by internal id, for lists that show whose a row is."""
+    if not ids:
+        return {}
+    rows = uow.session.execute(select(Partner.id, Partner.name).where(Partner.id.in_(ids)))
+    return {row.id: row.name for row in rows}

@@ -143,3 +143,9 @@ def trail(
     if filters.until:
         stmt = stmt.where(AuditEvent.occurred_at < filters.until)
     return paginate(session, stmt, AuditEvent.id, cursor=cursor, limit=limit, descending=True)
+
+
+def object_types(session: Session) -> list[str]:
+    """The kinds of object the trail holds changes to, for a filter's choices."""
+    stmt = select(AuditEvent.object_type).distinct().order_by(AuditEvent.object_type)
+    return list(session.scalars(stmt))

@@ -463,3 +463,29 @@ def register_customer(uow: UnitOfWork, bank_ref: str) -> Customer:
             raise
         return registered
     return customer
+
+
+# -- the console's list of users -------------------------------------------------------------------
+
+
+def list_users(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    role: Role | None = None,
+    active: bool | None = None,
+    cursor: str | None = None,
+    limit: int,
+) -> tuple[list[User], str | None]:
+    """Users in sign-up order, by role and status; a merchant admin sees its own merchant's only."""
+    from beyondbank.core.pagination import paginate
+
+    stmt = select(User)
+    if actor.merchant_id is not None:
+        stmt = stmt.where(User.merchant_id == actor.merchant_id)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if active is not None:
+        stmt = stmt.where(User.active == active)
+    rows, next_cursor = paginate(uow.session, stmt, User.id, cursor=cursor, limit=limit)
+    return list(rows), next_cursor

@@ -1,6 +1,6 @@
 """The bank staff's console: programme overview, circles, merchants, applications, benefits,
-relationships, card-linked runs, the descriptor review queue and the audit trail. Each page asks
-for the permission its API endpoint asks for."""
+relationships, card-linked runs, the descriptor review queue, settlement, users and roles, and the
+audit trail. Each page asks for the permission its API endpoint asks for."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from beyondbank.web.console import (
     merchants,
     overview,
     relationships,
+    settlement,
+    users,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -26,6 +28,8 @@ for module in (
     benefits,
     relationships,
     cards,
+    settlement,
+    users,
     audit,
 ):
     router.include_router(module.router)

@@ -26,3 +26,5 @@ ManagerAssigner = Annotated[Principal, Depends(page_requires(P.RELATIONSHIP_ASSI
 AuditReader = Annotated[Principal, Depends(page_requires(P.AUDIT_READ))]
 CardReader = Annotated[Principal, Depends(page_requires(P.CARDS_READ))]
 CardReviewer = Annotated[Principal, Depends(page_requires(P.CARDS_REVIEW))]
+SettlementReader = Annotated[Principal, Depends(page_requires(P.SETTLEMENT_READ))]
+UserManager = Annotated[Principal, Depends(page_requires(P.USERS_MANAGE))]
