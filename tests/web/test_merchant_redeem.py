@@ -62,9 +62,12 @@ def post_redeem(
 
 def _rows(uow: UnitOfWork, member: Member) -> int:
     uow.session.expire_all()
-    return uow.session.scalar(
-        select(func.count()).select_from(Redemption).where(Redemption.member_id == member.id)
-    ) or 0
+    return (
+        uow.session.scalar(
+            select(func.count()).select_from(Redemption).where(Redemption.member_id == member.id)
+        )
+        or 0
+    )
 
 
 def _live(uow: UnitOfWork, world: World, **over: Any) -> Benefit:
@@ -216,7 +219,7 @@ def test_photos_that_cannot_be_read_are_explained(
         response = post_redeem(client, fields, photo=photo)
         assert response.status_code == 422, photo[0]
         error = field_error(response.text, "redeem-photo")
-        assert error is not None and words in error, (photo[0], error)
+        assert words in (error or ""), (photo[0], error)
         assert 'name="purchase_amount" type="text" value="10"' in response.text
     assert _rows(uow, member) == 0
 
