@@ -109,7 +109,10 @@ DETAIL_LINKS = {
     "order": ("/shop/orders", r'href="(/shop/orders/[\w-]+)"'),
     "circle": ("/console/circles", r'href="(/console/circles/(?!new)[\w-]+)"'),
     "merchant": ("/console/merchants", r'href="(/console/merchants/[\w-]+)"'),
-    "application": ("/console/applications", r'href="(/console/applications/(?!waitlists|offers)[\w-]+)"'),
+    "application": (
+        "/console/applications",
+        r'href="(/console/applications/(?!waitlists|offers)[\w-]+)"',
+    ),
 }
 
 
@@ -223,7 +226,7 @@ def demo_logins(built: demo_setup.Demo | None, directory: Path) -> dict[str, str
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def report(samples: dict[tuple[str, str], list[float]], skipped: list[str], args: Any) -> None:

@@ -132,7 +132,9 @@ def chromium_available() -> bool:
 def playwright() -> Iterator[Playwright]:
     if not chromium_available():
         if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (scripts/run-tests does)")
+            pytest.fail(
+                f"{CHROMIUM} is missing: `apt-get install chromium` (scripts/run-tests does)"
+            )
         pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` to run the browser tests")
     with sync_playwright() as pw:
         yield pw
@@ -173,9 +175,7 @@ def new_context(browser: Browser, served: Served, *, device: str, language: str)
 
 
 @pytest.fixture(params=[("phone", "en"), ("desktop", "zh_CN")], ids=["phone-en", "desktop-zh"])
-def visit(
-    request: pytest.FixtureRequest, browser: Browser, served: Served
-) -> Iterator[Visit]:
+def visit(request: pytest.FixtureRequest, browser: Browser, served: Served) -> Iterator[Visit]:
     """A journey's browser: the phone in English and the desktop in Simplified Chinese, so that
     every page a journey opens is checked at both sizes and in both languages."""
     device, language = request.param

@@ -63,7 +63,8 @@ class Visit:
 
     def open(self, path: str, label: str | None = None) -> Page:
         response = self.page.goto(self.url(path))
-        assert response is not None and response.ok, f"{path}: {response and response.status}"
+        assert response is not None, f"{path}: no response"
+        assert response.ok, f"{path}: {response.status}"
         self.check(label or path)
         return self.page
 

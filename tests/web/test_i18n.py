@@ -3,15 +3,20 @@ kept across sign-in, money and dates written for that language, and complete cat
 
 from __future__ import annotations
 
+import enum
+import importlib
+import pkgutil
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
+import beyondbank
 from beyondbank.core.authz import Role
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.web import i18n, translations
-from beyondbank.web.templating import money, when
+from beyondbank.web.templating import money, when, words
+from beyondbank.web.words import WORDS
 from tests import factories as f
 from tests.web.pages import csrf_from, sign_in
 
@@ -42,7 +47,8 @@ def test_the_browsers_language_chooses_the_pages_language(client: TestClient) ->
     assert '<html lang="en">' in english.text
     sign_in_zh = i18n.catalog("zh_CN").gettext("Sign in")
     assert sign_in_zh != "Sign in"  # the catalog translates it
-    assert sign_in_zh in chinese.text and sign_in_zh not in english.text
+    assert sign_in_zh in chinese.text
+    assert sign_in_zh not in english.text
 
 
 def test_the_language_switch_is_kept_across_sign_in(client: TestClient, uow: UnitOfWork) -> None:
@@ -50,7 +56,11 @@ def test_the_language_switch_is_kept_across_sign_in(client: TestClient, uow: Uni
     page = client.get("/login?next=/console/circles", headers={"Accept-Language": "en"})
     switched = client.post(
         "/language",
-        data={"lang": "zh_CN", "next": "/login?next=/console/circles", "csrf_token": csrf_from(page.text)},
+        data={
+            "lang": "zh_CN",
+            "next": "/login?next=/console/circles",
+            "csrf_token": csrf_from(page.text),
+        },
         headers={"Accept-Language": "en"},
         follow_redirects=False,
     )
@@ -61,7 +71,8 @@ def test_the_language_switch_is_kept_across_sign_in(client: TestClient, uow: Uni
     assert '<html lang="zh-CN">' in console.text
     assert i18n.catalog("zh_CN").gettext("Circles") in console.text
     # The switch offers English back, named in English.
-    assert 'value="en"' in console.text and ">English<" in console.text
+    assert 'value="en"' in console.text
+    assert ">English<" in console.text
 
 
 def test_the_switch_refuses_other_sites_and_unknown_languages(client: TestClient) -> None:
@@ -110,3 +121,37 @@ def test_the_catalogs_are_complete() -> None:
 def test_placeholders_are_compared_by_name() -> None:
     assert translations.placeholders("%(n)s of %(total)d, 5%% off") == {"n", "total"}
     assert translations.placeholders("%s and %d") == {"%s", "%d"}
+
+
+def _business_enums() -> dict[str, str]:
+    """Every string enum value of the business areas, with the enum that defines it."""
+    found: dict[str, str] = {}
+    for info in pkgutil.walk_packages(beyondbank.__path__, "beyondbank."):
+        if ".demo" in info.name or info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if (
+                isinstance(value, type)
+                and issubclass(value, enum.Enum)
+                and issubclass(value, str)
+                and value.__module__ == module.__name__
+            ):
+                found.update({str(m.value): f"{module.__name__}.{name}" for m in value})
+    return found
+
+
+def test_every_status_and_kind_has_words_to_translate() -> None:
+    """Badges show statuses and kinds through `words`: each code has a marked English phrase
+    (permission scopes and event names, never shown as words, are left out)."""
+    shown = {v: where for v, where in _business_enums().items() if ":" not in v and "." not in v}
+    missing = sorted(f"{v} ({where})" for v, where in shown.items() if v not in WORDS)
+    assert not missing, f"add to web/words.py: {missing}"
+    i18n.use_language("zh_CN")
+    try:
+        assert words("under_review") == i18n.catalog("zh_CN").gettext("under review")
+        assert words("under_review") != "under review"
+    finally:
+        i18n.use_language("en")
+    assert words("under_review") == "under review"
+    assert words("not_a_code") == "not a code"

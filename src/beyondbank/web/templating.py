@@ -13,7 +13,8 @@ from fastapi.templating import Jinja2Templates
 from beyondbank.alliance.models import RequirementKind
 from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.core.money import Money
-from beyondbank.web.i18n import N_, _, template_gettext, template_ngettext
+from beyondbank.web.i18n import N_, _, format_locale, template_gettext, template_ngettext
+from beyondbank.web.words import WORDS
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 STATIC_DIR = Path(__file__).with_name("static")
@@ -51,14 +52,15 @@ def language(locale: str) -> str:
     return "zh_CN" if locale.startswith("zh") else "en"
 
 
-def sub_industry_name(code: str, locale: str = "en_GB") -> str:
+def sub_industry_name(code: str, locale: str | None = None) -> str:
+    """A sub-industry's name in `locale`'s language (the viewer's when not given)."""
     sub = taxonomy().sub_industry(code)
-    return sub.name(language(locale)) if sub else code
+    return sub.name(language(locale or format_locale())) if sub else code
 
 
-def domain_name(code: str, locale: str = "en_GB") -> str:
+def domain_name(code: str, locale: str | None = None) -> str:
     try:
-        return taxonomy().domain(LifeDomain(code)).name(language(locale))
+        return taxonomy().domain(LifeDomain(code)).name(language(locale or format_locale()))
     except ValueError:
         return code
 
@@ -100,8 +102,9 @@ def tone(status: object) -> str:
 
 
 def words(value: object) -> str:
-    """An enum value or code as words: `under_review` → "under review"."""
-    return str(getattr(value, "value", value)).replace("_", " ")
+    """An enum value or code as words in the viewer's language: `under_review` → "under review"."""
+    code = str(getattr(value, "value", value))
+    return _(WORDS[code]) if code in WORDS else code.replace("_", " ")
 
 
 def weekdays(days: list[int] | None) -> str:
