@@ -211,7 +211,10 @@ def test_a_benefits_page_says_what_where_when_and_what_is_left_for_me(
     assert page.headers["cache-control"] == "no-store"
     text = text_of(page.text)
     assert "20% off dinner 20% off, up to £10.00" in text
-    assert "not right now" in text  # 10:00 on a Sunday; it runs 17:00 to 23:00
+    # 10:00 on a Sunday; it runs 17:00 to 23:00.
+    assert (
+        "not right now It applies 17:00 to 23:00, merchant's time; it is 10:00 there now." in text
+    )
     assert "Days Every day Hours 17:00 to 23:00 Valid from 1 Nov 2026 to 31 Dec 2026" in text
     assert "merchant's local time (Europe/London)" in text
     assert "1 of 2 uses left for you this week." in text
@@ -230,6 +233,15 @@ def test_a_benefits_page_says_what_where_when_and_what_is_left_for_me(
     )
     assert " ".join(code[i : i + 6] for i in range(0, len(code), 6)) in text
     assert f"Member number {town.member.member_number}" in text
+
+
+def test_why_a_benefit_does_not_apply_today_is_said_in_words(
+    customer: TestClient, town: Town, uow: UnitOfWork
+) -> None:
+    town.grocer_deal.weekdays = [1, 2, 3, 4, 5]
+    uow.session.flush()
+    text = text_of(customer.get("/app/benefits").text)
+    assert "not right now It applies on Mon, Tue, Wed, Thu, Fri, not on Sunday." in text
 
 
 def test_a_sold_out_benefit_says_so(customer: TestClient, town: Town, uow: UnitOfWork) -> None:

@@ -4,7 +4,6 @@ the uses left for me and how to use it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -13,7 +12,6 @@ from fastapi.responses import HTMLResponse, Response
 from beyondbank.alliance import service as alliance
 from beyondbank.alliance.models import Member
 from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
-from beyondbank.benefits import rules
 from beyondbank.benefits import service as benefits
 from beyondbank.benefits.models import Benefit, Channel
 from beyondbank.core.geo import valid_coordinates
@@ -21,7 +19,8 @@ from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import SettingsDep, UoW
 from beyondbank.web.customer import display
 from beyondbank.web.customer.membership import member_code
-from beyondbank.web.i18n import N_, _
+from beyondbank.web.customer.offers import offer
+from beyondbank.web.i18n import N_, _, format_locale
 from beyondbank.web.pages import render
 from beyondbank.web.session import CustomerPage
 
@@ -86,17 +85,6 @@ def _page_number(text: str | None) -> int:
     return int(text) if text and text.isdigit() and 0 < int(text) < 10_000 else 1
 
 
-def offer(view: benefits.MemberBenefit) -> dict[str, Any]:
-    """A benefit as the lists and its page show it: the reward in words, whether any is left."""
-    b = view.benefit
-    return {
-        "view": view,
-        "summary": rules.describe_reward(benefits.reward_of(b), b.currency),
-        "sold_out": not rules.has_room(b.budget_remaining_minor, b.quantity_remaining),
-        "domain": taxonomy().sub_industry(view.merchant.sub_industry),
-    }
-
-
 @router.get("/app/benefits", response_class=HTMLResponse)
 def benefits_near_me(
     request: Request,
@@ -112,6 +100,7 @@ def benefits_near_me(
     chosen = _domain(domain)
     codes = [s.code for s in taxonomy().domain(chosen).sub_industries] if chosen else None
     number = _page_number(page)
+    now, locale = uow.clock.now(), format_locale()
     found = benefits.member_benefits_near(
         uow,
         principal,
@@ -133,7 +122,8 @@ def benefits_near_me(
         "domain": chosen.value if chosen else "",
         "domains": [d.code.value for d in taxonomy().domains],
         "items": [
-            {**offer(n.view), "location": n.location, "distance": n.distance_m} for n in found.items
+            {**offer(n.view, now, locale), "location": n.location, "distance": n.distance_m}
+            for n in found.items
         ],
         "total": found.total,
         "page": number,
@@ -166,7 +156,7 @@ def benefit_page(
     where = whereabouts(uow, member, lat, lon)
     shows_code = member is not None and Channel.VOUCHER.value in view.benefit.channels
     context = {
-        **offer(view),
+        **offer(view, uow.clock.now(), format_locale()),
         "member": member,
         "where": where,
         "locations": benefits.location_distances(view.merchant, where.point),

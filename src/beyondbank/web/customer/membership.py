@@ -12,7 +12,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from beyondbank.alliance import membership
 from beyondbank.alliance import service as alliance
 from beyondbank.alliance.schemas import EnrolIn
-from beyondbank.benefits import rules
 from beyondbank.benefits import service as benefits
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import Problem
@@ -20,8 +19,9 @@ from beyondbank.core.settings import Settings
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import SettingsDep, UoW
 from beyondbank.identity import service as identity
+from beyondbank.web.customer.offers import offer
 from beyondbank.web.forms import Form, PostedForm, nested, validate
-from beyondbank.web.i18n import _
+from beyondbank.web.i18n import _, format_locale
 from beyondbank.web.pages import render
 from beyondbank.web.session import CsrfChecked, CustomerPage, flash, sign_in
 
@@ -93,18 +93,7 @@ def _home(
         "member": member,
         "code": member_code(uow, principal, settings) if member else None,
         "circles": alliance.member_circles(uow, member) if member else [],
-        "offers": [
-            {
-                "view": view,
-                "summary": rules.describe_reward(
-                    benefits.reward_of(view.benefit), view.benefit.currency
-                ),
-                "sold_out": not rules.has_room(
-                    view.benefit.budget_remaining_minor, view.benefit.quantity_remaining
-                ),
-            }
-            for view in views
-        ],
+        "offers": [offer(view, uow.clock.now(), format_locale()) for view in views],
         "more_offers": more is not None,
         "form": form or Form("enrol", values={"consent.text_version": CONSENT_VERSION}),
         "consent_version": CONSENT_VERSION,
