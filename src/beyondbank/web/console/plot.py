@@ -17,6 +17,8 @@ WIDTH = 640.0  # the SVG's own units; the page scales it to the screen
 MARGIN = 12.0
 MIN_HEIGHT = 240.0
 MAX_HEIGHT = 720.0
+LABEL_HEIGHT = 14.0
+LABEL_CHAR_WIDTH = 7.0  # a bold 12-unit character, near enough to keep labels apart
 METRES_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180
 
 
@@ -31,7 +33,8 @@ class PlottedCircle:
     latitude: float
     longitude: float
     merchants: int  # seated merchants
-    label_y: float  # the name sits above the circle, or below it near the top edge
+    label_x: float
+    label_y: float  # the name's baseline: above, below or inside the circle, clear of others
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +87,11 @@ def plot(circles: Sequence[Circle], seats: Sequence[Seat]) -> Plot | None:
 
     seated = Counter(seat.circle_id for seat in seats)
     plotted = []
+    taken: list[Box] = []
     for circle in placed:
         x, y = at(circle.center_latitude or 0.0, circle.center_longitude or 0.0)
         r = round(max((circle.radius_m or 0) * pixels_per_metre, 2.0), 1)
+        label_x, label_y = _label_at(circle.name, x, y, r, WIDTH, height, taken)
         plotted.append(
             PlottedCircle(
                 public_id=circle.public_id,
@@ -98,7 +103,8 @@ def plot(circles: Sequence[Circle], seats: Sequence[Seat]) -> Plot | None:
                 latitude=circle.center_latitude or 0.0,
                 longitude=circle.center_longitude or 0.0,
                 merchants=seated[circle.id],
-                label_y=round(y - r - 4 if y - r - 4 > 12 else y + r + 14, 1),
+                label_x=label_x,
+                label_y=label_y,
             )
         )
     dots = []
@@ -113,6 +119,32 @@ def plot(circles: Sequence[Circle], seats: Sequence[Seat]) -> Plot | None:
             if 0 <= x <= WIDTH and 0 <= y <= height:
                 dots.append(Dot(x=x, y=y, title=f"{merchant.trading_name} · {location.name}"))
     return Plot(width=WIDTH, height=round(height, 1), circles=plotted, dots=dots)
+
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom
+
+
+def _label_at(
+    name: str, x: float, y: float, r: float, width: float, height: float, taken: list[Box]
+) -> tuple[float, float]:
+    """Where a circle's name goes: above it, below it, or across its centre (higher or lower),
+    the first place inside the plot that no other name covers; above if none is free."""
+    half = len(name) * LABEL_CHAR_WIDTH / 2
+    centre_x = min(max(x, half + 2), width - half - 2)
+    baselines = (y - r - 4, y + r + LABEL_HEIGHT, y - 6, y + LABEL_HEIGHT + 6, y - r / 2, y + r / 2)
+    for baseline in baselines:
+        box = (centre_x - half, baseline - LABEL_HEIGHT + 2, centre_x + half, baseline + 3)
+        inside = box[1] >= 0 and box[3] <= height
+        if inside and not any(_overlap(box, other) for other in taken):
+            taken.append(box)
+            return round(centre_x, 1), round(baseline, 1)
+    fallback = max(y - r - 4, LABEL_HEIGHT)
+    taken.append((centre_x - half, fallback - LABEL_HEIGHT + 2, centre_x + half, fallback + 3))
+    return round(centre_x, 1), round(fallback, 1)
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 @dataclass(frozen=True, slots=True)
