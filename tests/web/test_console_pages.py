@@ -532,3 +532,57 @@ def test_an_unknown_user_is_not_found(client: TestClient, world: World) -> None:
         "/console/users/usr_missing/status", data={"active": "false", "csrf_token": token}
     )
     assert missing.status_code == 404
+
+
+# -- the pipeline and the merchant page ------------------------------------------------------------
+
+
+def test_the_pipeline_lists_each_requirement_with_its_result(
+    client: TestClient, world: World, uow: UnitOfWork
+) -> None:
+    from beyondbank.alliance import admission
+    from beyondbank.alliance.models import MerchantStatus
+
+    weak = f.make_merchant(
+        uow,
+        sub_industry="florist",
+        status=MerchantStatus.UNDER_REVIEW,
+        trading_name="Wilted Flowers",
+        review_score=3,
+    )
+    admission.submit(uow, f.principal(world.admin), weak, world.circle)
+    uow.commit()
+    sign_in(client, world.rm)
+    html = client.get("/console/applications").text
+    rows = [text_of(row) for row in re.findall(r'<tr>\s*<th scope="row">(.*?)</tr>', html, re.S)]
+    weak_row = next(row for row in rows if row.startswith("Wilted Flowers"))
+    assert "1 not met" in weak_row
+    assert "passed: A location inside the circle" in weak_row
+    assert "passed: The sub-industry's slot is free" in weak_row
+    assert (
+        "not met: A minimum review score — review score 3.0 is below the circle's minimum 4.0"
+        in weak_row
+    )
+    bakery_row = next(row for row in rows if row.startswith("Wharf Bakery"))
+    assert "all met" in bakery_row
+
+
+def test_merchant_page_shows_price_checks_and_its_audit_trail(
+    client: TestClient, world: World
+) -> None:
+    sign_in(client, world.auditor)
+    html = client.get(f"/console/merchants/{world.holder.public_id}").text
+    benefits = text_of(html.split('id="benefits-title"', 1)[1].split("</table>", 1)[0])
+    assert "Price check" in benefits
+    assert "20% off dinner" in benefits
+    assert "passed" in benefits
+    audits = text_of(html.split('id="audits-title"', 1)[1].split("</section>", 1)[0])
+    assert "merchant.manager_assigned" in audits
+    assert (
+        f'href="/console/audit?object_type=merchant&amp;object_id={world.holder.public_id}"' in html
+    )
+    client.cookies.clear()
+    sign_in(client, world.analyst)  # analysts read no audit trail
+    assert (
+        'id="audits-title"' not in client.get(f"/console/merchants/{world.holder.public_id}").text
+    )

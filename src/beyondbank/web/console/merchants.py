@@ -25,6 +25,7 @@ from beyondbank.alliance.schemas import (
 from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.benefits import rules
 from beyondbank.benefits import service as benefits
+from beyondbank.core import audit
 from beyondbank.core.authz import Permission, Principal, can
 from beyondbank.core.errors import Problem
 from beyondbank.core.settings import Settings
@@ -151,6 +152,8 @@ def _merchant_page(
         "more_interactions": False,
         "manager_options": [],
         "kyb_results": [KybStatus.PASSED, KybStatus.FAILED],
+        "price_checks": {},
+        "changes": [],
     }
     if can(principal, P.APPLICATIONS_READ):
         applications, _next = admission.list_applications(
@@ -171,6 +174,8 @@ def _merchant_page(
         context["benefit_rows"] = [
             (b, rules.describe_reward(benefits.reward_of(b), b.currency)) for b in rows
         ]
+        # The price integrity check of each benefit: the bank's audit of its declared prices.
+        context["price_checks"] = {b.id: benefits.price_verdict(b) for b in rows}
     if can(principal, P.RELATIONSHIP_READ):
         history = relationships.assignments(uow, merchant)
         staff = lookups.staff(uow, (a.manager_id for a in history))
@@ -180,6 +185,14 @@ def _merchant_page(
         logged, more = relationships.list_interactions(uow, merchant, cursor=None, limit=20)
         context["interactions"] = views.interaction_rows(uow, logged, today)
         context["more_interactions"] = more is not None
+    if can(principal, P.AUDIT_READ):
+        changes, _next = audit.trail(
+            uow.session,
+            audit.TrailFilter(object_type="merchant", object_id=merchant.public_id),
+            cursor=None,
+            limit=SECTION_ROWS,
+        )
+        context["changes"] = changes
     if can(principal, P.RELATIONSHIP_ASSIGN):
         context["manager_options"] = [
             (user.public_id, f"{user.name} ({user.email})")
