@@ -106,6 +106,18 @@ def test_everyone_else_is_kept_out(
             assert response.status_code == 404, template  # another merchant's benefit
         else:
             assert response.status_code == 200, template
+    if who == "other_merchant":
+        # ... nor change another merchant's benefit by posting to its forms.
+        token = csrf_from(client.get("/merchant").text)
+        for action in ("submit", "edit"):
+            posted = client.post(
+                f"/merchant/benefits/{draft.public_id}/{action}",
+                data={**GOOD, "csrf_token": token},
+                follow_redirects=False,
+            )
+            assert posted.status_code == 404, action
+        uow.session.expire_all()
+        assert uow.session.get_one(Benefit, draft.id).status == BenefitStatus.DRAFT
 
 
 # -- home --------------------------------------------------------------------------------------
@@ -242,6 +254,32 @@ def test_the_price_integrity_rule_is_explained_beside_the_fields(
     assert field_error(bad.text, "benefit-budget") == "Write an amount such as 12.50."
     assert field_error(bad.text, "benefit-weekdays") == "Tick at least one day."
     assert _benefit(uow, "Typo") is None
+    # A gift everyone can have is no member benefit: said beside the question it answers.
+    gift = {
+        **{k: v for k, v in GOOD.items() if k not in {"percent", "max_reward", "budget"}},
+        "title": "Free coffee",
+        "kind": "gift",
+        "offer_details": "A coffee with any cake",
+        "regular_price": "",
+        "public_discount": "",
+        "publicly_available": "yes",
+    }
+    everyone = submit(client, "/merchant/benefits/new", "/merchant/benefits/new", gift)
+    assert everyone.status_code == 422
+    assert (field_error(everyone.text, "benefit-publicly-available") or "").startswith(
+        "Everyone can already get this gift without being a member, so it is no member benefit."
+    )
+    assert 'value="yes" checked' in everyone.text
+    gift["publicly_available"] = "no"
+    fine = submit(client, "/merchant/benefits/new", "/merchant/benefits/new", gift)
+    assert fine.status_code == 303, fine.text
+    coffee = _benefit(uow, "Free coffee")
+    assert coffee is not None
+    assert (coffee.kind.value, coffee.publicly_available, coffee.offer_details) == (
+        "gift",
+        False,
+        "A coffee with any cake",
+    )
 
 
 def test_editing_a_draft_and_refusing_to_edit_a_live_benefit(
