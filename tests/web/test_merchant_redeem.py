@@ -141,6 +141,15 @@ def test_a_typed_code_and_the_members_limit(
         "The member has used this benefit once today, the most it allows."
     )
     assert _rows(uow, member) == 1
+    stale = bf.code_at(settings, member, now - timedelta(minutes=2))
+    expired = post_redeem(
+        client, {"code": stale, "benefit_id": benefit.public_id, "purchase_amount": "12"}
+    )
+    assert expired.status_code == 422
+    assert field_error(expired.text, "redeem-code") == (
+        "The member code has expired or is not valid; ask the member to refresh it."
+    )
+    assert _rows(uow, member) == 1
 
 
 def test_a_double_tap_of_one_form_redeems_once(
