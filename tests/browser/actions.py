@@ -23,11 +23,15 @@ def sign_in(visit: Visit, served: Served, role: str) -> Page:
     return page
 
 
-def arrive_from_bank_app(visit: Visit, served: Served) -> Page:
-    """The bank's app (the demo's stand-in) opens beyondbank for its customer by SSO."""
+def arrive_from_bank_app(visit: Visit, served: Served, customer: int = 0) -> Page:
+    """The bank's app (the demo's stand-in) opens beyondbank for one of its customers by SSO:
+    the demo's own customer by default, else the n-th on the list."""
     page = visit.open("/demo/bank-app", "bank app")
-    form = page.locator(
-        f'form[action="/demo/bank-app/open"]:has(input[value="{served.demo.customer_ref}"])'
+    forms = page.locator('form[action="/demo/bank-app/open"]')
+    form = (
+        forms.filter(has=page.locator(f'input[value="{served.demo.customer_ref}"]'))
+        if customer == 0
+        else forms.nth(customer)
     )
     with page.expect_navigation(url="**/app"):
         form.locator("button[type=submit]").click()

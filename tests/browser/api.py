@@ -4,7 +4,9 @@ business applies to a circle while the bank admin is looking at the console."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -76,3 +78,36 @@ def apply(
     )
     assert application.status_code == 201, application.text
     return Applicant(merchant_id, application.json()["id"], trading_name)
+
+
+def every_day_benefit(served: Served, title: str) -> str:
+    """A voucher for any day and hour, made by the merchant's admin and approved by the bank, so
+    the counter journey works whatever day the tests run."""
+    merchant = staff_client(served, "merchant_admin")
+    today = datetime.now(ZoneInfo("Europe/London")).date()
+    body = {
+        "title": title,
+        "kind": "percent_off",
+        "channels": ["voucher"],
+        "valid_from": today.isoformat(),
+        "valid_to": (today + timedelta(days=60)).isoformat(),
+        "weekdays": [1, 2, 3, 4, 5, 6, 7],
+        "hour_start": 0,
+        "hour_end": 24,
+        "percent_bps": 1500,
+        "max_reward_minor": 1500,
+        "member_limit": 5,
+        "limit_period": "day",
+        "budget_minor": 100_000,
+        "regular_price_minor": 2000,
+        "public_discount_bps": 500,
+    }
+    created = merchant.post("/benefits", json=body)
+    assert created.status_code == 201, created.text
+    benefit_id = str(created.json()["id"])
+    assert merchant.post(f"/benefits/{benefit_id}/submit").status_code == 200
+    approved = staff_client(served).post(
+        f"/benefits/{benefit_id}/approve", json={"merchant_share_bps": 8000, "commission_bps": 200}
+    )
+    assert approved.status_code == 200, approved.text
+    return benefit_id

@@ -3,10 +3,10 @@ Simplified Chinese, every page checked by `Visit` (axe-core, no other host, fits
 
 from __future__ import annotations
 
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import actions, api
-from tests.browser.conftest import Served
+from tests.browser.conftest import Served, new_context
 from tests.browser.visits import Visit
 
 
@@ -40,3 +40,128 @@ def test_admin_admits_a_merchant_and_sees_the_conflict_for_a_second_of_its_kind(
     expect(conflict).to_contain_text(first.trading_name)
     expect(conflict).to_contain_text(second.trading_name)
     visit.check("conflict explained")
+
+
+# A spot in Canary Wharf: the demo's alliance merchants around it are the nearest.
+CANARY_WHARF = {"latitude": 51.5054, "longitude": -0.0235}
+
+
+def test_customer_finds_a_benefit_joins_a_group_buy_pays_in_instalments_and_answers_nps(
+    visit: Visit, served: Served
+) -> None:
+    context = visit.page.context
+    context.grant_permissions(["geolocation"])
+    context.set_geolocation(CANARY_WHARF)
+    # A different bank customer for each run, so each run's group-buy allowance is its own.
+    page = actions.arrive_from_bank_app(visit, served, customer=1 if visit.language == "en" else 2)
+    visit.check("my card")
+
+    # Benefits near me: the browser tells where I am, the nearest come first.
+    with page.expect_navigation(url="**lat=*"):
+        page.locator('a[href="/app/benefits"]').first.click()
+    expect(page.locator("#whereabouts")).to_have_attribute("data-source", "device")
+    distances = page.locator(".distance").all_inner_texts()
+    assert distances, "no benefit near me"
+    visit.check("benefits near me")
+    page.locator('label[for="domain-dining"]').click()
+    with page.expect_navigation():
+        page.locator("#domain-filter button[type=submit]").click()
+    visit.check("dining near me")
+    with page.expect_navigation():
+        page.locator("main h3 a").first.click()
+    expect(page.locator("main h1")).to_be_visible()
+    visit.check("a benefit")
+
+    # The group buy: join with one unit at the entry tier's price.
+    visit.open("/shop/group-buys", "group buys")
+    with page.expect_navigation():
+        page.locator("main a[href^='/shop/group-buys/']").first.click()
+    visit.check("group buy")
+    join = page.locator('form[action="/shop/cart/items"]')
+    join.locator("input[name=quantity]").fill("1")
+    with page.expect_navigation(url="**/shop/cart"):
+        join.locator("button[type=submit]").click()
+    visit.check("cart")
+
+    # Checkout with 0% instalments over 3 months, sharing the address with the partner.
+    checkout = page.locator('form[action="/shop/checkout"]').first
+    for field, value in {
+        "shipping_address.recipient": "Mei Chen",
+        "shipping_address.line1": "1 Canada Square",
+        "shipping_address.city": "London",
+        "shipping_address.postcode": "E14 5AB",
+        "shipping_address.country": "GB",
+    }.items():
+        checkout.locator(f'[name="{field}"]').fill(value)
+    checkout.locator('[name="share_address_with_partner"]').check()
+    checkout.locator('input[name="instalment_months"][value="3"]').check()
+    with page.expect_navigation(url="**/shop/orders/*"):
+        checkout.locator("button[type=submit]").last.click()
+    order_id = page.url.split("/shop/orders/")[1].split("#")[0].split("?")[0]
+    expect(page.locator("main")).to_contain_text("3")
+    visit.check("order placed")
+
+    # The partner ships and delivers through its API; then the survey is offered.
+    partner = api.staff_client(served, "partner_admin")
+    for step, body in (("fulfil", None), ("shipments", {"carrier": "DPD", "tracking": "1Z999"})):
+        answer = partner.post(f"/shop/partner/orders/{order_id}/{step}", json=body)
+        assert answer.status_code in {200, 201}, answer.text
+    assert partner.post(f"/shop/partner/orders/{order_id}/deliver").status_code == 200
+
+    visit.open(f"/shop/orders/{order_id}", "delivered order")
+    survey = page.locator(f'form[action="/shop/orders/{order_id}/nps"]')
+    survey.locator('input[name="score"][value="9"]').check()
+    survey.locator('[name="comment"]').fill("Quick delivery, good price.")
+    with page.expect_navigation():
+        survey.locator("button[type=submit]").click()
+    expect(page.locator(f'form[action="/shop/orders/{order_id}/nps"]')).to_have_count(0)
+    expect(page.locator("main")).to_contain_text("9")
+    visit.check("survey answered")
+
+
+def test_counter_staff_scan_a_members_qr_code_and_a_second_scan_is_refused(
+    visit: Visit, served: Served, browser: Browser
+) -> None:
+    # The member opens the card on their own phone; the counter photographs the QR code on it.
+    member_phone = new_context(browser, served, device="phone", language=visit.language)
+    member = Visit(
+        member_phone.new_page(),
+        served.url,
+        name=f"{visit.name}-member",
+        device="phone",
+        language=visit.language,
+    )
+    try:
+        actions.arrive_from_bank_app(member, served, customer=5 if visit.language == "en" else 6)
+        member.check("my member code")
+        photo = member.page.locator("#member-code-qr").screenshot()
+    finally:
+        member_phone.close()
+    member.assert_clean()
+
+    benefit_id = api.every_day_benefit(served, f"15% off any day ({visit.language})")
+    page = actions.sign_in(visit, served, "merchant_staff")
+    visit.open("/merchant/redeem", "redeem")
+    scan(page, benefit_id, photo)
+    expect(page.locator("section.redeemed")).to_be_visible()
+    visit.check("redeemed")
+
+    visit.open("/merchant/redeem", "redeem again")
+    scan(page, benefit_id, photo)
+    form = page.locator("form.redeem-form")
+    # Refused, with the reason beside the photo field, and nothing typed lost.
+    refusal = page.locator("[id$='photo-error']")
+    expect(refusal).to_be_visible()
+    expect(form.locator('input[name="purchase_amount"]')).to_have_value("40.00")
+    visit.check("second scan refused")
+
+
+def scan(page: Page, benefit_id: str, photo: bytes) -> None:
+    """Choose a benefit, type the bill, and photograph the member's code: the form goes at once."""
+    form = page.locator("form.redeem-form")
+    form.locator(f"input[name='benefit_id'][value='{benefit_id}']").check()
+    form.locator("input[name='purchase_amount']").fill("40.00")
+    with page.expect_navigation():
+        form.locator("input[name='photo']").set_input_files(
+            {"name": "member-code.png", "mimeType": "image/png", "buffer": photo}
+        )
