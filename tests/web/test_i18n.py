@@ -155,3 +155,8 @@ def test_every_status_and_kind_has_words_to_translate() -> None:
         i18n.use_language("en")
     assert words("under_review") == "under review"
     assert words("not_a_code") == "not a code"
+
+
+def test_a_literal_percent_sign_is_not_a_placeholder() -> None:
+    assert translations.placeholders("Pay in 0%% instalments") == set()
+    assert translations.placeholders("0%% over %(n)s months") == {"n"}

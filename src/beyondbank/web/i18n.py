@@ -1,65 +1,32 @@
-"""The viewer's language: the en and zh_CN catalogs, which one a request reads, and `_()` for code.
-
-Pages and code mark strings with `_()` (templates too); `N_()` marks a module-level constant,
-translated with `_()` where it is shown. The catalogs are the `.po` files under `locale/`
-(`beyondbank translations update` extracts new strings into them); they are compiled in memory
-when first used, so no binary `.mo` file is kept in the tree.
-"""
+"""The viewer's language on the web: chosen from the session (the language switch) or the
+browser's Accept-Language, set for each request by `LanguageMiddleware`; the catalogs and `_()`
+are core's (beyondbank.core.i18n), re-exported here for the pages."""
 
 from __future__ import annotations
 
-import gettext as stdlib_gettext
 from collections.abc import Awaitable, Callable, MutableMapping
-from contextvars import ContextVar
-from functools import cache
-from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 from babel.core import parse_locale
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
 
-LOCALE_DIR = Path(__file__).with_name("locale")
-DOMAIN = "messages"
-LANGUAGES = ("en", "zh_CN")
-DEFAULT_LANGUAGE = "en"
+from beyondbank.core.i18n import DEFAULT_LANGUAGE as DEFAULT_LANGUAGE
+from beyondbank.core.i18n import DOMAIN as DOMAIN
+from beyondbank.core.i18n import LANGUAGES as LANGUAGES
+from beyondbank.core.i18n import LOCALE_DIR as LOCALE_DIR
+from beyondbank.core.i18n import N_ as N_
+from beyondbank.core.i18n import _ as _
+from beyondbank.core.i18n import catalog as catalog
+from beyondbank.core.i18n import current_language as current_language
+from beyondbank.core.i18n import format_locale as format_locale
+from beyondbank.core.i18n import gettext as gettext
+from beyondbank.core.i18n import ngettext as ngettext
+from beyondbank.core.i18n import template_gettext as template_gettext
+from beyondbank.core.i18n import template_ngettext as template_ngettext
+from beyondbank.core.i18n import use_language as use_language
+
 # Each language's own name, as the language switch shows it (in that language, never translated).
 LANGUAGE_NAMES = {"en": "English", "zh_CN": "简体中文"}
-# Money, dates and numbers are written as a reader of that language expects them.
-FORMAT_LOCALES = {"en": "en_GB", "zh_CN": "zh_Hans_CN"}
 SESSION_KEY = "lang"
-
-_language: ContextVar[str] = ContextVar("language", default=DEFAULT_LANGUAGE)
-
-
-@cache
-def catalog(language: str) -> stdlib_gettext.NullTranslations:
-    """The compiled catalog of a language (English reads its msgids when a msgstr is empty)."""
-    path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
-    if not path.exists():
-        return stdlib_gettext.NullTranslations()
-    with path.open("rb") as po:
-        messages = read_po(po, locale=language)
-    compiled = BytesIO()
-    write_mo(compiled, messages)
-    compiled.seek(0)
-    return Translations(compiled, domain=DOMAIN)
-
-
-def current_language() -> str:
-    return _language.get()
-
-
-def format_locale(language: str | None = None) -> str:
-    """The Babel locale for money, dates and numbers in the viewer's language."""
-    return FORMAT_LOCALES[language or current_language()]
-
-
-def use_language(language: str) -> None:
-    """Set the language for the rest of this request (or command)."""
-    _language.set(language if language in LANGUAGES else DEFAULT_LANGUAGE)
 
 
 def supported(value: str | None) -> str | None:
@@ -97,38 +64,6 @@ def from_accept_language(header: str | None) -> str | None:
         if language:
             return language
     return None
-
-
-def gettext(message: str, **params: object) -> str:
-    """The message in the viewer's language, with `%(name)s` placeholders filled in."""
-    text = catalog(current_language()).gettext(message)
-    return text % params if params else text
-
-
-_ = gettext
-
-
-def ngettext(singular: str, plural: str, n: int, **params: object) -> str:
-    """The singular or plural form for `n`, as the viewer's language counts (`%(num)d` is n)."""
-    text = catalog(current_language()).ngettext(singular, plural, n)
-    return text % {"num": n, **params}
-
-
-def gettext_noop(message: str) -> str:
-    """Marks a string for the catalogs where it is defined; it is translated where it is shown."""
-    return message
-
-
-N_ = gettext_noop
-
-
-def template_gettext(message: str) -> str:
-    """For Jinja's newstyle gettext, which fills the placeholders itself."""
-    return catalog(current_language()).gettext(message)
-
-
-def template_ngettext(singular: str, plural: str, n: int) -> str:
-    return catalog(current_language()).ngettext(singular, plural, n)
 
 
 Scope = MutableMapping[str, Any]

@@ -29,7 +29,7 @@ TEMPLATE_OPTIONS = {
     }
 }
 # Both `%(name)s` (Python, Jinja newstyle) and a bare `%s`; `%%` is a literal percent sign.
-_PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?[#0 +-]*\d*(?:\.\d+)?[sdifr]")
+_PLACEHOLDER = re.compile(r"%%|%(?:\((\w+)\))?[#0 +-]*\d*(?:\.\d+)?[sdifr]")
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,9 @@ def update() -> dict[str, int]:
 
 
 def placeholders(text: str) -> set[str]:
-    return {m.group(0) if not m.group(1) else m.group(1) for m in _PLACEHOLDER.finditer(text)}
+    """The placeholders a message fills in (`%%`, a literal percent sign, is not one)."""
+    found = (m.group(1) or m.group(0) for m in _PLACEHOLDER.finditer(text))
+    return {p for p in found if p != "%%"}
 
 
 def gaps(language: str, catalog: Catalog, template: Catalog) -> list[Gap]:
