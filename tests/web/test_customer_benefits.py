@@ -268,7 +268,7 @@ def test_a_card_linked_benefit_shows_no_code_and_from_my_position(
     assert "Pay with a card you linked to your membership" in text
     assert "850 m" in text
     assert "Distances from where you are now." in text
-    assert f'href="/app/benefits?lat={NEAR[0]}&amp;lon={NEAR[1]}"' in page.text
+    assert f'href="/app/benefits?lat={NEAR[0]:.5f}&amp;lon={NEAR[1]:.5f}"' in page.text
 
 
 def test_a_benefit_not_open_to_me_is_not_found(

@@ -109,9 +109,7 @@ def benefits_near_me(
         offset=(number - 1) * PAGE_SIZE,
         limit=PAGE_SIZE,
     )
-    kept: dict[str, str] = {}
-    if where.source == "device" and where.point is not None:
-        kept = {"lat": f"{where.point[0]:.5f}", "lon": f"{where.point[1]:.5f}"}
+    kept = _point_params(where)
     if chosen:
         kept["domain"] = chosen.value
     pages = max(1, -(-found.total // PAGE_SIZE))
@@ -136,8 +134,17 @@ def benefits_near_me(
     return render(request, "customer/benefits.html", context, principal=principal)
 
 
+def _point_params(where: Whereabouts) -> dict[str, str]:
+    """The browser's position for the next links (a circle's centre is found again anyway)."""
+    if where.source != "device" or where.point is None:
+        return {}
+    return {"lat": f"{where.point[0]:.5f}", "lon": f"{where.point[1]:.5f}"}
+
+
 def _link(params: dict[str, str]) -> str:
-    return "/app/benefits?" + urlencode({k: v for k, v in params.items() if v and v != "1"})
+    """A link to the list; the first page is the list without a page number."""
+    kept = {k: v for k, v in params.items() if v and not (k == "page" and v == "1")}
+    return "/app/benefits" + (f"?{urlencode(kept)}" if kept else "")
 
 
 @router.get("/app/benefits/{benefit_id}", response_class=HTMLResponse)
@@ -164,9 +171,7 @@ def benefit_page(
         "channels": [_(CHANNEL_WORDS[c]) for c in view.benefit.channels if c in CHANNEL_WORDS],
         "left": _left_for_me(view.benefit, view, member),
         "distance": display.distance,
-        "back": _link({"lat": lat or "", "lon": lon or ""})
-        if where.source == "device"
-        else "/app/benefits",
+        "back": _link(_point_params(where)),
     }
     response = render(request, "customer/benefit.html", context, principal=principal)
     if shows_code:
