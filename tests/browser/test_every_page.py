@@ -16,7 +16,7 @@ from tests.browser.visits import Visit
 
 # Links that are not pages to check: downloads, sign-out, the code refresh, the SSO hand-over.
 NOT_PAGES = re.compile(
-    r"\.(csv|pdf|json|parquet)$|^/(logout|sso|demo|static|brand|api)|member-code"
+    r"\.(csv|pdf|json|parquet|xml|001)$|/pain|^/(logout|sso|demo|static|brand|api)|member-code"
 )
 # Long ids in a path stand for one kind of page: open one of each.
 ID_SEGMENT = re.compile(r"/[A-Za-z0-9_-]{16,}")
