@@ -42,6 +42,7 @@ from beyondbank.alliance.service import (
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal, Role
 from beyondbank.core.errors import Conflict, Forbidden, InvalidTransition, SlotTaken
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
@@ -127,7 +128,12 @@ def _move(
     current = application.status
     if to not in APPLICATION_TRANSITIONS[current]:
         raise InvalidTransition(
-            f"Application {application.public_id} is {current.value}: it cannot become {to.value}.",
+            _(
+                "Application %(application)s is %(current)s: it cannot become %(to)s.",
+                application=application.public_id,
+                current=current.value,
+                to=to.value,
+            ),
             extra={"current_status": current.value},
         )
     now = uow.clock.now()
@@ -155,16 +161,30 @@ def submit(uow: UnitOfWork, actor: Principal, merchant: Merchant, circle: Circle
     uow.session.refresh(merchant)
     if circle.status != CircleStatus.ACTIVE:
         raise InvalidTransition(
-            f"Circle {circle.public_id} is {circle.status.value}: it admits nobody."
+            _(
+                "Circle %(circle)s is %(status)s: it admits nobody.",
+                circle=circle.public_id,
+                status=circle.status.value,
+            )
         )
     if merchant.status not in lifecycle.MAY_APPLY:
         raise InvalidTransition(
-            f"Merchant {merchant.public_id} is {merchant.status.value}: it cannot apply to circles.",
+            _(
+                "Merchant %(merchant)s is %(status)s: it cannot apply to circles.",
+                merchant=merchant.public_id,
+                status=merchant.status.value,
+            ),
             extra={"current_status": merchant.status.value},
         )
     holder = slot_holder(uow, circle.id, merchant.sub_industry)
     if holder is not None and holder.merchant_id == merchant.id:
-        raise Conflict(f"{merchant.trading_name} already holds its seat in {circle.name}.")
+        raise Conflict(
+            _(
+                "%(merchant)s already holds its seat in %(circle)s.",
+                merchant=merchant.trading_name,
+                circle=circle.name,
+            )
+        )
     if merchant.status == MerchantStatus.APPLIED:
         lifecycle.set_status(
             uow, actor, merchant, MerchantStatus.UNDER_REVIEW, f"applied to circle {circle.name}"
@@ -183,7 +203,11 @@ def submit(uow: UnitOfWork, actor: Principal, merchant: Merchant, circle: Circle
             uow.session.add(application)
     except IntegrityError:
         raise Conflict(
-            f"{merchant.trading_name} already has an open application to {circle.name}."
+            _(
+                "%(merchant)s already has an open application to %(circle)s.",
+                merchant=merchant.trading_name,
+                circle=circle.name,
+            )
         ) from None
     uow.session.refresh(application)
     audit.record(
@@ -209,7 +233,11 @@ def recheck(uow: UnitOfWork, actor: Principal, application: Application) -> Appl
     """Run the checks again (after a licence is verified, KYB passes, reviews come in...)."""
     if application.status not in OPEN_APPLICATIONS:
         raise InvalidTransition(
-            f"Application {application.public_id} is {application.status.value}: it is decided.",
+            _(
+                "Application %(application)s is %(status)s: it is decided.",
+                application=application.public_id,
+                status=application.status.value,
+            ),
             extra={"current_status": application.status.value},
         )
     evaluate(uow, actor, application)
@@ -229,15 +257,28 @@ def confirm_check(
     """A relationship manager answers a manual check, with what they saw."""
     if application.status not in OPEN_APPLICATIONS:
         raise InvalidTransition(
-            f"Application {application.public_id} is {application.status.value}: it is decided.",
+            _(
+                "Application %(application)s is %(status)s: it is decided.",
+                application=application.public_id,
+                status=application.status.value,
+            ),
             extra={"current_status": application.status.value},
         )
     check = next((c for c in application.checks if c.public_id == check_id), None)
     if check is None:
-        raise Conflict(f"Application {application.public_id} has no check {check_id!r}.")
+        raise Conflict(
+            _(
+                "Application %(application)s has no check %(check_id)r.",
+                application=application.public_id,
+                check_id=check_id,
+            )
+        )
     if check.kind != RequirementKind.MANUAL_CHECK:
         raise Conflict(
-            f"{check.kind.value} is checked automatically; only manual checks are confirmed."
+            _(
+                "%(kind)s is checked automatically; only manual checks are confirmed.",
+                kind=check.kind.value,
+            )
         )
     before = _check_summary(check)
     now = uow.clock.now()
@@ -309,9 +350,11 @@ def _ensure_requirements_met(uow: UnitOfWork, actor: Principal, application: App
     if unmet:
         uow.commit()  # the fresh results are kept: they say what is missing
         raise Conflict(
-            "Not every admission requirement is met: "
-            + "; ".join(f"{c.label or c.kind.value}: {c.reason}" for c in unmet)
-            + ".",
+            # The checks' reasons are records, kept in the language they were written in.
+            _(
+                "Not every admission requirement is met: %(unmet)s.",
+                unmet="; ".join(f"{c.label or c.kind.value}: {c.reason}" for c in unmet),
+            ),
             extra={"unmet_checks": [_check_summary(c) for c in unmet]},
         )
 
@@ -320,12 +363,15 @@ def _seat_or_waitlist(
     uow: UnitOfWork, actor: Principal, application: Application, entry: WaitlistEntry | None
 ) -> Seat:
     """The seat; or else the application joins the waitlist, committed, and `SlotTaken` is raised."""
-    place = f"The {application.sub_industry} slot in {application.circle.name}"
+    sub_industry, circle = application.sub_industry, application.circle.name
     offered = _offer_for_another(uow, application)
     if offered is not None:
-        detail = (
-            f"{place} is being offered to {offered.application.merchant.trading_name}, "
-            "who waited first; this application joined the waitlist."
+        detail = _(
+            "The %(sub_industry)s slot in %(circle)s is being offered to %(merchant)s, "
+            "who waited first; this application joined the waitlist.",
+            sub_industry=sub_industry,
+            circle=circle,
+            merchant=offered.application.merchant.trading_name,
         )
         holder = None
     else:
@@ -333,8 +379,14 @@ def _seat_or_waitlist(
         if seat is not None:
             return seat
         holder = slot_holder(uow, application.circle_id, application.sub_industry)
-        held_by = holder.merchant.trading_name if holder else "another merchant"
-        detail = f"{place} is held by {held_by}; this application joined the slot's waitlist."
+        held_by = holder.merchant.trading_name if holder else _("another merchant")
+        detail = _(
+            "The %(sub_industry)s slot in %(circle)s is held by %(merchant)s; "
+            "this application joined the slot's waitlist.",
+            sub_industry=sub_industry,
+            circle=circle,
+            merchant=held_by,
+        )
     _join_waitlist(uow, actor, application, entry)
     uow.commit()
     raise SlotTaken(detail, extra=_slot_extra(uow, application, holder))
@@ -378,15 +430,21 @@ def _ensure_decidable(
     if application.status == A.WAITLISTED and entry is not None:
         if entry.status != WaitlistStatus.OFFERED:
             raise InvalidTransition(
-                f"Application {application.public_id} is waitlisted and its turn has not come: "
-                "the slot has not been offered to it.",
+                _(
+                    "Application %(application)s is waitlisted and its turn has not come: the slot has not been offered to it.",
+                    application=application.public_id,
+                ),
                 extra={"current_status": application.status.value},
             )
         if actor.id != entry.offered_to_id and actor.role != Role.BANK_ADMIN:
-            raise Forbidden("This waitlist offer is for another relationship manager to decide.")
+            raise Forbidden(_("This waitlist offer is for another relationship manager to decide."))
         return
     raise InvalidTransition(
-        f"Application {application.public_id} is {application.status.value}: it is decided.",
+        _(
+            "Application %(application)s is %(status)s: it is decided.",
+            application=application.public_id,
+            status=application.status.value,
+        ),
         extra={"current_status": application.status.value},
     )
 
@@ -394,12 +452,19 @@ def _ensure_decidable(
 def _ensure_admissible(merchant: Merchant, circle: Circle) -> None:
     if circle.status != CircleStatus.ACTIVE:
         raise InvalidTransition(
-            f"Circle {circle.public_id} is {circle.status.value}: it admits nobody."
+            _(
+                "Circle %(circle)s is %(status)s: it admits nobody.",
+                circle=circle.public_id,
+                status=circle.status.value,
+            )
         )
     if merchant.status not in lifecycle.MAY_BE_APPROVED:
         raise InvalidTransition(
-            f"Merchant {merchant.public_id} is {merchant.status.value}: it cannot be admitted "
-            "to a circle.",
+            _(
+                "Merchant %(merchant)s is %(status)s: it cannot be admitted to a circle.",
+                merchant=merchant.public_id,
+                status=merchant.status.value,
+            ),
             extra={"current_status": merchant.status.value},
         )
 

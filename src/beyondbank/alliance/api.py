@@ -54,6 +54,7 @@ from beyondbank.alliance.service import (
 from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.core.authz import Permission, Principal, can
 from beyondbank.core.errors import Forbidden, NotFound, invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from beyondbank.core.settings import Settings
 from beyondbank.deps import CurrentPrincipal, SettingsDep, UoW, requires
@@ -83,7 +84,7 @@ ManagerAssigner = Annotated[Principal, Depends(requires(P.RELATIONSHIP_ASSIGN))]
 def _customer(principal: CurrentPrincipal) -> Principal:
     """Customers act on their own membership only; nobody else has a `me` membership."""
     if principal.customer_id is None:
-        raise Forbidden("Only a customer signed in from the bank's app has a membership.")
+        raise Forbidden(_("Only a customer signed in from the bank's app has a membership."))
     return principal
 
 
@@ -96,7 +97,7 @@ CustomerPrincipal = Annotated[Principal, Depends(_customer)]
 @router.get(
     "/taxonomy", response_model=schemas.TaxonomyOut, summary="Life domains, sub-industries, MCCs"
 )
-def get_taxonomy(_: TaxonomyReader) -> schemas.TaxonomyOut:
+def get_taxonomy(_reader: TaxonomyReader) -> schemas.TaxonomyOut:
     return schemas.TaxonomyOut(
         domains=[
             schemas.DomainOut(
@@ -135,14 +136,14 @@ def create_branch(body: schemas.BranchIn, uow: UoW, actor: CircleWriter) -> sche
 
 @router.get("/branches", response_model=Page[schemas.BranchOut])
 def list_branches(
-    uow: UoW, _: CircleReader, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+    uow: UoW, _reader: CircleReader, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
 ) -> Page[schemas.BranchOut]:
     rows, next_cursor = circles.list_branches(uow, cursor=cursor, limit=limit)
     return Page(items=[_branch_out(b) for b in rows], next_cursor=next_cursor)
 
 
 @router.get("/branches/{branch_id}", response_model=schemas.BranchOut)
-def read_branch(branch_id: str, uow: UoW, _: CircleReader) -> schemas.BranchOut:
+def read_branch(branch_id: str, uow: UoW, _reader: CircleReader) -> schemas.BranchOut:
     return _branch_out(get_branch(uow, branch_id))
 
 
@@ -219,7 +220,7 @@ def create_circle(body: schemas.CircleIn, uow: UoW, actor: CircleWriter) -> sche
 @router.get("/circles", response_model=Page[schemas.CircleOut])
 def list_circles(
     uow: UoW,
-    _: CircleReader,
+    _reader: CircleReader,
     kind: CircleKind | None = None,
     status: CircleStatus | None = None,
     branch: Annotated[str | None, Query(description="Anchor branch id")] = None,
@@ -232,7 +233,7 @@ def list_circles(
     circles around that point."""
     if (contains_lat is None) != (contains_lon is None):
         missing = "contains_lon" if contains_lon is None else "contains_lat"
-        raise invalid(f"query.{missing}", "give both coordinates of the point")
+        raise invalid(f"query.{missing}", _("give both coordinates of the point"))
     filters = circles.CircleFilter(
         kind=kind,
         status=status,
@@ -248,7 +249,7 @@ def list_circles(
 @router.get("/circles/containing", response_model=list[schemas.CircleNearOut])
 def circles_around(
     uow: UoW,
-    _: CircleReader,
+    _reader: CircleReader,
     lat: Annotated[float, Query(ge=-90, le=90)],
     lon: Annotated[float, Query(ge=-180, le=180)],
 ) -> list[schemas.CircleNearOut]:
@@ -262,7 +263,7 @@ def circles_around(
 
 
 @router.get("/circles/{circle_id}", response_model=schemas.CircleDetailOut)
-def read_circle(circle_id: str, uow: UoW, _: CircleReader) -> schemas.CircleDetailOut:
+def read_circle(circle_id: str, uow: UoW, _reader: CircleReader) -> schemas.CircleDetailOut:
     """A circle with its requirements, its seats and what each life domain still lacks."""
     return _circle_detail(uow, get_circle(uow, circle_id))
 
@@ -285,7 +286,9 @@ def archive_circle(
 
 
 @router.get("/circles/{circle_id}/requirements", response_model=list[schemas.RequirementOut])
-def list_requirements(circle_id: str, uow: UoW, _: CircleReader) -> list[schemas.RequirementOut]:
+def list_requirements(
+    circle_id: str, uow: UoW, _reader: CircleReader
+) -> list[schemas.RequirementOut]:
     return _requirements_out(get_circle(uow, circle_id))
 
 
@@ -464,7 +467,7 @@ def _user_id(uow: UoW, public_id: str, field: str) -> int:
     try:
         return people.user_by_public_id(uow, public_id).id
     except NotFound:
-        raise invalid(field, "no such user") from None
+        raise invalid(field, _("no such user")) from None
 
 
 @router.get("/merchants/{merchant_id}", response_model=schemas.MerchantDetailOut)
@@ -913,7 +916,7 @@ def enrol_by_bank(
 @router.get("/members", response_model=Page[schemas.MemberAdminOut])
 def list_members(
     uow: UoW,
-    _: MemberReader,
+    _reader: MemberReader,
     status: MemberStatus | None = None,
     customer_ref: Annotated[str | None, Query(description="The bank's customer reference")] = None,
     member_number: str | None = None,
@@ -935,7 +938,7 @@ def list_members(
 
 
 @router.get("/members/{member_id}", response_model=schemas.MemberAdminOut)
-def read_member(member_id: str, uow: UoW, _: MemberReader) -> schemas.MemberAdminOut:
+def read_member(member_id: str, uow: UoW, _reader: MemberReader) -> schemas.MemberAdminOut:
     return _members_admin_out(uow, [membership.get_member(uow, member_id)])[0]
 
 

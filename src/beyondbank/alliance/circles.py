@@ -32,6 +32,7 @@ from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import Conflict, FieldError, InvalidInput, InvalidTransition
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
@@ -54,7 +55,9 @@ def create_branch(uow: UnitOfWork, actor: Principal, data: BranchIn) -> Branch:
         with uow.session.begin_nested():
             uow.session.add(branch)
     except IntegrityError:
-        raise Conflict(f"A branch with the code {data.code!r} exists already.") from None
+        raise Conflict(
+            _("A branch with the code %(code)r exists already.", code=data.code)
+        ) from None
     audit.record(
         uow.session,
         actor=actor,
@@ -80,9 +83,9 @@ def list_branches(
 def _misplaced_fields(kind: CircleKind, values: dict[str, Any]) -> list[FieldError]:
     """Fields sent that the other kind of circle has: a segment circle has no centre, etc."""
     if kind == CircleKind.GEOGRAPHIC:
-        foreign, message = _SEGMENT_ONLY, "only segment circles have this"
+        foreign, message = _SEGMENT_ONLY, _("only segment circles have this")
     else:
-        foreign, message = _GEOGRAPHIC_ONLY, "only geographic circles have this"
+        foreign, message = _GEOGRAPHIC_ONLY, _("only geographic circles have this")
     return [FieldError(f"body.{name}", message) for name in foreign if values.get(name) is not None]
 
 
@@ -94,11 +97,11 @@ def _centre(
         return (latitude, longitude), []
     if latitude is not None or longitude is not None:
         missing = "center_longitude" if longitude is None else "center_latitude"
-        return None, [FieldError(f"body.{missing}", "give both coordinates of the centre")]
+        return None, [FieldError(f"body.{missing}", _("give both coordinates of the centre"))]
     if branch is not None:
         return (branch.latitude, branch.longitude), []
     return None, [
-        FieldError(f"body.{name}", "required unless the circle is anchored on a branch")
+        FieldError(f"body.{name}", _("required unless the circle is anchored on a branch"))
         for name in ("center_latitude", "center_longitude")
     ]
 
@@ -113,12 +116,12 @@ def create_circle(uow: UnitOfWork, actor: Principal, data: CircleIn) -> Circle:
         errors += centre_errors
     else:
         errors += [
-            FieldError(f"body.{name}", "required for a segment circle")
+            FieldError(f"body.{name}", _("required for a segment circle"))
             for name in _SEGMENT_ONLY
             if values[name] is None
         ]
     if errors:
-        raise InvalidInput("The circle's fields do not fit its kind.", errors=tuple(errors))
+        raise InvalidInput(_("The circle's fields do not fit its kind."), errors=tuple(errors))
     now = uow.clock.now()
     geographic = data.kind == CircleKind.GEOGRAPHIC
     circle = Circle(
@@ -141,7 +144,9 @@ def create_circle(uow: UnitOfWork, actor: Principal, data: CircleIn) -> Circle:
         with uow.session.begin_nested():
             uow.session.add(circle)
     except IntegrityError:
-        raise Conflict(f"A circle with the code {data.code!r} exists already.") from None
+        raise Conflict(
+            _("A circle with the code %(code)r exists already.", code=data.code)
+        ) from None
     audit.record(
         uow.session,
         actor=actor,
@@ -183,7 +188,11 @@ def list_circles(
 def _ensure_active(circle: Circle) -> None:
     if circle.status != CircleStatus.ACTIVE:
         raise InvalidTransition(
-            f"Circle {circle.public_id} is {circle.status.value}: it can no longer change.",
+            _(
+                "Circle %(circle)s is %(status)s: it can no longer change.",
+                circle=circle.public_id,
+                status=circle.status.value,
+            ),
             extra={"current_status": circle.status.value},
         )
 
@@ -191,7 +200,12 @@ def _ensure_active(circle: Circle) -> None:
 def _check_transition(circle: Circle, to: CircleStatus) -> None:
     if to not in CIRCLE_TRANSITIONS[circle.status]:
         raise InvalidTransition(
-            f"Circle {circle.public_id} is {circle.status.value}: it cannot become {to.value}.",
+            _(
+                "Circle %(circle)s is %(status)s: it cannot become %(to)s.",
+                circle=circle.public_id,
+                status=circle.status.value,
+                to=to.value,
+            ),
             extra={"current_status": circle.status.value},
         )
 
@@ -203,7 +217,7 @@ def update_circle(uow: UnitOfWork, actor: Principal, circle: Circle, patch: Circ
     values = patch_values(patch, nullable=("description", "branch_id"))
     errors = _misplaced_fields(circle.kind, values)
     if errors:
-        raise InvalidInput("The circle's fields do not fit its kind.", errors=tuple(errors))
+        raise InvalidInput(_("The circle's fields do not fit its kind."), errors=tuple(errors))
     before = audit.snapshot(circle)
     if "branch_id" in values:
         anchor = values.pop("branch_id")
@@ -215,8 +229,8 @@ def update_circle(uow: UnitOfWork, actor: Principal, circle: Circle, patch: Circ
     if ("center_latitude" in values) != ("center_longitude" in values):
         missing = "center_longitude" if "center_latitude" in values else "center_latitude"
         raise InvalidInput(
-            "Move the centre with both coordinates.",
-            errors=(FieldError(f"body.{missing}", "give both coordinates of the centre"),),
+            _("Move the centre with both coordinates."),
+            errors=(FieldError(f"body.{missing}", _("give both coordinates of the centre")),),
         )
     for name, value in values.items():
         setattr(circle, name, value)
@@ -273,7 +287,10 @@ def _requirement_errors(circle: Circle, requirements: Sequence[RequirementIn]) -
             errors.append(
                 FieldError(
                     f"body.requirements.{i}.label",
-                    f"repeats requirement {seen[key]}; give each of one kind its own label",
+                    _(
+                        "repeats requirement %(number)s; give each of one kind its own label",
+                        number=seen[key],
+                    ),
                 )
             )
         seen.setdefault(key, i)
@@ -283,7 +300,7 @@ def _requirement_errors(circle: Circle, requirements: Sequence[RequirementIn]) -
         ):
             errors.append(
                 FieldError(
-                    f"body.requirements.{i}.kind", "a segment circle has no area to be inside"
+                    f"body.requirements.{i}.kind", _("a segment circle has no area to be inside")
                 )
             )
     return errors
@@ -297,7 +314,7 @@ def replace_requirements(
     _ensure_active(circle)
     errors = _requirement_errors(circle, requirements)
     if errors:
-        raise InvalidInput("Some requirements are not valid.", errors=tuple(errors))
+        raise InvalidInput(_("Some requirements are not valid."), errors=tuple(errors))
     before = [_requirement_summary(r) for r in circle.requirements]
     existing = {(r.kind, r.label): r for r in circle.requirements}
     for requirement in requirements:

@@ -32,6 +32,7 @@ from beyondbank.alliance.models import Merchant, MerchantStatus
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import InvalidTransition
+from beyondbank.core.i18n import _
 from beyondbank.core.uow import UnitOfWork
 
 S = MerchantStatus
@@ -58,10 +59,15 @@ def check_transition(merchant: Merchant, to: MerchantStatus) -> None:
     """Raise a 409 naming the merchant's current status unless `to` may follow it."""
     current = merchant.status
     if to not in TRANSITIONS[current]:
-        options = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or "nothing"
+        options = ", ".join(sorted(s.value for s in TRANSITIONS[current])) or _("nothing")
         raise InvalidTransition(
-            f"Merchant {merchant.public_id} is {current.value}: it cannot become {to.value} "
-            f"(from {current.value} it may become {options}).",
+            _(
+                "Merchant %(merchant)s is %(current)s: it cannot become %(to)s (from %(current)s it may become %(options)s).",
+                merchant=merchant.public_id,
+                current=current.value,
+                to=to.value,
+                options=options,
+            ),
             extra={"current_status": current.value, "requested_status": to.value},
         )
 

@@ -17,6 +17,7 @@ from beyondbank.alliance.service import member_for_customer
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import Conflict, InvalidTransition, NotFound
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.tokens import MEMBER_NUMBER_DIGITS
@@ -97,7 +98,7 @@ def enrol(
 ) -> Member:
     """Make the customer a member, recording the consent exactly as given."""
     if member_for_customer(uow, customer_id) is not None:
-        raise Conflict("This customer is a member already.")
+        raise Conflict(_("This customer is a member already."))
     now = uow.clock.now()
     member = _insert_member(uow, customer_id, now)
     _set_place(member, "home", home)
@@ -132,7 +133,7 @@ def enrol(
 def _insert_member(uow: UnitOfWork, customer_id: int, now: datetime) -> Member:
     """A new active membership with a fresh number; the database keeps both number and
     "one active membership per customer" unique."""
-    for _ in range(_NUMBER_ATTEMPTS):
+    for _attempt in range(_NUMBER_ATTEMPTS):
         member = Member(
             public_id=new_public_id("mem"),
             customer_id=customer_id,
@@ -146,7 +147,7 @@ def _insert_member(uow: UnitOfWork, customer_id: int, now: datetime) -> Member:
                 uow.session.add(member)
         except IntegrityError:
             if member_for_customer(uow, customer_id) is not None:  # enrolled concurrently
-                raise Conflict("This customer is a member already.") from None
+                raise Conflict(_("This customer is a member already.")) from None
             continue  # the number was taken: draw another
         return member
     raise RuntimeError("no free member number after several draws")
@@ -164,14 +165,14 @@ def my_membership(uow: UnitOfWork, actor: Principal) -> Member:
     """The signed-in customer's active membership; 404 when they are not a member."""
     member = member_for_customer(uow, actor.customer_id) if actor.customer_id else None
     if member is None:
-        raise NotFound("You are not a member of the alliance; enrol first.")
+        raise NotFound(_("You are not a member of the alliance; enrol first."))
     return member
 
 
 def get_member(uow: UnitOfWork, public_id: str) -> Member:
     member = uow.session.scalars(select(Member).where(Member.public_id == public_id)).one_or_none()
     if member is None:
-        raise NotFound(f"No member {public_id!r} here.")
+        raise NotFound(_("No member %(public_id)r here.", public_id=public_id))
     return member
 
 
@@ -201,7 +202,11 @@ def list_members(
 def _ensure_active(member: Member) -> None:
     if member.status != MemberStatus.ACTIVE:
         raise InvalidTransition(
-            f"Membership {member.public_id} is {member.status.value}: enrol again to change it.",
+            _(
+                "Membership %(member)s is %(status)s: enrol again to change it.",
+                member=member.public_id,
+                status=member.status.value,
+            ),
             extra={"current_status": member.status.value},
         )
 
@@ -257,9 +262,9 @@ def link_card(uow: UnitOfWork, actor: Principal, member: Member, card: CardIn) -
             )
         ).first()
         if holder == member.id:
-            raise Conflict("This card is linked to your membership already.") from None
+            raise Conflict(_("This card is linked to your membership already.")) from None
         raise Conflict(
-            "This card is linked to another membership; it must be unlinked there first."
+            _("This card is linked to another membership; it must be unlinked there first.")
         ) from None
     _record(
         uow,
@@ -277,9 +282,9 @@ def unlink_card(uow: UnitOfWork, actor: Principal, member: Member, card_id: str)
     """Stop card-linked benefits on a card; the link stays in the history."""
     link = next((c for c in member.cards if c.public_id == card_id), None)
     if link is None:
-        raise NotFound(f"No card {card_id!r} here.")
+        raise NotFound(_("No card %(card_id)r here.", card_id=card_id))
     if link.unlinked_at is not None:
-        raise Conflict(f"Card {card_id} was unlinked already.")
+        raise Conflict(_("Card %(card_id)s was unlinked already.", card_id=card_id))
     link.unlinked_at = uow.clock.now()
     _record(
         uow,

@@ -39,6 +39,7 @@ from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.core import audit
 from beyondbank.core.authz import Permission, Principal, Role, can
 from beyondbank.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
@@ -102,20 +103,20 @@ def _duplicate_terminals(locations: Sequence[LocationIn], prefix: str) -> list[F
         for j, terminal in enumerate(location.terminals):
             key = (terminal.acquirer_merchant_id, terminal.terminal_id)
             if key in seen:
-                errors.append(FieldError(f"{prefix}{i}.terminals.{j}", "listed twice"))
+                errors.append(FieldError(f"{prefix}{i}.terminals.{j}", _("listed twice")))
             seen.add(key)
     return errors
 
 
 def _check_founded(founded_on: date | None, today: date, field: str) -> None:
     if founded_on is not None and founded_on > today:
-        raise invalid(field, "cannot be in the future")
+        raise invalid(field, _("cannot be in the future"))
 
 
 def _build(uow: UnitOfWork, data: MerchantIn) -> Merchant:
     errors = _duplicate_terminals(data.locations, "body.locations.")
     if errors:
-        raise InvalidInput("Some terminals are listed twice.", errors=tuple(errors))
+        raise InvalidInput(_("Some terminals are listed twice."), errors=tuple(errors))
     now = uow.clock.now()
     _check_founded(data.founded_on, now.date(), "body.founded_on")
     sub = taxonomy().sub_industry(data.sub_industry)
@@ -162,7 +163,7 @@ def _insert(
             uow.session.add(row)
     except IntegrityError:
         taken = [
-            FieldError(f"{path}.terminals.{j}", "registered to a merchant already")
+            FieldError(f"{path}.terminals.{j}", _("registered to a merchant already"))
             for path, items in terminals
             for j, t in enumerate(items)
             if _terminal_taken(uow, t)
@@ -170,7 +171,7 @@ def _insert(
         if not taken:
             raise
         raise Conflict(
-            "Some card terminals are registered to a merchant already.", errors=tuple(taken)
+            _("Some card terminals are registered to a merchant already."), errors=tuple(taken)
         ) from None
 
 
@@ -209,7 +210,9 @@ def _record_created(uow: UnitOfWork, actor: Principal, merchant: Merchant, actio
 def create_merchant(uow: UnitOfWork, actor: Principal, data: MerchantIn) -> Merchant:
     """The bank registers a merchant's application on its behalf."""
     if actor.merchant_id is not None:
-        raise Forbidden("A merchant's users manage their own merchant; they do not create others.")
+        raise Forbidden(
+            _("A merchant's users manage their own merchant; they do not create others.")
+        )
     merchant = _build(uow, data)
     _record_created(uow, actor, merchant, "merchant.created")
     uow.commit()
@@ -326,7 +329,7 @@ def update_merchant(
         nullable=("registration_number", "description", "website", "founded_on", "licence_number"),
     )
     if _CATEGORY_FIELDS & values.keys() and not can(actor, Permission.MERCHANTS_LIFECYCLE):
-        raise Forbidden("Only the bank changes a merchant's sub-industry or MCC.")
+        raise Forbidden(_("Only the bank changes a merchant's sub-industry or MCC."))
     _check_founded(values.get("founded_on"), uow.clock.now().date(), "body.founded_on")
     lock_rows(uow, Merchant.id, [merchant.id])
     uow.session.refresh(merchant)
@@ -338,7 +341,14 @@ def update_merchant(
     elif "mcc" in values:
         sub = taxonomy().sub_industry(merchant.sub_industry)
         if sub is not None and values["mcc"] not in sub.mcc:
-            raise invalid("body.mcc", f"not one of {sub.code}'s codes: {', '.join(sub.mcc)}")
+            raise invalid(
+                "body.mcc",
+                _(
+                    "not one of %(sub_industry)s's codes: %(codes)s",
+                    sub_industry=sub.code,
+                    codes=", ".join(sub.mcc),
+                ),
+            )
     if "licence_number" in values and values["licence_number"] != merchant.licence_number:
         merchant.licence_verified_at = None
     before = _snapshot(merchant)
@@ -351,7 +361,12 @@ def update_merchant(
 
 def _ensure_no_slot_business(uow: UnitOfWork, merchant: Merchant) -> None:
     if held_seats(uow, merchant_id=merchant.id):
-        raise Conflict(f"{merchant.trading_name} holds seats in its current sub-industry.")
+        raise Conflict(
+            _(
+                "%(merchant)s holds seats in its current sub-industry.",
+                merchant=merchant.trading_name,
+            )
+        )
     open_application = uow.session.scalars(
         select(Application.id).where(
             Application.merchant_id == merchant.id,
@@ -359,7 +374,12 @@ def _ensure_no_slot_business(uow: UnitOfWork, merchant: Merchant) -> None:
         )
     ).first()
     if open_application is not None:
-        raise Conflict(f"{merchant.trading_name} has open applications in its sub-industry.")
+        raise Conflict(
+            _(
+                "%(merchant)s has open applications in its sub-industry.",
+                merchant=merchant.trading_name,
+            )
+        )
 
 
 def set_settlement_account(
@@ -379,7 +399,12 @@ def record_licence_verification(
 ) -> Merchant:
     """Staff record that they checked the business licence (or that it did not check out)."""
     if verified and not merchant.licence_number:
-        raise Conflict(f"{merchant.trading_name} has no licence number on file to verify.")
+        raise Conflict(
+            _(
+                "%(merchant)s has no licence number on file to verify.",
+                merchant=merchant.trading_name,
+            )
+        )
     before = _snapshot(merchant)
     merchant.licence_verified_at = uow.clock.now() if verified else None
     _record_update(uow, actor, merchant, before, "merchant.licence_verification", reason=note)
@@ -447,7 +472,7 @@ def add_location(
 ) -> MerchantLocation:
     errors = _duplicate_terminals([data], "body.")
     if errors:
-        raise InvalidInput("Some terminals are listed twice.", errors=tuple(e for e in errors))
+        raise InvalidInput(_("Some terminals are listed twice."), errors=tuple(e for e in errors))
     location = _location_row(merchant, data, uow.clock.now())
     location.merchant_id = merchant.id
     _insert(uow, location, [("body", data.terminals)])
@@ -466,7 +491,7 @@ def add_location(
 def _location(merchant: Merchant, public_id: str) -> MerchantLocation:
     location = next((loc for loc in merchant.locations if loc.public_id == public_id), None)
     if location is None:
-        raise NotFound(f"No location {public_id!r} here.")
+        raise NotFound(_("No location %(public_id)r here.", public_id=public_id))
     return location
 
 
@@ -478,11 +503,15 @@ def remove_location(
     uow.session.refresh(merchant)
     location = _location(merchant, location_id)
     if not location.active:
-        raise Conflict(f"Location {location_id} is closed already.")
+        raise Conflict(_("Location %(location_id)s is closed already.", location_id=location_id))
     others = [loc for loc in merchant.locations if loc.active and loc.id != location.id]
     if not others and merchant.status in _TRADING:
         raise Conflict(
-            f"{merchant.trading_name} is {merchant.status.value}: it must keep at least one location."
+            _(
+                "%(merchant)s is %(status)s: it must keep at least one location.",
+                merchant=merchant.trading_name,
+                status=merchant.status.value,
+            )
         )
     terminals = [_terminal_summary(t) for t in location.terminals]
     for terminal in list(location.terminals):
@@ -512,7 +541,7 @@ def add_terminal(
 ) -> MerchantTerminal:
     location = _location(merchant, location_id)
     if not location.active:
-        raise Conflict(f"Location {location_id} is closed.")
+        raise Conflict(_("Location %(location_id)s is closed.", location_id=location_id))
     terminal = MerchantTerminal(
         public_id=new_public_id("trm"),
         location_id=location.id,
@@ -525,9 +554,12 @@ def add_terminal(
             uow.session.add(terminal)
     except IntegrityError:
         raise Conflict(
-            f"Terminal {data.acquirer_merchant_id}/{data.terminal_id or '*'} is registered "
-            "to a merchant already.",
-            errors=(FieldError("body", "registered to a merchant already"),),
+            _(
+                "Terminal %(acquirer_merchant_id)s/%(terminal_id)s is registered to a merchant already.",
+                acquirer_merchant_id=data.acquirer_merchant_id,
+                terminal_id=data.terminal_id or "*",
+            ),
+            errors=(FieldError("body", _("registered to a merchant already")),),
         ) from None
     _record_part(uow, actor, merchant, "merchant.terminal_added", after=_terminal_summary(terminal))
     uow.commit()
@@ -542,7 +574,7 @@ def remove_terminal(
         (t for loc in merchant.locations for t in loc.terminals if t.public_id == terminal_id), None
     )
     if terminal is None:
-        raise NotFound(f"No terminal {terminal_id!r} here.")
+        raise NotFound(_("No terminal %(terminal_id)r here.", terminal_id=terminal_id))
     summary, location = _terminal_summary(terminal), terminal.location
     uow.session.delete(terminal)
     _record_part(uow, actor, merchant, "merchant.terminal_removed", before=summary)
@@ -575,7 +607,7 @@ def add_contact(
 def remove_contact(uow: UnitOfWork, actor: Principal, merchant: Merchant, contact_id: str) -> None:
     contact = next((c for c in merchant.contacts if c.public_id == contact_id), None)
     if contact is None:
-        raise NotFound(f"No contact {contact_id!r} here.")
+        raise NotFound(_("No contact %(contact_id)r here.", contact_id=contact_id))
     before = {"contact": audit.snapshot(contact)}
     uow.session.delete(contact)
     _record_part(uow, actor, merchant, "merchant.contact_removed", before=before)

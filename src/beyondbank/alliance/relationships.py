@@ -14,6 +14,7 @@ from beyondbank.alliance.schemas import InteractionIn
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal, Role, ensure_visible
 from beyondbank.core.errors import Conflict, Forbidden, NotFound, invalid
+from beyondbank.core.i18n import N_, _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
@@ -32,9 +33,9 @@ def assign_manager(
     try:
         manager = people.user_by_public_id(uow, manager_public_id)
     except NotFound:
-        raise invalid("body.manager_id", "no such user") from None
+        raise invalid("body.manager_id", _("no such user")) from None
     if manager.role != Role.RELATIONSHIP_MANAGER or not manager.active:
-        raise invalid("body.manager_id", "not an active relationship manager")
+        raise invalid("body.manager_id", _("not an active relationship manager"))
     now = uow.clock.now()
     current = current_assignment(uow, merchant)
     if current is not None and current.manager_id == manager.id:
@@ -49,7 +50,9 @@ def assign_manager(
         with uow.session.begin_nested():
             uow.session.add(assignment)
     except IntegrityError:
-        raise Conflict(f"{merchant.trading_name} was reassigned meanwhile; try again.") from None
+        raise Conflict(
+            _("%(merchant)s was reassigned meanwhile; try again.", merchant=merchant.trading_name)
+        ) from None
     previous = people.users_by_ids(uow, {current.manager_id}) if current else {}
     audit.record(
         uow.session,
@@ -68,7 +71,9 @@ def assign_manager(
 def end_assignment(uow: UnitOfWork, actor: Principal, merchant: Merchant, reason: str) -> None:
     current = current_assignment(uow, merchant)
     if current is None:
-        raise Conflict(f"{merchant.trading_name} has no relationship manager.")
+        raise Conflict(
+            _("%(merchant)s has no relationship manager.", merchant=merchant.trading_name)
+        )
     current.ended_at = uow.clock.now()
     manager = people.users_by_ids(uow, {current.manager_id})[current.manager_id]
     audit.record(
@@ -112,9 +117,9 @@ def log_interaction(
     """Record a visit, call, meeting or training salon, and the next action promised."""
     now = uow.clock.now()
     if data.occurred_at > now + _CLOCK_SKEW:
-        raise invalid("body.occurred_at", "cannot be in the future; log interactions once held")
+        raise invalid("body.occurred_at", _("cannot be in the future; log interactions once held"))
     if actor.kind != "user":
-        raise Forbidden("Interactions are logged by the bank's staff.")
+        raise Forbidden(_("Interactions are logged by the bank's staff."))
     interaction = Interaction(
         public_id=new_public_id("itx"),
         merchant_id=merchant.id,
@@ -151,8 +156,8 @@ def get_interaction(uow: UnitOfWork, actor: Principal, public_id: str) -> Intera
         select(Interaction).where(Interaction.public_id == public_id)
     ).one_or_none()
     if interaction is None:
-        raise NotFound(f"No interaction {public_id!r} here.")
-    ensure_visible(actor, interaction.merchant_id, "interaction", public_id)
+        raise NotFound(_("No interaction %(public_id)r here.", public_id=public_id))
+    ensure_visible(actor, interaction.merchant_id, N_("interaction"), public_id)
     return interaction
 
 
@@ -166,9 +171,16 @@ def list_interactions(
 
 def complete_follow_up(uow: UnitOfWork, actor: Principal, interaction: Interaction) -> Interaction:
     if interaction.next_action is None:
-        raise Conflict(f"Interaction {interaction.public_id} has no follow-up.")
+        raise Conflict(
+            _("Interaction %(interaction)s has no follow-up.", interaction=interaction.public_id)
+        )
     if interaction.follow_up_done_at is not None:
-        raise Conflict(f"The follow-up of {interaction.public_id} is done already.")
+        raise Conflict(
+            _(
+                "The follow-up of %(interaction)s is done already.",
+                interaction=interaction.public_id,
+            )
+        )
     interaction.follow_up_done_at = uow.clock.now()
     audit.record(
         uow.session,
@@ -210,7 +222,7 @@ def follow_ups(
         stmt = stmt.where(Interaction.merchant_id == actor.merchant_id)
     elif actor.role == Role.RELATIONSHIP_MANAGER:
         if manager_id not in (None, actor.id):
-            raise Forbidden("Relationship managers see their own follow-ups.")
+            raise Forbidden(_("Relationship managers see their own follow-ups."))
         manager_id = actor.id
     if manager_id is not None:
         stmt = stmt.where(Interaction.manager_id == manager_id)

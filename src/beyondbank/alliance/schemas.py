@@ -37,6 +37,7 @@ from beyondbank.alliance.models import (
     WaitlistStatus,
 )
 from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
+from beyondbank.core.i18n import _
 from beyondbank.core.passwords import check_password_strength
 
 # -- reusable field types ----------------------------------------------------------------------
@@ -55,19 +56,19 @@ def _countries() -> frozenset[str]:
 
 def _time_zone(value: str) -> str:
     if value not in _time_zones():
-        raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/London)")
+        raise ValueError(_("%(value)r is not an IANA time zone (e.g. Europe/London)", value=value))
     return value
 
 
 def _country(value: str) -> str:
     if value.upper() not in _countries():
-        raise ValueError(f"{value!r} is not an ISO 3166 country code (e.g. GB)")
+        raise ValueError(_("%(value)r is not an ISO 3166 country code (e.g. GB)", value=value))
     return value.upper()
 
 
 def _sub_industry(value: str) -> str:
     if taxonomy().sub_industry(value) is None:
-        raise ValueError(f"{value!r} is not a sub-industry of the taxonomy")
+        raise ValueError(_("%(value)r is not a sub-industry of the taxonomy", value=value))
     return value
 
 
@@ -75,14 +76,14 @@ def _iban(value: str) -> str:
     try:
         return str(IBAN(value).compact)
     except ValueError as exc:
-        raise ValueError(f"not a valid IBAN: {exc}") from None
+        raise ValueError(_("not a valid IBAN: %(reason)s", reason=exc)) from None
 
 
 def _bic(value: str) -> str:
     try:
         return str(BIC(value).compact)
     except ValueError as exc:
-        raise ValueError(f"not a valid BIC: {exc}") from None
+        raise ValueError(_("not a valid BIC: %(reason)s", reason=exc)) from None
 
 
 Latitude = Annotated[float, Field(ge=-90, le=90, description="WGS 84 degrees")]
@@ -251,14 +252,14 @@ class RequirementIn(Input):
         except ValidationError as exc:
             raise ValueError("; ".join(_describe(exc))) from None
         if isinstance(parsed, _AllowedParams) and not (parsed.domains or parsed.codes):
-            raise ValueError("name the allowed `domains` or sub-industry `codes`")
+            raise ValueError(_("name the allowed `domains` or sub-industry `codes`"))
         return parsed.model_dump(mode="json")
 
     @field_validator("label")
     @classmethod
     def _manual_checks_say_what(cls, value: str, info: ValidationInfo) -> str:
         if info.data.get("kind") == RequirementKind.MANUAL_CHECK and not value:
-            raise ValueError("a manual check needs a label saying what the manager confirms")
+            raise ValueError(_("a manual check needs a label saying what the manager confirms"))
         return value
 
 
@@ -401,13 +402,20 @@ class SettlementAccountOut(BaseModel):
 def _mcc_in_sub_industry(mcc: str | None, info: ValidationInfo) -> str | None:
     sub = taxonomy().sub_industry(info.data.get("sub_industry") or "")
     if mcc is not None and sub is not None and mcc not in sub.mcc:
-        raise ValueError(f"MCC {mcc} is not one of {sub.code}'s codes: {', '.join(sub.mcc)}")
+        raise ValueError(
+            _(
+                "MCC %(mcc)s is not one of %(sub_industry)s's codes: %(codes)s",
+                mcc=mcc,
+                sub_industry=sub.code,
+                codes=", ".join(sub.mcc),
+            )
+        )
     return mcc
 
 
 def _single_primary(contacts: list[ContactIn]) -> list[ContactIn]:
     if sum(c.is_primary for c in contacts) > 1:
-        raise ValueError("at most one contact is the primary contact")
+        raise ValueError(_("at most one contact is the primary contact"))
     return contacts
 
 
@@ -706,12 +714,12 @@ class InteractionIn(Input):
             return value  # the action itself is invalid, and reported
         has_action = info.data["next_action"] is not None
         if value is None and has_action:
-            raise ValueError("a next action needs the date it is due")
+            raise ValueError(_("a next action needs the date it is due"))
         if value is not None and not has_action:
-            raise ValueError("a date needs the next action it is for")
+            raise ValueError(_("a date needs the next action it is for"))
         occurred = info.data.get("occurred_at")
         if value is not None and isinstance(occurred, datetime) and value < occurred.date():
-            raise ValueError("the next action cannot be due before the interaction")
+            raise ValueError(_("the next action cannot be due before the interaction"))
         return value
 
 

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from beyondbank.core.i18n import _
+
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists"]
 Scalar = str | int | float | bool
 
@@ -35,12 +37,12 @@ class Condition(BaseModel):
     def _value_fits_op(self) -> Condition:
         if self.op == "exists":
             if self.value is not None and not isinstance(self.value, bool):
-                raise ValueError("`exists` takes true, false or no value")
+                raise ValueError(_("`exists` takes true, false or no value"))
         elif self.op in ("in", "not_in"):
             if not isinstance(self.value, list) or not self.value:
-                raise ValueError(f"`{self.op}` needs a non-empty list")
+                raise ValueError(_("`%(op)s` needs a non-empty list", op=self.op))
         elif self.value is None or isinstance(self.value, list):
-            raise ValueError(f"`{self.op}` needs a single value")
+            raise ValueError(_("`%(op)s` needs a single value", op=self.op))
         return self
 
 

@@ -35,6 +35,7 @@ from beyondbank.alliance.models import (
 from beyondbank.core.authz import Principal, ensure_visible
 from beyondbank.core.errors import FieldError, InvalidInput, NotFound
 from beyondbank.core.geo import EARTH_RADIUS_M, bounding_box, distance_m
+from beyondbank.core.i18n import N_, _
 from beyondbank.core.uow import UnitOfWork
 
 # Metres per degree of latitude: no two points further apart in latitude than the radius can
@@ -46,9 +47,15 @@ def _lookup_failure(kind: str, public_id: str, field: str | None) -> NotFound | 
     """A missing object named in the path is a 404; one named in a request field is a 422."""
     if field:
         return InvalidInput(
-            f"{field}: no {kind} {public_id!r}.", errors=(FieldError(field, f"no such {kind}"),)
+            _(
+                "%(field)s: no %(kind)s %(public_id)r.",
+                field=field,
+                kind=_(kind),
+                public_id=public_id,
+            ),
+            errors=(FieldError(field, _("no such %(kind)s", kind=_(kind))),),
         )
-    return NotFound(f"No {kind} {public_id!r} here.")
+    return NotFound(_("No %(kind)s %(public_id)r here.", kind=_(kind), public_id=public_id))
 
 
 def lock_rows(uow: UnitOfWork, key: InstrumentedAttribute[int], ids: Iterable[int]) -> None:
@@ -67,12 +74,12 @@ def patch_values(patch: BaseModel, *, nullable: Iterable[str] = ()) -> dict[str,
     values = {name: getattr(patch, name) for name in patch.model_fields_set}
     allowed = set(nullable)
     errors = tuple(
-        FieldError(f"body.{name}", "cannot be null")
+        FieldError(f"body.{name}", _("cannot be null"))
         for name, value in values.items()
         if value is None and name not in allowed
     )
     if errors:
-        raise InvalidInput("Some fields cannot be cleared.", errors=errors)
+        raise InvalidInput(_("Some fields cannot be cleared."), errors=errors)
     return values
 
 
@@ -82,14 +89,14 @@ def patch_values(patch: BaseModel, *, nullable: Iterable[str] = ()) -> dict[str,
 def get_branch(uow: UnitOfWork, public_id: str, *, field: str | None = None) -> Branch:
     branch = uow.session.scalars(select(Branch).where(Branch.public_id == public_id)).one_or_none()
     if branch is None:
-        raise _lookup_failure("branch", public_id, field)
+        raise _lookup_failure(N_("branch"), public_id, field)
     return branch
 
 
 def get_circle(uow: UnitOfWork, public_id: str, *, field: str | None = None) -> Circle:
     circle = uow.session.scalars(select(Circle).where(Circle.public_id == public_id)).one_or_none()
     if circle is None:
-        raise _lookup_failure("circle", public_id, field)
+        raise _lookup_failure(N_("circle"), public_id, field)
     return circle
 
 
@@ -108,7 +115,7 @@ def circles_containing(uow: UnitOfWork, latitude: float, longitude: float) -> li
         distance = distance_to_centre(circle, latitude, longitude)
         if distance is not None and circle.radius_m is not None and distance <= circle.radius_m:
             inside.append((distance, circle.id, circle))
-    return [circle for _, _, circle in sorted(inside, key=lambda t: (t[0], t[1]))]
+    return [circle for _distance, _id, circle in sorted(inside, key=lambda t: (t[0], t[1]))]
 
 
 def distance_to_centre(circle: Circle, latitude: float, longitude: float) -> float | None:
@@ -140,8 +147,11 @@ def circle_ids_for(uow: UnitOfWork, public_ids: Sequence[str], *, field: str) ->
     missing = [(i, p) for i, p in enumerate(public_ids) if p not in found]
     if missing:
         raise InvalidInput(
-            "Some circles do not exist.",
-            errors=tuple(FieldError(f"{field}.{i}", f"no circle {p!r}") for i, p in missing),
+            _("Some circles do not exist."),
+            errors=tuple(
+                FieldError(f"{field}.{i}", _("no circle %(public_id)r", public_id=p))
+                for i, p in missing
+            ),
         )
     return [found[p] for p in public_ids]
 
@@ -186,9 +196,9 @@ def get_merchant(
         select(Merchant).where(Merchant.public_id == public_id)
     ).one_or_none()
     if merchant is None:
-        errors = (FieldError(field, "no such merchant"),) if field else ()
-        raise NotFound(f"No merchant {public_id!r} here.", errors=errors)
-    ensure_visible(principal, merchant.id, "merchant", public_id)
+        errors = (FieldError(field, _("no such merchant")),) if field else ()
+        raise NotFound(_("No merchant %(public_id)r here.", public_id=public_id), errors=errors)
+    ensure_visible(principal, merchant.id, N_("merchant"), public_id)
     return merchant
 
 
@@ -214,8 +224,8 @@ def get_location(
     ).one_or_none()
     if location is None:
         raise InvalidInput(
-            f"{field}: not a location of this merchant.",
-            errors=(FieldError(field, "not a location of this merchant"),),
+            _("%(field)s: not a location of this merchant.", field=field),
+            errors=(FieldError(field, _("not a location of this merchant")),),
         )
     return location
 
@@ -244,8 +254,8 @@ def get_application(uow: UnitOfWork, principal: Principal, public_id: str) -> Ap
         select(Application).where(Application.public_id == public_id)
     ).one_or_none()
     if application is None:
-        raise NotFound(f"No application {public_id!r} here.")
-    ensure_visible(principal, application.merchant_id, "application", public_id)
+        raise NotFound(_("No application %(public_id)r here.", public_id=public_id))
+    ensure_visible(principal, application.merchant_id, N_("application"), public_id)
     return application
 
 
@@ -301,7 +311,7 @@ def member_circles(uow: UnitOfWork, member: Member) -> list[tuple[Circle, list[s
 def member_circle_ids(uow: UnitOfWork, member: Member) -> set[int]:
     """The circles a member belongs to: geographic ones containing home or work, segment ones
     whose rule matches the member's attributes."""
-    return {circle.id for circle, _ in member_circles(uow, member)}
+    return {circle.id for circle, _reasons in member_circles(uow, member)}
 
 
 def merchants_by_ids(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, Merchant]:

@@ -21,6 +21,7 @@ from beyondbank.benefits.models import (
 )
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.errors import invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.idempotency import fingerprint
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from beyondbank.core.uow import UnitOfWork
@@ -271,7 +272,7 @@ def create_redemption(
 ) -> JSONResponse:
     if idempotency_key is None:
         raise invalid(
-            "header.Idempotency-Key", "required: a unique key per redemption, reused on retries"
+            "header.Idempotency-Key", _("required: a unique key per redemption, reused on retries")
         )
     outcome = redemptions.redeem(
         uow,
@@ -337,7 +338,7 @@ def reverse_redemption(
 
 def _aware(value: datetime | None, field: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        raise invalid(field, "give a time zone, e.g. 2026-11-22T10:00:00Z")
+        raise invalid(field, _("give a time zone, e.g. 2026-11-22T10:00:00Z"))
     return value
 
 

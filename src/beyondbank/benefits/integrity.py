@@ -20,13 +20,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from beyondbank.benefits.models import BenefitKind
 from beyondbank.benefits.rules import RewardTerms, is_cash, reward_minor
+from beyondbank.core.i18n import N_, _, format_locale
 from beyondbank.core.money import Money, bps_of
 
 REWARD_FIELDS = {
     "percent_off": ("percent_bps", "max_reward_minor"),
     "amount_off": ("fixed_minor",),
     "spend_threshold": ("threshold_minor", "fixed_minor"),
+}
+# What a benefit of a kind without a price gives, in words (translated where it is shown).
+_WHAT = {
+    BenefitKind.POINTS_MULTIPLIER: N_("points multiplier"),
+    BenefitKind.GIFT: N_("gift"),
+    BenefitKind.FREE_TRIAL: N_("free trial"),
+    BenefitKind.EVENT: N_("event"),
 }
 
 
@@ -86,21 +95,25 @@ def _check_price_kind(
     if regular is None:
         return Verdict(
             False,
-            "Declare the regular price of the goods the benefit applies to, so that the bank can "
-            "check that members get a better price than everyone else.",
+            _(
+                "Declare the regular price of the goods the benefit applies to, so that the bank "
+                "can check that members get a better price than everyone else."
+            ),
             ("regular_price_minor",),
         )
     if declaration.public_price_minor is None and declaration.public_discount_bps is None:
         return Verdict(
             False,
-            "Declare what the public pays for the same goods: a public price, or a public "
-            "discount (0 if everyone pays the regular price).",
+            _(
+                "Declare what the public pays for the same goods: a public price, or a public "
+                "discount (0 if everyone pays the regular price)."
+            ),
             ("public_price_minor", "public_discount_bps"),
         )
     if declaration.public_price_minor is not None and declaration.public_price_minor > regular:
         return Verdict(
             False,
-            "The public price cannot be above the regular price of the same goods.",
+            _("The public price cannot be above the regular price of the same goods."),
             ("public_price_minor",),
         )
     best = public_price(declaration)
@@ -109,24 +122,40 @@ def _check_price_kind(
     member = member_price(reward, regular, min_spend_minor)
 
     def fmt(minor: int) -> str:
-        return Money(minor, currency).format()
+        return Money(minor, currency).format(format_locale())
 
     if member < public:
         return Verdict(
             True,
-            f"Members pay {fmt(member)} on {fmt(regular)}; everyone else pays {fmt(public)}.",
+            _(
+                "Members pay %(member)s on %(regular)s; everyone else pays %(public)s.",
+                member=fmt(member),
+                regular=fmt(regular),
+                public=fmt(public),
+            ),
             member_price_minor=member,
             public_price_minor=public,
         )
     comparison = (
-        "the same as everyone" if member == public else f"more than everyone ({fmt(public)})"
+        _("the same as everyone")
+        if member == public
+        else _("more than everyone (%(public)s)", public=fmt(public))
     )
+    offer = _public_offer(declaration, public_field, currency)
+    sentences = [
+        _(
+            "Members would pay %(member)s on %(regular)s, %(comparison)s%(offer)s.",
+            member=fmt(member),
+            regular=fmt(regular),
+            comparison=comparison,
+            offer=f" {offer}" if offer else "",
+        ),
+        _why_no_better(reward, regular, min_spend_minor, currency),
+        _("A member benefit must be strictly better than what the merchant offers the public."),
+    ]
     return Verdict(
         False,
-        f"Members would pay {fmt(member)} on {fmt(regular)}, {comparison}"
-        f"{_public_offer(declaration, public_field, currency)}. "
-        f"{_why_no_better(reward, regular, min_spend_minor, currency)}"
-        "A member benefit must be strictly better than what the merchant offers the public.",
+        " ".join(sentence for sentence in sentences if sentence),
         (*REWARD_FIELDS[reward.kind.value], public_field),
         member_price_minor=member,
         public_price_minor=public,
@@ -135,42 +164,58 @@ def _check_price_kind(
 
 def _public_offer(declaration: PriceDeclaration, field: str, currency: str) -> str:
     if field == "public_discount_bps" and declaration.public_discount_bps:
-        return f" (everyone gets {declaration.public_discount_bps / 100:g}% off)"
+        return _(
+            "(everyone gets %(percent)s off)",
+            percent=f"{declaration.public_discount_bps / 100:g}%",
+        )
     if field == "public_price_minor" and declaration.public_price_minor is not None:
-        return f" (the public price is {Money(declaration.public_price_minor, currency).format()})"
+        price = Money(declaration.public_price_minor, currency).format(format_locale())
+        return _("(the public price is %(price)s)", price=price)
     return ""
 
 
 def _why_no_better(reward: RewardTerms, regular: int, min_spend: int, currency: str) -> str:
     """A hint when the benefit gives nothing at all on the declared goods."""
+    locale = format_locale()
+    goods = Money(regular, currency).format(locale)
     if regular < min_spend:
-        return (
-            f"The goods ({Money(regular, currency).format()}) are below the minimum spend "
-            f"({Money(min_spend, currency).format()}), so members get nothing on them. "
+        return _(
+            "The goods (%(goods)s) are below the minimum spend (%(minimum)s), so members get "
+            "nothing on them.",
+            goods=goods,
+            minimum=Money(min_spend, currency).format(locale),
         )
     threshold = reward.threshold_minor
     if threshold is not None and regular < threshold:
-        return (
-            f"The goods ({Money(regular, currency).format()}) do not reach the spend threshold "
-            f"({Money(threshold, currency).format()}): declare the price of a basket that does. "
+        return _(
+            "The goods (%(goods)s) do not reach the spend threshold (%(threshold)s): declare the "
+            "price of a basket that does.",
+            goods=goods,
+            threshold=Money(threshold, currency).format(locale),
         )
     return ""
 
 
 def _check_exclusive_kind(reward: RewardTerms, declaration: PriceDeclaration) -> Verdict:
-    what = reward.kind.value.replace("_", " ")
+    what = _(_WHAT[reward.kind])
     if declaration.publicly_available is None:
         return Verdict(
             False,
-            f"Declare whether everyone can get the same {what} without being a member.",
+            _(
+                "Declare whether everyone can get the same %(what)s without being a member.",
+                what=what,
+            ),
             ("publicly_available",),
         )
     if declaration.publicly_available:
         return Verdict(
             False,
-            f"Everyone can already get this {what} without being a member, so it is no member "
-            "benefit. A member benefit must be strictly better than what the merchant offers "
-            "the public.",
+            _(
+                "Everyone can already get this %(what)s without being a member, so it is no "
+                "member benefit. A member benefit must be strictly better than what the merchant "
+                "offers the public.",
+                what=what,
+            ),
             ("publicly_available",),
         )
-    return Verdict(True, f"Only members get this {what}.")
+    return Verdict(True, _("Only members get this %(what)s.", what=what))

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from beyondbank.benefits.models import BenefitStatus, RedemptionStatus
 from beyondbank.core.errors import InvalidTransition
+from beyondbank.core.i18n import _
 
 S = BenefitStatus
 
@@ -57,9 +58,21 @@ def benefit_next(current: BenefitStatus, action: BenefitAction) -> BenefitStatus
     target = BENEFIT_TRANSITIONS.get((current, action))
     if target is None:
         allowed = sorted(a.value for (s, a) in BENEFIT_TRANSITIONS if s == current)
-        hint = f" From {current.value} you can: {', '.join(allowed)}." if allowed else ""
+        message = _(
+            "Cannot %(action)s a benefit that is %(current)s.",
+            action=action.value,
+            current=current.value,
+        )
+        if allowed:
+            message = _(
+                "Cannot %(action)s a benefit that is %(current)s. "
+                "From %(current)s you can: %(allowed)s.",
+                action=action.value,
+                current=current.value,
+                allowed=", ".join(allowed),
+            )
         raise InvalidTransition(
-            f"Cannot {action.value} a benefit that is {current.value}.{hint}",
+            message,
             extra={"current_status": current.value},
         )
     return target
@@ -74,7 +87,11 @@ def redemption_next(current: RedemptionStatus, action: str) -> RedemptionStatus:
     target = REDEMPTION_TRANSITIONS.get((current, action))
     if target is None:
         raise InvalidTransition(
-            f"Cannot {action} a redemption that is {current.value}.",
+            _(
+                "Cannot %(action)s a redemption that is %(current)s.",
+                action=action,
+                current=current.value,
+            ),
             extra={"current_status": current.value},
         )
     return target

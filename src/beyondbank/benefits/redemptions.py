@@ -49,6 +49,7 @@ from beyondbank.core.errors import (
     NotFound,
     invalid,
 )
+from beyondbank.core.i18n import N_, _, ngettext
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
 from beyondbank.core.pagination import paginate
@@ -63,10 +64,10 @@ _FIELD_FOR_REASON = {
     rules.Reason.CURRENCY: "body.currency",
 }
 _PERIOD_WORDS = {
-    LimitPeriod.DAY: "today",
-    LimitPeriod.WEEK: "this week",
-    LimitPeriod.MONTH: "this month",
-    LimitPeriod.CAMPAIGN: "in this campaign",
+    LimitPeriod.DAY: N_("today"),
+    LimitPeriod.WEEK: N_("this week"),
+    LimitPeriod.MONTH: N_("this month"),
+    LimitPeriod.CAMPAIGN: N_("in this campaign"),
 }
 
 
@@ -123,7 +124,9 @@ def redeem(
 def _may_redeem(actor: Principal) -> None:
     """Redemptions are made at a merchant: by its users or systems, or by the bank's staff."""
     if actor.merchant_id is None and not actor.is_staff and actor.kind != "system":
-        raise Forbidden("Redemptions are made by a merchant's staff or its point-of-sale system.")
+        raise Forbidden(
+            _("Redemptions are made by a merchant's staff or its point-of-sale system.")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +174,11 @@ def _read_visit(uow: UnitOfWork, actor: Principal, request: RedemptionIn, *, sec
     code = verify_member_code(secret, request.code, now=uow.clock.now(), field="body.code")
     member = alliance.member_by_number(uow, code.member_number)
     if member is None:
-        raise invalid("body.code", "not a member's code")
+        raise invalid("body.code", _("not a member's code"))
     if member.status != MemberStatus.ACTIVE:
         raise NotEligible(
-            "This membership is not active.",
-            errors=(FieldError("body.code", "the membership is not active"),),
+            _("This membership is not active."),
+            errors=(FieldError("body.code", _("the membership is not active")),),
         )
     benefit = get_benefit(uow, actor, request.benefit_id, field="body.benefit_id")
     merchant = alliance.merchant_by_id(uow, benefit.merchant_id)
@@ -185,7 +188,7 @@ def _read_visit(uow: UnitOfWork, actor: Principal, request: RedemptionIn, *, sec
             uow, merchant, request.location_id, field="body.location_id"
         )
         if not location.active:
-            raise invalid("body.location_id", "this location is closed")
+            raise invalid("body.location_id", _("this location is closed"))
         location_id = location.id
     _check_redeemable(benefit, merchant)
     if request.purchase_amount_minor is None and rules.needs_amount(
@@ -193,7 +196,7 @@ def _read_visit(uow: UnitOfWork, actor: Principal, request: RedemptionIn, *, sec
     ):
         raise invalid(
             "body.purchase_amount_minor",
-            f"required for a {benefit.kind.value} benefit or a minimum spend",
+            _("required for a %(kind)s benefit or a minimum spend", kind=benefit.kind.value),
         )
     return _Visit(
         code=code,
@@ -209,17 +212,27 @@ def _read_visit(uow: UnitOfWork, actor: Principal, request: RedemptionIn, *, sec
 def _check_redeemable(benefit: Benefit, merchant: Merchant) -> None:
     if Channel.VOUCHER.value not in benefit.channels:
         raise NotEligible(
-            "This benefit is not redeemed at the counter "
-            f"(it is {', '.join(benefit.channels).replace('_', '-')}).",
-            errors=(FieldError("body.benefit_id", "not a voucher benefit"),),
+            _(
+                "This benefit is not redeemed at the counter (it is %(channels)s).",
+                channels=", ".join(benefit.channels).replace("_", "-"),
+            ),
+            errors=(FieldError("body.benefit_id", _("not a voucher benefit")),),
         )
     if benefit.status != BenefitStatus.ACTIVE:
         raise Conflict(
-            f"The benefit is {benefit.status.value}; only an active benefit can be redeemed.",
+            _(
+                "The benefit is %(status)s; only an active benefit can be redeemed.",
+                status=benefit.status.value,
+            ),
             extra={"current_status": benefit.status.value},
         )
     if merchant.status != MerchantStatus.ACTIVE:
-        raise Conflict(f"The merchant is {merchant.status.value}; it cannot redeem benefits now.")
+        raise Conflict(
+            _(
+                "The merchant is %(status)s; it cannot redeem benefits now.",
+                status=merchant.status.value,
+            )
+        )
 
 
 def _reward_now(uow: UnitOfWork, visit: _Visit, now: datetime) -> int:
@@ -253,8 +266,9 @@ def _reward_now(uow: UnitOfWork, visit: _Visit, now: datetime) -> int:
     assert visit.amount is not None  # required for cash kinds
     reward = rules.reward_minor(terms.reward, visit.amount)
     if reward == 0:
-        message = (
-            f"This purchase earns nothing: {rules.describe_reward(terms.reward, terms.currency)}."
+        message = _(
+            "This purchase earns nothing: %(reward)s.",
+            reward=rules.describe_reward(terms.reward, terms.currency),
         )
         raise NotEligible(
             message,
@@ -320,8 +334,8 @@ def _insert_redemption(
         if "code_step" not in str(exc.orig):
             raise
         raise Conflict(
-            "This member code has been used already: ask the member to show a fresh one.",
-            errors=(FieldError("body.code", "used already"),),
+            _("This member code has been used already: ask the member to show a fresh one."),
+            errors=(FieldError("body.code", _("used already")),),
         ) from None
     return redemption
 
@@ -340,10 +354,13 @@ def _count_use(uow: UnitOfWork, benefit: Benefit, member_id: int, key: str) -> N
         where=limit_ok,
     ).returning(table.c.uses)
     if uow.session.execute(stmt).first() is None:
-        times = "once" if benefit.member_limit == 1 else f"{benefit.member_limit} times"
+        limit = benefit.member_limit or 0
         raise LimitReached(
-            f"The member has used this benefit {times} {_PERIOD_WORDS[benefit.limit_period]}, "
-            "the most it allows.",
+            _(
+                "The member has used this benefit %(times)s %(period)s, the most it allows.",
+                times=ngettext("once", "%(num)d times", limit),
+                period=_(_PERIOD_WORDS[benefit.limit_period]),
+            ),
             extra={"limit": "member", "period_key": key},
         )
 
@@ -361,7 +378,7 @@ def _take_stock(uow: UnitOfWork, benefit: Benefit, reward: int) -> int:
         return reward
     if _take(uow, benefit, reward, exact=False):
         return reward
-    for _ in range(MAX_BUDGET_ATTEMPTS):
+    for _attempt in range(MAX_BUDGET_ATTEMPTS):
         left = _remaining(uow, benefit.id)
         _refuse_when_empty(benefit, left)
         budget_left = left[1]
@@ -370,7 +387,7 @@ def _take_stock(uow: UnitOfWork, benefit: Benefit, reward: int) -> int:
                 return reward
         elif _take(uow, benefit, budget_left, exact=True):
             return budget_left
-    raise Conflict("The benefit is very busy right now; try again in a moment.")
+    raise Conflict(_("The benefit is very busy right now; try again in a moment."))
 
 
 def _take(uow: UnitOfWork, benefit: Benefit, grant: int, *, exact: bool) -> bool:
@@ -416,18 +433,22 @@ def _refuse_when_empty(
     status, budget, quantity = left
     if status != BenefitStatus.ACTIVE:
         raise Conflict(
-            f"The benefit is {status.value}; only an active benefit can be redeemed.",
+            _(
+                "The benefit is %(status)s; only an active benefit can be redeemed.",
+                status=status.value,
+            ),
             extra={"current_status": status.value},
         )
     if quantity is not None and quantity <= 0:
         raise LimitReached(
-            f"All {benefit.quantity} of this benefit have been redeemed.",
+            _("All %(quantity)s of this benefit have been redeemed.", quantity=benefit.quantity),
             extra={"limit": "quantity"},
         )
     if budget is not None and budget <= 0:
         spent = Money(benefit.budget_minor or 0, benefit.currency).format()
         raise LimitReached(
-            f"The benefit's budget ({spent}) has been spent.", extra={"limit": "budget"}
+            _("The benefit's budget (%(spent)s) has been spent.", spent=spent),
+            extra={"limit": "budget"},
         )
 
 
@@ -449,7 +470,7 @@ def reverse(uow: UnitOfWork, actor: Principal, redemption: Redemption, reason: s
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         raise InvalidTransition(
-            "Cannot reverse a redemption that is reversed.", extra={"current_status": "reversed"}
+            _("Cannot reverse a redemption that is reversed."), extra={"current_status": "reversed"}
         )
     _give_back(uow, redemption)
     uow.session.refresh(redemption)
@@ -501,8 +522,8 @@ def get_redemption(uow: UnitOfWork, actor: Principal, public_id: str) -> Redempt
         select(Redemption).where(Redemption.public_id == public_id)
     ).one_or_none()
     if redemption is None:
-        raise NotFound(f"No redemption {public_id!r} here.")
-    ensure_visible(actor, redemption.merchant_id, "redemption", public_id)
+        raise NotFound(_("No redemption %(public_id)r here.", public_id=public_id))
+    ensure_visible(actor, redemption.merchant_id, N_("redemption"), public_id)
     return redemption
 
 
@@ -527,7 +548,7 @@ def list_redemptions(
 ) -> tuple[Sequence[Redemption], str | None]:
     """Merchants see their own redemptions; the bank's staff see all."""
     if actor.kind == "customer":
-        raise Forbidden("Members see their redemptions under /me/redemptions.")
+        raise Forbidden(_("Members see their redemptions under /me/redemptions."))
     stmt = select(Redemption)
     if actor.merchant_id is not None:
         stmt = stmt.where(Redemption.merchant_id == actor.merchant_id)
@@ -549,7 +570,7 @@ def _filtered(
         if merchant is None and actor.merchant_id is not None:
             merchant = alliance.merchant_by_id(uow, actor.merchant_id)
         if merchant is None:
-            raise invalid("query.location_id", "filter by merchant_id too")
+            raise invalid("query.location_id", _("filter by merchant_id too"))
         location = alliance.get_location(
             uow, merchant, filters.location_id, field="query.location_id"
         )

@@ -35,10 +35,20 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from beyondbank.benefits.models import CASH_KINDS, BenefitKind, LimitPeriod
+from beyondbank.core.i18n import N_, _, format_locale
 from beyondbank.core.money import Money, bps_of, minor_digits, split_bps
 
 ALL_WEEKDAYS = frozenset(range(1, 8))
-WEEKDAY_NAMES = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
+# The names are translated where they are shown, in the viewer's language.
+WEEKDAY_NAMES = {
+    1: N_("Mon"),
+    2: N_("Tue"),
+    3: N_("Wed"),
+    4: N_("Thu"),
+    5: N_("Fri"),
+    6: N_("Sat"),
+    7: N_("Sun"),
+}
 CAMPAIGN_KEY = "campaign"
 
 
@@ -138,20 +148,29 @@ def schedule_failure(schedule: Schedule, at: datetime) -> Ineligibility | None:
     local = local_time(at, schedule.timezone)
     today = local.date()
     if today < schedule.valid_from:
-        return Ineligibility(Reason.NOT_STARTED, f"The benefit starts on {schedule.valid_from}.")
+        return Ineligibility(
+            Reason.NOT_STARTED, _("The benefit starts on %(day)s.", day=schedule.valid_from)
+        )
     if today > schedule.valid_to:
-        return Ineligibility(Reason.OVER, f"The benefit ended on {schedule.valid_to}.")
+        return Ineligibility(Reason.OVER, _("The benefit ended on %(day)s.", day=schedule.valid_to))
     if local.isoweekday() not in schedule.weekdays:
         return Ineligibility(
             Reason.WEEKDAY,
-            f"The benefit applies on {describe_weekdays(schedule.weekdays)}, "
-            f"not on {WEEKDAY_NAMES[local.isoweekday()]}.",
+            _(
+                "The benefit applies on %(weekdays)s, not on %(weekday)s.",
+                weekdays=describe_weekdays(schedule.weekdays),
+                weekday=_(WEEKDAY_NAMES[local.isoweekday()]),
+            ),
         )
     if not schedule.hour_start <= local.hour < schedule.hour_end:
         return Ineligibility(
             Reason.HOURS,
-            f"The benefit applies from {describe_hours(schedule)} ({schedule.timezone}); "
-            f"it is {local:%H:%M} there now.",
+            _(
+                "The benefit applies from %(hours)s (%(timezone)s); it is %(time)s there now.",
+                hours=describe_hours(schedule),
+                timezone=schedule.timezone,
+                time=f"{local:%H:%M}",
+            ),
         )
     return None
 
@@ -163,12 +182,16 @@ def is_open(schedule: Schedule, at: datetime) -> bool:
 def describe_weekdays(weekdays: Iterable[int]) -> str:
     days = sorted(set(weekdays))
     if days == sorted(ALL_WEEKDAYS):
-        return "every day"
-    return ", ".join(WEEKDAY_NAMES[d] for d in days)
+        return _("every day")
+    return _(", ").join(_(WEEKDAY_NAMES[d]) for d in days)
 
 
 def describe_hours(schedule: Schedule) -> str:
-    return f"{schedule.hour_start:02d}:00 to {schedule.hour_end:02d}:00"
+    return _(
+        "%(start)s to %(end)s",
+        start=f"{schedule.hour_start:02d}:00",
+        end=f"{schedule.hour_end:02d}:00",
+    )
 
 
 # -- limit periods ------------------------------------------------------------------------
@@ -179,7 +202,7 @@ def period_key(period: LimitPeriod, local_day: date) -> str:
     if period == LimitPeriod.DAY:
         return local_day.isoformat()
     if period == LimitPeriod.WEEK:
-        iso_year, week, _ = local_day.isocalendar()
+        iso_year, week, _weekday = local_day.isocalendar()
         return f"{iso_year:04d}-W{week:02d}"
     if period == LimitPeriod.MONTH:
         return f"{local_day.year:04d}-{local_day.month:02d}"
@@ -205,21 +228,25 @@ def ineligibility(terms: BenefitTerms, purchase: Purchase) -> Ineligibility | No
     `within_member_limit` and `grant_minor`.
     """
     if not terms.active:
-        return Ineligibility(Reason.NOT_ACTIVE, "The benefit is not active.")
+        return Ineligibility(Reason.NOT_ACTIVE, _("The benefit is not active."))
     closed = schedule_failure(terms.schedule, purchase.at)
     if closed is not None:
         return closed
     if purchase.currency != terms.currency:
         return Ineligibility(
             Reason.CURRENCY,
-            f"The benefit is in {terms.currency}; the purchase is in {purchase.currency}.",
+            _(
+                "The benefit is in %(currency)s; the purchase is in %(purchase_currency)s.",
+                currency=terms.currency,
+                purchase_currency=purchase.currency,
+            ),
         )
     spend = _spend_failure(terms, purchase.amount_minor)
     if spend is not None:
         return spend
     if terms.target_circle_ids and not terms.target_circle_ids & purchase.member_circle_ids:
         return Ineligibility(
-            Reason.NOT_TARGETED, "The benefit is for members of other circles or segments."
+            Reason.NOT_TARGETED, _("The benefit is for members of other circles or segments.")
         )
     return _new_to_merchant_failure(terms, purchase)
 
@@ -231,15 +258,24 @@ def is_eligible(terms: BenefitTerms, purchase: Purchase) -> bool:
 def _spend_failure(terms: BenefitTerms, amount: int | None) -> Ineligibility | None:
     if terms.min_spend_minor <= 0:
         return None
-    minimum = Money(terms.min_spend_minor, terms.currency).format()
+    minimum = Money(terms.min_spend_minor, terms.currency).format(format_locale())
     if amount is None:
         return Ineligibility(
-            Reason.MIN_SPEND, f"The benefit needs a spend of at least {minimum}: enter the amount."
+            Reason.MIN_SPEND,
+            _(
+                "The benefit needs a spend of at least %(minimum)s: enter the amount.",
+                minimum=minimum,
+            ),
         )
     if amount < terms.min_spend_minor:
-        spent = Money(amount, terms.currency).format()
+        spent = Money(amount, terms.currency).format(format_locale())
         return Ineligibility(
-            Reason.MIN_SPEND, f"The benefit needs a spend of at least {minimum}; this is {spent}."
+            Reason.MIN_SPEND,
+            _(
+                "The benefit needs a spend of at least %(minimum)s; this is %(spent)s.",
+                minimum=minimum,
+                spent=spent,
+            ),
         )
     return None
 
@@ -254,7 +290,10 @@ def _new_to_merchant_failure(terms: BenefitTerms, purchase: Purchase) -> Ineligi
         return None  # only purchases before this one count
     return Ineligibility(
         Reason.NOT_NEW,
-        f"The benefit is for members new to the merchant: none in the last {days} days.",
+        _(
+            "The benefit is for members new to the merchant: none in the last %(days)s days.",
+            days=days,
+        ),
     )
 
 
@@ -322,19 +361,34 @@ def points_earned(amount_minor: int | None, currency: str, multiplier: int | Non
 
 
 def describe_reward(reward: RewardTerms, currency: str) -> str:
-    """The reward in words, as a member reads it: "10% off, up to £5.00"."""
+    """The reward in words, as the viewer reads it in their language: "10% off, up to £5.00"."""
+    locale = format_locale()
     if reward.kind == BenefitKind.PERCENT_OFF:
-        text = f"{_percent(_required(reward.percent_bps, 'percent_bps'))} off"
+        percent = _percent(_required(reward.percent_bps, "percent_bps"))
         if reward.max_reward_minor is not None:
-            text += f", up to {Money(reward.max_reward_minor, currency).format()}"
-        return text
+            return _(
+                "%(percent)s off, up to %(most)s",
+                percent=percent,
+                most=Money(reward.max_reward_minor, currency).format(locale),
+            )
+        return _("%(percent)s off", percent=percent)
     if reward.kind == BenefitKind.AMOUNT_OFF:
-        return f"{Money(_required(reward.fixed_minor, 'fixed_minor'), currency).format()} off"
+        fixed = Money(_required(reward.fixed_minor, "fixed_minor"), currency).format(locale)
+        return _("%(amount)s off", amount=fixed)
     if reward.kind == BenefitKind.SPEND_THRESHOLD:
-        spend = Money(_required(reward.threshold_minor, "threshold_minor"), currency).format()
-        get = Money(_required(reward.fixed_minor, "fixed_minor"), currency).format()
-        return f"Spend {spend}, get {get} off"
-    return reward.kind.value.replace("_", " ").capitalize()
+        spend = Money(_required(reward.threshold_minor, "threshold_minor"), currency).format(locale)
+        get = Money(_required(reward.fixed_minor, "fixed_minor"), currency).format(locale)
+        return _("Spend %(spend)s, get %(amount)s off", spend=spend, amount=get)
+    return _(_OTHER_REWARDS[reward.kind])
+
+
+# The rewards that are not an amount, in words (translated where they are shown).
+_OTHER_REWARDS = {
+    BenefitKind.POINTS_MULTIPLIER: N_("Points multiplier"),
+    BenefitKind.GIFT: N_("Gift"),
+    BenefitKind.FREE_TRIAL: N_("Free trial"),
+    BenefitKind.EVENT: N_("Event"),
+}
 
 
 def _percent(bps: int) -> str:
@@ -381,21 +435,27 @@ def kind_field_problem(kind: BenefitKind, field: str, value: object) -> str | No
     same goods, other kinds declare whether everyone can have the same thing.
     """
     if field in KIND_REQUIRED[kind] and value is None:
-        return f"required for {kind.value} benefits"
+        return _("required for %(kind)s benefits", kind=kind.value)
     if field in KIND_SPECIFIC and field not in KIND_FIELDS[kind] and value is not None:
-        return f"not used by {kind.value} benefits"
+        return _("not used by %(kind)s benefits", kind=kind.value)
     if field == "budget_minor" and value is not None and not is_cash(kind):
-        return f"a {kind.value} benefit gives no cash reward: limit it by quantity instead"
+        return _(
+            "a %(kind)s benefit gives no cash reward: limit it by quantity instead", kind=kind.value
+        )
     if field == "regular_price_minor" and value is None and is_cash(kind):
-        return "declare the regular price of the goods the benefit applies to"
+        return _("declare the regular price of the goods the benefit applies to")
     if field in PRICE_FIELDS and value is not None and not is_cash(kind):
-        return (
-            f"only price benefits declare prices; say whether a {kind.value} is publicly_available"
+        return _(
+            "only price benefits declare prices; say whether a %(kind)s is publicly_available",
+            kind=kind.value,
         )
     if field == "publicly_available" and value is None and not is_cash(kind):
-        return f"declare whether everyone can get the same {kind.value} without being a member"
+        return _(
+            "declare whether everyone can get the same %(kind)s without being a member",
+            kind=kind.value,
+        )
     if field == "publicly_available" and value is True and is_cash(kind):
-        return "a price benefit declares public_price_minor or public_discount_bps instead"
+        return _("a price benefit declares public_price_minor or public_discount_bps instead")
     return None
 
 

@@ -25,6 +25,7 @@ from beyondbank.benefits.models import (
     Stacking,
 )
 from beyondbank.core.errors import FieldError, InvalidInput
+from beyondbank.core.i18n import _
 from beyondbank.core.money import is_currency
 
 Weekday = Annotated[int, Field(ge=1, le=7, description="ISO weekday, 1 = Monday … 7 = Sunday")]
@@ -106,14 +107,14 @@ class BenefitTermsIn(BaseModel):
     @classmethod
     def _distinct_channels(cls, value: list[Channel]) -> list[Channel]:
         if len(set(value)) != len(value):
-            raise ValueError("each channel once")
+            raise ValueError(_("each channel once"))
         return value
 
     @field_validator("currency")
     @classmethod
     def _known_currency(cls, value: str | None) -> str | None:
         if value is not None and not is_currency(value):
-            raise ValueError("not an ISO 4217 currency code")
+            raise ValueError(_("not an ISO 4217 currency code"))
         return value
 
     @field_validator("valid_to")
@@ -121,14 +122,14 @@ class BenefitTermsIn(BaseModel):
     def _ends_after_start(cls, value: date, info: ValidationInfo) -> date:
         start = info.data.get("valid_from")
         if start is not None and value < start:
-            raise ValueError(f"ends before it starts ({start})")
+            raise ValueError(_("ends before it starts (%(start)s)", start=start))
         return value
 
     @field_validator("weekdays")
     @classmethod
     def _distinct_weekdays(cls, value: list[int]) -> list[int]:
         if len(set(value)) != len(value):
-            raise ValueError("each weekday once")
+            raise ValueError(_("each weekday once"))
         return sorted(value)
 
     @field_validator("hour_end")
@@ -136,14 +137,16 @@ class BenefitTermsIn(BaseModel):
     def _hours_ordered(cls, value: int, info: ValidationInfo) -> int:
         start = info.data.get("hour_start")
         if start is not None and value <= start:
-            raise ValueError(f"must be after hour_start ({start}): hours are [start, end)")
+            raise ValueError(
+                _("must be after hour_start (%(start)s): hours are [start, end)", start=start)
+            )
         return value
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
         if value is not None and not rules.is_timezone(value):
-            raise ValueError("not an IANA time zone such as Europe/London")
+            raise ValueError(_("not an IANA time zone such as Europe/London"))
         return value
 
     @field_validator(*_KIND_CHECKED)
@@ -163,7 +166,7 @@ class BenefitTermsIn(BaseModel):
     @classmethod
     def _distinct_circles(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
-            raise ValueError("each circle once")
+            raise ValueError(_("each circle once"))
         return value
 
 
@@ -238,7 +241,9 @@ def validate_terms(data: dict[str, Any]) -> BenefitTermsIn:
             path = ".".join(str(part) for part in ("body", *error["loc"]))
             errors.append(FieldError(path, str(error["msg"]).removeprefix("Value error, ")))
         names = ", ".join(sorted({e.field for e in errors}))
-        raise InvalidInput(f"Some fields are not valid: {names}.", errors=tuple(errors)) from None
+        raise InvalidInput(
+            _("Some fields are not valid: %(names)s.", names=names), errors=tuple(errors)
+        ) from None
 
 
 class ReasonIn(BaseModel):
@@ -268,7 +273,7 @@ class ExtendIn(BaseModel):
     @model_validator(mode="after")
     def _something(self) -> ExtendIn:
         if self.add_budget_minor is None and self.add_quantity is None and self.valid_to is None:
-            raise ValueError("give add_budget_minor, add_quantity or valid_to")
+            raise ValueError(_("give add_budget_minor, add_quantity or valid_to"))
         return self
 
 

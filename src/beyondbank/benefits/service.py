@@ -45,6 +45,7 @@ from beyondbank.core.errors import (
     invalid,
 )
 from beyondbank.core.geo import distance_m
+from beyondbank.core.i18n import N_, _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.tokens import CODE_STEP_SECONDS, code_expires_at, code_step, member_code
@@ -57,7 +58,7 @@ DEFAULT_COMMISSION_BPS = 0
 class PriceIntegrity(Problem):
     status = 422
     slug = "price-integrity"
-    title = "Not better than what everyone gets"
+    title = N_("Not better than what everyone gets")
 
 
 # -- plain terms for the rules ----------------------------------------------------------------
@@ -129,8 +130,8 @@ def get_benefit(
         select(Benefit).where(Benefit.public_id == public_id)
     ).one_or_none()
     if benefit is None or not visible_to(actor, benefit.merchant_id):
-        errors = (FieldError(field, "no such benefit"),) if field else ()
-        raise NotFound(f"No benefit {public_id!r} here.", errors=errors)
+        errors = (FieldError(field, _("no such benefit")),) if field else ()
+        raise NotFound(_("No benefit %(public_id)r here.", public_id=public_id), errors=errors)
     return benefit
 
 
@@ -181,7 +182,7 @@ def target_refs(uow: UnitOfWork, benefits: Sequence[Benefit]) -> dict[int, str]:
 
 def refuse_customers(actor: Principal) -> None:
     if actor.kind == "customer":
-        raise Forbidden("Members see benefits under /me/benefits.")
+        raise Forbidden(_("Members see benefits under /me/benefits."))
 
 
 # -- create and edit ----------------------------------------------------------------------------
@@ -273,7 +274,7 @@ def _merchant_for(uow: UnitOfWork, actor: Principal, public_id: str | None) -> M
     if public_id is not None:
         return alliance.get_merchant(uow, actor, public_id, field="body.merchant_id")
     if actor.merchant_id is None:
-        raise invalid("body.merchant_id", "name the merchant the benefit belongs to")
+        raise invalid("body.merchant_id", _("name the merchant the benefit belongs to"))
     return alliance.merchant_by_id(uow, actor.merchant_id)
 
 
@@ -282,12 +283,12 @@ def _refuse_bank_terms(actor: Principal, fields: set[str]) -> None:
     if actor.merchant_id is None:
         return
     errors = tuple(
-        FieldError(f"body.{name}", "set by the bank's program manager when it approves")
+        FieldError(f"body.{name}", _("set by the bank's program manager when it approves"))
         for name in BANK_TERMS
         if name in fields
     )
     if errors:
-        raise Forbidden("Funding and commission are set by the bank.", errors=errors)
+        raise Forbidden(_("Funding and commission are set by the bank."), errors=errors)
 
 
 def _apply_terms(
@@ -358,7 +359,9 @@ def _merge(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 def _check_dates_ahead(benefit: Benefit, now: datetime) -> None:
     if benefit.valid_to < local_today(benefit, now):
-        raise invalid("body.valid_to", f"is in the past ({benefit.timezone})")
+        raise invalid(
+            "body.valid_to", _("is in the past (%(timezone)s)", timezone=benefit.timezone)
+        )
 
 
 def _ensure_price_integrity(benefit: Benefit) -> None:
@@ -497,12 +500,16 @@ def extend(uow: UnitOfWork, actor: Principal, benefit: Benefit, change: ExtendIn
 
 def _check_extension(benefit: Benefit, change: ExtendIn) -> None:
     if change.add_budget_minor is not None and benefit.budget_minor is None:
-        raise invalid("body.add_budget_minor", "this benefit has no budget to top up")
+        raise invalid("body.add_budget_minor", _("this benefit has no budget to top up"))
     if change.add_quantity is not None and benefit.quantity is None:
-        raise invalid("body.add_quantity", "this benefit has no quantity to top up")
+        raise invalid("body.add_quantity", _("this benefit has no quantity to top up"))
     if change.valid_to is not None and change.valid_to <= benefit.valid_to:
         raise invalid(
-            "body.valid_to", f"an extension ends later than the current end ({benefit.valid_to})"
+            "body.valid_to",
+            _(
+                "an extension ends later than the current end (%(valid_to)s)",
+                valid_to=benefit.valid_to,
+            ),
         )
 
 
@@ -510,10 +517,15 @@ def _ensure_can_go_live(uow: UnitOfWork, benefit: Benefit) -> None:
     merchant = alliance.merchant_by_id(uow, benefit.merchant_id)
     if merchant.status != MerchantStatus.ACTIVE:
         raise Conflict(
-            f"The merchant is {merchant.status.value}: only an active merchant's benefit can go live."
+            _(
+                "The merchant is %(status)s: only an active merchant's benefit can go live.",
+                status=merchant.status.value,
+            )
         )
     if benefit.valid_to < local_today(benefit, uow.clock.now()):
-        raise Conflict(f"The benefit's dates are over (it ended on {benefit.valid_to}).")
+        raise Conflict(
+            _("The benefit's dates are over (it ended on %(valid_to)s).", valid_to=benefit.valid_to)
+        )
 
 
 def _transition(
@@ -569,7 +581,7 @@ class MemberBenefit:
 def member_of(uow: UnitOfWork, actor: Principal) -> Member | None:
     """The signed-in customer's active membership (None if they have not joined)."""
     if actor.customer_id is None:
-        raise Forbidden("Only the bank's customers have member benefits and codes.")
+        raise Forbidden(_("Only the bank's customers have member benefits and codes."))
     return alliance.member_for_customer(uow, actor.customer_id)
 
 
@@ -617,7 +629,7 @@ def member_benefit(uow: UnitOfWork, actor: Principal, public_id: str) -> MemberB
         select(Benefit).where(Benefit.public_id == public_id, _member_visible(uow, member))
     ).one_or_none()
     if benefit is None:
-        raise NotFound(f"No benefit {public_id!r} here.")
+        raise NotFound(_("No benefit %(public_id)r here.", public_id=public_id))
     now = uow.clock.now()
     uses = _uses_this_period(uow, [benefit], member, now).get(benefit.id, 0)
     return _member_view(benefit, alliance.merchant_by_id(uow, benefit.merchant_id), uses, now)
@@ -667,7 +679,7 @@ def current_member_code(uow: UnitOfWork, actor: Principal, *, secret: str) -> Me
     """The member's code for this 30-second window, and the same code as an SVG QR code."""
     member = member_of(uow, actor)
     if member is None:
-        raise NotFound("You are not a member of the alliance yet: join to get a member code.")
+        raise NotFound(_("You are not a member of the alliance yet: join to get a member code."))
     now = uow.clock.now()
     step = code_step(now)
     code = member_code(secret, member.member_number, step)
@@ -685,7 +697,7 @@ def qr_svg(text: str) -> str:
     """An SVG QR code of `text`, at medium error correction so a scuffed screen still scans."""
     buffer = io.BytesIO()
     segno.make(text, error="m", micro=False).save(
-        buffer, kind="svg", scale=6, border=4, xmldecl=False, title="Member code"
+        buffer, kind="svg", scale=6, border=4, xmldecl=False, title=_("Member code")
     )
     return buffer.getvalue().decode()
 
@@ -808,7 +820,12 @@ def consume(uow: UnitOfWork, rows: Sequence[tuple[int, int, int]]) -> None:
             update(Benefit).where(*conditions).values(**values).returning(Benefit.id)
         ).first()
         if done is None:
-            raise Conflict(f"Benefit {benefit_id} has less budget or quantity left than granted.")
+            raise Conflict(
+                _(
+                    "Benefit %(benefit_id)s has less budget or quantity left than granted.",
+                    benefit_id=benefit_id,
+                )
+            )
 
 
 # -- the programme over time (console charts) ---------------------------------------------------
@@ -914,7 +931,7 @@ def member_benefits_near(
         far = float("inf")
         placed.sort(key=lambda t: (far if t[2] is None else t[2], -t[0].id))
     page = placed[max(0, offset) : max(0, offset) + max(1, limit)]
-    uses = _uses_this_period(uow, [b for b, _, _ in page], member, now)
+    uses = _uses_this_period(uow, [b for b, _location, _distance in page], member, now)
     items = [
         NearbyBenefit(
             _member_view(b, merchants[b.merchant_id], uses.get(b.id, 0), now), location, distance
@@ -933,7 +950,7 @@ def _nearest(
     if point is None:
         return active[0], None
     measured = [(distance_m(*point, loc.latitude, loc.longitude), loc.id, loc) for loc in active]
-    distance, _, location = min(measured)
+    distance, _id, location = min(measured)
     return location, distance
 
 

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Literal
 
 from beyondbank.core.errors import Forbidden, NotFound, Unauthenticated
+from beyondbank.core.i18n import _
 
 
 class Role(StrEnum):
@@ -274,9 +275,11 @@ SYSTEM = Principal(kind="system", id=0, public_id="system", label="system")
 def require(principal: Principal | None, permission: Permission) -> Principal:
     """The principal, if it holds the permission; 401 if nobody is signed in, 403 otherwise."""
     if principal is None:
-        raise Unauthenticated("Sign in, or send a bearer token.")
+        raise Unauthenticated(_("Sign in, or send a bearer token."))
     if permission not in principal.permissions:
-        raise Forbidden(f"Your access does not include {permission.value}.")
+        raise Forbidden(
+            _("Your access does not include %(permission)s.", permission=permission.value)
+        )
     return principal
 
 
@@ -287,11 +290,12 @@ def can(principal: Principal | None, permission: Permission) -> bool:
 def ensure_visible(
     principal: Principal, merchant_id: int | None, kind: str, public_id: str
 ) -> None:
-    """Another organisation's object answers 404, as if it did not exist."""
+    """Another organisation's object answers 404, as if it did not exist (`kind` is marked with
+    N_() by the caller and translated here)."""
     if principal.partner_id is not None or (
         principal.merchant_id is not None and principal.merchant_id != merchant_id
     ):
-        raise NotFound(f"No {kind} {public_id!r} here.")
+        raise NotFound(_("No %(kind)s %(public_id)r here.", kind=_(kind), public_id=public_id))
 
 
 def ensure_partner_visible(
@@ -301,4 +305,4 @@ def ensure_partner_visible(
     if principal.merchant_id is not None or (
         principal.partner_id is not None and principal.partner_id != partner_id
     ):
-        raise NotFound(f"No {kind} {public_id!r} here.")
+        raise NotFound(_("No %(kind)s %(public_id)r here.", kind=_(kind), public_id=public_id))

@@ -2,6 +2,8 @@
 
 Each problem has a stable `type` (a relative URI under `/problems/`, documented in
 docs/problems.md), a short `title`, a human `detail` and, for bad input, field-level `errors`.
+The caller reads them in their language: the detail is translated where it is raised, the title
+(marked with N_()) when the problem is answered.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from beyondbank.core.i18n import N_, _
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -32,7 +36,7 @@ class Problem(Exception):
 
     status = 400
     slug = "bad-request"
-    title = "Bad request"
+    title = N_("Bad request")
 
     def __str__(self) -> str:
         return self.detail
@@ -40,7 +44,7 @@ class Problem(Exception):
     def as_dict(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": f"/problems/{self.slug}",
-            "title": self.title,
+            "title": _(self.title),
             "status": self.status,
             "detail": self.detail,
         }
@@ -55,70 +59,70 @@ class Problem(Exception):
 class InvalidInput(Problem):
     status = 422
     slug = "invalid-input"
-    title = "The request has invalid fields"
+    title = N_("The request has invalid fields")
 
 
 class Unauthenticated(Problem):
     status = 401
     slug = "unauthenticated"
-    title = "Authentication required"
+    title = N_("Authentication required")
 
 
 class Forbidden(Problem):
     status = 403
     slug = "forbidden"
-    title = "Not allowed"
+    title = N_("Not allowed")
 
 
 class NotFound(Problem):
     status = 404
     slug = "not-found"
-    title = "Not found"
+    title = N_("Not found")
 
 
 class Conflict(Problem):
     status = 409
     slug = "conflict"
-    title = "Conflict with the current state"
+    title = N_("Conflict with the current state")
 
 
 class InvalidTransition(Conflict):
     slug = "invalid-transition"
-    title = "Not allowed in the current state"
+    title = N_("Not allowed in the current state")
 
 
 class SlotTaken(Conflict):
     slug = "slot-taken"
-    title = "The circle's sub-industry slot is taken"
+    title = N_("The circle's sub-industry slot is taken")
 
 
 class LimitReached(Conflict):
     slug = "limit-reached"
-    title = "A limit or budget is exhausted"
+    title = N_("A limit or budget is exhausted")
 
 
 class InsufficientBalance(Conflict):
     """A constrained account (a prepaid budget, a co-funding pool, a deposit) would go below its floor."""
 
     slug = "insufficient-balance"
-    title = "Not enough balance"
+    title = N_("Not enough balance")
 
 
 class NotEligible(Problem):
     status = 422
     slug = "not-eligible"
-    title = "Not eligible"
+    title = N_("Not eligible")
 
 
 class IdempotencyKeyReused(Problem):
     status = 422
     slug = "idempotency-key-reused"
-    title = "Idempotency-Key reused with a different request"
+    title = N_("Idempotency-Key reused with a different request")
 
 
 class IdempotencyInFlight(Conflict):
     slug = "idempotency-in-flight"
-    title = "A request with this Idempotency-Key is still being processed"
+    title = N_("A request with this Idempotency-Key is still being processed")
 
 
 def invalid(field_path: str, message: str, detail: str | None = None) -> InvalidInput:
@@ -129,4 +133,5 @@ def invalid(field_path: str, message: str, detail: str | None = None) -> Invalid
 
 
 def not_found(kind: str, public_id: str) -> NotFound:
-    return NotFound(f"No {kind} {public_id!r} here.")
+    """`kind` is a word marked with N_() where it is named; it is translated here."""
+    return NotFound(_("No %(kind)s %(public_id)r here.", kind=_(kind), public_id=public_id))

@@ -34,6 +34,7 @@ from beyondbank.core.errors import (
     IdempotencyKeyReused,
     InvalidInput,
 )
+from beyondbank.core.i18n import _
 from beyondbank.core.models import IdempotencyRecord
 from beyondbank.core.uow import UnitOfWork
 
@@ -72,9 +73,12 @@ class Claim:
 def check_key(key: str) -> str:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidInput(
-            "The Idempotency-Key header is not usable.",
+            _("The Idempotency-Key header is not usable."),
             errors=(
-                FieldError("header.Idempotency-Key", f"1 to {MAX_KEY_LENGTH} printable characters"),
+                FieldError(
+                    "header.Idempotency-Key",
+                    _("1 to %(max)s printable characters", max=MAX_KEY_LENGTH),
+                ),
             ),
         )
     return key
@@ -118,7 +122,7 @@ def claim(
         ).one()
         if existing.fingerprint != fingerprint:
             raise IdempotencyKeyReused(
-                "This Idempotency-Key was used for a different request; use a new key."
+                _("This Idempotency-Key was used for a different request; use a new key.")
             )
         if existing.state == "completed":
             return Replay(existing.status_code or 200, existing.response or {})
@@ -136,7 +140,7 @@ def claim(
         if taken.rowcount == 1:  # type: ignore[attr-defined]
             return Claim(existing.id)
         raise IdempotencyInFlight(
-            "The first request with this Idempotency-Key is still in progress."
+            _("The first request with this Idempotency-Key is still in progress.")
         )
 
 
@@ -188,10 +192,10 @@ def claim_within(
         ).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
     ).one_or_none()
     if existing is None:  # released between the insert and the read: the caller may retry
-        raise IdempotencyInFlight("A request with this Idempotency-Key just ended; try again.")
+        raise IdempotencyInFlight(_("A request with this Idempotency-Key just ended; try again."))
     if existing.fingerprint != fingerprint:
         raise IdempotencyKeyReused(
-            "This Idempotency-Key was used for a different request; use a new key."
+            _("This Idempotency-Key was used for a different request; use a new key.")
         )
     if existing.state == "completed":
         return Replay(existing.status_code or 200, existing.response or {})
@@ -213,7 +217,9 @@ def claim_within(
     )
     if taken.rowcount == 1:  # type: ignore[attr-defined]
         return Claim(existing.id)
-    raise IdempotencyInFlight("The first request with this Idempotency-Key is still in progress.")
+    raise IdempotencyInFlight(
+        _("The first request with this Idempotency-Key is still in progress.")
+    )
 
 
 def _end_reads(uow: UnitOfWork) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import jwt
 
 from beyondbank.core.errors import FieldError, InvalidInput, Unauthenticated
+from beyondbank.core.i18n import _
 
 ACCESS_TOKEN_ISSUER = "beyondbank"  # noqa: S105 (an issuer name, not a secret)
 
@@ -71,12 +72,12 @@ def read_access_token(secret: str, token: str, *, now: datetime) -> AccessClaims
             },
         )
     except jwt.PyJWTError as exc:
-        raise Unauthenticated(f"The bearer token is not valid: {exc}.") from None
+        raise Unauthenticated(_("The bearer token is not valid: %(reason)s.", reason=exc)) from None
     # Times are checked against the injected clock, not the wall clock.
     if int(claims["exp"]) <= int(now.timestamp()):
-        raise Unauthenticated("The bearer token has expired.")
+        raise Unauthenticated(_("The bearer token has expired."))
     if int(claims["iat"]) > int(now.timestamp()) + 60:
-        raise Unauthenticated("The bearer token was issued in the future.")
+        raise Unauthenticated(_("The bearer token was issued in the future."))
     return AccessClaims(
         kind=str(claims["knd"]),
         subject=str(claims["sub"]),
@@ -119,10 +120,12 @@ def verify_sso_token(
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise Unauthenticated("The sign-on token is malformed.") from None
+        raise Unauthenticated(_("The sign-on token is malformed.")) from None
     algorithm = header.get("alg")
     if algorithm not in algorithms:
-        raise Unauthenticated(f"The sign-on token's algorithm {algorithm!r} is not accepted.")
+        raise Unauthenticated(
+            _("The sign-on token's algorithm %(algorithm)r is not accepted.", algorithm=algorithm)
+        )
     key = _key_for(keys, header.get("kid"))
     try:
         claims = jwt.decode(
@@ -138,21 +141,23 @@ def verify_sso_token(
             },
         )
     except jwt.InvalidAudienceError:
-        raise Unauthenticated("The sign-on token is for another audience.") from None
+        raise Unauthenticated(_("The sign-on token is for another audience.")) from None
     except jwt.InvalidIssuerError:
-        raise Unauthenticated("The sign-on token is from an unknown issuer.") from None
+        raise Unauthenticated(_("The sign-on token is from an unknown issuer.")) from None
     except jwt.InvalidSignatureError:
-        raise Unauthenticated("The sign-on token's signature does not verify.") from None
+        raise Unauthenticated(_("The sign-on token's signature does not verify.")) from None
     except jwt.PyJWTError as exc:
-        raise Unauthenticated(f"The sign-on token is not valid: {exc}.") from None
+        raise Unauthenticated(
+            _("The sign-on token is not valid: %(reason)s.", reason=exc)
+        ) from None
     stamp = int(now.timestamp())
     expires, issued = int(claims["exp"]), int(claims["iat"])
     if expires + leeway_seconds <= stamp:
-        raise Unauthenticated("The sign-on token has expired.")
+        raise Unauthenticated(_("The sign-on token has expired."))
     if issued - leeway_seconds > stamp:
-        raise Unauthenticated("The sign-on token was issued in the future.")
+        raise Unauthenticated(_("The sign-on token was issued in the future."))
     if expires - issued > max_lifetime_seconds:
-        raise Unauthenticated("The sign-on token lives longer than this platform accepts.")
+        raise Unauthenticated(_("The sign-on token lives longer than this platform accepts."))
     return SsoClaims(
         subject=str(claims["sub"]),
         jti=str(claims["jti"]),
@@ -168,11 +173,11 @@ def _key_for(keys: jwt.PyJWKSet, kid: str | None) -> jwt.PyJWK:
     if kid is None:
         if len(keys.keys) == 1:
             return keys.keys[0]
-        raise Unauthenticated("The sign-on token names no key (kid).")
+        raise Unauthenticated(_("The sign-on token names no key (kid)."))
     for key in keys.keys:
         if key.key_id == kid:
             return key
-    raise Unauthenticated(f"The sign-on token is signed with an unknown key {kid!r}.")
+    raise Unauthenticated(_("The sign-on token is signed with an unknown key %(kid)r.", kid=kid))
 
 
 # -- the member's dynamic code (shown as a QR code, or typed at the counter) ------------------
@@ -213,8 +218,12 @@ def verify_member_code(
     cleaned = code.replace(" ", "").replace("-", "")
     if not cleaned.isdigit() or len(cleaned) != MEMBER_NUMBER_DIGITS + CODE_DIGITS:
         raise InvalidInput(
-            "The member code is malformed.",
-            errors=(FieldError(field, f"expected {MEMBER_NUMBER_DIGITS + CODE_DIGITS} digits"),),
+            _("The member code is malformed."),
+            errors=(
+                FieldError(
+                    field, _("expected %(count)s digits", count=MEMBER_NUMBER_DIGITS + CODE_DIGITS)
+                ),
+            ),
         )
     member_number = cleaned[:MEMBER_NUMBER_DIGITS]
     current = code_step(now)
@@ -222,6 +231,6 @@ def verify_member_code(
         if hmac.compare_digest(member_code(secret, member_number, step), cleaned):
             return MemberCode(member_number=member_number, step=step)
     raise InvalidInput(
-        "The member code has expired or is not valid; ask the member to refresh it.",
-        errors=(FieldError(field, "expired or not valid"),),
+        _("The member code has expired or is not valid; ask the member to refresh it."),
+        errors=(FieldError(field, _("expired or not valid")),),
     )

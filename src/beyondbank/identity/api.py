@@ -15,6 +15,7 @@ from beyondbank.commerce import service as commerce
 from beyondbank.core import audit
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.errors import Unauthenticated, invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.pagination import DEFAULT_LIMIT, Page, paginate
 from beyondbank.deps import CurrentPrincipal, SettingsDep, UoW, requires
 from beyondbank.identity import schemas, service
@@ -51,14 +52,14 @@ def oauth_token(
 ) -> schemas.TokenOut:
     if grant_type != "client_credentials":
         raise Unauthenticated(
-            "Only the client_credentials grant is offered.",
+            _("Only the client_credentials grant is offered."),
             extra={"error": "unsupported_grant_type"},
         )
     if authorization and authorization.lower().startswith("basic "):
         client_id, client_secret = _basic_credentials(authorization)
     if not client_id or not client_secret:
         raise Unauthenticated(
-            "Send client_id and client_secret (form or HTTP Basic).",
+            _("Send client_id and client_secret (form or HTTP Basic)."),
             extra={"error": "invalid_client"},
         )
     issued = service.client_credentials_token(
@@ -74,9 +75,9 @@ def _basic_credentials(header: str) -> tuple[str, str]:
         decoded = base64.b64decode(header.split(" ", 1)[1], validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         raise Unauthenticated(
-            "Malformed HTTP Basic credentials.", extra={"error": "invalid_client"}
+            _("Malformed HTTP Basic credentials."), extra={"error": "invalid_client"}
         ) from None
-    client_id, _, secret = decoded.partition(":")
+    client_id, _colon, secret = decoded.partition(":")
     return client_id, secret
 
 
@@ -86,7 +87,7 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     summary="Exchange the bank app's single-sign-on token for a customer access token",
 )
 def sso_session(body: schemas.SsoExchange, uow: UoW, settings: SettingsDep) -> schemas.TokenOut:
-    _, issued = service.sso_sign_in(uow, settings, body.token)
+    _principal, issued = service.sso_sign_in(uow, settings, body.token)
     return schemas.TokenOut(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
@@ -234,7 +235,7 @@ def _client_out(client: ApiClient, merchant_refs: dict[int, str], uow: UoW) -> s
 )
 def audit_events(
     uow: UoW,
-    _: Annotated[Principal, Depends(requires(Permission.AUDIT_READ))],
+    _auditor: Annotated[Principal, Depends(requires(Permission.AUDIT_READ))],
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = DEFAULT_LIMIT,
     actor_id: str | None = None,
@@ -262,5 +263,5 @@ def audit_events(
 
 def _aware(value: datetime | None, field: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        raise invalid(field, "give a time zone, e.g. 2026-11-22T10:00:00Z")
+        raise invalid(field, _("give a time zone, e.g. 2026-11-22T10:00:00Z"))
     return value

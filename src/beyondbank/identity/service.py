@@ -23,6 +23,7 @@ from beyondbank.core.authz import (
     Role,
 )
 from beyondbank.core.errors import Conflict, Forbidden, NotFound, Unauthenticated, invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.models import SsoTokenUse
 from beyondbank.core.passwords import check_password_strength, hash_password, verify_password
@@ -100,23 +101,23 @@ def principal_for(
     if kind == "user":
         user = session.scalars(select(User).where(User.public_id == public_id)).one_or_none()
         if user is None or not user.active:
-            raise Unauthenticated("This account is no longer active.")
+            raise Unauthenticated(_("This account is no longer active."))
         return principal_for_user(user)
     if kind == "client":
         client = session.scalars(
             select(ApiClient).where(ApiClient.public_id == public_id)
         ).one_or_none()
         if client is None or not client.active:
-            raise Unauthenticated("This API client is no longer active.")
+            raise Unauthenticated(_("This API client is no longer active."))
         return principal_for_client(client, scopes)
     if kind == "customer":
         customer = session.scalars(
             select(Customer).where(Customer.public_id == public_id)
         ).one_or_none()
         if customer is None:
-            raise Unauthenticated("Unknown customer.")
+            raise Unauthenticated(_("Unknown customer."))
         return principal_for_customer(customer)
-    raise Unauthenticated("Unknown kind of principal.")
+    raise Unauthenticated(_("Unknown kind of principal."))
 
 
 # -- users: password sign-in --------------------------------------------------------------
@@ -128,9 +129,9 @@ def authenticate_user(uow: UnitOfWork, email: str, password: str) -> User:
     ).one_or_none()
     if user is None:
         verify_password(_DUMMY_HASH, password)
-        raise Unauthenticated("The email or password is not right.")
+        raise Unauthenticated(_("The email or password is not right."))
     if not verify_password(user.password_hash, password) or not user.active:
-        raise Unauthenticated("The email or password is not right.")
+        raise Unauthenticated(_("The email or password is not right."))
     user.last_login_at = uow.clock.now()
     uow.commit()
     return user
@@ -151,7 +152,7 @@ def issue_user_token(uow: UnitOfWork, settings: Settings, user: User) -> IssuedT
 def get_user(uow: UnitOfWork, public_id: str) -> User:
     user = uow.session.scalars(select(User).where(User.public_id == public_id)).one_or_none()
     if user is None:
-        raise NotFound(f"No user {public_id!r} here.")
+        raise NotFound(_("No user %(public_id)r here.", public_id=public_id))
     return user
 
 
@@ -174,21 +175,23 @@ def create_user(
 ) -> User:
     """Staff create any user; a merchant admin creates users of its own merchant only."""
     if role == Role.CUSTOMER:
-        raise invalid("body.role", "customers sign in through the bank's app, not with a password")
+        raise invalid(
+            "body.role", _("customers sign in through the bank's app, not with a password")
+        )
     if role in MERCHANT_ROLES and merchant_id is None:
-        raise invalid("body.merchant_id", "merchant roles belong to a merchant")
+        raise invalid("body.merchant_id", _("merchant roles belong to a merchant"))
     if role not in MERCHANT_ROLES and merchant_id is not None:
-        raise invalid("body.merchant_id", "only merchant roles belong to a merchant")
+        raise invalid("body.merchant_id", _("only merchant roles belong to a merchant"))
     if role in PARTNER_ROLES and partner_id is None:
-        raise invalid("body.partner_id", "partner roles belong to a partner")
+        raise invalid("body.partner_id", _("partner roles belong to a partner"))
     if role not in PARTNER_ROLES and partner_id is not None:
-        raise invalid("body.partner_id", "only partner roles belong to a partner")
+        raise invalid("body.partner_id", _("only partner roles belong to a partner"))
     if actor.merchant_id is not None and (
         role not in MERCHANT_ROLES or merchant_id != actor.merchant_id
     ):
-        raise Forbidden("A merchant admin creates users of its own merchant only.")
+        raise Forbidden(_("A merchant admin creates users of its own merchant only."))
     if actor.partner_id is not None:
-        raise Forbidden("A partner's users are created by the bank.")
+        raise Forbidden(_("A partner's users are created by the bank."))
     weakness = check_password_strength(password)
     if weakness:
         raise invalid("body.password", weakness)
@@ -209,7 +212,9 @@ def create_user(
         uow.session.flush()
     except IntegrityError:
         uow.rollback()
-        raise Conflict(f"A user with the email {user.email!r} exists already.") from None
+        raise Conflict(
+            _("A user with the email %(email)r exists already.", email=user.email)
+        ) from None
     audit.record(
         uow.session,
         actor=actor,
@@ -227,9 +232,9 @@ def update_user(
     uow: UnitOfWork, actor: Principal, user: User, *, name: str | None, active: bool | None
 ) -> User:
     if actor.merchant_id is not None and user.merchant_id != actor.merchant_id:
-        raise NotFound(f"No user {user.public_id!r} here.")
+        raise NotFound(_("No user %(public_id)r here.", public_id=user.public_id))
     if actor.kind == "user" and actor.id == user.id and active is False:
-        raise Conflict("You cannot deactivate your own account.")
+        raise Conflict(_("You cannot deactivate your own account."))
     before = audit.snapshot(user)
     if name is not None:
         user.name = name
@@ -265,11 +270,14 @@ def create_client(
 
     A partner's client holds the shop's scopes only (`PARTNER_CLIENT_SCOPES`)."""
     if merchant_id is not None and partner_id is not None:
-        raise invalid("body.partner_id", "a client belongs to a merchant or a partner, not both")
+        raise invalid("body.partner_id", _("a client belongs to a merchant or a partner, not both"))
     grantable = PARTNER_CLIENT_SCOPES if partner_id is not None else CLIENT_SCOPES
     unknown = sorted(set(scopes) - {s.value for s in grantable})
     if unknown:
-        raise invalid("body.scopes", f"not grantable to this client: {', '.join(unknown)}")
+        raise invalid(
+            "body.scopes",
+            _("not grantable to this client: %(unknown)s", unknown=", ".join(unknown)),
+        )
     secret = secrets.token_urlsafe(32)
     now = uow.clock.now()
     client = ApiClient(
@@ -311,14 +319,15 @@ def client_credentials_token(
     ).one_or_none()
     if client is None:
         verify_password(_DUMMY_HASH, client_secret)
-        raise Unauthenticated("The client credentials are not right.")
+        raise Unauthenticated(_("The client credentials are not right."))
     if not verify_password(client.secret_hash, client_secret) or not client.active:
-        raise Unauthenticated("The client credentials are not right.")
+        raise Unauthenticated(_("The client credentials are not right."))
     requested = tuple(scope.split()) if scope else tuple(client.scopes)
     refused = sorted(set(requested) - set(client.scopes))
     if refused:
         raise Forbidden(
-            f"This client may not ask for: {', '.join(refused)}.", extra={"error": "invalid_scope"}
+            _("This client may not ask for: %(refused)s.", refused=", ".join(refused)),
+            extra={"error": "invalid_scope"},
         )
     now = uow.clock.now()
     client.last_used_at = now
@@ -375,7 +384,7 @@ def sso_sign_in(uow: UnitOfWork, settings: Settings, token: str) -> tuple[Custom
         session.flush()
     except IntegrityError:
         uow.rollback()
-        raise Unauthenticated("This sign-on token was used already.") from None
+        raise Unauthenticated(_("This sign-on token was used already.")) from None
     customer = session.scalars(
         select(Customer).where(Customer.bank_ref == claims.subject)
     ).one_or_none()
