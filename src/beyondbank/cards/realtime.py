@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import anyio
 import iso8583
 import pycountry
+from babel.numbers import format_decimal
 from iso8583.specs import default_ascii
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -50,6 +51,7 @@ from beyondbank.cards.models import (
 from beyondbank.core.authz import Permission, Principal, require
 from beyondbank.core.clock import Clock
 from beyondbank.core.errors import Conflict, FieldError, Forbidden, InvalidInput, Unauthenticated
+from beyondbank.core.i18n import _, format_locale
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
 from beyondbank.core.settings import Settings
@@ -69,17 +71,19 @@ MESSAGE_TYPES = ("0100", "0200")  # authorisation request, financial request
 def row_from_iso8583(raw: bytes, now: datetime) -> dict[str, str]:
     """A feed row from an ISO 8583 message; 422 naming the data element that is wrong."""
     try:
-        decoded, _ = iso8583.decode(raw, default_ascii)
+        decoded, _encoded = iso8583.decode(raw, default_ascii)
     except iso8583.DecodeError as exc:
-        raise _bad("message", f"not an ISO 8583 message: {exc}") from None
+        raise _bad("message", _("not an ISO 8583 message: %(exc)s", exc=exc)) from None
     mti = decoded.get("t", "")
     if mti not in MESSAGE_TYPES:
-        raise _bad("t", f"message type {mti} is not an authorisation or financial request")
+        raise _bad(
+            "t", _("message type %(mti)s is not an authorisation or financial request", mti=mti)
+        )
     for element in ("2", "3", "4", "7", "18", "37", "42", "43", "49"):
         if not decoded.get(element):
-            raise _bad(element, f"data element {element} is required")
+            raise _bad(element, _("data element %(element)s is required", element=element))
     if decoded["3"][:2] not in PURCHASE_CODES:
-        raise _bad("3", f"processing code {decoded['3']} is not a purchase")
+        raise _bad("3", _("processing code %(code)s is not a purchase", code=decoded["3"]))
     return {
         "txn_id": decoded["37"].strip(),
         "network_ref": decoded["37"].strip(),
@@ -99,14 +103,14 @@ def row_from_iso8583(raw: bytes, now: datetime) -> dict[str, str]:
 def _currency(numeric: str) -> str:
     found = pycountry.currencies.get(numeric=numeric)
     if found is None:
-        raise _bad("49", f"{numeric} is not an ISO 4217 numeric currency code")
+        raise _bad("49", _("%(numeric)s is not an ISO 4217 numeric currency code", numeric=numeric))
     return str(found.alpha_3)
 
 
 def _transmission_time(value: str, now: datetime) -> str:
     """DE 7 has no year: take the year that puts the instant nearest to now."""
     if len(value) != 10 or not value.isdigit():
-        raise _bad("7", "transmission date and time is not MMDDhhmmss")
+        raise _bad("7", _("transmission date and time is not MMDDhhmmss"))
     candidates = []
     for year in (now.year - 1, now.year, now.year + 1):
         try:
@@ -115,7 +119,7 @@ def _transmission_time(value: str, now: datetime) -> str:
             continue
         candidates.append((abs((at - now).total_seconds()), at))
     if not candidates:
-        raise _bad("7", "transmission date and time is not a real date")
+        raise _bad("7", _("transmission date and time is not a real date"))
     return min(candidates)[1].strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -160,27 +164,45 @@ async def process(
     request waiting for its batch holds no thread; only a batch's database work runs on one."""
     require(actor, Permission.CARDS_INGEST)
     if actor.is_org_bound:
-        raise Forbidden("Card events come from the bank's card switch, not a merchant's system.")
+        raise Forbidden(_("Card events come from the bank's card switch, not a merchant's system."))
     checked = instant.check(row)
     if isinstance(checked, instant.Rejected):
         reason = checked.reason
         raise _bad(reason.split(" ", 2)[-1] if reason.startswith("missing") else "event", reason)
     snapshot = await realtime.snapshot(UnitOfWork(factory, clock))
     pending = _Pending(checked, snapshot.resolve(checked), snapshot)
-    return await realtime.collector(UnitOfWork(factory, clock)).submit(pending)
+    result = await realtime.collector(UnitOfWork(factory, clock)).submit(pending)
+    # Worded here, in this request's language: its batch may have run in another request's.
+    return replace(result, message=_message(result.rewards, result.merchant_name))
 
 
 def _message(rewards: list[Earned], merchant: str | None) -> str | None:
+    """What the bank's app shows the member, in the caller's language."""
     granted = [r.row for r in rewards if r.row["kind"] == frames.REWARD]
     if not granted:
         return None
     reward = granted[0]
-    parts = []
+    locale = format_locale()
+    cashback = Money(reward["amount_minor"], reward["currency"]).format(locale)
+    points = format_decimal(reward["points"], locale=locale)
+    if reward["amount_minor"] and reward["points"]:
+        return _(
+            "You just earned %(cashback)s cashback and %(points)s points at %(merchant)s.",
+            cashback=cashback,
+            points=points,
+            merchant=merchant,
+        )
     if reward["amount_minor"]:
-        parts.append(f"{Money(reward['amount_minor'], reward['currency']).format()} cashback")
+        return _(
+            "You just earned %(cashback)s cashback at %(merchant)s.",
+            cashback=cashback,
+            merchant=merchant,
+        )
     if reward["points"]:
-        parts.append(f"{reward['points']:,} points")
-    return f"You just earned {' and '.join(parts)} at {merchant}."
+        return _(
+            "You just earned %(points)s points at %(merchant)s.", points=points, merchant=merchant
+        )
+    return _("You just earned  at %(merchant)s.", merchant=merchant)
 
 
 class Callers:
@@ -201,10 +223,10 @@ class Callers:
     ) -> Principal | None:
         if not authorization:
             return None
-        scheme, _, token = authorization.partition(" ")
+        scheme, _space, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise Unauthenticated("Send the access token as `Authorization: Bearer <token>`.")
+            raise Unauthenticated(_("Send the access token as `Authorization: Bearer <token>`."))
         claims = read_access_token(
             settings.secret_key.get_secret_value(), token, now=uow.clock.now()
         )
@@ -475,7 +497,7 @@ def _write_batch(
             "rewarded" if rewards else "no_reward",
             rewards,
             name,
-            _message(rewards, name),
+            None,  # worded by `process`, in its caller's language
         )
     ordered = [answers[i] for i in range(len(batch))]
     uow.commit()
@@ -598,12 +620,12 @@ class _Batch:
         if not purchases:
             return {}
         snapshot = self.batch[purchases[0]].snapshot
-        offers = {m: snapshot.offers.get(m, []) for _, m in buyers.values()}
+        offers = {m: snapshot.offers.get(m, []) for _member, m in buyers.values()}
         benefit_ids = sorted(b.id for merchant_offers in offers.values() for b in merchant_offers)
         if not benefit_ids:
             return {}
         counters = self._counters(benefit_ids, lock)
-        member_ids = {m for m, _ in buyers.values()}
+        member_ids = {m for m, _merchant in buyers.values()}
         uses: dict[instant.UsageKey, int] = {
             (b, m, k): u for b, m, k, u in benefits.usage_of(self.uow, member_ids, benefit_ids)
         }
@@ -648,7 +670,7 @@ class _Batch:
         # is never touched, so its grants never queue on it.
         self.capped = {
             b
-            for b, (_, budget, quantity) in counters.items()
+            for b, (_used, budget, quantity) in counters.items()
             if budget is not None or quantity is not None
         }
         return judged
@@ -785,7 +807,12 @@ class _Batch:
                 .returning(CardGrant.id)
             ).first()
             if done is None:
-                raise Conflict(f"The grant of {txn_id} changed while this batch clawed it back.")
+                raise Conflict(
+                    _(
+                        "The grant of %(txn_id)s changed while this batch clawed it back.",
+                        txn_id=txn_id,
+                    )
+                )
         if rewards:
             connection.execute(
                 insert(_REWARDS),
@@ -813,7 +840,12 @@ class _Batch:
                 where=(table.c.uses + n <= limit) if limit is not None else None,
             ).returning(table.c.uses)
             if self.uow.session.connection().execute(stmt).first() is None:
-                raise Conflict(f"Benefit {benefit_id}'s member limit was reached meanwhile.")
+                raise Conflict(
+                    _(
+                        "Benefit %(benefit_id)s's member limit was reached meanwhile.",
+                        benefit_id=benefit_id,
+                    )
+                )
 
     def post(
         self, judged: dict[str, instant.Judged], members: dict[int, str]
@@ -827,7 +859,7 @@ class _Batch:
         parties.members.update(members)
         known = self.batch[0].snapshot.merchants
         for merchant_id in {r.merchant_id for r in rows} & known.keys():
-            ref, _, sub_industry = known[merchant_id]
+            ref, _name, sub_industry = known[merchant_id]
             parties.merchants[merchant_id] = (ref, sub_industry)
         parties.prefetch(rows)
         drafts = [d for r in rows for d in posting.drafts_for(r, parties)]
@@ -869,7 +901,7 @@ class _Batch:
             if review is not None:
                 key = (review["descriptor_key"], review["mcc"])
                 found[key] = (review, found.get(key, (review, 0))[1] + 1)
-        for _, (review, count) in sorted(found.items()):
+        for _key, (review, count) in sorted(found.items()):
             stmt = dialect.insert(table).values(
                 public_id=new_public_id("dsc"),
                 candidate_merchant_id=review["merchant_id"],

@@ -43,6 +43,7 @@ from beyondbank.cards.resolution import Resolver
 from beyondbank.core.authz import Permission, Principal, require
 from beyondbank.core.errors import Conflict, Forbidden, NotFound
 from beyondbank.core.fastload import load_frame
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
@@ -365,7 +366,10 @@ def _record_grants(
         ).first()
         if done is None:
             raise Conflict(
-                f"The grant of {row['txn_id']} changed while this run clawed it back; rerun."
+                _(
+                    "The grant of %(txn_id)s changed while this run clawed it back; rerun.",
+                    txn_id=row["txn_id"],
+                )
             )
 
 
@@ -528,7 +532,7 @@ class _PublicRefs:
 def _staff_only(actor: Principal) -> None:
     require(actor, Permission.CARDS_READ)
     if actor.is_org_bound or actor.kind == "customer":
-        raise Forbidden("Card-linked runs are the bank's; a merchant reads its own rewards.")
+        raise Forbidden(_("Card-linked runs are the bank's; a merchant reads its own rewards."))
 
 
 def list_runs(
@@ -544,7 +548,7 @@ def get_run(uow: UnitOfWork, actor: Principal, public_id: str) -> CardRun:
     _staff_only(actor)
     run = uow.session.scalars(select(CardRun).where(CardRun.public_id == public_id)).one_or_none()
     if run is None:
-        raise NotFound(f"No card-linked run {public_id!r}.")
+        raise NotFound(_("No card-linked run %(public_id)r.", public_id=public_id))
     return run
 
 
@@ -631,12 +635,12 @@ def feed_world(uow: UnitOfWork, currency: str) -> generate.World:
         orient="row",
     )
     terminals = pl.DataFrame(
-        [(loc, aid, tid) for aid, tid, loc, _ in alliance.alliance_terminals(uow)],
+        [(loc, aid, tid) for aid, tid, loc, _other in alliance.alliance_terminals(uow)],
         schema=generate.WORLD_TERMINALS,
         orient="row",
     )
     cards = pl.DataFrame(
-        [(token, at) for token, _, at in alliance.linked_cards(uow)],
+        [(token, at) for token, _other, at in alliance.linked_cards(uow)],
         schema=generate.WORLD_CARDS,
         orient="row",
     )
@@ -704,7 +708,7 @@ def my_card_rewards(
     """The signed-in customer's card-linked rewards (cashback and points), each with the
     clawbacks that reverse it, and the totals over all of them: a fixed number of queries."""
     if actor.customer_id is None:
-        raise Forbidden("Only the bank's customers have card-linked rewards of their own.")
+        raise Forbidden(_("Only the bank's customers have card-linked rewards of their own."))
     member = alliance.member_for_customer(uow, actor.customer_id)
     if member is None:
         return MyCardRewards([], None, {}, {}, 0)
@@ -728,8 +732,7 @@ def my_card_rewards(
             clawbacks.setdefault(row.original_txn_id or "", []).append(row)
     merchants = alliance.merchants_by_ids(uow, {r.merchant_id for r in rows})
     grants = [
-        MyGrant(r, merchants[r.merchant_id].trading_name, clawbacks.get(r.txn_id, []))
-        for r in rows
+        MyGrant(r, merchants[r.merchant_id].trading_name, clawbacks.get(r.txn_id, [])) for r in rows
     ]
     cashback: dict[str, int] = {}
     clawed: dict[str, int] = {}

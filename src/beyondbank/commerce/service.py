@@ -12,6 +12,7 @@ from beyondbank.commerce.models import Partner, PartnerStatus
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import FieldError, InvalidInput, invalid, not_found
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import is_currency
 from beyondbank.core.uow import UnitOfWork
@@ -43,9 +44,9 @@ def create_partner(uow: UnitOfWork, actor: Principal, data: PartnerIn) -> Partne
         except ValueError as exc:
             errors.append(FieldError("settlement_bic", str(exc)))
     if not is_currency(data.currency):
-        errors.append(FieldError("currency", "not an ISO 4217 currency code"))
+        errors.append(FieldError("currency", _("not an ISO 4217 currency code")))
     if errors:
-        raise InvalidInput("The partner cannot be registered as it stands.", errors=errors)
+        raise InvalidInput(_("The partner cannot be registered as it stands."), errors=errors)
     partner = Partner(
         public_id=new_public_id("prt"),
         name=data.name,
@@ -80,7 +81,7 @@ def get_partner(uow: UnitOfWork, public_id: str, *, field: str | None = None) ->
     ).one_or_none()
     if partner is None:
         if field is not None:
-            raise invalid(field, f"no partner {public_id!r}")
+            raise invalid(field, _("no partner %(public_id)r", public_id=public_id))
         raise not_found("partner", public_id)
     return partner
 

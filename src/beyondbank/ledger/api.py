@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.errors import FieldError, InvalidInput, invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.money import Money
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from beyondbank.core.uow import UnitOfWork
@@ -297,7 +298,7 @@ def void_hold(
 
 def _aware(value: datetime | None, field: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        raise invalid(field, "give a time zone, e.g. 2026-11-22T10:00:00Z")
+        raise invalid(field, _("give a time zone, e.g. 2026-11-22T10:00:00Z"))
     return value
 
 

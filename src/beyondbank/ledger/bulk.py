@@ -38,6 +38,7 @@ from beyondbank.core.errors import (
     InvalidInput,
 )
 from beyondbank.core.fastload import load_rows, sqlite_value
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
 from beyondbank.core.uow import UnitOfWork
@@ -139,7 +140,7 @@ def _post_chunks(
             if prepared.invalid is not None:
                 raise prepared.invalid
             connection.execute(text(f"DELETE FROM {_STAGE}"))  # noqa: S608
-            load_rows(connection, _STAGE, _STAGE_COLUMNS, (row for row, _ in prepared.staged))
+            load_rows(connection, _STAGE, _STAGE_COLUMNS, (row for row, _draft in prepared.staged))
             following = next(chunks, None)
             upcoming = (
                 None
@@ -286,7 +287,10 @@ def _unique_by_key(chunk: Sequence[Draft]) -> list[Draft]:
             seen[draft.key] = draft
         elif earlier != draft and fingerprint_of(earlier) != fingerprint_of(draft):
             raise IdempotencyKeyReused(
-                f"The key {draft.key!r} appears twice in the batch with different content."
+                _(
+                    "The key %(key)r appears twice in the batch with different content.",
+                    key=draft.key,
+                )
             )
     return list(seen.values())
 
@@ -371,8 +375,8 @@ def _refuse_reused_keys(connection: Connection, known: Sequence[tuple[Any, ...]]
         reused.sort()
         keys = ", ".join(f"{key!r} ({public_id})" for key, public_id in reused[:10])
         raise IdempotencyKeyReused(
-            f"These keys were used before for different transactions: {keys}.",
-            extra={"keys": [key for key, _ in reused[:10]]},
+            _("These keys were used before for different transactions: %(keys)s.", keys=keys),
+            extra={"keys": [key for key, _public_id in reused[:10]]},
         )
 
 
@@ -404,7 +408,11 @@ def _apply_totals(connection: Connection, debits: dict[int, int], credits: dict[
     for row in connection.execute(locked):
         if row.status != AccountStatus.OPEN.value:
             raise Conflict(
-                f"Account {row.public_id} ({row.code}) is closed.",
+                _(
+                    "Account %(public_id)s (%(code)s) is closed.",
+                    public_id=row.public_id,
+                    code=row.code,
+                ),
                 extra={"account_id": row.public_id, "current_status": row.status},
             )
         if row.floor_minor is None:
@@ -420,9 +428,15 @@ def _apply_totals(connection: Connection, debits: dict[int, int], credits: dict[
             )
         if available < row.floor_minor:
             raise InsufficientBalance(
-                f"The batch would take account {row.public_id} ({row.code}) to "
-                f"{Money(available, row.currency)}, below its floor of "
-                f"{Money(row.floor_minor, row.currency)}.",
+                _(
+                    "The batch would take account %(public_id)s (%(code)s) to "
+                    "%(available)s, below its floor of "
+                    "%(floor)s.",
+                    public_id=row.public_id,
+                    code=row.code,
+                    available=Money(available, row.currency),
+                    floor=Money(row.floor_minor, row.currency),
+                ),
                 extra={"account_id": row.public_id, "floor_minor": row.floor_minor},
             )
     moves = [(i, debits.get(i, 0), credits.get(i, 0)) for i in ids]
@@ -431,9 +445,9 @@ def _apply_totals(connection: Connection, debits: dict[int, int], credits: dict[
         connection.execute(
             _MOVE_TOTALS,
             {
-                "ids": [i for i, _, _ in moves],
-                "debits": [d for _, d, _ in moves],
-                "credits": [c for _, _, c in moves],
+                "ids": [i for i, _debit, _credit in moves],
+                "debits": [d for _id, d, _credit in moves],
+                "credits": [c for _id, _debit, c in moves],
             },
         )
         return
@@ -466,7 +480,7 @@ class _AccountCache:
     def check(self, drafts: Sequence[Draft], pairs: frozenset[tuple[int, str]]) -> None:
         """Every account the drafts name exists, is open and keeps the leg's currency: checked
         per distinct (account, currency); the drafts are gone through only to name a refusal."""
-        wanted = {account_id for account_id, _ in pairs} - self._known.keys()
+        wanted = {account_id for account_id, _currency in pairs} - self._known.keys()
         if wanted:
             rows = self._session.execute(
                 select(Account.id, Account.currency, Account.status).where(Account.id.in_(wanted))
@@ -481,20 +495,24 @@ class _AccountCache:
                 known = self._known.get(leg.account_id)
                 where = f"{draft.key}.postings.{index}"
                 if known is None:
-                    errors.append(FieldError(f"{where}.account", "no such account"))
+                    errors.append(FieldError(f"{where}.account", _("no such account")))
                 elif known[0] != leg.amount.currency:
                     errors.append(
                         FieldError(
                             f"{where}.currency",
-                            f"the account keeps {known[0]}, not {leg.amount.currency}",
+                            _(
+                                "the account keeps %(kept)s, not %(currency)s",
+                                kept=known[0],
+                                currency=leg.amount.currency,
+                            ),
                         )
                     )
                 elif known[1] != AccountStatus.OPEN.value:
-                    errors.append(FieldError(f"{where}.account", "the account is closed"))
+                    errors.append(FieldError(f"{where}.account", _("the account is closed")))
                 if len(errors) >= 20:
                     break
         if errors:
-            raise InvalidInput("Some transactions of the batch cannot be posted.", errors=errors)
+            raise InvalidInput(_("Some transactions of the batch cannot be posted."), errors=errors)
 
 
 def _chunks(drafts: Iterable[Draft], size: int) -> Iterator[list[Draft]]:

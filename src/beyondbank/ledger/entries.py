@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import FieldError, InvalidInput, NotFound, invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.ledger import schemas, service
 from beyondbank.ledger.models import Account, LedgerTransaction, Posting, TransactionStatus
@@ -154,10 +155,13 @@ def ledger_key(key: str | None) -> str:
     """The ledger key for a request's Idempotency-Key: `api:<key>`."""
     if key is None:
         raise invalid(
-            "header.Idempotency-Key", "required: a unique key per request, reused on its retries"
+            "header.Idempotency-Key", _("required: a unique key per request, reused on its retries")
         )
     if not 0 < len(key) <= MAX_API_KEY or not key.isprintable():
-        raise invalid("header.Idempotency-Key", f"1 to {MAX_API_KEY} printable characters")
+        raise invalid(
+            "header.Idempotency-Key",
+            _("1 to %(max_api_key)s printable characters", max_api_key=MAX_API_KEY),
+        )
     return f"{KEY_PREFIX}{key}"
 
 
@@ -166,12 +170,14 @@ def _draft(
 ) -> service.Draft:
     accounts = _accounts(uow, [p.account for p in body.postings])
     errors = [
-        FieldError(f"body.postings.{i}.account", f"no such account {p.account!r}")
+        FieldError(
+            f"body.postings.{i}.account", _("no such account %(account)r", account=p.account)
+        )
         for i, p in enumerate(body.postings)
         if p.account not in accounts
     ]
     if errors:
-        raise InvalidInput("Some postings name no account.", errors=errors)
+        raise InvalidInput(_("Some postings name no account."), errors=errors)
     legs = tuple(service.Leg(accounts[p.account].id, p.side, p.money) for p in body.postings)
     return service.Draft(
         key=key,
@@ -205,7 +211,9 @@ def _corrected(uow: UnitOfWork, public_id: str) -> int:
     try:
         return service.get_transaction(uow, public_id).id
     except NotFound:
-        raise invalid("body.corrects", f"no such transaction {public_id!r}") from None
+        raise invalid(
+            "body.corrects", _("no such transaction %(public_id)r", public_id=public_id)
+        ) from None
 
 
 def _amount_of(uow: UnitOfWork, transaction: LedgerTransaction, amount: str | None) -> int | None:

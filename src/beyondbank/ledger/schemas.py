@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
+from beyondbank.core.i18n import _
 from beyondbank.core.money import Money, check_currency
 from beyondbank.ledger.chart import Kind
 from beyondbank.ledger.models import AccountStatus, AccountType, OwnerKind, TransactionStatus
@@ -27,7 +28,7 @@ _SIGNED = re.compile(r"-?\d{1,15}(\.\d{1,15})?")
 
 def _a_string(value: Any) -> Any:
     if value is not None and not isinstance(value, str):
-        raise ValueError('give the amount as a string such as "12.50", not a JSON number')
+        raise ValueError(_('give the amount as a string such as "12.50", not a JSON number'))
     return value
 
 
@@ -49,15 +50,18 @@ OwnerRef = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0
 def parse_amount(value: Any, currency: str, signed: bool = False) -> int:
     """The exact minor units of a decimal string in `currency`; ValueError says what is wrong."""
     if not isinstance(value, str):
-        raise ValueError('give the amount as a string such as "12.50", not a JSON number')
+        raise ValueError(_('give the amount as a string such as "12.50", not a JSON number'))
     if not (_SIGNED if signed else _POSITIVE).fullmatch(value):
-        shape = "a decimal" if signed else "a positive decimal"
-        raise ValueError(f'{shape} such as "12.50" is expected, not {value!r}')
+        if signed:
+            raise ValueError(_('a decimal such as "12.50" is expected, not %(value)r', value=value))
+        raise ValueError(
+            _('a positive decimal such as "12.50" is expected, not %(value)r', value=value)
+        )
     money = Money.parse(value, currency)  # refuses more decimal places than the currency has
     if not signed and money.amount == 0:
-        raise ValueError("must be greater than zero")
+        raise ValueError(_("must be greater than zero"))
     if abs(money.amount) > MAX_MINOR:
-        raise ValueError(f"at most {Money(MAX_MINOR, currency)}")
+        raise ValueError(_("at most %(most)s", most=Money(MAX_MINOR, currency)))
     return money.amount
 
 
@@ -71,13 +75,13 @@ def _known_currency(value: str) -> str:
         return check_currency(value)
     except ValueError:
         raise ValueError(
-            "unknown currency: an ISO 4217 code such as GBP, or PTS for points"
+            _("unknown currency: an ISO 4217 code such as GBP, or PTS for points")
         ) from None
 
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        raise ValueError("give a time zone, e.g. 2026-11-22T10:00:00Z")
+        raise ValueError(_("give a time zone, e.g. 2026-11-22T10:00:00Z"))
     return value
 
 
@@ -114,7 +118,7 @@ class AccountIn(BaseModel):
         currency = info.data.get("currency")
         # A wrong currency is reported already; the floor can only be read in a right one.
         if value is not None and currency is not None and parse_amount(value, currency, True) > 0:
-            raise ValueError("an account opens at zero: its floor is zero or below")
+            raise ValueError(_("an account opens at zero: its floor is zero or below"))
         return value
 
     @property

@@ -52,6 +52,7 @@ from beyondbank.core.errors import (
     NotFound,
     invalid,
 )
+from beyondbank.core.i18n import N_, _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
 from beyondbank.core.pagination import paginate
@@ -68,7 +69,7 @@ from beyondbank.ledger.models import (
 
 MAX_KEY_LENGTH = 255
 MAX_KIND_LENGTH = 60
-_CANNOT_POST = "The transaction cannot be posted as it stands."
+_CANNOT_POST = N_("The transaction cannot be posted as it stands.")
 
 
 class Side(StrEnum):
@@ -222,7 +223,12 @@ def open_account(
         )
     elif account.type != type or account.floor_minor != floor:
         raise Conflict(
-            f"Account {code} exists as {account.type.value} with floor {account.floor_minor}.",
+            _(
+                "Account %(code)s exists as %(type)s with floor %(floor_minor)s.",
+                code=code,
+                type=account.type.value,
+                floor_minor=account.floor_minor,
+            ),
             extra={"account_id": account.public_id},
         )
     return account
@@ -260,13 +266,17 @@ def close_account(uow: UnitOfWork, account_id: int, *, actor: Principal) -> Acco
     if closed.rowcount != 1:  # type: ignore[attr-defined]
         if account.status is AccountStatus.CLOSED:
             raise InvalidTransition(
-                f"Account {account.public_id} is already closed.",
+                _("Account %(public_id)s is already closed.", public_id=account.public_id),
                 extra={"current_status": account.status.value},
             )
         raise Conflict(
-            f"Account {account.public_id} still holds {account.balance_minor} and "
-            f"{account.debits_pending + account.credits_pending} in pending holds: "
-            "move or release them before closing.",
+            _(
+                "Account %(public_id)s still holds %(balance)s and %(pending)s in pending holds: "
+                "move or release them before closing.",
+                public_id=account.public_id,
+                balance=account.balance_minor,
+                pending=account.debits_pending + account.credits_pending,
+            ),
             extra={"current_status": account.status.value},
         )
     audit.record(
@@ -285,7 +295,7 @@ def close_account(uow: UnitOfWork, account_id: int, *, actor: Principal) -> Acco
 def get_account(uow: UnitOfWork, account_id: int) -> Account:
     account = uow.session.get(Account, account_id)
     if account is None:
-        raise NotFound(f"No ledger account {account_id}.")
+        raise NotFound(_("No ledger account %(account_id)s.", account_id=account_id))
     return account
 
 
@@ -294,7 +304,7 @@ def account_by_public_id(uow: UnitOfWork, public_id: str) -> Account:
         select(Account).where((Account.public_id == public_id) | (Account.code == public_id))
     ).one_or_none()
     if account is None:
-        raise NotFound(f"No ledger account {public_id!r}.")
+        raise NotFound(_("No ledger account %(public_id)r.", public_id=public_id))
     return account
 
 
@@ -360,14 +370,23 @@ def check_draft(draft: Draft) -> None:
     """Refuse a malformed draft before anything is written: every problem at once."""
     errors: list[FieldError] = []
     if not draft.key or len(draft.key) > MAX_KEY_LENGTH or not draft.key.isprintable():
-        errors.append(FieldError("key", f"1 to {MAX_KEY_LENGTH} printable characters"))
+        errors.append(
+            FieldError(
+                "key",
+                _("1 to %(max_key_length)s printable characters", max_key_length=MAX_KEY_LENGTH),
+            )
+        )
     if not draft.kind or len(draft.kind) > MAX_KIND_LENGTH:
-        errors.append(FieldError("kind", f"1 to {MAX_KIND_LENGTH} characters"))
+        errors.append(
+            FieldError(
+                "kind", _("1 to %(max_kind_length)s characters", max_kind_length=MAX_KIND_LENGTH)
+            )
+        )
     if len(draft.legs) < 2:
-        errors.append(FieldError("postings", "a transaction has at least two postings"))
+        errors.append(FieldError("postings", _("a transaction has at least two postings")))
     for index, leg in enumerate(draft.legs):
         if leg.amount.amount <= 0:
-            errors.append(FieldError(f"postings.{index}.amount", "must be greater than zero"))
+            errors.append(FieldError(f"postings.{index}.amount", _("must be greater than zero")))
     net: dict[str, int] = defaultdict(int)
     for leg in draft.legs:
         net[leg.amount.currency] += leg.signed
@@ -376,13 +395,17 @@ def check_draft(draft: Draft) -> None:
             errors.append(
                 FieldError(
                     "postings",
-                    f"debits and credits in {currency} differ by {Money(abs(difference), currency)}",
+                    _(
+                        "debits and credits in %(currency)s differ by %(amount)s",
+                        currency=currency,
+                        amount=Money(abs(difference), currency),
+                    ),
                 )
             )
     if draft.effective_at is not None and draft.effective_at.tzinfo is None:
-        errors.append(FieldError("effective_at", "needs a time zone"))
+        errors.append(FieldError("effective_at", _("needs a time zone")))
     if errors:
-        raise InvalidInput("The transaction cannot be posted as it stands.", errors=errors)
+        raise InvalidInput(_("The transaction cannot be posted as it stands."), errors=errors)
 
 
 # -- posting -------------------------------------------------------------------------------------
@@ -400,8 +423,11 @@ def post(uow: UnitOfWork, draft: Draft, *, actor: Principal = SYSTEM) -> Posted:
         original = _get_transaction(uow, draft.corrects)
         if original.status is not TransactionStatus.POSTED:
             raise InvalidTransition(
-                f"Only a posted transaction can be corrected; {original.public_id} is "
-                f"{original.status.value}.",
+                _(
+                    "Only a posted transaction can be corrected; %(public_id)s is %(status)s.",
+                    public_id=original.public_id,
+                    status=original.status.value,
+                ),
                 extra={"current_status": original.status.value},
             )
         raced = _lock_for_correction(uow, original, draft)
@@ -413,7 +439,7 @@ def post(uow: UnitOfWork, draft: Draft, *, actor: Principal = SYSTEM) -> Posted:
 def hold(uow: UnitOfWork, draft: Draft, *, actor: Principal = SYSTEM) -> Posted:
     """Reserve the draft's amounts: they count against floors now and post on `capture`."""
     if draft.corrects is not None or draft.resolves is not None:
-        raise invalid("corrects", "a hold neither corrects nor resolves another transaction")
+        raise invalid("corrects", _("a hold neither corrects nor resolves another transaction"))
     return _write(uow, draft, TransactionStatus.PENDING, actor)
 
 
@@ -433,10 +459,10 @@ def capture(
     legs = _legs_of(session, the_hold)
     if amount is not None:
         if len(legs) != 2:
-            raise invalid("amount", "only a two-posting hold can be captured in part")
+            raise invalid("amount", _("only a two-posting hold can be captured in part"))
         held = legs[0].amount.amount
         if not 0 < amount <= held:
-            raise invalid("amount", f"must be within 1..{held}, the amount held")
+            raise invalid("amount", _("must be within 1..%(held)s, the amount held", held=held))
         legs = [Leg(leg.account_id, leg.side, Money(amount, leg.amount.currency)) for leg in legs]
     draft = Draft(
         key=key,
@@ -499,16 +525,19 @@ def reverse(
     original = _get_transaction(uow, transaction_id)
     if original.status is not TransactionStatus.POSTED:
         raise InvalidTransition(
-            f"Only a posted transaction can be reversed; {original.public_id} is "
-            f"{original.status.value}.",
+            _(
+                "Only a posted transaction can be reversed; %(public_id)s is %(status)s.",
+                public_id=original.public_id,
+                status=original.status.value,
+            ),
             extra={"current_status": original.status.value},
         )
     legs = _legs_of(session, original)
     if amount is not None:
         if len(legs) != 2:
-            raise invalid("amount", "only a two-posting transaction can be reversed in part")
+            raise invalid("amount", _("only a two-posting transaction can be reversed in part"))
         if not 0 < amount <= legs[0].amount.amount:
-            raise invalid("amount", f"must be within 1..{legs[0].amount.amount}")
+            raise invalid("amount", _("must be within 1..%(most)s", most=legs[0].amount.amount))
         legs = [Leg(leg.account_id, leg.side, Money(amount, leg.amount.currency)) for leg in legs]
     flipped = tuple(
         Leg(leg.account_id, Side.CREDIT if leg.side is Side.DEBIT else Side.DEBIT, leg.amount)
@@ -558,8 +587,13 @@ def _lock_for_correction(
     )
     if int(corrected or 0) + sum(abs(leg.signed) for leg in draft.legs) > posted_size:
         raise Conflict(
-            f"Transaction {original.public_id} has already been corrected by "
-            f"{int(corrected or 0) // 2} of {posted_size // 2}: a correction cannot exceed it."
+            _(
+                "Transaction %(public_id)s has already been corrected by %(corrected)s of "
+                "%(posted)s: a correction cannot exceed it.",
+                public_id=original.public_id,
+                corrected=int(corrected or 0) // 2,
+                posted=posted_size // 2,
+            )
         )
     return None
 
@@ -703,8 +737,12 @@ def _resolve_hold(uow: UnitOfWork, the_hold: LedgerTransaction, to: TransactionS
     if resolved.rowcount != 1:  # type: ignore[attr-defined]
         session.refresh(the_hold)
         raise InvalidTransition(
-            f"Hold {the_hold.public_id} is {the_hold.status.value}: it can be captured or voided "
-            "only while pending, once.",
+            _(
+                "Hold %(public_id)s is %(status)s: it can be captured or voided "
+                "only while pending, once.",
+                public_id=the_hold.public_id,
+                status=the_hold.status.value,
+            ),
             extra={"current_status": the_hold.status.value},
         )
     _apply_totals(session, _legs_of(session, the_hold), pending=True, sign=-1)
@@ -818,24 +856,37 @@ def _refusal(session: Session, legs: Sequence[Leg], account_id: int) -> NoReturn
     mine = [i for i, leg in enumerate(legs) if leg.account_id == account_id]
     account = session.get(Account, account_id, populate_existing=True)
     if account is None:
-        raise invalid(f"postings.{mine[0]}.account", "no such account", _CANNOT_POST)
+        raise invalid(f"postings.{mine[0]}.account", _("no such account"), _(_CANNOT_POST))
     # The leg in another currency, if one is: an account's legs may disagree among themselves.
     index = next((i for i in mine if legs[i].amount.currency != account.currency), mine[0])
     leg = legs[index]
     if account.currency != leg.amount.currency:
         raise invalid(
             f"postings.{index}.currency",
-            f"account {account.public_id} keeps {account.currency}, not {leg.amount.currency}",
-            _CANNOT_POST,
+            _(
+                "account %(public_id)s keeps %(currency)s, not %(given)s",
+                public_id=account.public_id,
+                currency=account.currency,
+                given=leg.amount.currency,
+            ),
+            _(_CANNOT_POST),
         )
     if account.status is AccountStatus.CLOSED:
         raise invalid(
-            f"postings.{index}.account", f"account {account.public_id} is closed", _CANNOT_POST
+            f"postings.{index}.account",
+            _("account %(public_id)s is closed", public_id=account.public_id),
+            _(_CANNOT_POST),
         )
     raise InsufficientBalance(
-        f"Account {account.public_id} ({account.code}) has "
-        f"{Money(account.available_minor, account.currency)} available above its floor "
-        f"of {Money(account.floor_minor or 0, account.currency)}.",
+        _(
+            "Account %(public_id)s (%(code)s) has "
+            "%(available)s available above its floor "
+            "of %(floor)s.",
+            public_id=account.public_id,
+            code=account.code,
+            available=Money(account.available_minor, account.currency),
+            floor=Money(account.floor_minor or 0, account.currency),
+        ),
         extra={
             "account_id": account.public_id,
             "available_minor": account.available_minor,
@@ -864,8 +915,12 @@ def _replay(
         same = False
     if not same:
         raise IdempotencyKeyReused(
-            f"The key {draft.key!r} was used for a different transaction "
-            f"({existing.public_id}); use a new key.",
+            _(
+                "The key %(key)r was used for a different transaction "
+                "(%(public_id)s); use a new key.",
+                key=draft.key,
+                public_id=existing.public_id,
+            ),
             extra={"transaction_id": existing.public_id},
         )
     return Posted(existing, created=False)
@@ -874,7 +929,9 @@ def _replay(
 def _get_transaction(uow: UnitOfWork, transaction_id: int) -> LedgerTransaction:
     transaction = uow.session.get(LedgerTransaction, transaction_id)
     if transaction is None:
-        raise NotFound(f"No ledger transaction {transaction_id}.")
+        raise NotFound(
+            _("No ledger transaction %(transaction_id)s.", transaction_id=transaction_id)
+        )
     return transaction
 
 
@@ -918,7 +975,7 @@ def get_transaction(uow: UnitOfWork, public_id: str) -> LedgerTransaction:
         select(LedgerTransaction).where(LedgerTransaction.public_id == public_id)
     ).one_or_none()
     if transaction is None:
-        raise NotFound(f"No ledger transaction {public_id!r}.")
+        raise NotFound(_("No ledger transaction %(public_id)r.", public_id=public_id))
     return transaction
 
 
@@ -979,7 +1036,7 @@ def balance(uow: UnitOfWork, account: Account, at: datetime | None = None) -> Ba
 def statement(uow: UnitOfWork, account: Account, start: datetime, end: datetime) -> Statement:
     """Opening balance at `start`, every posting in [start, end), closing balance at `end`."""
     if end <= start:
-        raise invalid("to", "must be after from")
+        raise invalid("to", _("must be after from"))
     opening = _net_before(uow.session, account, start, inclusive=False)
     rows = uow.session.execute(
         select(

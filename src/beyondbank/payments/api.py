@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.errors import invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.idempotency import check_key, fingerprint
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from beyondbank.core.uow import UnitOfWork
@@ -23,6 +24,7 @@ from beyondbank.deps import IdempotencyKey, SettingsDep, UoW, requires
 from beyondbank.payments import schemas, service
 from beyondbank.payments.bankcore import BankCoreGateway
 from beyondbank.payments.gateway import (
+    DECLINED,
     AuthoriseRequest,
     PayeeKind,
     PaymentDeclined,
@@ -72,7 +74,7 @@ def _key(actor: Principal, idempotency_key: str | None) -> str:
     """The caller's key, scoped to the caller: two callers never share a payment by a key."""
     if idempotency_key is None:
         raise invalid(
-            "header.Idempotency-Key", "required: a unique key per call, reused on retries"
+            "header.Idempotency-Key", _("required: a unique key per call, reused on retries")
         )
     return f"api:{actor.public_id}:{check_key(idempotency_key)}"
 
@@ -80,7 +82,7 @@ def _key(actor: Principal, idempotency_key: str | None) -> str:
 def _answer(result: PaymentResult, status_code: int) -> JSONResponse:
     if not result.approved:
         raise PaymentDeclined(
-            result.payment.decline_message or "The bank declined the payment.",
+            _(result.payment.decline_message or DECLINED),
             extra={
                 "decline_code": result.payment.decline_code.value
                 if result.payment.decline_code
@@ -233,7 +235,7 @@ def _money_call(
 ) -> JSONResponse:
     if idempotency_key is None:
         raise invalid(
-            "header.Idempotency-Key", "required: a unique key per call, reused on retries"
+            "header.Idempotency-Key", _("required: a unique key per call, reused on retries")
         )
     outcome = service.idempotent(
         uow,

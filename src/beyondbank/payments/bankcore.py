@@ -48,6 +48,7 @@ from beyondbank.core.errors import (
     NotFound,
     invalid,
 )
+from beyondbank.core.i18n import N_, _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money, is_currency
 from beyondbank.core.uow import UnitOfWork
@@ -78,13 +79,14 @@ MAX_KEY_LENGTH = 320
 MAX_AMOUNT_MINOR = 10**15
 DEFAULT_AUTHORISATION_TTL = timedelta(days=7)
 
+# Kept in English on the payment (a record); marked so the caller's answer can be translated.
 _DECLINE_MESSAGES = {
-    DeclineCode.INSUFFICIENT_FUNDS: "The account does not have enough funds available.",
-    DeclineCode.ACCOUNT_BLOCKED: "The account is blocked: no payments can be made from it.",
-    DeclineCode.ACCOUNT_CLOSED: "The account is closed.",
-    DeclineCode.PER_PAYMENT_LIMIT: "The amount is above the account's limit for one payment.",
-    DeclineCode.DAILY_LIMIT: "The payment would take the account over its daily limit.",
-    DeclineCode.CURRENCY_MISMATCH: "The account is kept in another currency.",
+    DeclineCode.INSUFFICIENT_FUNDS: N_("The account does not have enough funds available."),
+    DeclineCode.ACCOUNT_BLOCKED: N_("The account is blocked: no payments can be made from it."),
+    DeclineCode.ACCOUNT_CLOSED: N_("The account is closed."),
+    DeclineCode.PER_PAYMENT_LIMIT: N_("The amount is above the account's limit for one payment."),
+    DeclineCode.DAILY_LIMIT: N_("The payment would take the account over its daily limit."),
+    DeclineCode.CURRENCY_MISMATCH: N_("The account is kept in another currency."),
 }
 
 
@@ -272,7 +274,10 @@ class BankCoreGateway:
             if amount > payment.amount_minor:
                 raise invalid(
                     "body.amount_minor",
-                    f"at most {payment.amount_minor}, the amount authorised",
+                    _(
+                        "at most %(amount_minor)s, the amount authorised",
+                        amount_minor=payment.amount_minor,
+                    ),
                 )
             now = uow.clock.now()
             _lock(uow, payment)
@@ -461,16 +466,23 @@ class BankCoreGateway:
 def _check_key(key: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidInput(
-            "The idempotency key is not usable.",
-            errors=(FieldError("header.Idempotency-Key", f"1 to {MAX_KEY_LENGTH} characters"),),
+            _("The idempotency key is not usable."),
+            errors=(
+                FieldError(
+                    "header.Idempotency-Key",
+                    _("1 to %(max_key_length)s characters", max_key_length=MAX_KEY_LENGTH),
+                ),
+            ),
         )
 
 
 def _check_amount(amount: int, field: str = "body.amount_minor") -> None:
     if isinstance(amount, bool) or not isinstance(amount, int):
-        raise invalid(field, "an integer number of minor units")
+        raise invalid(field, _("an integer number of minor units"))
     if not 0 < amount <= MAX_AMOUNT_MINOR:
-        raise invalid(field, f"must be within 1..{MAX_AMOUNT_MINOR}")
+        raise invalid(
+            field, _("must be within 1..%(max_amount_minor)s", max_amount_minor=MAX_AMOUNT_MINOR)
+        )
 
 
 def _check_request(request: AuthoriseRequest) -> None:
@@ -480,9 +492,9 @@ def _check_request(request: AuthoriseRequest) -> None:
     except InvalidInput as exc:
         errors.extend(exc.errors)
     if not is_currency(request.currency):
-        errors.append(FieldError("body.currency", "not an ISO 4217 currency code"))
+        errors.append(FieldError("body.currency", _("not an ISO 4217 currency code")))
     if not isinstance(request.payee_kind, PayeeKind):
-        errors.append(FieldError("body.payee_kind", "merchant or partner"))
+        errors.append(FieldError("body.payee_kind", _("merchant or partner")))
     for field, value, most in (
         ("body.account_id", request.account_id, 40),
         ("body.payee_id", request.payee_id, 40),
@@ -490,9 +502,9 @@ def _check_request(request: AuthoriseRequest) -> None:
         ("body.category", request.category, 60),
     ):
         if value is not None and not 0 < len(value) <= most:
-            errors.append(FieldError(field, f"1 to {most} characters"))
+            errors.append(FieldError(field, _("1 to %(most)s characters", most=most)))
     if errors:
-        raise InvalidInput("The payment cannot be authorised as asked.", errors=errors)
+        raise InvalidInput(_("The payment cannot be authorised as asked."), errors=errors)
 
 
 def _check_payee(uow: UnitOfWork, kind: PayeeKind, ref: str) -> None:
@@ -500,12 +512,12 @@ def _check_payee(uow: UnitOfWork, kind: PayeeKind, ref: str) -> None:
         try:
             alliance.get_merchant(uow, SYSTEM, ref)
         except NotFound:
-            raise invalid("body.payee_id", "no such merchant") from None
+            raise invalid("body.payee_id", _("no such merchant")) from None
     else:
         try:
             commerce.get_partner(uow, ref)
         except NotFound:
-            raise invalid("body.payee_id", "no such partner") from None
+            raise invalid("body.payee_id", _("no such partner")) from None
 
 
 def _decline_on_account(account: DepositAccount, request: AuthoriseRequest) -> None:
@@ -529,8 +541,12 @@ def _refuse_beyond_captured(payment: Payment, amount: int) -> None:
     if amount > left:
         captured = Money(payment.captured_minor, payment.currency)
         raise Conflict(
-            f"Only {Money(left, payment.currency)} of the {captured} captured is left to refund.",
-            errors=(FieldError("body.amount_minor", f"at most {left}"),),
+            _(
+                "Only %(left)s of the %(captured)s captured is left to refund.",
+                left=Money(left, payment.currency),
+                captured=captured,
+            ),
+            errors=(FieldError("body.amount_minor", _("at most %(left)s", left=left)),),
             extra={
                 "current_status": payment.status.value,
                 "refundable_minor": left,
@@ -543,7 +559,10 @@ def _refuse_closed_payer(uow: UnitOfWork, payment: Payment) -> None:
     account = uow.session.get_one(DepositAccount, payment.deposit_account_id)
     if account.status is DepositStatus.CLOSED:
         raise Conflict(
-            f"The payer's account {account.public_id} is closed: refund the customer another way.",
+            _(
+                "The payer's account %(public_id)s is closed: refund the customer another way.",
+                public_id=account.public_id,
+            ),
             extra={"account_id": account.public_id, "current_status": account.status.value},
         )
 
@@ -569,7 +588,7 @@ def _payer(uow: UnitOfWork, public_id: str) -> tuple[DepositAccount, str]:
         .where(DepositAccount.public_id == public_id)
     ).one_or_none()
     if row is None:
-        raise invalid("body.account_id", "no such deposit account")
+        raise invalid("body.account_id", _("no such deposit account"))
     return row[0], row[1]
 
 
@@ -578,7 +597,7 @@ def _deposit_account(uow: UnitOfWork, public_id: str) -> DepositAccount:
         select(DepositAccount).where(DepositAccount.public_id == public_id)
     ).one_or_none()
     if account is None:
-        raise invalid("body.account_id", "no such deposit account")
+        raise invalid("body.account_id", _("no such deposit account"))
     return account
 
 
@@ -587,7 +606,7 @@ def _payment(uow: UnitOfWork, public_id: str) -> Payment:
         select(Payment).where(Payment.public_id == public_id)
     ).one_or_none()
     if payment is None:
-        raise NotFound(f"No payment {public_id!r} here.")
+        raise NotFound(_("No payment %(public_id)r here.", public_id=public_id))
     return payment
 
 
@@ -661,8 +680,13 @@ def _replay(uow: UnitOfWork, key: str, fingerprint: str) -> PaymentResult | None
         return None
     if operation.fingerprint != fingerprint:
         raise IdempotencyKeyReused(
-            f"The key {key!r} was used for a different request ({operation.kind.value} "
-            f"{operation.public_id}); use a new key.",
+            _(
+                "The key %(key)r was used for a different request (%(kind)s "
+                "%(public_id)s); use a new key.",
+                key=key,
+                kind=operation.kind.value,
+                public_id=operation.public_id,
+            ),
             extra={"operation_id": operation.public_id},
         )
     view = PaymentView.from_json(operation.result)

@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from beyondbank.core.authz import SYSTEM, Principal
 from beyondbank.core.errors import InvalidTransition, Problem
+from beyondbank.core.i18n import N_, _
 
 
 class PayeeKind(StrEnum):
@@ -85,19 +86,34 @@ def states_allowing(operation: OperationKind) -> frozenset[PaymentStatus]:
 def refuse(current: PaymentStatus, operation: OperationKind, payment_id: str) -> InvalidTransition:
     """409 naming the current state and what it allows."""
     allowed = sorted(op.value for (state, op) in TRANSITIONS if state == current)
-    hint = f" From {current.value} it can be: {', '.join(allowed)}." if allowed else ""
+    hint = (
+        " "
+        + _(
+            "From %(status)s it can be: %(allowed)s.",
+            status=current.value,
+            allowed=", ".join(allowed),
+        )
+        if allowed
+        else ""
+    )
     return InvalidTransition(
-        f"Payment {payment_id} is {current.value}: it cannot be {_PAST[operation]}.{hint}",
+        _(
+            "Payment %(payment_id)s is %(current)s: it cannot be %(past)s.%(hint)s",
+            payment_id=payment_id,
+            current=current.value,
+            past=_(_PAST[operation]),
+            hint=hint,
+        ),
         extra={"current_status": current.value, "payment_id": payment_id},
     )
 
 
 _PAST = {
-    Op.AUTHORISE: "authorised again",
-    Op.CAPTURE: "captured",
-    Op.VOID: "voided",
-    Op.REFUND: "refunded",
-    Op.EXPIRE: "expired",
+    Op.AUTHORISE: N_("authorised again"),
+    Op.CAPTURE: N_("captured"),
+    Op.VOID: N_("voided"),
+    Op.REFUND: N_("refunded"),
+    Op.EXPIRE: N_("expired"),
 }
 
 
@@ -107,6 +123,10 @@ class PaymentDeclined(Problem):
     status = 402
     slug = "payment-declined"
     title = "The bank declined the payment"
+
+
+# A decline without the bank's own reason.
+DECLINED = N_("The bank declined the payment.")
 
 
 # -- requests and results --------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from beyondbank.core.i18n import _
 from beyondbank.core.money import is_currency
 from beyondbank.payments.gateway import (
     DeclineCode,
@@ -34,7 +35,7 @@ PublicRef = Annotated[str, Field(min_length=1, max_length=40)]
 
 def _known(value: str) -> str:
     if not is_currency(value):
-        raise ValueError("not an ISO 4217 currency code")
+        raise ValueError(_("not an ISO 4217 currency code"))
     return value
 
 

@@ -31,6 +31,7 @@ from beyondbank.core.errors import (
     NotFound,
     invalid,
 )
+from beyondbank.core.i18n import N_, _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money, is_currency
 from beyondbank.core.pagination import paginate
@@ -63,7 +64,8 @@ ACCOUNT_TRANSITIONS: dict[tuple[DepositStatus, str], DepositStatus] = {
     (D.ACTIVE, "close"): D.CLOSED,
     (D.BLOCKED, "close"): D.CLOSED,
 }
-_PAST = {"block": "blocked", "unblock": "unblocked", "close": "closed"}
+# The audit action's word too, so it stays English: translated only where it is shown.
+_PAST = {"block": N_("blocked"), "unblock": N_("unblocked"), "close": N_("closed")}
 
 
 def iban_for(account_number: int) -> str:
@@ -153,22 +155,22 @@ def open_account(
 def _check_open(request: OpenAccount) -> None:
     errors: list[FieldError] = []
     if not is_currency(request.currency):
-        errors.append(FieldError("body.currency", "not an ISO 4217 currency code"))
+        errors.append(FieldError("body.currency", _("not an ISO 4217 currency code")))
     for name in ("overdraft_minor", "opening_balance_minor"):
         if getattr(request, name) < 0:
-            errors.append(FieldError(f"body.{name}", "must not be negative"))
+            errors.append(FieldError(f"body.{name}", _("must not be negative")))
     for name in ("per_payment_limit_minor", "daily_limit_minor"):
         value = getattr(request, name)
         if value is not None and value <= 0:
-            errors.append(FieldError(f"body.{name}", "must be greater than zero"))
+            errors.append(FieldError(f"body.{name}", _("must be greater than zero")))
     if errors:
-        raise InvalidInput("The account cannot be opened as asked.", errors=errors)
+        raise InvalidInput(_("The account cannot be opened as asked."), errors=errors)
 
 
 def _customer(uow: UnitOfWork, public_id: str) -> Customer:
     customer = identity.customer_by_public_id(uow, public_id)
     if customer is None:
-        raise invalid("body.customer_id", "no such customer")
+        raise invalid("body.customer_id", _("no such customer"))
     return customer
 
 
@@ -176,7 +178,7 @@ def _insert_numbered(uow: UnitOfWork, account: DepositAccount, customer: Custome
     """Give the account the next account number (and its IBAN). The numbers are unique in the
     database: a concurrent opening that took the same number makes this one try the next."""
     session = uow.session
-    for _ in range(MAX_NUMBER_ATTEMPTS):
+    for _attempt in range(MAX_NUMBER_ATTEMPTS):
         number = (
             int(
                 session.scalar(select(func.coalesce(func.max(DepositAccount.account_number), 0)))
@@ -185,7 +187,7 @@ def _insert_numbered(uow: UnitOfWork, account: DepositAccount, customer: Custome
             + 1
         )
         if number > MAX_ACCOUNT_NUMBER:
-            raise Conflict("The bank has run out of account numbers.")
+            raise Conflict(_("The bank has run out of account numbers."))
         account.account_number = number
         account.iban = iban_for(number)
         try:
@@ -196,12 +198,16 @@ def _insert_numbered(uow: UnitOfWork, account: DepositAccount, customer: Custome
                 session.expunge(account)
             if "customer" in str(exc.orig) or _has_account(uow, customer.id, account.currency):
                 raise Conflict(
-                    f"Customer {customer.public_id} already has a {account.currency} account.",
-                    errors=(FieldError("body.currency", "an account in it exists already"),),
+                    _(
+                        "Customer %(public_id)s already has a %(currency)s account.",
+                        public_id=customer.public_id,
+                        currency=account.currency,
+                    ),
+                    errors=(FieldError("body.currency", _("an account in it exists already")),),
                 ) from None
             continue
         return
-    raise Conflict("Accounts are being opened very fast right now; try again in a moment.")
+    raise Conflict(_("Accounts are being opened very fast right now; try again in a moment."))
 
 
 def _has_account(uow: UnitOfWork, customer_id: int, currency: str) -> bool:
@@ -272,7 +278,11 @@ def withdraw(
     _check_money(account, amount_minor, currency)
     if account.status is not DepositStatus.ACTIVE:
         raise InvalidTransition(
-            f"Account {account.public_id} is {account.status.value}: nothing can be paid out of it.",
+            _(
+                "Account %(public_id)s is %(status)s: nothing can be paid out of it.",
+                public_id=account.public_id,
+                status=account.status.value,
+            ),
             extra={"current_status": account.status.value},
         )
     customer = identity.get_customer(uow, account.customer_id)
@@ -355,9 +365,11 @@ def _audit_money(
 
 def _check_money(account: DepositAccount, amount_minor: int, currency: str) -> None:
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
-        raise invalid("body.amount_minor", "a positive integer number of minor units")
+        raise invalid("body.amount_minor", _("a positive integer number of minor units"))
     if currency != account.currency:
-        raise invalid("body.currency", f"the account is kept in {account.currency}")
+        raise invalid(
+            "body.currency", _("the account is kept in %(currency)s", currency=account.currency)
+        )
 
 
 # -- status and limits ---------------------------------------------------------------------------
@@ -420,10 +432,24 @@ def _move(
     uow.session.refresh(account)
     if target is None or moved.rowcount != 1:  # type: ignore[attr-defined]
         allowed = sorted(a for (s, a) in ACCOUNT_TRANSITIONS if s == account.status)
-        hint = f" From {account.status.value} it can be: {', '.join(allowed)}." if allowed else ""
+        hint = (
+            " "
+            + _(
+                "From %(status)s it can be: %(allowed)s.",
+                status=account.status.value,
+                allowed=", ".join(allowed),
+            )
+            if allowed
+            else ""
+        )
         raise InvalidTransition(
-            f"Account {account.public_id} is {account.status.value}: it cannot be "
-            f"{_PAST[action]}.{hint}",
+            _(
+                "Account %(public_id)s is %(status)s: it cannot be %(past)s.%(hint)s",
+                public_id=account.public_id,
+                status=account.status.value,
+                past=_(_PAST[action]),
+                hint=hint,
+            ),
             extra={"current_status": account.status.value},
         )
     audit.record(
@@ -451,14 +477,14 @@ def set_limits(
     """Change the per-payment and daily limits (None removes one). Payments already authorised
     keep what they were authorised under."""
     unknown = sorted(set(changes) - set(LIMIT_FIELDS))
-    errors = [FieldError(f"body.{name}", "not a limit") for name in unknown]
+    errors = [FieldError(f"body.{name}", _("not a limit")) for name in unknown]
     for name, value in changes.items():
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value <= 0
         ):
-            errors.append(FieldError(f"body.{name}", "a positive integer, or null for no limit"))
+            errors.append(FieldError(f"body.{name}", _("a positive integer, or null for no limit")))
     if errors:
-        raise InvalidInput("The limits cannot be set as asked.", errors=errors)
+        raise InvalidInput(_("The limits cannot be set as asked."), errors=errors)
     if account.status is DepositStatus.CLOSED:
         raise _closed(account)
     before = audit.snapshot(account, LIMIT_FIELDS)
@@ -482,7 +508,8 @@ def set_limits(
 
 def _closed(account: DepositAccount) -> InvalidTransition:
     return InvalidTransition(
-        f"Account {account.public_id} is closed.", extra={"current_status": "closed"}
+        _("Account %(public_id)s is closed.", public_id=account.public_id),
+        extra={"current_status": "closed"},
     )
 
 
@@ -494,7 +521,7 @@ def get_account(uow: UnitOfWork, public_id: str) -> DepositAccount:
         select(DepositAccount).where(DepositAccount.public_id == public_id)
     ).one_or_none()
     if account is None:
-        raise NotFound(f"No deposit account {public_id!r} here.")
+        raise NotFound(_("No deposit account %(public_id)r here.", public_id=public_id))
     return account
 
 
@@ -584,7 +611,7 @@ def may_read_bank_core(actor: Principal) -> None:
     """Deposit accounts and balances are for the bank's own staff (and auditors), never for a
     partner's or merchant's systems, whatever payments scope they hold."""
     if not (actor.is_staff or actor.kind == "system"):
-        raise Forbidden("Deposit accounts are for the bank's staff only.")
+        raise Forbidden(_("Deposit accounts are for the bank's staff only."))
 
 
 def may_pay_to(uow: UnitOfWork, actor: Principal, payee_kind: PayeeKind, payee_id: str) -> None:
@@ -595,7 +622,7 @@ def may_pay_to(uow: UnitOfWork, actor: Principal, payee_kind: PayeeKind, payee_i
             return
         own = alliance.merchant_public_ids(uow, {actor.merchant_id}).get(actor.merchant_id)
         if payee_kind is not PayeeKind.MERCHANT or payee_id != own:
-            raise Forbidden("A merchant's systems take payments to that merchant only.")
+            raise Forbidden(_("A merchant's systems take payments to that merchant only."))
     finally:
         uow.rollback()
 
@@ -615,7 +642,7 @@ def get_payment(uow: UnitOfWork, actor: Principal, public_id: str) -> Payment:
         select(Payment).where(Payment.public_id == public_id)
     ).one_or_none()
     if payment is None or not _visible(uow, actor, payment):
-        raise NotFound(f"No payment {public_id!r} here.")
+        raise NotFound(_("No payment %(public_id)r here.", public_id=public_id))
     return payment
 
 

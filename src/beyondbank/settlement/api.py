@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.errors import invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.idempotency import fingerprint
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from beyondbank.core.uow import UnitOfWork
@@ -188,7 +189,7 @@ def draw(
 def _required_key(key: str | None) -> str:
     if key is None:
         raise invalid(
-            "header.Idempotency-Key", "required: a unique key per movement, reused on retries"
+            "header.Idempotency-Key", _("required: a unique key per movement, reused on retries")
         )
     return key
 
@@ -318,7 +319,7 @@ def _download(body: bytes, media_type: str, filename: str) -> Response:
 
 def _aware(value: datetime | None, field: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        raise invalid(field, "give a time zone, e.g. 2026-11-01T00:00:00Z")
+        raise invalid(field, _("give a time zone, e.g. 2026-11-01T00:00:00Z"))
     return value
 
 

@@ -22,6 +22,7 @@ from beyondbank.commerce import service as commerce
 from beyondbank.core import audit
 from beyondbank.core.authz import SYSTEM, Principal, ensure_visible
 from beyondbank.core.errors import Conflict, FieldError, Forbidden, NotFound, invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
@@ -75,8 +76,8 @@ def find_party(
     except NotFound:
         partner = None
     if partner is None or actor.merchant_id is not None:
-        errors = (FieldError(field, "no such partner"),) if field else ()
-        raise NotFound(f"No partner {ref!r} here.", errors=errors)
+        errors = (FieldError(field, _("no such partner")),) if field else ()
+        raise NotFound(_("No partner %(ref)r here.", ref=ref), errors=errors)
     return Party(
         kind=kind,
         ref=partner.public_id,
@@ -126,8 +127,8 @@ def get_contract(
         select(CommissionContract).where(CommissionContract.public_id == public_id)
     ).one_or_none()
     if contract is None:
-        errors = (FieldError(field, "no such contract"),) if field else ()
-        raise NotFound(f"No contract {public_id!r} here.", errors=errors)
+        errors = (FieldError(field, _("no such contract")),) if field else ()
+        raise NotFound(_("No contract %(public_id)r here.", public_id=public_id), errors=errors)
     ensure_visible(actor, contract.merchant_id, "contract", public_id)
     return contract
 
@@ -186,7 +187,7 @@ def version_in_force(uow: UnitOfWork, contract: CommissionContract, day: date) -
 
 def _refuse_org_bound(actor: Principal) -> None:
     if actor.merchant_id is not None:
-        raise Forbidden("Contracts are set by the bank.")
+        raise Forbidden(_("Contracts are set by the bank."))
 
 
 def create_contract(
@@ -216,7 +217,11 @@ def create_contract(
             uow.session.flush()
     except IntegrityError:
         raise Conflict(
-            f"{party.name} already has a contract in {contract.currency}: add a version to it.",
+            _(
+                "%(name)s already has a contract in %(currency)s: add a version to it.",
+                name=party.name,
+                currency=contract.currency,
+            ),
         ) from None
     version = _insert_version(uow, actor, contract, 1, data.starts_on, data)
     # The party's accounts exist from the start, so statements and payouts always find them.
@@ -255,8 +260,12 @@ def add_version(
     if data.effective_from <= latest.effective_from:
         raise invalid(
             "body.effective_from",
-            f"must be after {latest.effective_from.isoformat()}, when version {latest.version} "
-            "took effect: a new version never rewrites history",
+            _(
+                "must be after %(effective_from)s, when version %(version)s "
+                "took effect: a new version never rewrites history",
+                effective_from=latest.effective_from.isoformat(),
+                version=latest.version,
+            ),
         )
     settled = session.scalars(
         select(SettlementPeriod)
@@ -270,9 +279,15 @@ def add_version(
     ).one_or_none()
     if settled is not None:
         raise Conflict(
-            f"Period {settled.public_id} ({settled.starts_on.isoformat()}) is {settled.status.value}"
-            f": a version effective {data.effective_from.isoformat()} would change its terms. "
-            "Make it effective after that period starts.",
+            _(
+                "Period %(public_id)s (%(starts_on)s) is %(status)s"
+                ": a version effective %(effective_from)s would change its terms. "
+                "Make it effective after that period starts.",
+                public_id=settled.public_id,
+                starts_on=settled.starts_on.isoformat(),
+                status=settled.status.value,
+                effective_from=data.effective_from.isoformat(),
+            ),
             extra={"period_id": settled.public_id, "current_status": settled.status.value},
         )
     version = _insert_version(uow, actor, contract, latest.version + 1, data.effective_from, data)
@@ -319,8 +334,12 @@ def _insert_version(
             uow.session.flush()
     except IntegrityError:
         raise Conflict(
-            f"Version {number} of contract {contract.public_id} was just added by someone else: "
-            "read the contract again.",
+            _(
+                "Version %(number)s of contract %(public_id)s was just added by someone else: "
+                "read the contract again.",
+                number=number,
+                public_id=contract.public_id,
+            ),
         ) from None
     return version
 

@@ -28,6 +28,7 @@ import xmlschema
 from fpdf import FPDF
 
 from beyondbank.core.errors import Problem
+from beyondbank.core.i18n import _
 from beyondbank.core.money import Money
 
 PAIN_VERSION = "pain.001.001.09"
@@ -473,7 +474,10 @@ def pain001(batch: Batch) -> bytes:
     problems = pain001_problems(document)
     if problems:
         raise ExportInvalid(
-            "The payout file failed validation and was not released: " + "; ".join(problems[:5])
+            _(
+                "The payout file failed validation and was not released: %(problems)s",
+                problems="; ".join(problems[:5]),
+            )
         )
     return document
 

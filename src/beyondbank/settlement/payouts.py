@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from beyondbank.core import audit, idempotency
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
 from beyondbank.core.pagination import paginate
@@ -61,7 +62,7 @@ def check_debtor(name: str, iban: str, bic: str) -> Debtor:
     except ValueError as exc:
         errors.append(FieldError("body.debtor.bic", str(exc)))
     if errors:
-        raise InvalidInput("The bank's account for the payout is not usable.", errors=errors)
+        raise InvalidInput(_("The bank's account for the payout is not usable."), errors=errors)
     return Debtor(name, iban, bic)
 
 
@@ -87,7 +88,7 @@ def creditor_account(iban: str | None, bic: str | None) -> tuple[str, str | None
 
 def _staff_only(actor: Principal) -> None:
     if actor.merchant_id is not None:
-        raise Forbidden("Payout runs span every party: they are the bank's.")
+        raise Forbidden(_("Payout runs span every party: they are the bank's."))
 
 
 def get_run(uow: UnitOfWork, actor: Principal, public_id: str) -> PayoutRun:
@@ -96,7 +97,7 @@ def get_run(uow: UnitOfWork, actor: Principal, public_id: str) -> PayoutRun:
         select(PayoutRun).where(PayoutRun.public_id == public_id)
     ).one_or_none()
     if run is None:
-        raise NotFound(f"No payout run {public_id!r} here.")
+        raise NotFound(_("No payout run %(public_id)r here.", public_id=public_id))
     return run
 
 
@@ -146,7 +147,10 @@ def pain001_of(uow: UnitOfWork, run: PayoutRun) -> bytes:
     lines = paid_lines(run)
     if not lines:
         raise Conflict(
-            f"Payout run {run.public_id} paid nothing (only exceptions): it has no file."
+            _(
+                "Payout run %(public_id)s paid nothing (only exceptions): it has no file.",
+                public_id=run.public_id,
+            )
         )
     periods = period_refs(uow, lines)
     batch = exports.Batch(
@@ -265,14 +269,29 @@ def _make_run(
     now = uow.clock.now()
     due = _due(uow, currency)
     if not due:
-        raise Conflict(f"Nothing to pay in {currency}: every closed period owed is paid.")
+        raise Conflict(
+            _(
+                "Nothing to pay in %(currency)s: every closed period owed is paid.",
+                currency=currency,
+            )
+        )
     # One savepoint: a run that can pay nothing leaves nothing behind.
     with session.begin_nested():
         run, paid, exceptions = _fill_run(uow, actor, currency, debtor, execution_date, due)
         if paid == 0:
-            why = "lacks a usable account" if exceptions else "was just paid by another run"
+            if exceptions:
+                detail = _(
+                    "Nothing can be paid in %(currency)s: every period owed lacks a usable account.",
+                    currency=currency,
+                )
+            else:
+                detail = _(
+                    "Nothing can be paid in %(currency)s: every period owed was just paid by "
+                    "another run.",
+                    currency=currency,
+                )
             raise Conflict(
-                f"Nothing can be paid in {currency}: every period owed {why}.",
+                detail,
                 extra={"exceptions": exceptions},
             )
     session.refresh(run)

@@ -32,6 +32,7 @@ from sqlalchemy.orm import aliased
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import Conflict, Forbidden, InvalidTransition, NotFound
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
 from beyondbank.core.pagination import paginate
@@ -74,9 +75,23 @@ def next_status(current: PeriodStatus, action: PeriodAction) -> PeriodStatus:
     target = TRANSITIONS.get((current, action))
     if target is None:
         allowed = sorted(a.value for (s, a) in TRANSITIONS if s == current)
-        hint = f" From {current.value} only: {', '.join(allowed)}." if allowed else ""
+        hint = (
+            " "
+            + _(
+                "From %(status)s only: %(allowed)s.",
+                status=current.value,
+                allowed=", ".join(allowed),
+            )
+            if allowed
+            else ""
+        )
         raise InvalidTransition(
-            f"Cannot {action.value.replace('_', ' ')} a period that is {current.value}.{hint}",
+            _(
+                "Cannot %(action)s a period that is %(current)s.%(hint)s",
+                action=action.value.replace("_", " "),
+                current=current.value,
+                hint=hint,
+            ),
             extra={"current_status": current.value},
         )
     return target
@@ -103,7 +118,7 @@ def get_period(uow: UnitOfWork, actor: Principal, public_id: str) -> SettlementP
     period = _by_public_id(uow, public_id)
     contract = uow.session.get_one(CommissionContract, period.contract_id)
     if actor.merchant_id is not None and actor.merchant_id != contract.merchant_id:
-        raise NotFound(f"No period {public_id!r} here.")
+        raise NotFound(_("No period %(public_id)r here.", public_id=public_id))
     return period
 
 
@@ -112,7 +127,7 @@ def _by_public_id(uow: UnitOfWork, public_id: str) -> SettlementPeriod:
         select(SettlementPeriod).where(SettlementPeriod.public_id == public_id)
     ).one_or_none()
     if period is None:
-        raise NotFound(f"No period {public_id!r} here.")
+        raise NotFound(_("No period %(public_id)r here.", public_id=public_id))
     return period
 
 
@@ -152,8 +167,11 @@ def statement_of(uow: UnitOfWork, period: SettlementPeriod) -> SettlementStateme
     ).one_or_none()
     if found is None:
         raise InvalidTransition(
-            f"Period {period.public_id} is {period.status.value}: its statement exists once it "
-            "is closed.",
+            _(
+                "Period %(public_id)s is %(status)s: its statement exists once it is closed.",
+                public_id=period.public_id,
+                status=period.status.value,
+            ),
             extra={"current_status": period.status.value},
         )
     return found
@@ -179,7 +197,7 @@ def open_due(
     """Create every period that has started by now and does not exist yet, for one contract or
     all of them. Safe to run concurrently and repeatedly: a period is created once."""
     if actor.merchant_id is not None:
-        raise Forbidden("Periods are opened by the bank.")
+        raise Forbidden(_("Periods are opened by the bank."))
     if contract_id is not None:
         targets = [contracts.get_contract(uow, actor, contract_id, field="body.contract_id")]
     else:
@@ -270,7 +288,7 @@ def close(uow: UnitOfWork, actor: Principal, public_id: str) -> Closed:
     The claim runs in a transaction of its own before this unit of work reads anything, so the
     caller must not have started one (on SQLite the claim would otherwise wait for it)."""
     if actor.merchant_id is not None:
-        raise Forbidden("Periods are closed by the bank.")
+        raise Forbidden(_("Periods are closed by the bank."))
     token = secrets.token_hex(16)
     claimed = _claim(uow, actor, public_id, token)
     period = uow.session.scalars(
@@ -345,15 +363,22 @@ def _claim(uow: UnitOfWork, actor: Principal, public_id: str, token: str) -> boo
             return False
         if status is S.OPEN and period.end_at > now:
             raise Conflict(
-                f"Period {period.public_id} runs until {period.end_at.isoformat()}: it can be "
-                "closed once it has ended.",
+                _(
+                    "Period %(public_id)s runs until %(end_at)s: it can be "
+                    "closed once it has ended.",
+                    public_id=period.public_id,
+                    end_at=period.end_at.isoformat(),
+                ),
                 extra={"current_status": S.OPEN.value, "ends_at": period.end_at.isoformat()},
             )
         if status is S.OPEN:
             blocker = session.scalar(unclosed_before)
             raise Conflict(
-                f"Period {blocker} comes first: a contract's periods close in order, so that "
-                "each statement settles what the one before left.",
+                _(
+                    "Period %(blocker)s comes first: a contract's periods close in order, so that "
+                    "each statement settles what the one before left.",
+                    blocker=blocker,
+                ),
                 extra={"current_status": S.OPEN.value, "close_first": blocker},
             )
         next_status(S.CLOSING, A.CLOSE)  # closing, its lease running: 409 naming it
@@ -428,8 +453,11 @@ def _settle(
     )
     if finished.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(
-            f"Period {period.public_id} was taken over by another closer after this one's lease "
-            "ran out; read it again.",
+            _(
+                "Period %(public_id)s was taken over by another closer after this one's lease "
+                "ran out; read it again.",
+                public_id=period.public_id,
+            ),
             extra={"current_status": S.CLOSING.value},
         )
     session.refresh(period)

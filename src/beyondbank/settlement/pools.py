@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import Conflict, FieldError, Forbidden, NotFound
+from beyondbank.core.i18n import _
 from beyondbank.core.idempotency import check_key
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money, split_bps
@@ -75,10 +76,10 @@ def contract_of(uow: UnitOfWork, pool: Pool) -> CommissionContract:
 def get_pool(uow: UnitOfWork, actor: Principal, public_id: str) -> Pool:
     pool = uow.session.scalars(select(Pool).where(Pool.public_id == public_id)).one_or_none()
     if pool is None:
-        raise NotFound(f"No pool {public_id!r} here.")
+        raise NotFound(_("No pool %(public_id)r here.", public_id=public_id))
     contract = contract_of(uow, pool)
     if actor.merchant_id is not None and actor.merchant_id != contract.merchant_id:
-        raise NotFound(f"No pool {public_id!r} here.")
+        raise NotFound(_("No pool %(public_id)r here.", public_id=public_id))
     return pool
 
 
@@ -111,7 +112,7 @@ def pools_of(uow: UnitOfWork, contract: CommissionContract) -> list[Pool]:
 
 def create_pool(uow: UnitOfWork, actor: Principal, data: PoolIn) -> Pool:
     if actor.merchant_id is not None:
-        raise Forbidden("Pools are set up by the bank.")
+        raise Forbidden(_("Pools are set up by the bank."))
     contract = contracts.get_contract(uow, actor, data.contract_id, field="body.contract_id")
     now = uow.clock.now()
     pool = Pool(
@@ -128,8 +129,12 @@ def create_pool(uow: UnitOfWork, actor: Principal, data: PoolIn) -> Pool:
             uow.session.flush()
     except IntegrityError:
         raise Conflict(
-            f"Contract {contract.public_id} already has a pool named {data.name!r}.",
-            errors=(FieldError("body.name", "taken in this contract"),),
+            _(
+                "Contract %(public_id)s already has a pool named %(name)r.",
+                public_id=contract.public_id,
+                name=data.name,
+            ),
+            errors=(FieldError("body.name", _("taken in this contract")),),
         ) from None
     account = account_of(uow, pool)
     audit.record(

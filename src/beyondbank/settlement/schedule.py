@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from beyondbank.core.i18n import _
 from beyondbank.core.money import allocate
 from beyondbank.settlement.models import Frequency
 
@@ -42,7 +43,7 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(
-            f"unknown time zone {name!r}: use an IANA name such as Europe/London"
+            _("unknown time zone %(name)r: use an IANA name such as Europe/London", name=name)
         ) from None
 
 
@@ -126,8 +127,8 @@ def month_allocation(amount: int, schedule: Schedule, month: date) -> list[tuple
         stop = min(period_end, end)
         segments.append((start, (stop - cursor).days))
         cursor = stop
-    parts = allocate(amount, [days for _, days in segments], remainder_to=len(segments) - 1)
-    return [(key, part) for (key, _), part in zip(segments, parts, strict=True)]
+    parts = allocate(amount, [days for _start, days in segments], remainder_to=len(segments) - 1)
+    return [(key, part) for (key, _days), part in zip(segments, parts, strict=True)]
 
 
 def period_share(amount: int, schedule: Schedule, starts_on: date, ends_on: date) -> int:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from beyondbank.core.i18n import _
 from beyondbank.core.money import is_currency
 from beyondbank.settlement import schedule
 from beyondbank.settlement.models import Frequency, PartyKind, PayoutLineStatus, PeriodStatus
@@ -50,7 +51,7 @@ class TermsIn(BaseModel):
     def _increasing(cls, tiers: list[TierIn]) -> list[TierIn]:
         starts = [t.from_minor for t in tiers]
         if any(b <= a for a, b in itertools.pairwise(starts)):
-            raise ValueError("tiers must be in strictly increasing from_minor")
+            raise ValueError(_("tiers must be in strictly increasing from_minor"))
         return tiers
 
 
@@ -77,7 +78,7 @@ class ContractIn(TermsIn):
     @classmethod
     def _currency(cls, value: str | None) -> str | None:
         if value is not None and not is_currency(value):
-            raise ValueError("not an ISO 4217 currency code")
+            raise ValueError(_("not an ISO 4217 currency code"))
         return value
 
     @field_validator("timezone")
@@ -90,7 +91,7 @@ class ContractIn(TermsIn):
     @model_validator(mode="after")
     def _days(self) -> ContractIn:
         if (self.frequency is Frequency.DAYS) != (self.period_days is not None):
-            raise ValueError("period_days is required for frequency days, and only for it")
+            raise ValueError(_("period_days is required for frequency days, and only for it"))
         return self
 
 
@@ -225,7 +226,7 @@ class PayoutRunIn(BaseModel):
     @classmethod
     def _currency(cls, value: str) -> str:
         if not is_currency(value):
-            raise ValueError("not an ISO 4217 currency code")
+            raise ValueError(_("not an ISO 4217 currency code"))
         return value
 
 

@@ -18,6 +18,7 @@ from beyondbank.commerce.catalog.feed import FeedFormat, sniff_format
 from beyondbank.commerce.service import partner_public_ids
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.errors import InvalidInput, invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.money import Money
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from beyondbank.deps import UoW, requires
@@ -55,17 +56,19 @@ async def _feed_body(request: Request) -> AsyncIterator[_Upload]:
     if fmt is None:
         raise invalid(
             "header.Content-Type",
-            "send the feed as text/csv, application/json or application/x-ndjson",
+            _("send the feed as text/csv, application/json or application/x-ndjson"),
         )
     size = 0
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_FEED_BYTES:
-                raise invalid("body", f"larger than {MAX_FEED_BYTES // (1024 * 1024)} MiB")
+                raise invalid(
+                    "body", _("larger than %(mib)s MiB", mib=MAX_FEED_BYTES // (1024 * 1024))
+                )
             spool.write(chunk)
         if size == 0:
-            raise invalid("body", "the feed is empty")
+            raise invalid("body", _("the feed is empty"))
         spool.seek(0)
         yield _Upload(spool, fmt)
 
@@ -104,7 +107,7 @@ def post_import(
     job = service.import_feed(
         uow, actor, owner, upload.stream, upload.format, source=f"api:{source}"
     )
-    rejects, _ = service.import_rejects(uow, job, cursor=None, limit=20)
+    rejects, _next = service.import_rejects(uow, job, cursor=None, limit=20)
     out = schemas.ImportOut.of(job, owner.public_id)
     return schemas.ImportResultOut(
         **out.model_dump(), first_rejects=[schemas.RejectOut.of(r) for r in rejects]
@@ -198,7 +201,7 @@ def put_price(
         except ValueError as exc:
             errors.append(invalid(f"body.{name}", str(exc)).errors[0])
     if errors:
-        raise InvalidInput("The price cannot be set as it stands.", errors=errors)
+        raise InvalidInput(_("The price cannot be set as it stands."), errors=errors)
     periods = service.add_price(
         uow,
         actor,

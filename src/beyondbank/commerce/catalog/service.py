@@ -34,6 +34,7 @@ from beyondbank.commerce.service import get_partner
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal, ensure_partner_visible
 from beyondbank.core.errors import Conflict, FieldError, InvalidInput, invalid, not_found
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import MAX_LIMIT, decode_cursor, encode_cursor, paginate
 from beyondbank.core.uow import UnitOfWork
@@ -57,7 +58,11 @@ def price_now(uow: UnitOfWork, product: Product, at: datetime) -> tuple[int, int
     """(public_minor, client_minor) of the product at `at`; NotForSale if withdrawn or unpriced."""
     if product.status != ProductStatus.ACTIVE:
         raise NotForSale(
-            f"Product {product.public_id!r} is {product.status.value}: not for sale.",
+            _(
+                "Product %(public_id)r is %(status)s: not for sale.",
+                public_id=product.public_id,
+                status=product.status.value,
+            ),
             extra={"product_id": product.public_id, "reason": "withdrawn"},
         )
     row = uow.session.execute(
@@ -70,7 +75,11 @@ def price_now(uow: UnitOfWork, product: Product, at: datetime) -> tuple[int, int
     ).first()
     if row is None:
         raise NotForSale(
-            f"Product {product.public_id!r} has no price valid at {at.isoformat()}.",
+            _(
+                "Product %(public_id)r has no price valid at %(at)s.",
+                public_id=product.public_id,
+                at=at.isoformat(),
+            ),
             extra={"product_id": product.public_id, "reason": "no_price"},
         )
     return int(row.public_minor), int(row.client_minor)
@@ -122,7 +131,7 @@ def acting_partner(uow: UnitOfWork, actor: Principal, partner_ref: str | None) -
     if actor.merchant_id is not None:
         raise not_found("partner", partner_ref or "")
     if partner_ref is None:
-        raise invalid("query.partner", "required: the partner whose catalog this is")
+        raise invalid("query.partner", _("required: the partner whose catalog this is"))
     return get_partner(uow, partner_ref)
 
 
@@ -173,18 +182,18 @@ def check_price(
     errors: list[FieldError] = []
     public_field, client_field = (f"{prefix}.{name}" for name in names)
     if price.public_minor <= 0:
-        errors.append(FieldError(public_field, "must be positive"))
+        errors.append(FieldError(public_field, _("must be positive")))
     if price.client_minor <= 0:
-        errors.append(FieldError(client_field, "must be positive"))
+        errors.append(FieldError(client_field, _("must be positive")))
     elif price.client_minor >= price.public_minor:
         errors.append(
-            FieldError(client_field, "the bank-client price must be below the public price")
+            FieldError(client_field, _("the bank-client price must be below the public price"))
         )
     start = price.valid_from or now
     if price.valid_to is not None and price.valid_to <= start:
-        errors.append(FieldError(f"{prefix}.valid_to", "must be after valid_from (or now)"))
+        errors.append(FieldError(f"{prefix}.valid_to", _("must be after valid_from (or now)")))
     if errors:
-        raise InvalidInput("The price cannot be set as it stands.", errors=errors)
+        raise InvalidInput(_("The price cannot be set as it stands."), errors=errors)
     return start, price.valid_to
 
 
@@ -315,7 +324,7 @@ def price_periods(uow: UnitOfWork, product_id: int) -> list[ProductPrice]:
 def set_stock(uow: UnitOfWork, actor: Principal, product: Product, on_hand: int) -> Product:
     """Set the units on hand; never below what orders hold reserved (409 saying how many)."""
     if on_hand < 0:
-        raise invalid("body.stock_on_hand", "must not be negative")
+        raise invalid("body.stock_on_hand", _("must not be negative"))
     now = uow.clock.now()
     before = product.stock_on_hand
     # The condition is the guarantee: a reservation committed between our read and this write
@@ -332,8 +341,12 @@ def set_stock(uow: UnitOfWork, actor: Principal, product: Product, on_hand: int)
         )
         uow.rollback()
         raise Conflict(
-            f"{reserved} unit(s) of {product.sku!r} are reserved by orders: stock on hand cannot "
-            f"go below {reserved}.",
+            _(
+                "%(reserved)s unit(s) of %(sku)r are reserved by orders: stock on hand cannot "
+                "go below %(reserved)s.",
+                reserved=reserved,
+                sku=product.sku,
+            ),
             extra={"stock_reserved": reserved, "requested": on_hand},
         )
     uow.session.refresh(product)
@@ -747,7 +760,11 @@ def import_online_retail(
     if partner.currency != "GBP":
         raise invalid(
             "query.partner",
-            f"the Online Retail prices are GBP; {partner.public_id} sells in {partner.currency}",
+            _(
+                "the Online Retail prices are GBP; %(public_id)s sells in %(currency)s",
+                public_id=partner.public_id,
+                currency=partner.currency,
+            ),
         )
     lines = retail.read_lines(path)
     if limit_lines is not None:

@@ -18,6 +18,7 @@ from beyondbank.commerce.groupbuy import purchase_order as po
 from beyondbank.commerce.models import CampaignStatus
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.errors import Forbidden
+from beyondbank.core.i18n import _
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from beyondbank.deps import UoW, requires
 from beyondbank.payments.api import Gateway
@@ -92,7 +93,7 @@ def cancel(group_buy_id: str, uow: UoW, actor: Manager, bank: Gateway) -> schema
 )
 def close(group_buy_id: str, uow: UoW, actor: Manager, bank: Gateway) -> schemas.CloseOut:
     if actor.is_org_bound:
-        raise Forbidden("Closing a group buy is the bank's: its job closes every campaign due.")
+        raise Forbidden(_("Closing a group buy is the bank's: its job closes every campaign due."))
     settled, run = closing.close_now(uow, bank, actor, group_buy_id)
     return schemas.CloseOut.of(service.progress(uow, actor, group_buy_id), settled, run)
 

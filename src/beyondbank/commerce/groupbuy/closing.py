@@ -37,6 +37,7 @@ from beyondbank.commerce.webhooks.outbox import emit
 from beyondbank.core import audit
 from beyondbank.core.authz import SYSTEM, Principal
 from beyondbank.core.errors import Conflict, InvalidTransition, Problem
+from beyondbank.core.i18n import _
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.payments.gateway import PaymentGateway
 
@@ -155,8 +156,12 @@ def settle(uow: UnitOfWork, campaign_id: int, actor: Principal, *, action: str) 
         return settled
     if action == "close" and campaign.closes_at > now:
         raise InvalidTransition(
-            f"Group buy {campaign.public_id} is open until {campaign.closes_at.isoformat()}: "
-            "it cannot be closed before its window ends (cancel it instead).",
+            _(
+                "Group buy %(public_id)s is open until %(closes_at)s: "
+                "it cannot be closed before its window ends (cancel it instead).",
+                public_id=campaign.public_id,
+                closes_at=campaign.closes_at.isoformat(),
+            ),
             extra={"current_status": service.effective_status(campaign, now).value},
         )
     if action == "close":
@@ -248,8 +253,12 @@ def _refuse_while_paying(uow: UnitOfWork, campaign: GroupBuy) -> None:
     if paying:
         uow.rollback()
         raise Conflict(
-            f"Group buy {campaign.public_id} still has {paying} order(s) being paid: it closes "
-            "once they are paid or cancelled. Try again in a moment.",
+            _(
+                "Group buy %(public_id)s still has %(paying)s order(s) being paid: it closes "
+                "once they are paid or cancelled. Try again in a moment.",
+                public_id=campaign.public_id,
+                paying=paying,
+            ),
             extra={"current_status": "closing", "orders_being_paid": paying},
         )
 
@@ -359,8 +368,11 @@ def _counted_orders(uow: UnitOfWork, campaign: GroupBuy) -> list[_Counted]:
     except OperationalError:
         uow.rollback()
         raise Conflict(
-            f"Orders of group buy {campaign.public_id} are being changed right now: "
-            "try again in a moment.",
+            _(
+                "Orders of group buy %(public_id)s are being changed right now: "
+                "try again in a moment.",
+                public_id=campaign.public_id,
+            ),
             extra={"current_status": service.effective_status(campaign, uow.clock.now()).value},
         ) from None
     return [_Counted(*(int(v) for v in row)) for row in rows]

@@ -20,6 +20,7 @@ from beyondbank.commerce.models import (
 )
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import InvalidTransition
+from beyondbank.core.i18n import _
 from beyondbank.core.money import Money
 from beyondbank.core.uow import UnitOfWork
 
@@ -51,9 +52,13 @@ def purchase_order(uow: UnitOfWork, actor: Principal, public_id: str) -> Purchas
     campaign = service.get_campaign(uow, actor, public_id)
     if campaign.status is not CampaignStatus.SUCCEEDED or campaign.final_unit_minor is None:
         raise InvalidTransition(
-            f"Group buy {campaign.public_id} is "
-            f"{service.effective_status(campaign, uow.clock.now()).value}: a purchase order "
-            "exists only once it has closed successfully.",
+            _(
+                "Group buy %(public_id)s is "
+                "%(status)s: a purchase order "
+                "exists only once it has closed successfully.",
+                public_id=campaign.public_id,
+                status=service.effective_status(campaign, uow.clock.now()).value,
+            ),
             extra={"current_status": campaign.status.value},
         )
     counted = (

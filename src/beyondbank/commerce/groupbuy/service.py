@@ -38,6 +38,7 @@ from beyondbank.core.errors import (
     invalid,
     not_found,
 )
+from beyondbank.core.i18n import N_, _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money
 from beyondbank.core.pagination import MAX_LIMIT, decode_cursor, encode_cursor
@@ -70,11 +71,11 @@ def join(uow: UnitOfWork, *, campaign_id: int, customer_id: int, quantity: int) 
     before the participant row: one lock order for every path.
     """
     if quantity <= 0:
-        raise invalid("quantity", "must be at least 1")
+        raise invalid("quantity", _("must be at least 1"))
     now = uow.clock.now()
     campaign = uow.session.get(GroupBuy, campaign_id)
     if campaign is None:
-        raise NotFound(f"No group buy {campaign_id} here.")
+        raise NotFound(_("No group buy %(campaign_id)s here.", campaign_id=campaign_id))
     entry = entry_unit_minor(uow, campaign_id)
     if quantity > campaign.per_customer_limit:
         raise _limit(campaign, quantity, campaign.per_customer_limit)
@@ -114,7 +115,7 @@ def leave(uow: UnitOfWork, *, campaign_id: int, customer_id: int, quantity: int)
     Runs in the caller's transaction and does not commit; campaign row first, as in `join`.
     Giving back more than the customer holds is a 409 and changes nothing."""
     if quantity <= 0:
-        raise invalid("quantity", "must be at least 1")
+        raise invalid("quantity", _("must be at least 1"))
     now = uow.clock.now()
     try:
         with uow.session.begin_nested():
@@ -140,10 +141,16 @@ def leave(uow: UnitOfWork, *, campaign_id: int, customer_id: int, quantity: int)
                 raise _Refused("customer")
     except _Refused:
         if uow.session.get(GroupBuy, campaign_id) is None:
-            raise NotFound(f"No group buy {campaign_id} here.") from None
+            raise NotFound(
+                _("No group buy %(campaign_id)s here.", campaign_id=campaign_id)
+            ) from None
         raise Conflict(
-            f"The customer holds {_units_held(uow, campaign_id, customer_id)} units in this "
-            f"group buy: {quantity} cannot be given back.",
+            _(
+                "The customer holds %(units_held)s units in this "
+                "group buy: %(quantity)s cannot be given back.",
+                units_held=_units_held(uow, campaign_id, customer_id),
+                quantity=quantity,
+            ),
             extra={"campaign_id": campaign_id},
         ) from None
     _expire(uow, GroupBuy, campaign_id)
@@ -158,7 +165,7 @@ def entry_unit_minor(uow: UnitOfWork, campaign_id: int) -> int:
         .limit(1)
     )
     if price is None:
-        raise Conflict(f"Group buy {campaign_id} has no price tiers.")
+        raise Conflict(_("Group buy %(campaign_id)s has no price tiers.", campaign_id=campaign_id))
     return price
 
 
@@ -198,9 +205,14 @@ def _units_held(uow: UnitOfWork, campaign_id: int, customer_id: int) -> int:
 def _limit(campaign: GroupBuy, quantity: int, left: int) -> LimitReached:
     left = max(left, 0)
     return LimitReached(
-        f"At most {campaign.per_customer_limit} units per customer in this group buy: "
-        f"{left} left for you, {quantity} asked.",
-        errors=(FieldError("quantity", f"at most {left} more for this customer"),),
+        _(
+            "At most %(per_customer_limit)s units per customer in this group buy: "
+            "%(left)s left for you, %(quantity)s asked.",
+            per_customer_limit=campaign.per_customer_limit,
+            left=left,
+            quantity=quantity,
+        ),
+        errors=(FieldError("quantity", _("at most %(left)s more for this customer", left=left)),),
         extra={"limit": "per_customer", "units_left": left},
     )
 
@@ -210,22 +222,42 @@ def _why_not_joined(uow: UnitOfWork, campaign_id: int, quantity: int) -> Problem
     _expire(uow, GroupBuy, campaign_id)
     campaign = uow.session.get(GroupBuy, campaign_id)
     if campaign is None:
-        return NotFound(f"No group buy {campaign_id} here.")
+        return NotFound(_("No group buy %(campaign_id)s here.", campaign_id=campaign_id))
     now = uow.clock.now()
     word = _status_word(campaign, now)
     if word != CampaignStatus.OPEN.value:
-        when = ""
         if word == CampaignStatus.SCHEDULED.value:
-            when = f" It opens at {campaign.opens_at.isoformat()}."
+            detail = _(
+                "Group buy %(public_id)s is %(status)s: it cannot be joined. It opens at %(opens_at)s.",
+                public_id=campaign.public_id,
+                status=word,
+                opens_at=campaign.opens_at.isoformat(),
+            )
         elif word == "closing":
-            when = f" It closed at {campaign.closes_at.isoformat()}."
+            detail = _(
+                "Group buy %(public_id)s is %(status)s: it cannot be joined. It closed at %(closes_at)s.",
+                public_id=campaign.public_id,
+                status=word,
+                closes_at=campaign.closes_at.isoformat(),
+            )
+        else:
+            detail = _(
+                "Group buy %(public_id)s is %(status)s: it cannot be joined.",
+                public_id=campaign.public_id,
+                status=word,
+            )
         return InvalidTransition(
-            f"Group buy {campaign.public_id} is {word}: it cannot be joined.{when}",
+            detail,
             extra={"current_status": word},
         )
     left = (campaign.max_total_units or 0) - campaign.units_joined
     return Conflict(
-        f"Group buy {campaign.public_id} is sold out: {max(left, 0)} units left, {quantity} asked.",
+        _(
+            "Group buy %(public_id)s is sold out: %(left)s units left, %(quantity)s asked.",
+            public_id=campaign.public_id,
+            left=max(left, 0),
+            quantity=quantity,
+        ),
         extra={"units_left": max(left, 0)},
     )
 
@@ -265,7 +297,12 @@ TRANSITIONS: dict[tuple[CampaignStatus, str], CampaignStatus] = {
     (S.OPEN, "fail"): S.FAILED,
 }
 FINAL = frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED})
-_PAST = {"open": "opened", "cancel": "cancelled", "succeed": "closed", "fail": "closed"}
+_PAST = {
+    "open": N_("opened"),
+    "cancel": N_("cancelled"),
+    "succeed": N_("closed"),
+    "fail": N_("closed"),
+}
 
 
 def next_status(campaign: GroupBuy, action: str) -> CampaignStatus:
@@ -273,10 +310,24 @@ def next_status(campaign: GroupBuy, action: str) -> CampaignStatus:
     target = TRANSITIONS.get((campaign.status, action))
     if target is None:
         allowed = sorted(a for (state, a) in TRANSITIONS if state == campaign.status)
-        hint = f" From {campaign.status.value} it can be: {', '.join(allowed)}." if allowed else ""
+        hint = (
+            " "
+            + _(
+                "From %(status)s it can be: %(allowed)s.",
+                status=campaign.status.value,
+                allowed=", ".join(allowed),
+            )
+            if allowed
+            else ""
+        )
         raise InvalidTransition(
-            f"Group buy {campaign.public_id} is {campaign.status.value}: "
-            f"it cannot be {_PAST[action]}.{hint}",
+            _(
+                "Group buy %(public_id)s is %(status)s: it cannot be %(past)s.%(hint)s",
+                public_id=campaign.public_id,
+                status=campaign.status.value,
+                past=_(_PAST[action]),
+                hint=hint,
+            ),
             extra={"current_status": campaign.status.value, "group_buy_id": campaign.public_id},
         )
     return target
@@ -329,24 +380,32 @@ def create_campaign(uow: UnitOfWork, actor: Principal, data: CampaignIn) -> Grou
     errors: list[FieldError] = []
     product = _product_for(uow, actor, data.product_id)
     if product is None:
-        errors.append(FieldError("body.product_id", f"no product {data.product_id!r}"))
+        errors.append(
+            FieldError(
+                "body.product_id", _("no product %(product_id)r", product_id=data.product_id)
+            )
+        )
     opens_at = data.opens_at or now
     if opens_at < now:
-        errors.append(FieldError("body.opens_at", "must not be in the past"))
+        errors.append(FieldError("body.opens_at", _("must not be in the past")))
     if data.closes_at <= now:
-        errors.append(FieldError("body.closes_at", "must be in the future"))
+        errors.append(FieldError("body.closes_at", _("must be in the future")))
     if data.closes_at <= opens_at:
-        errors.append(FieldError("body.closes_at", "must be after opens_at"))
+        errors.append(FieldError("body.closes_at", _("must be after opens_at")))
     for name in ("min_total_units", "per_customer_limit"):
         if getattr(data, name) < 1:
-            errors.append(FieldError(f"body.{name}", "must be at least 1"))
+            errors.append(FieldError(f"body.{name}", _("must be at least 1")))
     if data.max_total_units is not None:
         if data.max_total_units < 1:
-            errors.append(FieldError("body.max_total_units", "must be at least 1"))
+            errors.append(FieldError("body.max_total_units", _("must be at least 1")))
         elif data.max_total_units < data.min_total_units:
-            errors.append(FieldError("body.max_total_units", "must not be below min_total_units"))
+            errors.append(
+                FieldError("body.max_total_units", _("must not be below min_total_units"))
+            )
     if len(data.tiers) > MAX_TIERS:
-        errors.append(FieldError("body.tiers", f"at most {MAX_TIERS} tiers"))
+        errors.append(
+            FieldError("body.tiers", _("at most %(max_tiers)s tiers", max_tiers=MAX_TIERS))
+        )
     public_minor: int | None = None
     if product is not None:
         try:
@@ -357,7 +416,7 @@ def create_campaign(uow: UnitOfWork, actor: Principal, data: CampaignIn) -> Grou
     if tiers is not None and public_minor is not None:
         errors.extend(pricing.check(tiers, public_minor))
     if errors or product is None or tiers is None:
-        raise InvalidInput("The group buy cannot be created as it stands.", errors=errors)
+        raise InvalidInput(_("The group buy cannot be created as it stands."), errors=errors)
     campaign = GroupBuy(
         public_id=new_public_id("gbc"),
         partner_id=product.partner_id,
@@ -434,7 +493,7 @@ def _parse_tiers(
     for i, tier in enumerate(given):
         path = f"body.tiers.{i}"
         if (tier.unit_minor is None) == (tier.unit_price is None):
-            errors.append(FieldError(f"{path}.unit_price", "give unit_price or unit_minor"))
+            errors.append(FieldError(f"{path}.unit_price", _("give unit_price or unit_minor")))
             ok = False
             continue
         if tier.unit_minor is not None:

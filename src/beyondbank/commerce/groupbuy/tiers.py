@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from beyondbank.core.errors import FieldError
+from beyondbank.core.i18n import _
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -62,21 +63,24 @@ def check(tiers: Sequence[Tier], public_minor: int, path: str = "body.tiers") ->
     below the product's public price. Tiers are checked in the order given."""
     errors: list[FieldError] = []
     if not tiers:
-        return [FieldError(path, "at least one tier is needed")]
+        return [FieldError(path, _("at least one tier is needed"))]
     if tiers[0].min_units != 1:
         errors.append(
-            FieldError(f"{path}.0.min_units", "the first (entry) tier must start at 1 unit")
+            FieldError(f"{path}.0.min_units", _("the first (entry) tier must start at 1 unit"))
         )
     for i, tier in enumerate(tiers):
         if tier.min_units < 1:
-            errors.append(FieldError(f"{path}.{i}.min_units", "must be at least 1"))
+            errors.append(FieldError(f"{path}.{i}.min_units", _("must be at least 1")))
         if tier.unit_minor <= 0:
-            errors.append(FieldError(f"{path}.{i}.unit_price", "must be greater than zero"))
+            errors.append(FieldError(f"{path}.{i}.unit_price", _("must be greater than zero")))
         elif tier.unit_minor >= public_minor:
             errors.append(
                 FieldError(
                     f"{path}.{i}.unit_price",
-                    f"must be below the product's public price ({public_minor} minor units)",
+                    _(
+                        "must be below the product's public price (%(public_minor)s minor units)",
+                        public_minor=public_minor,
+                    ),
                 )
             )
         if i > 0:
@@ -85,13 +89,16 @@ def check(tiers: Sequence[Tier], public_minor: int, path: str = "body.tiers") ->
                 errors.append(
                     FieldError(
                         f"{path}.{i}.min_units",
-                        f"must be more than the previous tier's {before.min_units}",
+                        _(
+                            "must be more than the previous tier's %(min_units)s",
+                            min_units=before.min_units,
+                        ),
                     )
                 )
             if tier.unit_minor >= before.unit_minor:
                 errors.append(
                     FieldError(
-                        f"{path}.{i}.unit_price", "must be lower than the previous tier's price"
+                        f"{path}.{i}.unit_price", _("must be lower than the previous tier's price")
                     )
                 )
     return errors

@@ -18,6 +18,7 @@ from beyondbank.commerce.orders import checkout, schemas, service
 from beyondbank.commerce.orders.checkout import Wanted
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.errors import invalid
+from beyondbank.core.i18n import _
 from beyondbank.core.idempotency import check_key, fingerprint
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from beyondbank.core.uow import UnitOfWork
@@ -241,7 +242,7 @@ def post_checkout(
     idempotency_key: IdempotencyKey,
 ) -> JSONResponse:
     if idempotency_key is None:
-        raise invalid("header.Idempotency-Key", "required: a unique key per checkout")
+        raise invalid("header.Idempotency-Key", _("required: a unique key per checkout"))
     key = check_key(idempotency_key)
     data = service.CheckoutIn(
         partner_id=body.partner_id,

@@ -18,6 +18,7 @@ from beyondbank.commerce.catalog import service as catalog
 from beyondbank.commerce.models import Order, OrderLine, Partner, Product, ProductStatus
 from beyondbank.commerce.webhooks import outbox
 from beyondbank.core.errors import FieldError, InvalidInput, LimitReached
+from beyondbank.core.i18n import _
 from beyondbank.core.uow import UnitOfWork
 
 
@@ -67,15 +68,19 @@ def price_lines(
         where = f"{field}.{index}.product_id"
         product = products.get(item.product_id)
         if product is None or product.partner_id != partner.id:
-            errors.append(FieldError(where, f"no product {item.product_id!r} in this shop"))
+            errors.append(
+                FieldError(
+                    where, _("no product %(product_id)r in this shop", product_id=item.product_id)
+                )
+            )
             continue
         if product.status is not ProductStatus.ACTIVE or product.id not in prices:
-            errors.append(FieldError(where, "not for sale now"))
+            errors.append(FieldError(where, _("not for sale now")))
             continue
         public_minor, client_minor = prices[product.id]
         priced.append(Priced(product, item.quantity, client_minor, public_minor, item.campaign_id))
     if errors:
-        raise InvalidInput("Some lines cannot be bought.", errors=errors)
+        raise InvalidInput(_("Some lines cannot be bought."), errors=errors)
     return priced
 
 
@@ -96,7 +101,7 @@ def reserve(uow: UnitOfWork, quantities: dict[int, int], sku_of: dict[int, str])
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
             raise SoldOut(
-                f"Not enough of {sku_of[product_id]} left for {n}.",
+                _("Not enough of %(sku)s left for %(n)s.", sku=sku_of[product_id], n=n),
                 extra={"limit": "stock", "sku": sku_of[product_id]},
             )
 

@@ -45,6 +45,7 @@ from beyondbank.core.errors import (
     NotFound,
     invalid,
 )
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money, bps_of, pro_rata
 from beyondbank.core.pagination import paginate
@@ -55,6 +56,7 @@ from beyondbank.ledger import service as ledger
 from beyondbank.ledger.models import OwnerKind
 from beyondbank.payments import service as payments
 from beyondbank.payments.gateway import (
+    DECLINED,
     AuthoriseRequest,
     PayeeKind,
     PaymentDeclined,
@@ -84,14 +86,14 @@ def _end_reads(uow: UnitOfWork) -> None:
 def customer_of(actor: Principal) -> int:
     """Carts and the customer's order views are for a signed-in customer only."""
     if actor.kind != "customer" or actor.customer_id is None:
-        raise Forbidden("Carts, checkout and your orders are for signed-in customers.")
+        raise Forbidden(_("Carts, checkout and your orders are for signed-in customers."))
     return actor.customer_id
 
 
 def partner_side(actor: Principal) -> None:
     """The partner's views of orders: its own people and systems, and the bank's staff."""
     if actor.kind == "customer":
-        raise Forbidden("This is the partner's view of its orders.")
+        raise Forbidden(_("This is the partner's view of its orders."))
 
 
 # -- carts -----------------------------------------------------------------------------------
@@ -115,7 +117,7 @@ def _campaign(uow: UnitOfWork, public_id: str, *, field: str) -> GroupBuy:
         select(GroupBuy).where(GroupBuy.public_id == public_id)
     ).one_or_none()
     if campaign is None:
-        raise invalid(field, f"no group buy {public_id!r}")
+        raise invalid(field, _("no group buy %(public_id)r", public_id=public_id))
     return campaign
 
 
@@ -126,15 +128,15 @@ def add_item(
     customer and partner; adding a product again adds to its quantity)."""
     customer_id = customer_of(actor)
     if quantity <= 0:
-        raise invalid("body.quantity", "must be at least 1")
+        raise invalid("body.quantity", _("must be at least 1"))
     product = checkout.products_by_public_ids(uow, [product_id]).get(product_id)
     if product is None:
-        raise invalid("body.product_id", f"no product {product_id!r}")
+        raise invalid("body.product_id", _("no product %(product_id)r", product_id=product_id))
     campaign_pk = None
     if campaign_id is not None:
         campaign = _campaign(uow, campaign_id, field="body.campaign_id")
         if campaign.product_id != product.id:
-            raise invalid("body.campaign_id", "this group buy is for another product")
+            raise invalid("body.campaign_id", _("this group buy is for another product"))
         campaign_pk = campaign.id
     now = uow.clock.now()
     cart = _open_cart(uow, customer_id, product.partner_id)
@@ -180,7 +182,7 @@ def remove_item(uow: UnitOfWork, actor: Principal, product_id: str) -> None:
             select(CartItem).where(CartItem.cart_id == cart.id, CartItem.product_id == product.id)
         ).one_or_none()
     if item is None:
-        raise NotFound(f"No product {product_id!r} in your cart.")
+        raise NotFound(_("No product %(product_id)r in your cart.", product_id=product_id))
     uow.session.delete(item)
     uow.commit()
 
@@ -288,7 +290,7 @@ def offers(uow: UnitOfWork, actor: Principal, partner_id: str) -> Offers:
     partner = commerce.get_partner(uow, partner_id, field="query.partner_id")
     cart = _open_cart(uow, customer_id, partner.id)
     if cart is None:
-        raise invalid("query.partner_id", "your cart with this partner is empty")
+        raise invalid("query.partner_id", _("your cart with this partner is empty"))
     priced = checkout.price_lines(uow, partner, _cart_items(uow, cart), field="cart.items")
     campaign = _campaign_line(uow, priced, "cart.items")
     if campaign is not None:  # what checkout charges: the group buy's entry price
@@ -344,7 +346,7 @@ def checkout_order(
     if not data.share_address_with_partner:
         raise invalid(
             "body.share_address_with_partner",
-            "must be true: the partner needs the shipping address to send the order",
+            _("must be true: the partner needs the shipping address to send the order"),
         )
     partner = commerce.get_partner(uow, data.partner_id, field="body.partner_id")
     expected = None
@@ -389,7 +391,7 @@ def _replayed(
     body = replay.response
     if replay.status_code == PaymentDeclined.status:
         raise PaymentDeclined(
-            str(body.get("detail", "The bank declined the payment.")),
+            _(str(body.get("detail", DECLINED))),
             extra={k: body[k] for k in ("decline_code", "payment_id", "order_id") if k in body},
         )
     order = customer_order(uow, actor, str(body["order_id"]))
@@ -418,10 +420,10 @@ def _place(
         wanted = _cart_items(uow, cart) if cart else []
         where = "cart.items"
     if not wanted:
-        raise invalid("body.items", "your cart with this partner is empty")
+        raise invalid("body.items", _("your cart with this partner is empty"))
     for index, item in enumerate(wanted):
         if item.quantity <= 0:
-            raise invalid(f"{where}.{index}.quantity", "must be at least 1")
+            raise invalid(f"{where}.{index}.quantity", _("must be at least 1"))
     priced = checkout.price_lines(uow, partner, wanted, field=where)
     campaign = _campaign_line(uow, priced, where)
     if campaign is not None:
@@ -440,15 +442,26 @@ def _place(
     total = goods + protection
     if expected is not None and expected != total:
         raise Conflict(
-            f"The total is now {Money(total, partner.currency)}, not "
-            f"{Money(expected, partner.currency)}: check the order again.",
+            _(
+                "The total is now %(total)s, not %(expected)s: check the order again.",
+                total=Money(total, partner.currency),
+                expected=Money(expected, partner.currency),
+            ),
             extra={"total_minor": total},
         )
     account = payments.account_of_customer(uow, customer_id, partner.currency)
     if account is None:
         raise InvalidInput(
-            f"You have no {partner.currency} account at the bank to pay from.",
-            errors=(FieldError("body.partner_id", f"no {partner.currency} deposit account"),),
+            _(
+                "You have no %(currency)s account at the bank to pay from.",
+                currency=partner.currency,
+            ),
+            errors=(
+                FieldError(
+                    "body.partner_id",
+                    _("no %(currency)s deposit account", currency=partner.currency),
+                ),
+            ),
         )
     checkout.reserve(
         uow,
@@ -529,11 +542,11 @@ def _campaign_line(uow: UnitOfWork, priced: Sequence[Priced], where: str) -> Gro
     if len(priced) != 1:
         raise invalid(
             f"{where}.{with_campaign[0]}.campaign_id",
-            "a group-buy line is ordered on its own: check the other lines out separately",
+            _("a group-buy line is ordered on its own: check the other lines out separately"),
         )
     campaign = _campaign(uow, str(priced[0].campaign_id), field=f"{where}.0.campaign_id")
     if campaign.product_id != priced[0].product.id:
-        raise invalid(f"{where}.0.campaign_id", "this group buy is for another product")
+        raise invalid(f"{where}.0.campaign_id", _("this group buy is for another product"))
     return campaign
 
 
@@ -554,7 +567,9 @@ def _authorise_request(
         customer = identity.customers_by_ids(uow, {order.customer_id})[order.customer_id]
         account = payments.account_for_customer(uow, customer.public_id, order.currency)
         if account is None:
-            raise InvalidInput(f"The customer has no {order.currency} account at the bank.")
+            raise InvalidInput(
+                _("The customer has no %(currency)s account at the bank.", currency=order.currency)
+            )
         account_ref = account.public_id
         partner_ref = commerce.partner_public_ids(uow, {order.partner_id})[order.partner_id]
     return AuthoriseRequest(
@@ -659,14 +674,15 @@ def _declined(
     if order.status is S.PENDING_PAYMENT:
         _cancel(uow, order, actor, note=f"payment declined: {code}")
         _give_back_cart(uow, order)
+    # The replay's answer is kept in English (a record); the caller reads it in their language.
     problem = PaymentDeclined(
-        result.payment.decline_message or "The bank declined the payment.",
+        result.payment.decline_message or DECLINED,
         extra={"decline_code": code, "payment_id": result.payment.id, "order_id": order.public_id},
     )
     if held is not None:
         held.complete(uow, problem.status, problem.as_dict())
     uow.commit()
-    raise problem
+    raise PaymentDeclined(_(problem.detail), extra=problem.extra)
 
 
 def _give_back_cart(uow: UnitOfWork, order: Order) -> None:
@@ -717,7 +733,7 @@ def compensate(uow: UnitOfWork, gateway: PaymentGateway, order_id: str, reason: 
 def release_payments(uow: UnitOfWork, gateway: PaymentGateway, order: Order) -> list[str]:
     """Void every authorisation and refund every capture made for a cancelled order (found by
     the order's reference on the payments); deterministic keys make it safe to repeat."""
-    found, _ = payments.list_payments(
+    found, _next = payments.list_payments(
         uow, SYSTEM, payments.PaymentFilters(reference=order.public_id), limit=50
     )
     todo = [(p.public_id, p.status, p.captured_minor - p.refunded_minor) for p in found]
@@ -743,7 +759,7 @@ def _record_refunds(uow: UnitOfWork, order_id: str) -> None:
     """The order's refunded amount, as the bank's payments for it say."""
     uow.session.expire_all()  # the payments were read before the bank refunded them
     order = _order(uow, order_id)
-    found, _ = payments.list_payments(
+    found, _next = payments.list_payments(
         uow, SYSTEM, payments.PaymentFilters(reference=order.public_id), limit=50
     )
     refunded = sum(p.refunded_minor for p in found)
@@ -778,7 +794,7 @@ def expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, *, limit: int 
         uow.commit()
         release_payments(uow, gateway, order)
         handled.append(order_id)
-    held, _ = payments.list_payments(
+    held, _next = payments.list_payments(
         uow,
         SYSTEM,
         payments.PaymentFilters(status=PaymentStatus.AUTHORISED, payee_kind=PayeeKind.PARTNER),
@@ -824,7 +840,7 @@ def complete_orders(uow: UnitOfWork, *, limit: int = 500) -> list[str]:
 def commission_rate(uow: UnitOfWork, partner: Partner, currency: str, at: datetime) -> int:
     """The shop rate in force for the partner's commission contract in the currency (bps);
     0 without a contract. A `shop.order` category override wins over the base share."""
-    found, _ = contracts.list_contracts(
+    found, _next = contracts.list_contracts(
         uow, SYSTEM, party_id=partner.public_id, party_kind=PartyKind.PARTNER, limit=50
     )
     contract = next((c for c in found if c.currency == currency), None)
@@ -885,7 +901,7 @@ def _order(uow: UnitOfWork, public_id: str) -> Order:
         select(Order).where(Order.public_id == public_id).execution_options(populate_existing=True)
     ).one_or_none()
     if order is None:
-        raise NotFound(f"No order {public_id!r} here.")
+        raise NotFound(_("No order %(public_id)r here.", public_id=public_id))
     return order
 
 
@@ -894,7 +910,7 @@ def customer_order(uow: UnitOfWork, actor: Principal, public_id: str) -> Order:
     customer_id = customer_of(actor)
     order = _order(uow, public_id)
     if order.customer_id != customer_id:
-        raise NotFound(f"No order {public_id!r} here.")
+        raise NotFound(_("No order %(public_id)r here.", public_id=public_id))
     return order
 
 
@@ -924,7 +940,7 @@ def list_partner_orders(
 ) -> tuple[Sequence[Order], str | None]:
     partner_side(actor)
     if actor.merchant_id is not None:
-        raise Forbidden("Orders belong to the shop's partners.")
+        raise Forbidden(_("Orders belong to the shop's partners."))
     stmt = select(Order)
     if actor.partner_id is not None:
         stmt = stmt.where(Order.partner_id == actor.partner_id)
@@ -969,7 +985,11 @@ def request_return(uow: UnitOfWork, actor: Principal, order_id: str, reason: str
     ends = order.return_window_ends_at
     if ends is not None and uow.clock.now() > ends:
         raise Conflict(
-            f"The return window for order {order.public_id} ended at {ends.isoformat()}.",
+            _(
+                "The return window for order %(public_id)s ended at %(ends)s.",
+                public_id=order.public_id,
+                ends=ends.isoformat(),
+            ),
             extra={"return_window_ends_at": ends.isoformat()},
         )
     machine.move(uow, order, S.RETURN_REQUESTED, actor=_who(actor), note=reason or None)
@@ -1035,7 +1055,7 @@ def ship(
         order_lines,
         lines,
         room=lambda line: line.quantity - line.shipped_quantity,
-        refusal="The shipment does not match the order.",
+        refusal=_("The shipment does not match the order."),
     )
     if not lines:
         sending = {k: v for k, v in checkout.unshipped(order_lines).items() if v > 0}
@@ -1139,7 +1159,7 @@ def _capture_share(
     )
     if not held.approved:
         raise PaymentDeclined(
-            "The bank declined the payment for this shipment: do not send it.",
+            _("The bank declined the payment for this shipment: do not send it."),
             extra={
                 "decline_code": held.decline_code.value if held.decline_code else None,
                 "payment_id": held.payment.id,
@@ -1177,7 +1197,10 @@ def _record_shipment(
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         uow.session.refresh(order)
         raise Conflict(
-            f"Order {order.public_id} changed while this shipment was paid for; try again.",
+            _(
+                "Order %(public_id)s changed while this shipment was paid for; try again.",
+                public_id=order.public_id,
+            ),
             extra={"current_status": order.status.value},
         )
     order_lines = checkout.lines_of(uow, order)
@@ -1194,7 +1217,7 @@ def _record_shipment(
             .execution_options(synchronize_session=False)
         )
         if shipped.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict(f"More of {sku_of[product_id]} than is left to ship.")
+            raise Conflict(_("More of %(sku)s than is left to ship.", sku=sku_of[product_id]))
     checkout.consume(uow, sending)
     shipment = Shipment(
         public_id=new_public_id("shp"),
@@ -1245,7 +1268,7 @@ def confirm_returned(
     if order.status is not S.RETURNED:
         _take_back(uow, actor, order, lines)
     refund = _refund_due(uow, order)
-    found, _ = payments.list_payments(
+    found, _next = payments.list_payments(
         uow, SYSTEM, payments.PaymentFilters(reference=order.public_id), limit=50
     )
     sources = [(p.public_id, p.captured_minor - p.refunded_minor) for p in found]
@@ -1291,9 +1314,13 @@ def _units_by_product(
         line = by_sku.get(item.sku)
         left = room(line) if line else 0
         if line is None:
-            errors.append(FieldError(f"body.lines.{index}.sku", "not a line of this order"))
+            errors.append(FieldError(f"body.lines.{index}.sku", _("not a line of this order")))
         elif not 0 < item.quantity <= left:
-            errors.append(FieldError(f"body.lines.{index}.quantity", f"must be within 1..{left}"))
+            errors.append(
+                FieldError(
+                    f"body.lines.{index}.quantity", _("must be within 1..%(left)s", left=left)
+                )
+            )
         else:
             units[line.product_id] = units.get(line.product_id, 0) + item.quantity
     if errors:
@@ -1309,7 +1336,7 @@ def _take_back(uow: UnitOfWork, actor: Principal, order: Order, lines: Sequence[
         order_lines,
         lines,
         room=lambda line: line.shipped_quantity - line.returned_quantity,
-        refusal="The return does not match what was shipped.",
+        refusal=_("The return does not match what was shipped."),
     )
     if not lines:
         back = {

@@ -7,6 +7,7 @@ from sqlalchemy import update
 
 from beyondbank.commerce.models import Order, OrderEvent, OrderStatus
 from beyondbank.core.errors import InvalidTransition
+from beyondbank.core.i18n import _
 from beyondbank.core.uow import UnitOfWork
 
 S = OrderStatus
@@ -35,9 +36,24 @@ def allowed(current: OrderStatus, target: OrderStatus) -> bool:
 def refuse(current: OrderStatus, target: OrderStatus, order_id: str) -> InvalidTransition:
     """409 naming the current state and where it may go from there."""
     options = sorted(s.value for s in TRANSITIONS[current])
-    hint = f" From {current.value} it can go to: {', '.join(options)}." if options else ""
+    hint = (
+        " "
+        + _(
+            "From %(status)s it can go to: %(options)s.",
+            status=current.value,
+            options=", ".join(options),
+        )
+        if options
+        else ""
+    )
     return InvalidTransition(
-        f"Order {order_id} is {current.value}: it cannot become {target.value}.{hint}",
+        _(
+            "Order %(order_id)s is %(current)s: it cannot become %(target)s.%(hint)s",
+            order_id=order_id,
+            current=current.value,
+            target=target.value,
+            hint=hint,
+        ),
         extra={
             "current_status": current.value,
             "requested_status": target.value,

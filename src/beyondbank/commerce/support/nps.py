@@ -26,6 +26,7 @@ from beyondbank.core.errors import (
     InvalidTransition,
     not_found,
 )
+from beyondbank.core.i18n import _
 from beyondbank.core.uow import UnitOfWork
 
 MAX_COMMENT = 1_000
@@ -64,15 +65,19 @@ def answer(
 ) -> Answer:
     """The customer's answer for its own delivered order, once."""
     if actor.kind != "customer" or actor.customer_id is None:
-        raise Forbidden("The survey is the customer's to answer.")
+        raise Forbidden(_("The survey is the customer's to answer."))
     errors = []
     if not 0 <= score <= 10:
-        errors.append(FieldError("body.score", "from 0 to 10"))
+        errors.append(FieldError("body.score", _("from 0 to 10")))
     text = (comment or "").strip() or None
     if text is not None and len(text) > MAX_COMMENT:
-        errors.append(FieldError("body.comment", f"at most {MAX_COMMENT} characters"))
+        errors.append(
+            FieldError(
+                "body.comment", _("at most %(max_comment)s characters", max_comment=MAX_COMMENT)
+            )
+        )
     if errors:
-        raise InvalidInput("The answer cannot be recorded as it stands.", errors=errors)
+        raise InvalidInput(_("The answer cannot be recorded as it stands."), errors=errors)
     order = uow.session.scalars(
         select(Order).where(
             Order.public_id == order_public_id, Order.customer_id == actor.customer_id
@@ -82,7 +87,10 @@ def answer(
         raise not_found("order", order_public_id)
     if order.status not in SURVEYED:
         raise InvalidTransition(
-            f"The survey opens once the order is delivered; it is {order.status.value}.",
+            _(
+                "The survey opens once the order is delivered; it is %(status)s.",
+                status=order.status.value,
+            ),
             extra={"current_status": order.status.value},
         )
     now = uow.clock.now()
@@ -103,7 +111,7 @@ def answer(
             ).scalar_one()
     except IntegrityError:
         raise Conflict(
-            "This order's survey is answered already.", extra={"order_id": order.public_id}
+            _("This order's survey is answered already."), extra={"order_id": order.public_id}
         ) from None
     uow.commit()
     response = uow.session.get_one(NpsResponse, new_id)
@@ -151,13 +159,13 @@ def summary(
     """Answers counted overall, per partner and per month (`since`..`until` inclusive, by the
     partner's calendar). The bank sees every partner; a partner only itself."""
     if actor.kind == "customer":
-        raise Forbidden("The NPS summary is for the bank and its partners.")
+        raise Forbidden(_("The NPS summary is for the bank and its partners."))
     if actor.merchant_id is not None:
-        raise Forbidden("The NPS summary is for the bank and its partners.")
+        raise Forbidden(_("The NPS summary is for the bank and its partners."))
     if since and until and since > until:
         raise InvalidInput(
-            "The period ends before it starts.",
-            errors=(FieldError("query.until", "on or after `since`"),),
+            _("The period ends before it starts."),
+            errors=(FieldError("query.until", _("on or after `since`")),),
         )
     stmt = select(NpsResponse.score, NpsResponse.answered_at, Partner).join(
         Partner, Partner.id == NpsResponse.partner_id

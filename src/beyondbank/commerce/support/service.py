@@ -34,6 +34,7 @@ from beyondbank.core.errors import (
     invalid,
     not_found,
 )
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
@@ -87,7 +88,7 @@ def side_of(actor: Principal) -> Side:
         return Side.PARTNER
     if actor.merchant_id is not None:
         # Alliance merchants have no part in shop tickets; their roles hold no support scope.
-        raise Forbidden("Support tickets are between customers, partners and the bank.")
+        raise Forbidden(_("Support tickets are between customers, partners and the bank."))
     return Side.BANK
 
 
@@ -95,7 +96,11 @@ def transition(status: TicketStatus, action: Action) -> TicketStatus:
     target = TRANSITIONS.get((status, action))
     if target is None:
         raise InvalidTransition(
-            f"A ticket that is {status.value} does not allow {action.value.replace('_', ' ')}.",
+            _(
+                "A ticket that is %(status)s does not allow %(action)s.",
+                status=status.value,
+                action=action.value.replace("_", " "),
+            ),
             extra={"current_status": status.value},
         )
     return target
@@ -115,13 +120,13 @@ class TicketIn:
 def open_ticket(uow: UnitOfWork, actor: Principal, data: TicketIn) -> SupportTicket:
     """A customer's question to a partner, about one of its orders or in general."""
     if side_of(actor) != Side.CUSTOMER or actor.customer_id is None:
-        raise Forbidden("Tickets are opened by customers; partners and the bank answer them.")
+        raise Forbidden(_("Tickets are opened by customers; partners and the bank answer them."))
     subject, message = data.subject.strip(), data.message.strip()
     errors = _text_errors("body.subject", subject, MAX_SUBJECT) + _text_errors(
         "body.message", message, MAX_MESSAGE
     )
     if errors:
-        raise InvalidInput("The ticket cannot be opened as it stands.", errors=errors)
+        raise InvalidInput(_("The ticket cannot be opened as it stands."), errors=errors)
     order = None
     if data.order_id is not None:
         order = _customer_order(uow, actor.customer_id, data.order_id, field="body.order_id")
@@ -166,9 +171,9 @@ def open_ticket(uow: UnitOfWork, actor: Principal, data: TicketIn) -> SupportTic
 
 def _text_errors(field: str, value: str, limit: int) -> list[FieldError]:
     if not value:
-        return [FieldError(field, "must not be empty")]
+        return [FieldError(field, _("must not be empty"))]
     if len(value) > limit:
-        return [FieldError(field, f"at most {limit} characters")]
+        return [FieldError(field, _("at most %(limit)s characters", limit=limit))]
     return []
 
 
@@ -178,7 +183,7 @@ def _customer_order(uow: UnitOfWork, customer_id: int, public_id: str, *, field:
         select(Order).where(Order.public_id == public_id, Order.customer_id == customer_id)
     ).one_or_none()
     if order is None:
-        raise invalid(field, f"no order {public_id!r} of yours")
+        raise invalid(field, _("no order %(public_id)r of yours", public_id=public_id))
     return order
 
 
@@ -186,12 +191,12 @@ def _ticket_partner(uow: UnitOfWork, partner_public_id: str | None, order: Order
     if order is not None:
         partner = uow.session.get_one(Partner, order.partner_id)
         if partner_public_id is not None and partner_public_id != partner.public_id:
-            raise invalid("body.partner_id", "the order was placed with another partner")
+            raise invalid("body.partner_id", _("the order was placed with another partner"))
         return partner
     if partner_public_id is None:
         raise InvalidInput(
-            "Name the order the ticket is about, or the partner for a general question.",
-            errors=(FieldError("body.partner_id", "required without an order"),),
+            _("Name the order the ticket is about, or the partner for a general question."),
+            errors=(FieldError("body.partner_id", _("required without an order")),),
         )
     return partners.get_partner(uow, partner_public_id, field="body.partner_id")
 
@@ -268,7 +273,7 @@ def post_message(uow: UnitOfWork, actor: Principal, public_id: str, body: str) -
     text = body.strip()
     errors = _text_errors("body.body", text, MAX_MESSAGE)
     if errors:
-        raise InvalidInput("The message cannot be sent as it stands.", errors=errors)
+        raise InvalidInput(_("The message cannot be sent as it stands."), errors=errors)
     ticket = _locked(uow, actor, public_id)
     side = side_of(actor)
     before = ticket.status
@@ -403,7 +408,7 @@ def overdue(uow: UnitOfWork, actor: Principal, *, limit: int) -> list[Overdue]:
     """Tickets past a target: no first answer by its due time, or unresolved past resolution's.
     The bank sees every partner's, a partner its own; the latest first."""
     if side_of(actor) == Side.CUSTOMER:
-        raise Forbidden("Overdue lists are for the bank and its partners.")
+        raise Forbidden(_("Overdue lists are for the bank and its partners."))
     now = uow.clock.now()
     waiting = (TicketStatus.OPEN, TicketStatus.ANSWERED)
     no_first_answer = and_(

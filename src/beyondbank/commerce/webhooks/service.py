@@ -25,6 +25,7 @@ from beyondbank.commerce.webhooks import signing
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal, ensure_partner_visible
 from beyondbank.core.errors import FieldError, InvalidInput, InvalidTransition, not_found
+from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
@@ -60,23 +61,23 @@ class DeliveryView:
 def check_url(url: str, *, production: bool) -> str | None:
     """Why the URL cannot receive webhooks, or None if it can."""
     if len(url) > MAX_URL:
-        return f"at most {MAX_URL} characters"
+        return _("at most %(max_url)s characters", max_url=MAX_URL)
     try:
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError:
-        return "not a URL"
+        return _("not a URL")
     if not host:
-        return "not an absolute URL with a host"
+        return _("not an absolute URL with a host")
     if parts.username or parts.password:
-        return "must not carry credentials: the signature authenticates us"
+        return _("must not carry credentials: the signature authenticates us")
     if parts.scheme == "https":
         return None
     if parts.scheme == "http" and host in LOCAL_HOSTS and not production:
         return None
     if parts.scheme == "http" and host in LOCAL_HOSTS:
-        return "must be https in production"
-    return "must be https (plain http only for localhost outside production)"
+        return _("must be https in production")
+    return _("must be https (plain http only for localhost outside production)")
 
 
 def _check(data: EndpointIn, *, production: bool) -> list[str]:
@@ -85,12 +86,21 @@ def _check(data: EndpointIn, *, production: bool) -> list[str]:
     if problem:
         errors.append(FieldError("body.url", problem))
     if len(data.event_types) > MAX_EVENT_TYPES:
-        errors.append(FieldError("body.event_types", f"at most {MAX_EVENT_TYPES} types"))
+        errors.append(
+            FieldError(
+                "body.event_types",
+                _("at most %(max_event_types)s types", max_event_types=MAX_EVENT_TYPES),
+            )
+        )
     for i, event_type in enumerate(data.event_types):
         if len(event_type) > 64 or not EVENT_TYPE.match(event_type):
-            errors.append(FieldError(f"body.event_types.{i}", "an event type such as `order.paid`"))
+            errors.append(
+                FieldError(f"body.event_types.{i}", _("an event type such as `order.paid`"))
+            )
     if errors:
-        raise InvalidInput("The webhook endpoint cannot be registered as it stands.", errors=errors)
+        raise InvalidInput(
+            _("The webhook endpoint cannot be registered as it stands."), errors=errors
+        )
     return sorted(set(data.event_types))
 
 
@@ -101,14 +111,14 @@ def _partner_id_for(uow: UnitOfWork, actor: Principal, partner_public_id: str | 
             partner = partners.get_partner(uow, partner_public_id, field="body.partner_id")
             if partner.id != actor.partner_id:
                 raise InvalidInput(
-                    "You register endpoints for your own partner only.",
-                    errors=(FieldError("body.partner_id", "not your partner"),),
+                    _("You register endpoints for your own partner only."),
+                    errors=(FieldError("body.partner_id", _("not your partner")),),
                 )
         return actor.partner_id
     if partner_public_id is None:
         raise InvalidInput(
-            "Name the partner whose endpoint this is.",
-            errors=(FieldError("body.partner_id", "required for bank staff"),),
+            _("Name the partner whose endpoint this is."),
+            errors=(FieldError("body.partner_id", _("required for bank staff")),),
         )
     return partners.get_partner(uow, partner_public_id, field="body.partner_id").id
 
@@ -198,7 +208,7 @@ def rotate_secret(uow: UnitOfWork, actor: Principal, public_id: str) -> Created:
     endpoint = get_endpoint(uow, actor, public_id)
     if not endpoint.active:
         raise InvalidTransition(
-            "The endpoint is deactivated; register a new one.",
+            _("The endpoint is deactivated; register a new one."),
             extra={"current_status": "inactive"},
         )
     secret = signing.generate_secret()
@@ -279,12 +289,15 @@ def replay_delivery(uow: UnitOfWork, actor: Principal, delivery_id: int) -> Deli
     delivery = view.delivery
     if delivery.status != DeliveryStatus.DEAD:
         raise InvalidTransition(
-            f"Only a dead delivery is replayed; this one is {delivery.status.value}.",
+            _(
+                "Only a dead delivery is replayed; this one is %(status)s.",
+                status=delivery.status.value,
+            ),
             extra={"current_status": delivery.status.value},
         )
     if not view.endpoint.active:
         raise InvalidTransition(
-            "The endpoint is deactivated; nothing can be sent to it.",
+            _("The endpoint is deactivated; nothing can be sent to it."),
             extra={"current_status": delivery.status.value},
         )
     # Conditional, so that two replays at once give one fresh run, not two.
@@ -295,7 +308,7 @@ def replay_delivery(uow: UnitOfWork, actor: Principal, delivery_id: int) -> Deli
     )
     if int(getattr(replayed, "rowcount", 0)) != 1:
         raise InvalidTransition(
-            "The delivery was replayed meanwhile.", extra={"current_status": "pending"}
+            _("The delivery was replayed meanwhile."), extra={"current_status": "pending"}
         )
     audit.record(
         uow.session,
