@@ -11,7 +11,7 @@ from sqlalchemy import select
 from beyondbank.commerce.models import Partner, PartnerStatus
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal
-from beyondbank.core.errors import FieldError, InvalidInput, invalid, not_found
+from beyondbank.core.errors import FieldError, InvalidInput, NotFound, invalid
 from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import is_currency
@@ -82,7 +82,7 @@ def get_partner(uow: UnitOfWork, public_id: str, *, field: str | None = None) ->
     if partner is None:
         if field is not None:
             raise invalid(field, _("no partner %(public_id)r", public_id=public_id))
-        raise not_found("partner", public_id)
+        raise NotFound(_("No partner %(public_id)r here.", public_id=public_id))
     return partner
 
 

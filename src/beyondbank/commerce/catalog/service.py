@@ -33,7 +33,7 @@ from beyondbank.commerce.models import (
 from beyondbank.commerce.service import get_partner
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal, ensure_partner_visible
-from beyondbank.core.errors import Conflict, FieldError, InvalidInput, invalid, not_found
+from beyondbank.core.errors import Conflict, FieldError, InvalidInput, NotFound, invalid
 from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import MAX_LIMIT, decode_cursor, encode_cursor, paginate
@@ -126,10 +126,10 @@ def acting_partner(uow: UnitOfWork, actor: Principal, partner_ref: str | None) -
     if actor.partner_id is not None:
         own = uow.session.get(Partner, actor.partner_id)
         if own is None or (partner_ref is not None and partner_ref != own.public_id):
-            raise not_found("partner", partner_ref or "")
+            raise NotFound(_("No partner %(public_id)r here.", public_id=partner_ref or ""))
         return own
     if actor.merchant_id is not None:
-        raise not_found("partner", partner_ref or "")
+        raise NotFound(_("No partner %(public_id)r here.", public_id=partner_ref or ""))
     if partner_ref is None:
         raise invalid("query.partner", _("required: the partner whose catalog this is"))
     return get_partner(uow, partner_ref)
@@ -156,7 +156,7 @@ def product_for(uow: UnitOfWork, actor: Principal, ref: str, partner_ref: str | 
             select(Product).where(Product.partner_id == partner.id, Product.sku == ref)
         ).one_or_none()
     if product is None:
-        raise not_found("product", ref)
+        raise NotFound(_("No product %(public_id)r here.", public_id=ref))
     ensure_partner_visible(actor, product.partner_id, "product", ref)
     return product
 
@@ -623,7 +623,7 @@ def get_import(uow: UnitOfWork, actor: Principal, public_id: str) -> CatalogImpo
         select(CatalogImport).where(CatalogImport.public_id == public_id)
     ).one_or_none()
     if job is None:
-        raise not_found("catalog import", public_id)
+        raise NotFound(_("No catalog import %(public_id)r here.", public_id=public_id))
     ensure_partner_visible(actor, job.partner_id, "catalog import", public_id)
     return job
 
@@ -715,7 +715,7 @@ def get_offer(uow: UnitOfWork, actor: Principal, public_id: str, at: datetime) -
         .limit(1)
     ).first()
     if row is None:
-        raise not_found("product", public_id)
+        raise NotFound(_("No product %(public_id)r here.", public_id=public_id))
     ensure_partner_visible(actor, row[0].partner_id, "product", public_id)
     return Offer(row[0], row[1], int(row[2]), int(row[3]))
 

@@ -36,7 +36,6 @@ from beyondbank.core.errors import (
     NotFound,
     Problem,
     invalid,
-    not_found,
 )
 from beyondbank.core.i18n import N_, _
 from beyondbank.core.ids import new_public_id
@@ -521,7 +520,7 @@ def get_campaign(uow: UnitOfWork, actor: Principal, public_id: str) -> GroupBuy:
         select(GroupBuy).where(GroupBuy.public_id == public_id)
     ).one_or_none()
     if campaign is None:
-        raise not_found("group buy", public_id)
+        raise NotFound(_("No group buy %(public_id)r here.", public_id=public_id))
     ensure_partner_visible(actor, campaign.partner_id, "group buy", public_id)
     return campaign
 
@@ -572,7 +571,7 @@ def progress(uow: UnitOfWork, actor: Principal, public_id: str) -> Progress:
         uow, actor, _visible(actor, select(GroupBuy.id)).where(GroupBuy.public_id == public_id)
     )
     if not found:
-        raise not_found("group buy", public_id)
+        raise NotFound(_("No group buy %(public_id)r here.", public_id=public_id))
     return found[0]
 
 

@@ -24,7 +24,7 @@ from beyondbank.core.errors import (
     Forbidden,
     InvalidInput,
     InvalidTransition,
-    not_found,
+    NotFound,
 )
 from beyondbank.core.i18n import _
 from beyondbank.core.uow import UnitOfWork
@@ -84,7 +84,7 @@ def answer(
         )
     ).one_or_none()
     if order is None:
-        raise not_found("order", order_public_id)
+        raise NotFound(_("No order %(public_id)r here.", public_id=order_public_id))
     if order.status not in SURVEYED:
         raise InvalidTransition(
             _(

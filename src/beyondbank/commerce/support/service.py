@@ -31,8 +31,8 @@ from beyondbank.core.errors import (
     Forbidden,
     InvalidInput,
     InvalidTransition,
+    NotFound,
     invalid,
-    not_found,
 )
 from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
@@ -209,7 +209,7 @@ def get_ticket(uow: UnitOfWork, actor: Principal, public_id: str) -> SupportTick
         select(SupportTicket).where(SupportTicket.public_id == public_id)
     ).one_or_none()
     if ticket is None or not _visible(actor, ticket):
-        raise not_found("ticket", public_id)
+        raise NotFound(_("No ticket %(public_id)r here.", public_id=public_id))
     return ticket
 
 

@@ -24,7 +24,7 @@ from beyondbank.commerce.models import (
 from beyondbank.commerce.webhooks import signing
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal, ensure_partner_visible
-from beyondbank.core.errors import FieldError, InvalidInput, InvalidTransition, not_found
+from beyondbank.core.errors import FieldError, InvalidInput, InvalidTransition, NotFound
 from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
@@ -153,7 +153,7 @@ def get_endpoint(uow: UnitOfWork, actor: Principal, public_id: str) -> WebhookEn
         select(WebhookEndpoint).where(WebhookEndpoint.public_id == public_id)
     ).one_or_none()
     if endpoint is None:
-        raise not_found("webhook endpoint", public_id)
+        raise NotFound(_("No webhook endpoint %(public_id)r here.", public_id=public_id))
     ensure_partner_visible(actor, endpoint.partner_id, "webhook endpoint", public_id)
     return endpoint
 
@@ -277,7 +277,7 @@ def _views(uow: UnitOfWork, rows: Sequence[WebhookDelivery]) -> list[DeliveryVie
 def get_delivery(uow: UnitOfWork, actor: Principal, delivery_id: int) -> DeliveryView:
     delivery = uow.session.get(WebhookDelivery, delivery_id)
     if delivery is None:
-        raise not_found("webhook delivery", str(delivery_id))
+        raise NotFound(_("No webhook delivery %(public_id)r here.", public_id=str(delivery_id)))
     view = _views(uow, [delivery])[0]
     ensure_partner_visible(actor, view.endpoint.partner_id, "webhook delivery", str(delivery_id))
     return view
