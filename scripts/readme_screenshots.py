@@ -53,7 +53,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         url, demo = serve(Path(tmp))
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        email = {login.role: login.email for login in demo.logins}
+        email: dict[str, str] = {}
+        for login in demo.logins:  # the first login of each role, as the README lists them
+            email.setdefault(login.role, login.email)
         shots = [
             ("customer", "en-GB", {"width": 390, "height": 844}, None, "/app"),
             ("merchant", "en-GB", {"width": 1280, "height": 900}, "merchant_admin", "/merchant"),
@@ -71,6 +73,8 @@ def main() -> None:
             else:
                 sign_in(page, url, email[role], demo.password)
             page.goto(f"{url}{path}")
+            if page.locator("figure.plot").count():  # the circles on their map-like plot
+                page.locator("figure.plot").scroll_into_view_if_needed()
             page.screenshot(path=str(OUT / f"{name}.png"))
             context.close()
             print(f"docs/screenshots/{name}.png")
