@@ -73,9 +73,11 @@ MAIN_PAGES: dict[str, list[str]] = {
         "/shop",
         "/shop/products/{product}",
         "/shop/group-buys",
+        "/shop/group-buys/{campaign}",
         "/shop/cart",
         "/shop/orders",
         "/shop/orders/{order}",
+        "/shop/support",
     ],
     "merchant": [
         "/merchant",
@@ -98,6 +100,7 @@ MAIN_PAGES: dict[str, list[str]] = {
         "/console/card-runs",
         "/console/descriptors",
         "/console/settlement",
+        "/console/settlement/{period}",
         "/console/users",
         "/console/audit",
     ],
@@ -107,6 +110,8 @@ DETAIL_LINKS = {
     "benefit": ("/app/benefits", r'href="(/app/benefits/[\w-]+)"'),
     "product": ("/shop", r'href="(/shop/products/[\w-]+)"'),
     "order": ("/shop/orders", r'href="(/shop/orders/[\w-]+)"'),
+    "campaign": ("/shop/group-buys", r'href="(/shop/group-buys/[\w-]+)"'),
+    "period": ("/console/settlement", r'href="(/console/settlement/(?!runs)[\w-]+)"'),
     "circle": ("/console/circles", r'href="(/console/circles/(?!new)[\w-]+)"'),
     "merchant": ("/console/merchants", r'href="(/console/merchants/[\w-]+)"'),
     "application": (

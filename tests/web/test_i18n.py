@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 
 import beyondbank
 from beyondbank.core.authz import Role
+from beyondbank.core.settings import Settings
 from beyondbank.core.uow import UnitOfWork
+from beyondbank.demo.sso import issue_demo_sso_token
 from beyondbank.web import i18n, translations
 from beyondbank.web.templating import money, when, words
 from beyondbank.web.words import WORDS
@@ -160,3 +162,25 @@ def test_every_status_and_kind_has_words_to_translate() -> None:
 def test_a_literal_percent_sign_is_not_a_placeholder() -> None:
     assert translations.placeholders("Pay in 0%% instalments") == set()
     assert translations.placeholders("0%% over %(n)s months") == {"n"}
+
+
+def test_the_bank_apps_language_comes_with_the_sign_on(
+    client: TestClient, uow: UnitOfWork, settings: Settings
+) -> None:
+    """The bank's app says its customer reads Chinese: the pages open in Chinese, and the
+    customer can still switch to English."""
+    customer = f.make_customer(uow, bank_ref="CUST-ZH")
+    f.make_member(uow, customer, home=f.CANARY_WHARF)
+    token = issue_demo_sso_token(
+        settings, customer_ref="CUST-ZH", now=uow.clock.now(), locale="zh-CN"
+    )
+    assert client.get(f"/sso?token={token}", follow_redirects=False).status_code == 303
+    home = client.get("/app", headers={"Accept-Language": "en"})
+    assert '<html lang="zh-CN">' in home.text
+    switched = client.post(
+        "/language",
+        data={"lang": "en", "next": "/app", "csrf_token": csrf_from(home.text)},
+        follow_redirects=False,
+    )
+    assert switched.headers["location"] == "/app"
+    assert '<html lang="en">' in client.get("/app").text

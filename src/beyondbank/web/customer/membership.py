@@ -21,9 +21,9 @@ from beyondbank.deps import SettingsDep, UoW
 from beyondbank.identity import service as identity
 from beyondbank.web.customer.offers import offer
 from beyondbank.web.forms import Form, PostedForm, nested, validate
-from beyondbank.web.i18n import _, format_locale
+from beyondbank.web.i18n import _, format_locale, supported
 from beyondbank.web.pages import render
-from beyondbank.web.session import CsrfChecked, CustomerPage, flash, sign_in
+from beyondbank.web.session import CsrfChecked, CustomerPage, choose_language, flash, sign_in
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,6 +50,11 @@ def sso_landing(
     except Problem as problem:
         return _refused(request, problem.detail)
     sign_in(request, "customer", customer.public_id)
+    # The bank's app knows the language its customer reads; the pages follow it until the
+    # customer picks another with the switch.
+    language = supported(customer.locale)
+    if language:
+        choose_language(request, language)
     return RedirectResponse("/app", status_code=303)
 
 
