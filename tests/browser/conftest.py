@@ -52,9 +52,14 @@ DESKTOP = {"width": 1366, "height": 900}
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/browser/" in item.nodeid.replace(os.sep, "/"):
-            # One test process runs them all: one demo server, one browser.
-            item.add_marker(pytest.mark.xdist_group("browser"))
+        node = item.nodeid.replace(os.sep, "/")
+        if "tests/browser/" not in node:
+            continue
+        # One test process runs them all: one demo server, one browser.
+        item.add_marker(pytest.mark.xdist_group("browser"))
+        # The journeys write through every layer, so they run on PostgreSQL too; the crawl of
+        # every page checks rendering alone, the same on either database, so SQLite's pass has it.
+        if "test_every_page.py" not in node:
             item.add_marker(pytest.mark.db)
 
 
