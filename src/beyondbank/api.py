@@ -19,7 +19,7 @@ from beyondbank.commerce.support import api as support_api
 from beyondbank.commerce.webhooks import api as webhooks_api
 from beyondbank.core.clock import Clock, SystemClock
 from beyondbank.core.db import make_engine
-from beyondbank.core.http import install_problem_handlers, request_id_middleware
+from beyondbank.core.http import RequestIdMiddleware, install_problem_handlers
 from beyondbank.core.settings import Settings, get_settings
 from beyondbank.core.uow import make_session_factory
 from beyondbank.identity import api as identity_api
@@ -35,7 +35,7 @@ from beyondbank.web import routes as web_routes
 from beyondbank.web import shop as web_shop
 from beyondbank.web.i18n import LanguageMiddleware
 from beyondbank.web.pages import login_redirect, problem_page, wants_html
-from beyondbank.web.security import security_headers
+from beyondbank.web.security import SecurityHeaders
 from beyondbank.web.session import LoginRequired
 from beyondbank.web.templating import STATIC_DIR, make_templates
 
@@ -82,8 +82,8 @@ def create_app(
 
     install_problem_handlers(app, html=(wants_html, problem_page))
     app.add_exception_handler(LoginRequired, login_redirect)
-    app.middleware("http")(security_headers)
-    app.middleware("http")(request_id_middleware)
+    app.add_middleware(SecurityHeaders, embed_origins=settings.embed_origins)
+    app.add_middleware(RequestIdMiddleware)
     # Inside the session middleware: the viewer's chosen language is kept in the session.
     app.add_middleware(LanguageMiddleware)
     app.add_middleware(

@@ -161,7 +161,8 @@ def test_card_pages_stay_within_the_content_security_policy(
         f"/console/descriptors/{ran.review.public_id}",
     ):
         html = client.get(path).text
-        assert "<script" not in html
+        # Scripts only from files on this host (the CSP refuses inline ones).
+        assert not re.search(r"<script(?![^>]*\ssrc=\"/static/)", html)
         assert " style=" not in html
         assert "<style" not in html
         assert "http://" not in html.replace("http://testserver", "")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from beyondbank.core.errors import PROBLEM_MEDIA_TYPE, FieldError, InvalidInput, Problem
 
@@ -98,13 +100,28 @@ def install_problem_handlers(app: FastAPI, html: HtmlProblems | None = None) -> 
     app.add_exception_handler(Exception, on_unexpected)
 
 
-async def request_id_middleware(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    incoming = request.headers.get("X-Request-ID", "")
-    request.state.request_id = (
-        incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else secrets.token_hex(8)
-    )
-    response = await call_next(request)
-    response.headers["X-Request-ID"] = request.state.request_id
-    return response
+class RequestIdMiddleware:
+    """Every request has an id: the caller's `X-Request-ID` when sane, else a fresh one; it is
+    on `request.state.request_id` and answered in the response's header.
+
+    Plain ASGI rather than Starlette's `BaseHTTPMiddleware`, which costs a task and a stream
+    per request on the hot paths (checkout, card events)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        sane = 0 < len(incoming) <= 64 and incoming.isprintable()
+        request_id = incoming if sane else secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

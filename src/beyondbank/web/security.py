@@ -3,9 +3,10 @@ of the customer's pages, only by the bank's own app."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
-from fastapi import Request, Response
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Everything a page needs is served from this host; inline scripts and styles are not allowed.
 BASE_POLICY = (
@@ -28,15 +29,30 @@ def content_security_policy(path: str, embed_origins: Sequence[str]) -> str:
     return CONTENT_SECURITY_POLICY
 
 
-async def security_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    if response.headers.get("content-type", "").startswith("text/html"):
-        origins = request.app.state.settings.embed_origins
-        policy = content_security_policy(request.url.path, origins)
-        response.headers.setdefault("Content-Security-Policy", policy)
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+class SecurityHeaders:
+    """No sniffing, no referrer to other sites, and on every page the CSP and no caching.
+
+    Plain ASGI (see core.http.RequestIdMiddleware for why)."""
+
+    def __init__(self, app: ASGIApp, embed_origins: Sequence[str]) -> None:
+        self.app = app
+        self.embed_origins = tuple(embed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                if headers.get("content-type", "").startswith("text/html"):
+                    policy = content_security_policy(path, self.embed_origins)
+                    headers.setdefault("Content-Security-Policy", policy)
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
