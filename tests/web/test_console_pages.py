@@ -587,3 +587,35 @@ def test_merchant_page_shows_price_checks_and_its_audit_trail(
     assert (
         'id="audits-title"' not in client.get(f"/console/merchants/{world.holder.public_id}").text
     )
+
+
+def test_changing_a_users_role_on_the_users_page(
+    client: TestClient, world: World, uow: UnitOfWork
+) -> None:
+    sign_in(client, world.admin)
+    page = client.get("/console/users")
+    # Each user is offered the roles of their kind: a bank role for staff, a merchant's for the till.
+    assert f'action="/console/users/{world.analyst.public_id}/role"' in page.text
+    assert f'action="/console/users/{world.admin.public_id}/role"' not in page.text  # not mine
+    token = csrf_from(page.text)
+    changed = client.post(
+        f"/console/users/{world.analyst.public_id}/role",
+        data={"role": "auditor", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert changed.status_code == 303
+    assert "analyst@bank.test is now auditor." in text_of(client.get("/console/users").text)
+    uow.session.expire_all()
+    assert uow.session.get_one(User, world.analyst.id).role == Role.AUDITOR
+    # A role of another kind is not offered, and posted anyway it changes nothing.
+    refused = client.post(
+        f"/console/users/{world.counter.public_id}/role",
+        data={"role": "bank_admin", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 303
+    assert (
+        "Choose one of the roles offered for till@diner.test." in client.get("/console/users").text
+    )
+    uow.session.expire_all()
+    assert uow.session.get_one(User, world.counter.id).role == Role.MERCHANT_STAFF

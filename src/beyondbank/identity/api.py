@@ -144,7 +144,7 @@ def create_user(body: schemas.UserIn, uow: UoW, actor: Admin) -> schemas.UserOut
 @router.patch("/users/{user_id}", response_model=schemas.UserOut)
 def update_user(user_id: str, body: schemas.UserPatch, uow: UoW, actor: Admin) -> schemas.UserOut:
     user = service.get_user(uow, user_id)
-    user = service.update_user(uow, actor, user, name=body.name, active=body.active)
+    user = service.update_user(uow, actor, user, name=body.name, active=body.active, role=body.role)
     return _user_out(user, alliance.merchant_public_ids(uow, {user.merchant_id or 0}), uow)
 
 

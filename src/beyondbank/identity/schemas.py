@@ -48,6 +48,9 @@ class UserIn(BaseModel):
 class UserPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     active: bool | None = None
+    role: Role | None = Field(
+        default=None, description="Another role of the same kind (bank, merchant or partner)"
+    )
 
 
 class UserOut(BaseModel):

@@ -18,6 +18,7 @@ from beyondbank.core.authz import (
     MERCHANT_ROLES,
     PARTNER_CLIENT_SCOPES,
     PARTNER_ROLES,
+    STAFF_ROLES,
     Permission,
     Principal,
     Role,
@@ -229,17 +230,30 @@ def create_user(
 
 
 def update_user(
-    uow: UnitOfWork, actor: Principal, user: User, *, name: str | None, active: bool | None
+    uow: UnitOfWork,
+    actor: Principal,
+    user: User,
+    *,
+    name: str | None,
+    active: bool | None,
+    role: Role | None = None,
 ) -> User:
+    """Rename, deactivate or reactivate a user, or give them another role of the same kind (a
+    bank role stays a bank role, a merchant's stays its merchant's); never one's own role or
+    account, so nobody locks themselves out."""
     if actor.merchant_id is not None and user.merchant_id != actor.merchant_id:
         raise NotFound(_("No user %(public_id)r here.", public_id=user.public_id))
     if actor.kind == "user" and actor.id == user.id and active is False:
         raise Conflict(_("You cannot deactivate your own account."))
+    if role is not None and role != user.role:
+        _ensure_role_change(actor, user, role)
     before = audit.snapshot(user)
     if name is not None:
         user.name = name
     if active is not None:
         user.active = active
+    if role is not None:
+        user.role = role
     audit.record_changes(
         uow.session,
         actor=actor,
@@ -252,6 +266,20 @@ def update_user(
     )
     uow.commit()
     return user
+
+
+def _ensure_role_change(actor: Principal, user: User, role: Role) -> None:
+    if actor.kind == "user" and actor.id == user.id:
+        raise Conflict(_("You cannot change your own role."))
+    for family in (STAFF_ROLES, MERCHANT_ROLES, PARTNER_ROLES):
+        if user.role in family and role not in family:
+            raise invalid(
+                "body.role",
+                _(
+                    "a user keeps a role of the same kind: one of %(roles)s",
+                    roles=", ".join(sorted(r.value for r in family)),
+                ),
+            )
 
 
 # -- partner systems: OAuth2 client credentials ---------------------------------------------

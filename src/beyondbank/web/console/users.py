@@ -1,6 +1,7 @@
 """The users page for the bank admin: everyone who signs in with a password, by role and status,
 with their organisation and last sign-in; creating a staff user, and deactivating or reactivating
-one (the identity service checks and audits each change)."""
+one, or giving them another role of the same kind (the identity service checks and audits each
+change)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,16 @@ class UserRow:
     organisation: str | None  # the merchant's or partner's name; None for the bank's staff
     organisation_href: str | None
     is_me: bool
+    roles: tuple[Role, ...]  # the roles this user may be given: those of the same kind
+
+
+def same_kind_roles(role: Role) -> tuple[Role, ...]:
+    """A bank role changes to another bank role, a merchant's to a merchant's, a partner's to a
+    partner's (the identity service refuses anything else)."""
+    for family in (STAFF_ORDER, ROLE_ORDER[4:6], ROLE_ORDER[6:8]):
+        if role in family:
+            return family
+    return (role,)
 
 
 def user_rows(uow: UnitOfWork, principal: Principal, users: list[User]) -> list[UserRow]:
@@ -63,7 +74,8 @@ def user_rows(uow: UnitOfWork, principal: Principal, users: list[User]) -> list[
             organisation, href = merchant.trading_name, f"/console/merchants/{merchant.public_id}"
         elif user.partner_id is not None:
             organisation = partners.get(user.partner_id)
-        rows.append(UserRow(user, organisation, href, user.id == principal.id))
+        is_me = user.id == principal.id
+        rows.append(UserRow(user, organisation, href, is_me, same_kind_roles(user.role)))
     return rows
 
 
@@ -192,4 +204,24 @@ def change_status(
         flash(request, _("%(email)s can sign in again.", email=user.email))
     else:
         flash(request, _("%(email)s is deactivated and signed out everywhere.", email=user.email))
+    return RedirectResponse("/console/users", status_code=303)
+
+
+@router.post("/users/{user_id}/role", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def change_role(
+    user_id: str, request: Request, uow: UoW, principal: UserManager, posted: PostedForm
+) -> Response:
+    user = identity.get_user(uow, user_id)
+    wanted = posted.get("role")
+    if wanted not in {r.value for r in same_kind_roles(user.role)}:
+        flash(
+            request, _("Choose one of the roles offered for %(email)s.", email=user.email), "error"
+        )
+        return RedirectResponse("/console/users", status_code=303)
+    try:
+        identity.update_user(uow, principal, user, name=None, active=None, role=Role(wanted))
+    except Problem as problem:
+        flash(request, problem.detail, "error")
+        return RedirectResponse("/console/users", status_code=303)
+    flash(request, _("%(email)s is now %(role)s.", email=user.email, role=words(user.role)))
     return RedirectResponse("/console/users", status_code=303)
