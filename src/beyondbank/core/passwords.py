@@ -5,6 +5,8 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from beyondbank.core.i18n import _
+
 _hasher = PasswordHasher()
 
 MIN_PASSWORD_LENGTH = 12
@@ -28,7 +30,7 @@ def needs_rehash(password_hash: str) -> bool:
 def check_password_strength(password: str) -> str | None:
     """A reason the password is too weak, or None."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"at least {MIN_PASSWORD_LENGTH} characters"
+        return _("at least %(n)s characters", n=MIN_PASSWORD_LENGTH)
     if password.lower() == password or password.upper() == password:
-        return "mix upper and lower case letters"
+        return _("mix upper and lower case letters")
     return None
