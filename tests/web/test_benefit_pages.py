@@ -125,10 +125,10 @@ def test_approval_with_bad_terms_keeps_what_was_typed(
         client, path, f"{path}/approve", {"merchant_share_bps": "12000", "commission_bps": "lots"}
     )
     assert response.status_code == 422
-    assert "less than or equal to 10000" in (
+    assert "At most 10000." in (
         field_error(response.text, "approve-merchant-share-bps") or ""
     )
-    assert "valid integer" in (field_error(response.text, "approve-commission-bps") or "")
+    assert field_error(response.text, "approve-commission-bps") == "A whole number, in digits."
     assert 'value="12000"' in response.text
     assert 'value="lots"' in response.text
     assert _status(uow, world, world.benefit.public_id) == BenefitStatus.SUBMITTED
@@ -156,7 +156,7 @@ def test_rejecting_needs_a_reason_the_merchant_reads(
     path = f"/console/benefits/{world.benefit.public_id}"
     short = submit(client, path, f"{path}/reject", {"reason": "no"})
     assert short.status_code == 422
-    assert "at least 3 characters" in (field_error(short.text, "reject-reason") or "")
+    assert field_error(short.text, "reject-reason") == "At least 3 characters."
     done = submit(client, path, f"{path}/reject", {"reason": "Dates clash with Christmas"})
     assert done.status_code == 303
     assert _status(uow, world, world.benefit.public_id) == BenefitStatus.REJECTED

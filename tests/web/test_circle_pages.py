@@ -123,8 +123,8 @@ def test_invalid_circle_input_is_shown_beside_each_field_and_nothing_is_written(
     assert field_error(html, "circle-code") == (
         "Use letters, digits, dots, dashes and underscores only, starting with a letter or digit."
     )
-    assert "less than or equal to 90" in (field_error(html, "circle-center-latitude") or "")
-    assert "greater than 0" in (field_error(html, "circle-radius-m") or "")
+    assert field_error(html, "circle-center-latitude") == "At most 90."
+    assert field_error(html, "circle-radius-m") == "More than 0."
     assert field_error(html, "circle-name") is None
     # The field is marked invalid and points at its error for screen readers.
     assert re.search(

@@ -16,7 +16,7 @@ from beyondbank.core.authz import Role
 from beyondbank.core.settings import Settings
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.demo.sso import issue_demo_sso_token
-from beyondbank.web import i18n, translations
+from beyondbank.web import forms, i18n, translations
 from beyondbank.web.templating import money, when, words
 from beyondbank.web.words import WORDS
 from tests import factories as f
@@ -184,3 +184,20 @@ def test_the_bank_apps_language_comes_with_the_sign_on(
     )
     assert switched.headers["location"] == "/app"
     assert '<html lang="en">' in client.get("/app").text
+
+
+def test_a_forms_field_errors_are_in_the_viewers_language() -> None:
+    """Pydantic's own messages are English: the kinds a person meets are the catalog's."""
+    error = {"type": "greater_than", "ctx": {"gt": 0.0}, "msg": "Input should be greater than 0"}
+    assert forms._message(error) == "More than 0."
+    i18n.use_language("zh_CN")
+    try:
+        chinese = forms._message(error)
+    finally:
+        i18n.use_language("en")
+    assert chinese == i18n.catalog("zh_CN").gettext("More than %(gt)s.") % {"gt": "0"}
+    assert chinese != "More than 0."
+    # A kind without its own wording keeps pydantic's.
+    assert forms._message({"type": "url_parsing", "msg": "Input should be a valid URL"}) == (
+        "Input should be a valid URL"
+    )

@@ -148,9 +148,54 @@ def validate(
         return None
 
 
+# Pydantic's own messages are English; the kinds a person meets on a form, in their language.
+# The placeholders are the error's context (`min_length`, `ge`, `expected`, ...).
+_PYDANTIC_MESSAGES = {
+    "string_too_short": N_("At least %(min_length)s characters."),
+    "string_too_long": N_("At most %(max_length)s characters."),
+    "too_long": N_("At most %(max_length)s items."),
+    "too_short": N_("At least %(min_length)s items."),
+    "int_parsing": N_("A whole number, in digits."),
+    "int_type": N_("A whole number, in digits."),
+    "int_from_float": N_("A whole number, in digits."),
+    "float_parsing": N_("A number, in digits."),
+    "decimal_parsing": N_("A number, in digits."),
+    "decimal_type": N_("A number, in digits."),
+    "decimal_max_places": N_("At most %(decimal_places)s digits after the decimal point."),
+    "greater_than": N_("More than %(gt)s."),
+    "greater_than_equal": N_("At least %(ge)s."),
+    "less_than": N_("Less than %(lt)s."),
+    "less_than_equal": N_("At most %(le)s."),
+    "date_parsing": N_("A date, as YYYY-MM-DD."),
+    "date_from_datetime_parsing": N_("A date, as YYYY-MM-DD."),
+    "date_type": N_("A date, as YYYY-MM-DD."),
+    "datetime_parsing": N_("A date and time, as YYYY-MM-DD HH:MM."),
+    "datetime_from_date_parsing": N_("A date and time, as YYYY-MM-DD HH:MM."),
+    "bool_parsing": N_("Yes or no."),
+    "enum": N_("One of: %(expected)s."),
+    "literal_error": N_("One of: %(expected)s."),
+    "string_pattern_mismatch": N_("Not in the form expected here."),
+    "value_error": N_("%(error)s"),
+}
+
+
+def _plain(value: object) -> str:
+    """A limit as a person writes it: 90, not 90.0."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _message(error: Any) -> str:
     kind = error.get("type")
     typed = error.get("input")
     if kind == "missing" or (kind == "string_too_short" and not str(typed or "").strip()):
         return _(REQUIRED)
+    wording = _PYDANTIC_MESSAGES.get(str(kind))
+    if wording is not None:
+        context = {k: _plain(v) for k, v in (error.get("ctx") or {}).items()}
+        try:
+            return _(wording) % context
+        except (KeyError, ValueError, TypeError):
+            pass  # a context without the placeholder: pydantic's own words below
     return str(error.get("msg", _("Not valid."))).removeprefix("Value error, ")
