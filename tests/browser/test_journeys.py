@@ -165,3 +165,28 @@ def scan(page: Page, benefit_id: str, photo: bytes) -> None:
         form.locator("input[name='photo']").set_input_files(
             {"name": "member-code.png", "mimeType": "image/png", "buffer": photo}
         )
+
+
+def test_the_consoles_charts_render_with_the_demo_data(visit: Visit, served: Served) -> None:
+    """The analyst's overview: five monthly charts drawn, each with columns standing on the
+    demo's months, and each chart's table for screen readers beside it; the circles' plot."""
+    page = actions.sign_in(visit, served, "analyst")
+    visit.open("/console", "overview")
+    charts = page.locator("svg.columns-chart")
+    expect(charts).to_have_count(5)
+    for index in range(5):
+        heights = (
+            charts.nth(index)
+            .locator("rect")
+            .evaluate_all("rects => rects.map(r => r.getBBox().height)")
+        )
+        assert len(heights) == 12, heights  # one column a month, for a year
+        assert max(heights) > 0, f"chart {index} draws nothing"
+        # The chart is drawn and sized: the phone and the desktop both show it.
+        box = charts.nth(index).bounding_box()
+        assert box is not None
+        assert box["width"] > 200
+    visit.open("/console/circles", "circles")
+    plot = page.locator("svg.circle-plot")
+    expect(plot).to_be_visible()
+    assert plot.locator("circle.area").count() >= 7  # the demo's seven geographic circles
