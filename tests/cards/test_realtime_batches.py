@@ -5,6 +5,7 @@ each is answered as if alone; server processes racing on one budget and one memb
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -58,7 +59,10 @@ def _together(
             return_exceptions=True,
         )
 
-    answers = asyncio.run(send())
+    # A loop of its own on a thread of its own: in this test process Playwright's sync API (the
+    # browser tests) may already hold a running loop on the main thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        answers = pool.submit(asyncio.run, send()).result()
     assert not [a for a in answers if not isinstance(a, realtime.EventResult | Exception)]
     return [a for a in answers if isinstance(a, realtime.EventResult | Exception)]
 
