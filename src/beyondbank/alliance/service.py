@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, lazyload
 
 from beyondbank.alliance import segments
 from beyondbank.alliance.models import (
@@ -103,12 +103,16 @@ def get_circle(uow: UnitOfWork, public_id: str, *, field: str | None = None) -> 
 def circles_containing(uow: UnitOfWork, latitude: float, longitude: float) -> list[Circle]:
     """Active geographic circles whose area contains the point, nearest centre first."""
     candidates = uow.session.scalars(
-        select(Circle).where(
+        select(Circle)
+        .where(
             Circle.kind == CircleKind.GEOGRAPHIC,
             Circle.status == CircleStatus.ACTIVE,
             func.abs(Circle.center_latitude - latitude) * _METRES_PER_DEGREE_LATITUDE
             <= Circle.radius_m,
         )
+        # Where a member belongs is asked on every customer page: the circles' admission
+        # requirements are read only if a caller looks at them.
+        .options(lazyload(Circle.requirements))
     ).all()
     inside = []
     for circle in candidates:
@@ -295,9 +299,9 @@ def member_circles(uow: UnitOfWork, member: Member) -> list[tuple[Circle, list[s
                 circles[circle.id] = circle
                 reasons.setdefault(circle.id, []).append(place)
     segment_circles = uow.session.scalars(
-        select(Circle).where(
-            Circle.kind == CircleKind.SEGMENT, Circle.status == CircleStatus.ACTIVE
-        )
+        select(Circle)
+        .where(Circle.kind == CircleKind.SEGMENT, Circle.status == CircleStatus.ACTIVE)
+        .options(lazyload(Circle.requirements))
     )
     for circle in segment_circles:
         if circle.segment_rule and segments.matches(
