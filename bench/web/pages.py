@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from beyondbank.api import create_app
+from beyondbank.api import create_app, freeze_startup_heap
 from beyondbank.core.clock import SystemClock
 from beyondbank.demo import setup as demo_setup
 from beyondbank.demo.sso import issue_demo_sso_token
@@ -191,6 +191,8 @@ def main() -> None:
     built = build(directory, args.members, args.reuse)
     settings = demo_setup.demo_settings(directory)
     app = create_app(settings)
+    # What the server's lifespan does at start (the test client here runs no lifespan).
+    freeze_startup_heap()
     timer = ServerTimer(app)
     logins = demo_logins(built, directory)
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -52,6 +56,24 @@ merchant users), `POST /api/v1/oauth/token` (partner systems, client credentials
 """
 
 
+def freeze_startup_heap() -> None:
+    """Keep the collector's full passes off what lives as long as the process.
+
+    Everything made at start (modules, routes, schemas, mappers, the taxonomy, Babel's locale
+    data) is moved out of the collector's reach; otherwise each full collection walks it all
+    again, which here paused a page for ~300 ms every few dozen requests."""
+    gc.collect()
+    gc.freeze()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # A test suite starts an app per test: frozen, each would stay in memory for good.
+    if app.state.settings.environment != "test":
+        freeze_startup_heap()
+    yield
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -70,6 +92,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
