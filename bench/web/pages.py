@@ -192,7 +192,7 @@ def main() -> None:
     settings = demo_setup.demo_settings(directory)
     app = create_app(settings)
     # What the server's lifespan does at start (the test client here runs no lifespan).
-    freeze_startup_heap()
+    freeze_startup_heap(app)
     timer = ServerTimer(app)
     logins = demo_logins(built, directory)
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
