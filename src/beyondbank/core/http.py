@@ -100,6 +100,15 @@ def install_problem_handlers(app: FastAPI, html: HtmlProblems | None = None) -> 
     app.add_exception_handler(Exception, on_unexpected)
 
 
+def attachment(body: bytes, media_type: str, filename: str) -> Response:
+    """A file the browser saves rather than shows."""
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 class RequestIdMiddleware:
     """Every request has an id: the caller's `X-Request-ID` when sane, else a fresh one; it is
     on `request.state.request_id` and answered in the response's header.

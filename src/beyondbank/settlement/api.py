@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.errors import invalid
+from beyondbank.core.http import attachment
 from beyondbank.core.i18n import _
 from beyondbank.core.idempotency import fingerprint
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
@@ -268,10 +269,9 @@ def get_statement(period_id: str, uow: UoW, actor: Reader) -> JSONResponse:
     summary="A closed period's statement as CSV",
     responses={200: {"content": {"text/csv": {}}}, **_PROBLEMS},
 )
-def get_statement_csv(period_id: str, uow: UoW, actor: Reader) -> Response:
-    period, statement = _statement(uow, actor, period_id)
-    body = exports.statement_csv(statement.public_id, statement.sha256, _content(statement))
-    return _download(body, "text/csv; charset=utf-8", f"statement-{period.public_id}.csv")
+def get_statement_csv(period_id: str, uow: UoW, actor: Reader, settings: SettingsDep) -> Response:
+    file = periods.statement_file(uow, actor, period_id, "csv", bank_name=settings.bank_name)
+    return attachment(file.body, file.media_type, file.filename)
 
 
 @router.get(
@@ -281,11 +281,8 @@ def get_statement_csv(period_id: str, uow: UoW, actor: Reader) -> Response:
     responses={200: {"content": {"application/pdf": {}}}, **_PROBLEMS},
 )
 def get_statement_pdf(period_id: str, uow: UoW, actor: Reader, settings: SettingsDep) -> Response:
-    period, statement = _statement(uow, actor, period_id)
-    body = exports.statement_pdf(
-        statement.public_id, statement.sha256, _content(statement), bank_name=settings.bank_name
-    )
-    return _download(body, "application/pdf", f"statement-{period.public_id}.pdf")
+    file = periods.statement_file(uow, actor, period_id, "pdf", bank_name=settings.bank_name)
+    return attachment(file.body, file.media_type, file.filename)
 
 
 def _statement(
@@ -307,14 +304,6 @@ def _statement_body(period: SettlementPeriod, statement: SettlementStatement) ->
         sha256=statement.sha256,
         content=_content(statement),
     ).model_dump(mode="json")
-
-
-def _download(body: bytes, media_type: str, filename: str) -> Response:
-    return Response(
-        body,
-        media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 def _aware(value: datetime | None, field: str) -> datetime | None:
@@ -388,7 +377,7 @@ def get_payout_run(run_id: str, uow: UoW, actor: Reader) -> schemas.PayoutRunOut
 def get_payout_file(run_id: str, uow: UoW, actor: Reader) -> Response:
     run = payouts.get_run(uow, actor, run_id)
     body = payouts.pain001_of(uow, run)
-    return _download(body, "application/xml", f"{run.public_id}.pain.001.xml")
+    return attachment(body, "application/xml", f"{run.public_id}.pain.001.xml")
 
 
 # -- response shapes ------------------------------------------------------------------------------

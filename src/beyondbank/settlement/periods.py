@@ -18,6 +18,7 @@ postings.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.ledger import chart
 from beyondbank.ledger import service as ledger
-from beyondbank.settlement import contracts, pools, schedule, sources, statements
+from beyondbank.settlement import contracts, exports, pools, schedule, sources, statements
 from beyondbank.settlement.models import (
     CommissionContract,
     ContractVersion,
@@ -175,6 +176,34 @@ def statement_of(uow: UnitOfWork, period: SettlementPeriod) -> SettlementStateme
             extra={"current_status": period.status.value},
         )
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class StatementFile:
+    """A closed period's statement as a file to download."""
+
+    filename: str
+    media_type: str
+    body: bytes
+
+
+def statement_file(
+    uow: UnitOfWork, actor: Principal, period_id: str, file_format: str, *, bank_name: str
+) -> StatementFile:
+    """The statement of a period the actor may read, as CSV or PDF (`file_format`)."""
+    period = get_period(uow, actor, period_id)
+    statement = statement_of(uow, period)
+    content: dict[str, Any] = json.loads(statement.content)
+    name = f"statement-{period.public_id}.{file_format}"
+    if file_format == "csv":
+        body = exports.statement_csv(statement.public_id, statement.sha256, content)
+        return StatementFile(name, "text/csv; charset=utf-8", body)
+    if file_format == "pdf":
+        body = exports.statement_pdf(
+            statement.public_id, statement.sha256, content, bank_name=bank_name
+        )
+        return StatementFile(name, "application/pdf", body)
+    raise ValueError(f"no statement file format {file_format!r}")
 
 
 def statement_ids(uow: UnitOfWork, period_ids: set[int]) -> dict[int, str]:

@@ -13,10 +13,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from beyondbank.core.authz import Principal
+from beyondbank.core.http import attachment
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import SettingsDep, UoW
-from beyondbank.settlement import contracts, exports, payouts, periods
+from beyondbank.settlement import contracts, payouts, periods
 from beyondbank.settlement.models import (
     CommissionContract,
     PayoutLineStatus,
@@ -134,15 +134,6 @@ def settlement_list(
     )
 
 
-def _statement(
-    uow: UnitOfWork, principal: Principal, period_id: str
-) -> tuple[SettlementPeriod, SettlementStatement, dict[str, Any]]:
-    period = periods.get_period(uow, principal, period_id)
-    statement = periods.statement_of(uow, period)
-    content: dict[str, Any] = json.loads(statement.content)
-    return period, statement, content
-
-
 @router.get("/settlement/{period_id}", response_class=HTMLResponse)
 def settlement_period(
     period_id: str, request: Request, uow: UoW, principal: SettlementReader
@@ -162,35 +153,25 @@ def settlement_period(
     )
 
 
-def _download(body: bytes, media_type: str, filename: str) -> Response:
-    return Response(
-        body,
-        media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
 @router.get("/settlement/{period_id}/statement.csv")
-def statement_csv(period_id: str, uow: UoW, principal: SettlementReader) -> Response:
-    period, statement, content = _statement(uow, principal, period_id)
-    body = exports.statement_csv(statement.public_id, statement.sha256, content)
-    return _download(body, "text/csv; charset=utf-8", f"statement-{period.public_id}.csv")
+def statement_csv(
+    period_id: str, uow: UoW, principal: SettlementReader, settings: SettingsDep
+) -> Response:
+    file = periods.statement_file(uow, principal, period_id, "csv", bank_name=settings.bank_name)
+    return attachment(file.body, file.media_type, file.filename)
 
 
 @router.get("/settlement/{period_id}/statement.pdf")
 def statement_pdf(
     period_id: str, uow: UoW, principal: SettlementReader, settings: SettingsDep
 ) -> Response:
-    period, statement, content = _statement(uow, principal, period_id)
-    body = exports.statement_pdf(
-        statement.public_id, statement.sha256, content, bank_name=settings.bank_name
-    )
-    return _download(body, "application/pdf", f"statement-{period.public_id}.pdf")
+    file = periods.statement_file(uow, principal, period_id, "pdf", bank_name=settings.bank_name)
+    return attachment(file.body, file.media_type, file.filename)
 
 
 @router.get("/settlement/runs/{run_id}/pain.001")
 def payout_file(run_id: str, uow: UoW, principal: SettlementReader) -> Response:
     run = payouts.get_run(uow, principal, run_id)
-    return _download(
+    return attachment(
         payouts.pain001_of(uow, run), "application/xml", f"{run.public_id}.pain.001.xml"
     )
