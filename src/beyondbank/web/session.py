@@ -13,7 +13,7 @@ from beyondbank.core.authz import MERCHANT_ROLES, STAFF_ROLES, Permission, Princ
 from beyondbank.core.errors import Forbidden, Unauthenticated
 from beyondbank.deps import UoW
 from beyondbank.identity import service as identity
-from beyondbank.web.i18n import SESSION_KEY
+from beyondbank.web.i18n import SESSION_KEY, _
 
 CSRF_FIELD = "csrf_token"
 LANGUAGE_KEY = SESSION_KEY
@@ -112,14 +112,16 @@ def signed_in_page(request: Request, principal: MaybeWebPrincipal) -> Principal:
 def staff_page(request: Request, principal: MaybeWebPrincipal) -> Principal:
     principal = signed_in_page(request, principal)
     if principal.role not in STAFF_ROLES:
-        raise Forbidden("The console is for the bank's staff.")
+        raise Forbidden(_("The console is for the bank's staff."))
     return principal
 
 
 def page_requires(permission: Permission):  # type: ignore[no-untyped-def]
     def dependency(principal: Annotated[Principal, Depends(staff_page)]) -> Principal:
         if permission not in principal.permissions:
-            raise Forbidden(f"Your role does not include {permission.value}.")
+            raise Forbidden(
+                _("Your role does not include %(permission)s.", permission=permission.value)
+            )
         return principal
 
     return dependency
@@ -131,7 +133,7 @@ StaffPage = Annotated[Principal, Depends(staff_page)]
 def merchant_page(request: Request, principal: MaybeWebPrincipal) -> Principal:
     principal = signed_in_page(request, principal)
     if principal.role not in MERCHANT_ROLES or principal.merchant_id is None:
-        raise Forbidden("These pages are for the alliance merchants' own staff.")
+        raise Forbidden(_("These pages are for the alliance merchants' own staff."))
     return principal
 
 
@@ -145,7 +147,7 @@ def customer_page(request: Request, principal: MaybeWebPrincipal) -> Principal:
             "Open beyondbank from the bank's app: it signs you in, with no second password."
         )
     if principal.customer_id is None:
-        raise Forbidden("These pages are for the bank's customers, opened from the bank's app.")
+        raise Forbidden(_("These pages are for the bank's customers, opened from the bank's app."))
     return principal
 
 

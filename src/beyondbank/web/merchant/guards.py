@@ -9,6 +9,7 @@ from fastapi import Depends
 
 from beyondbank.core.authz import Permission, Principal
 from beyondbank.core.errors import Forbidden
+from beyondbank.web.i18n import _
 from beyondbank.web.session import merchant_page
 
 P = Permission
@@ -17,7 +18,9 @@ P = Permission
 def merchant_requires(permission: Permission):  # type: ignore[no-untyped-def]
     def dependency(principal: Annotated[Principal, Depends(merchant_page)]) -> Principal:
         if permission not in principal.permissions:
-            raise Forbidden(f"Your role does not include {permission.value}.")
+            raise Forbidden(
+                _("Your role does not include %(permission)s.", permission=permission.value)
+            )
         return principal
 
     return dependency
