@@ -38,7 +38,7 @@ from beyondbank.web.forms import Form, PostedForm, nested, validate
 from beyondbank.web.i18n import _
 from beyondbank.web.pages import render
 from beyondbank.web.session import CsrfChecked, flash
-from beyondbank.web.templating import requirement_name
+from beyondbank.web.templating import domain_name, requirement_name
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -273,7 +273,9 @@ def _circle_page(
             "simple_kinds": SIMPLE_KINDS,
             "manual_slots": len(shown.manual) + MANUAL_SLOTS,
             "requirement_labels": {k.value: requirement_name(k) for k in RequirementKind},
-            "domain_options": [(d.code.value, d.name("en")) for d in taxonomy().domains],
+            "domain_options": [
+                (d.code.value, domain_name(d.code.value)) for d in taxonomy().domains
+            ],
         },
         principal=principal,
         status_code=status_code,

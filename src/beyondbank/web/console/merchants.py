@@ -44,6 +44,7 @@ from beyondbank.web.forms import Form, PostedForm, nested, validate
 from beyondbank.web.i18n import _
 from beyondbank.web.pages import render
 from beyondbank.web.session import CsrfChecked, flash
+from beyondbank.web.templating import words
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -140,8 +141,7 @@ def _merchant_page(
         ],
         "next_statuses": sorted(lifecycle.allowed_next(merchant.status)),
         "status_options": [
-            (s.value, s.value.replace("_", " "))
-            for s in sorted(lifecycle.allowed_next(merchant.status))
+            (s.value, words(s)) for s in sorted(lifecycle.allowed_next(merchant.status))
         ],
         "forms": shown,
         "applications": [],
@@ -446,7 +446,7 @@ def log_interaction(
         request,
         _(
             "The %(kind)s with %(merchant)s is in the log.",
-            kind=data.kind.value.replace("_", " "),
+            kind=words(data.kind),
             merchant=merchant.trading_name,
         ),
     )
