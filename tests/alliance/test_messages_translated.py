@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 
 from beyondbank.alliance import lifecycle, membership
 from beyondbank.alliance.models import Merchant, MerchantStatus
 from beyondbank.core.errors import InvalidTransition, NotFound
-from beyondbank.core.i18n import catalog, use_language
 from beyondbank.core.uow import UnitOfWork
-
-
-@contextmanager
-def speaking(language: str) -> Iterator[None]:
-    use_language(language)
-    try:
-        yield
-    finally:
-        use_language("en")
-
-
-def chinese(msgid: str, **params: object) -> str:
-    text = catalog("zh_CN").gettext(msgid)
-    assert text != msgid, f"no Chinese for {msgid!r} in the catalog yet"
-    return text % params if params else text
+from tests.translated import chinese, speaking
 
 
 def test_a_missing_member_is_not_found_in_chinese_and_in_english(uow: UnitOfWork) -> None:

@@ -3,31 +3,13 @@ money written as a reader of that language expects it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 from babel.numbers import format_currency
 
 from beyondbank.benefits import lifecycle, rules
 from beyondbank.benefits.models import BenefitKind, RedemptionStatus
 from beyondbank.core.errors import InvalidTransition
-from beyondbank.core.i18n import catalog, use_language
-
-
-@contextmanager
-def speaking(language: str) -> Iterator[None]:
-    use_language(language)
-    try:
-        yield
-    finally:
-        use_language("en")
-
-
-def chinese(msgid: str, **params: object) -> str:
-    text = catalog("zh_CN").gettext(msgid)
-    assert text != msgid, f"no Chinese for {msgid!r} in the catalog yet"
-    return text % params if params else text
+from tests.translated import chinese, speaking
 
 
 def test_reversing_a_reversed_redemption_is_refused_in_chinese_and_in_english() -> None:

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
 
 from beyondbank.core.errors import InvalidInput
-from beyondbank.core.i18n import catalog, use_language
 from beyondbank.core.tokens import CODE_DIGITS, MEMBER_NUMBER_DIGITS, verify_member_code
+from tests.translated import chinese, speaking
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-
-
-@contextmanager
-def speaking(language: str) -> Iterator[None]:
-    use_language(language)
-    try:
-        yield
-    finally:
-        use_language("en")
-
-
-def chinese(msgid: str, **params: object) -> str:
-    text = catalog("zh_CN").gettext(msgid)
-    assert text != msgid, f"no Chinese for {msgid!r} in the catalog yet"
-    return text % params if params else text
 
 
 def test_a_malformed_member_code_is_refused_in_chinese_and_in_english() -> None:

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 
 from beyondbank.core.errors import Unauthenticated
-from beyondbank.core.i18n import catalog, use_language
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.identity import service
-
-
-@contextmanager
-def speaking(language: str) -> Iterator[None]:
-    use_language(language)
-    try:
-        yield
-    finally:
-        use_language("en")
-
-
-def chinese(msgid: str, **params: object) -> str:
-    text = catalog("zh_CN").gettext(msgid)
-    assert text != msgid, f"no Chinese for {msgid!r} in the catalog yet"
-    return text % params if params else text
+from tests.translated import chinese, speaking
 
 
 def test_a_wrong_password_is_refused_in_chinese_and_in_english(uow: UnitOfWork) -> None:
