@@ -118,7 +118,10 @@ def run(rows: int, fmt: str, chunk_rows: int, sample: int, folder: Path) -> dict
     rss_before = _rss_mib()
 
     t0 = time.perf_counter()
-    staged, counts = pipeline.stage(path, folder, folder / "quarantine.csv", chunk_rows=chunk_rows)
+    members = pipeline.token_hashes(program.cards.get_column("card_token"))
+    staged, counts = pipeline.stage(
+        path, folder, folder / "quarantine.csv", chunk_rows=chunk_rows, members=members
+    )
     t1 = time.perf_counter()
     parts = folder / "rewards"
     parts.mkdir()

@@ -122,7 +122,9 @@ def two_databases(
     )
 
 
-@pytest.mark.parametrize("stage", ["chunk-2-matched", "chunk-3-committed", "matched"])
+@pytest.mark.parametrize(
+    "stage", ["others-1-recorded", "chunk-0-matched", "chunk-1-committed", "matched"]
+)
 def test_the_crash_drill_then_a_rerun_equals_a_clean_run(
     two_databases: tuple[dict[str, str], dict[str, str], Path], tmp_path: Path, stage: str
 ) -> None:

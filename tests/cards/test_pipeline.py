@@ -16,13 +16,13 @@ from beyondbank.cards import frames, pipeline
 T0 = datetime(2026, 11, 16, tzinfo=UTC)
 
 
-def _row(txn_id: str, minutes: int) -> dict[str, str]:
+def _row(txn_id: str, minutes: int, card: str = "tok_1", original: str = "") -> dict[str, str]:
     return {
         "txn_id": txn_id,
         "network_ref": "123456789012",
-        "card_token": "tok_1",
-        "type": "purchase",
-        "original_txn_id": "",
+        "card_token": card,
+        "type": "refund" if original else "purchase",
+        "original_txn_id": original,
         "amount_minor": "1000",
         "currency": "GBP",
         "mcc": "5812",
@@ -68,3 +68,57 @@ def test_chunks_hold_the_first_of_each_txn_id_in_time_order(
     assert staged.rows == len(got) == counts.accepted
     assert counts.rows_read == len(rows) == counts.accepted + counts.duplicates
     assert (staged.frame is None) == (len(rows) > chunk_rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    feed=st.lists(
+        st.tuples(st.integers(0, 40), st.integers(0, 30), st.integers(0, 3), st.booleans()),
+        min_size=0,
+        max_size=120,
+    ),
+    chunk_rows=st.integers(1, 50),
+    parquet=st.booleans(),
+)
+def test_purchases_no_member_made_are_set_aside_and_nothing_is_lost(
+    tmp_path_factory: pytest.TempPathFactory,
+    feed: list[tuple[int, int, int, bool]],
+    chunk_rows: int,
+    parquet: bool,
+) -> None:
+    """Given the members' cards, staging hands the engine only what can earn (members'
+    purchases, every refund) in order, sets the rest aside, and loses or doubles no row."""
+    folder = tmp_path_factory.mktemp("stage")
+    rows = [
+        _row(f"t{n}", minutes, card=f"tok_{card}", original="t0" if refund else "")
+        for n, minutes, card, refund in feed
+    ]
+    path = _write(folder / "feed.csv", rows)
+    if parquet:
+        path = folder / "feed.parquet"
+        pl.read_csv(folder / "feed.csv", infer_schema=False).write_parquet(path)
+    members = pipeline.token_hashes(pl.Series(["tok_0", "tok_1"]))
+
+    staged, counts = pipeline.stage(
+        path, folder, folder / "q.csv", chunk_rows=chunk_rows, members=members
+    )
+    earning = [
+        (r["line"], r["txn_id"]) for c in staged.chunks(chunk_rows) for r in c.iter_rows(named=True)
+    ]
+    others = [
+        (r["line"], r["txn_id"])
+        for c in staged.other_chunks(chunk_rows)
+        for r in c.iter_rows(named=True)
+    ]
+
+    first = _expected(rows)
+    can_earn = {
+        line
+        for line, row in enumerate(rows, start=2)
+        if row["type"] == "refund" or row["card_token"] in {"tok_0", "tok_1"}
+    }
+    assert earning == [(line, t) for line, t in first if line in can_earn]
+    assert sorted(others) == sorted((line, t) for line, t in first if line not in can_earn)
+    assert staged.other_rows == len(others)
+    assert staged.rows == counts.accepted == len(first)
+    assert counts.rows_read == len(rows) == counts.accepted + counts.duplicates

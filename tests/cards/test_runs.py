@@ -187,6 +187,7 @@ class Killed(Exception):
 
 STAGES = [
     "staged",
+    "others-0-recorded",
     "chunk-0-matched",
     "chunk-0-committed",
     "chunk-1-matched",
@@ -209,7 +210,20 @@ def _week(p: cf.Programme, prefix: str) -> list[dict[str, Any]]:
         type=frames.REFUND,
         original=f"{prefix}t-1",
     )
-    return [*rows, refund]
+    # A purchase with a card no member holds, and its refund: they earn nothing, count once.
+    stranger = cf.feed_row(
+        p, f"{prefix}s-1", MONDAY + timedelta(hours=2), 900, token=f"{prefix}tok-nobody"
+    )
+    returned = cf.feed_row(
+        p,
+        f"{prefix}sr-1",
+        MONDAY + timedelta(hours=3),
+        900,
+        type=frames.REFUND,
+        original=f"{prefix}s-1",
+        token=f"{prefix}tok-nobody",
+    )
+    return [*rows, refund, stranger, returned]
 
 
 def _outcome(uow: UnitOfWork, p: cf.Programme, prefix: str) -> dict[str, Any]:

@@ -495,6 +495,11 @@ def alliance_locations(uow: UnitOfWork) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
+def card_tokens_ever_linked(uow: UnitOfWork) -> list[str]:
+    """Every card token that stood for a member at some time, whatever stands for whom now."""
+    return list(uow.session.scalars(select(CardLink.card_token).distinct()))
+
+
 def linked_cards(uow: UnitOfWork) -> list[tuple[str, int, Any]]:
     """(token, member id, linked at) of every card linked now to an active member."""
     rows = uow.session.execute(

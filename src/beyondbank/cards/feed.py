@@ -370,17 +370,38 @@ def _as_text(column: str, dtype: pl.DataType) -> pl.Expr:
 
 def _validate_parquet_part(part: pl.DataFrame, schema: pl.Schema, first_line: int) -> FeedChunk:
     fields = part.select(_as_text(c, schema[c]).alias(c) for c in frames.FEED_COLUMNS)
-    replaced = pl.any_horizontal(
-        pl.col(c).str.contains(_REPLACEMENT, literal=True) for c in frames.FEED_COLUMNS
-    ).fill_null(False)
     table = fields.with_columns(
         line=pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64()),
         # A Parquet row has no text of its own: quarantined rows get theirs rebuilt as CSV.
         raw=pl.lit(None, pl.String()),
         # Parquet strings are UTF-8 by definition; U+FFFD is the mark of an upstream lossy decode.
-        not_utf8=replaced,
+        not_utf8=_replaced(fields),
     )
     return _validate(table, pl.col("not_utf8"), pl.when("not_utf8").then(pl.lit(NOT_UTF8)))
+
+
+def _replaced(fields: pl.DataFrame) -> pl.Series:
+    """Rows with U+FFFD in any field. Only text beyond ASCII can hold one, and a feed's text is
+    nearly all ASCII: counting characters is several times cheaper than searching, so the
+    search runs only on the rows whose byte and character counts differ."""
+    beyond_ascii = fields.select(
+        pl.any_horizontal(
+            pl.col(c).str.len_bytes() != pl.col(c).str.len_chars() for c in frames.FEED_COLUMNS
+        ).fill_null(False)
+    ).to_series()
+    if not beyond_ascii.any():
+        return beyond_ascii
+    positions = beyond_ascii.arg_true()
+    found = (
+        fields[positions]
+        .select(
+            pl.any_horizontal(
+                pl.col(c).str.contains(_REPLACEMENT, literal=True) for c in frames.FEED_COLUMNS
+            ).fill_null(False)
+        )
+        .to_series()
+    )
+    return beyond_ascii.scatter(positions, found)
 
 
 def _csv_line(columns: Iterable[str]) -> pl.Expr:
@@ -434,7 +455,7 @@ def _validate(table: pl.DataFrame, structural: pl.Expr, structure_reason: pl.Exp
 
 def _blank(column: str) -> pl.Expr:
     """An empty CSV field or a Parquet null: the field is missing."""
-    return (pl.col(column) == "").fill_null(True)
+    return (pl.col(column).str.len_bytes() == 0).fill_null(True)
 
 
 def _card_currencies(codes: pl.Series) -> list[str]:

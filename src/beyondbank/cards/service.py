@@ -121,15 +121,32 @@ def run_file(
         rewards_csv=out_dir / f"{run.public_id}-rewards.csv",
     )
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f"{run.public_id}-") as work:
+        # Cards linked after this moment stand for their member from their link onwards, after
+        # every transaction in a file of the past: the members' cards as they are now decide.
+        members = pipeline.token_hashes(
+            pl.Series(alliance.card_tokens_ever_linked(uow), dtype=pl.String())
+        )
         staged, counts = pipeline.stage(
-            path, Path(work), files.quarantine, chunk_rows=chunk_rows, on_rows=progress.staged
+            path,
+            Path(work),
+            files.quarantine,
+            chunk_rows=chunk_rows,
+            members=members,
+            on_rows=progress.staged,
         )
         _save_counts(uow, run, counts, files)
         checkpoint("staged")
+        progress.total(staged.rows)
+        # Purchases no member's card made are recorded first, so that a refund of one, later in
+        # the file, finds its original among the transactions seen.
+        for index, others in enumerate(staged.other_chunks(chunk_rows)):
+            record_unmatched(uow, run, others)
+            checkpoint(f"others-{index}-recorded")
+            uow.commit()
+            progress.matched(others.height)
         resolver = build_resolver(uow, threshold)
         parts = Path(work) / "rewards"
         parts.mkdir()
-        progress.total(staged.rows)
         for index, chunk in enumerate(staged.chunks(chunk_rows)):
             matched = match_chunk(uow, run, chunk, resolver)
             checkpoint(f"chunk-{index}-matched")
@@ -264,6 +281,37 @@ def match_chunk(
     _review(uow, resolution.review)
     _count(uow, run, len(seen), orphans, resolved, outcome, arrived)
     return Matched(outcome, len(seen), orphans, resolved)
+
+
+def record_unmatched(uow: UnitOfWork, run: CardRun, others: pl.DataFrame) -> None:
+    """Record purchases no member's card made (`pipeline.OTHER` rows) as seen, skipping those
+    seen before: they earn nothing, but each counts once, ever, and may be a refund's original."""
+    seen = programme.known_txn_ids(uow, others.get_column("txn_id").to_list())
+    fresh = others.filter(~pl.col("txn_id").is_in(list(seen)))
+    load_frame(
+        uow.session.connection(),
+        "card_transactions",
+        fresh.select(
+            "txn_id",
+            pl.lit(run.id).alias("run_id"),
+            pl.lit(frames.PURCHASE).alias("type"),
+            pl.lit(None, pl.String()).alias("original_txn_id"),
+            "txn_time",
+            "amount_minor",
+            "currency",
+            pl.lit(None, pl.Int64()).alias("member_id"),
+            pl.lit(None, pl.Int64()).alias("merchant_id"),
+        ),
+    )
+    uow.session.execute(
+        update(CardRun)
+        .where(CardRun.id == run.id)
+        .values(
+            already_seen=CardRun.already_seen + len(seen),
+            matched=CardRun.matched + fresh.height,
+        )
+    )
+    uow.session.expire(run)
 
 
 def _refunds_with_originals(
