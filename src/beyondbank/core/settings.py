@@ -53,9 +53,10 @@ class Settings(BaseSettings):
     sso_leeway_seconds: int = 30
     sso_max_lifetime_seconds: int = 600
 
-    # Card-linked runs: rows matched per committed chunk, where quarantine and rewards files go,
-    # and the fuzzy descriptor score (0–1) at or above which a descriptor resolves unreviewed.
-    cards_chunk_rows: int = 1_000_000
+    # Card-linked runs: rows matched per committed chunk (500k keeps a 10M-row file under 2 GiB;
+    # docs/benchmarks.md), where quarantine and rewards files go, and the fuzzy descriptor score
+    # (0–1) at or above which a descriptor resolves unreviewed.
+    cards_chunk_rows: int = 500_000
     cards_output_dir: Path = Path("var/cards")
     cards_descriptor_threshold: float | None = None  # None: the resolver's measured default
     cards_resolver_ttl_seconds: float = 60.0  # how stale the real-time path's resolver may be
