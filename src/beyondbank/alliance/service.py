@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
-from sqlalchemy.orm import InstrumentedAttribute, lazyload
+from sqlalchemy.orm import InstrumentedAttribute, joinedload, lazyload
 
 from beyondbank.alliance import segments
 from beyondbank.alliance.models import (
@@ -170,8 +170,13 @@ def circle_public_ids(uow: UnitOfWork, ids: set[int]) -> dict[int, str]:
 def held_seats(
     uow: UnitOfWork, *, circle_id: int | None = None, merchant_id: int | None = None
 ) -> list[Seat]:
-    """Seats not yet released, of one circle or one merchant, in sub-industry order."""
-    stmt = select(Seat).where(Seat.released_at.is_(None))
+    """Seats not yet released, of one circle or one merchant, in sub-industry order, with their
+    merchants and locations (contacts only when asked for: lists of seats never show them)."""
+    stmt = (
+        select(Seat)
+        .where(Seat.released_at.is_(None))
+        .options(joinedload(Seat.merchant).lazyload(Merchant.contacts))
+    )
     if circle_id is not None:
         stmt = stmt.where(Seat.circle_id == circle_id)
     if merchant_id is not None:
@@ -324,6 +329,30 @@ def merchants_by_ids(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, Merchant]
     if not wanted:
         return {}
     return {m.id: m for m in uow.session.scalars(select(Merchant).where(Merchant.id.in_(wanted)))}
+
+
+def active_location_points(
+    uow: UnitOfWork, merchant_ids: Iterable[int]
+) -> dict[int, list[tuple[int, float, float]]]:
+    """(location id, latitude, longitude) of each merchant's active locations, in id order: what
+    measuring distances needs, without loading the merchants."""
+    wanted = set(merchant_ids)
+    points: dict[int, list[tuple[int, float, float]]] = {}
+    if not wanted:
+        return points
+    rows = uow.session.execute(
+        select(
+            MerchantLocation.merchant_id,
+            MerchantLocation.id,
+            MerchantLocation.latitude,
+            MerchantLocation.longitude,
+        )
+        .where(MerchantLocation.merchant_id.in_(wanted), MerchantLocation.active.is_(True))
+        .order_by(MerchantLocation.id)
+    )
+    for merchant_id, location_id, latitude, longitude in rows:
+        points.setdefault(merchant_id, []).append((location_id, latitude, longitude))
+    return points
 
 
 # -- programme figures -------------------------------------------------------------------------

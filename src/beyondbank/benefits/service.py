@@ -585,12 +585,15 @@ def member_of(uow: UnitOfWork, actor: Principal) -> Member | None:
     return alliance.member_for_customer(uow, actor.customer_id)
 
 
-def _member_visible(uow: UnitOfWork, member: Member | None) -> ColumnElement[bool]:
-    """Active benefits the member is targeted by; untargeted ones are for everyone."""
+def _member_visible(
+    uow: UnitOfWork, member: Member | None, circle_ids: Iterable[int] | None = None
+) -> ColumnElement[bool]:
+    """Active benefits the member is targeted by; untargeted ones are for everyone. The member's
+    circles are worked out here unless the caller knows them already."""
     untargeted = ~Benefit.targets.any()
     if member is None:
         return (Benefit.status == BenefitStatus.ACTIVE) & untargeted
-    circles = alliance.member_circle_ids(uow, member)
+    circles = alliance.member_circle_ids(uow, member) if circle_ids is None else set(circle_ids)
     targeted = Benefit.targets.any(BenefitTarget.circle_id.in_(circles))
     return (Benefit.status == BenefitStatus.ACTIVE) & or_(untargeted, targeted)
 
@@ -841,7 +844,10 @@ def _month_index(column: Any, bounds: Sequence[datetime]) -> Any:
     )
 
 
-def _redemptions_by_month(uow: UnitOfWork, bounds: Sequence[datetime], counted: Any) -> list[int]:
+def redemptions_by_month(uow: UnitOfWork, bounds: Sequence[datetime]) -> list[tuple[int, int]]:
+    """For each month between consecutive `bounds`: vouchers redeemed (and not reversed), and
+    the merchants that redeemed at least one (the alliance's active merchants). One grouped
+    query for both."""
     from beyondbank.benefits.models import Redemption, RedemptionStatus
 
     inner = (
@@ -856,26 +862,15 @@ def _redemptions_by_month(uow: UnitOfWork, bounds: Sequence[datetime], counted: 
         )
         .subquery()
     )
-    found: dict[int, Any] = {
-        month: value
-        for month, value in uow.session.execute(
-            select(inner.c.month, counted(inner)).group_by(inner.c.month)
+    found = {
+        month: (int(redeemed), int(merchants))
+        for month, redeemed, merchants in uow.session.execute(
+            select(
+                inner.c.month, func.count(), func.count(func.distinct(inner.c.merchant_id))
+            ).group_by(inner.c.month)
         )
     }
-    return [int(found.get(month, 0)) for month in range(len(bounds) - 1)]
-
-
-def redemptions_by_month(uow: UnitOfWork, bounds: Sequence[datetime]) -> list[int]:
-    """Vouchers redeemed (and not reversed) in each month between consecutive `bounds`."""
-    return _redemptions_by_month(uow, bounds, lambda inner: func.count())
-
-
-def redeeming_merchants_by_month(uow: UnitOfWork, bounds: Sequence[datetime]) -> list[int]:
-    """Merchants with at least one voucher redeemed (not reversed) in each month: the alliance's
-    active merchants, month by month."""
-    return _redemptions_by_month(
-        uow, bounds, lambda inner: func.count(func.distinct(inner.c.merchant_id))
-    )
+    return [found.get(month, (0, 0)) for month in range(len(bounds) - 1)]
 
 
 # -- what members see: near me, and my redemptions (issue 6) -----------------------------------
@@ -904,13 +899,16 @@ def member_benefits_near(
     sub_industries: Iterable[str] | None = None,
     offset: int = 0,
     limit: int = 20,
+    circle_ids: Iterable[int] | None = None,
 ) -> NearbyPage:
     """The benefits open to the signed-in customer at active alliance merchants, nearest first
     (by the merchant's nearest active location to `point`), in a fixed number of queries.
 
     Sorting by distance needs every candidate: a member sees the untargeted benefits and those
     of their few circles, and a circle seats one merchant per sub-industry, so the set is small.
-    Without a point the order is the newest benefit first."""
+    Distances are measured on the locations' coordinates alone; only the page's merchants are
+    loaded whole. Without a point the order is the newest benefit first. `circle_ids`: the
+    member's circles, when the caller has worked them out already."""
     member = member_of(uow, actor)
     now = uow.clock.now()
     merchants_open = select(Merchant.id).where(Merchant.status == MerchantStatus.ACTIVE)
@@ -919,39 +917,46 @@ def member_benefits_near(
     rows = uow.session.scalars(
         select(Benefit)
         .where(
-            _member_visible(uow, member),
+            _member_visible(uow, member, circle_ids),
             Benefit.valid_to >= (now - timedelta(days=1)).date(),
             Benefit.merchant_id.in_(merchants_open),
         )
         .order_by(Benefit.id.desc())
     ).all()
-    merchants = alliance.merchants_by_ids(uow, {b.merchant_id for b in rows})
-    placed = [(b, *_nearest(merchants[b.merchant_id], point)) for b in rows]
+    points = alliance.active_location_points(uow, {b.merchant_id for b in rows})
+    placed = [(b, *_nearest(points.get(b.merchant_id, []), point)) for b in rows]
     if point is not None:
         far = float("inf")
         placed.sort(key=lambda t: (far if t[2] is None else t[2], -t[0].id))
     page = placed[max(0, offset) : max(0, offset) + max(1, limit)]
+    merchants = alliance.merchants_by_ids(uow, {b.merchant_id for b, _location, _d in page})
+    locations = {loc.id: loc for m in merchants.values() for loc in m.locations}
     uses = _uses_this_period(uow, [b for b, _location, _distance in page], member, now)
     items = [
         NearbyBenefit(
-            _member_view(b, merchants[b.merchant_id], uses.get(b.id, 0), now), location, distance
+            _member_view(b, merchants[b.merchant_id], uses.get(b.id, 0), now),
+            None if location_id is None else locations[location_id],
+            distance,
         )
-        for b, location, distance in page
+        for b, location_id, distance in page
     ]
     return NearbyPage(items=items, total=len(placed))
 
 
 def _nearest(
-    merchant: Merchant, point: tuple[float, float] | None
-) -> tuple[MerchantLocation | None, float | None]:
-    active = [loc for loc in merchant.locations if loc.active]
-    if not active:
+    points: list[tuple[int, float, float]], point: tuple[float, float] | None
+) -> tuple[int | None, float | None]:
+    """The active location nearest to `point` (ties: the lowest id) and its distance; without a
+    point, the first location."""
+    if not points:
         return None, None
     if point is None:
-        return active[0], None
-    measured = [(distance_m(*point, loc.latitude, loc.longitude), loc.id, loc) for loc in active]
-    distance, _id, location = min(measured)
-    return location, distance
+        return points[0][0], None
+    distance, location_id = min(
+        (distance_m(*point, latitude, longitude), location_id)
+        for location_id, latitude, longitude in points
+    )
+    return location_id, distance
 
 
 def location_distances(

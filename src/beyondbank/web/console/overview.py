@@ -133,6 +133,7 @@ def programme_series(uow: UnitOfWork, settings: Settings) -> list[Series]:
     reader of the programme's figures may see them, analysts included)."""
     bounds = month_starts(uow.clock.now(), settings.default_timezone, CHART_MONTHS)
     currency = settings.default_currency
+    redeemed = benefits.redemptions_by_month(uow, bounds)
     spec: list[tuple[str, str, str, str, str | None, list[int]]] = [
         (
             "members",
@@ -148,7 +149,7 @@ def programme_series(uow: UnitOfWork, settings: Settings) -> list[Series]:
             _("Merchants with at least one voucher redeemed in the month."),
             _("Merchants"),
             None,
-            benefits.redeeming_merchants_by_month(uow, bounds),
+            [merchants for _redemptions, merchants in redeemed],
         ),
         (
             "redemptions",
@@ -156,7 +157,7 @@ def programme_series(uow: UnitOfWork, settings: Settings) -> list[Series]:
             _("Vouchers redeemed at the counter and not reversed."),
             _("Redemptions"),
             None,
-            benefits.redemptions_by_month(uow, bounds),
+            [redemptions for redemptions, _merchants in redeemed],
         ),
         (
             "rewards",

@@ -3,6 +3,7 @@ the uses left for me and how to use it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from beyondbank.alliance import service as alliance
-from beyondbank.alliance.models import Member
+from beyondbank.alliance.models import Circle, Member
 from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.benefits import service as benefits
 from beyondbank.benefits.models import Benefit, Channel
@@ -59,19 +60,24 @@ def _coordinate(text: str | None) -> float | None:
 
 
 def whereabouts(
-    uow: UnitOfWork, member: Member | None, lat: str | None, lon: str | None
+    lat: str | None, lon: str | None, circles: Callable[[], list[Circle]]
 ) -> Whereabouts:
     """Where the customer is: the browser's position when the page was given one, else the
-    centre of their first geographic circle, else nowhere (no distances then)."""
+    centre of their first geographic circle (`circles` gives the member's, asked only then),
+    else nowhere (no distances then)."""
     latitude, longitude = _coordinate(lat), _coordinate(lon)
     if latitude is not None and longitude is not None and valid_coordinates(latitude, longitude):
         return Whereabouts((latitude, longitude), "device")
-    if member is not None:
-        for circle, _why in alliance.member_circles(uow, member):
-            if circle.center_latitude is not None and circle.center_longitude is not None:
-                centre = (circle.center_latitude, circle.center_longitude)
-                return Whereabouts(centre, "circle", circle.name)
+    for circle in circles():
+        if circle.center_latitude is not None and circle.center_longitude is not None:
+            centre = (circle.center_latitude, circle.center_longitude)
+            return Whereabouts(centre, "circle", circle.name)
     return Whereabouts(None, "none")
+
+
+def circles_of(uow: UnitOfWork, member: Member | None) -> list[Circle]:
+    """The member's circles (none for a customer who is not a member), worked out once a page."""
+    return [] if member is None else [c for c, _why in alliance.member_circles(uow, member)]
 
 
 def _domain(code: str | None) -> LifeDomain | None:
@@ -96,7 +102,8 @@ def benefits_near_me(
     page: str | None = None,
 ) -> Response:
     member = benefits.member_of(uow, principal)
-    where = whereabouts(uow, member, lat, lon)
+    circles = circles_of(uow, member)
+    where = whereabouts(lat, lon, lambda: circles)
     chosen = _domain(domain)
     codes = [s.code for s in taxonomy().domain(chosen).sub_industries] if chosen else None
     number = _page_number(page)
@@ -108,6 +115,7 @@ def benefits_near_me(
         sub_industries=codes,
         offset=(number - 1) * PAGE_SIZE,
         limit=PAGE_SIZE,
+        circle_ids=[c.id for c in circles],
     )
     kept = _point_params(where)
     if chosen:
@@ -160,7 +168,7 @@ def benefit_page(
     """One benefit open to me; one I may not see (another circle's, not active) is a 404."""
     view = benefits.member_benefit(uow, principal, benefit_id)
     member = benefits.member_of(uow, principal)
-    where = whereabouts(uow, member, lat, lon)
+    where = whereabouts(lat, lon, lambda: circles_of(uow, member))
     shows_code = member is not None and Channel.VOUCHER.value in view.benefit.channels
     context = {
         **offer(view, uow.clock.now(), format_locale()),
