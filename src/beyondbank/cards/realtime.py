@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -245,6 +245,15 @@ class Callers:
             return identity.principal_for(uow, claims.kind, claims.subject, claims.scopes)
 
 
+@dataclass
+class _Known:
+    """What committed batches have learnt that never changes: members' public ids, and the
+    ledger accounts open (by purpose, owner and currency; an account is never deleted)."""
+
+    members: dict[int, str] = field(default_factory=dict)
+    accounts: dict[tuple[str, str | None, str], int] = field(default_factory=dict)
+
+
 class ResolverCache:
     """What the real-time path keeps per process: the programme's snapshot (rebuilt when older
     than `ttl` seconds), the collector that commits concurrent events in batches, and the
@@ -256,7 +265,7 @@ class ResolverCache:
         self._collector: Collector | None = None
         self._building: tuple[asyncio.AbstractEventLoop, asyncio.Future[instant.Snapshot]] | None
         self._building = None
-        self.members: dict[int, str] = {}  # member id → public id (never changes)
+        self.known = _Known()
 
     async def snapshot(self, uow: UnitOfWork) -> instant.Snapshot:
         """The current snapshot. When it is stale, one request rebuilds it (on a thread) while
@@ -289,7 +298,7 @@ class ResolverCache:
 
     def collector(self, uow: UnitOfWork) -> Collector:
         if self._collector is None:
-            self._collector = Collector(_Writer(uow, self.members))
+            self._collector = Collector(_Writer(uow, self.known))
         return self._collector
 
 
@@ -377,9 +386,9 @@ class _Writer:
     deadlock); a batch that fails otherwise is written again event by event, so that an error
     is answered to the event that caused it alone."""
 
-    def __init__(self, uow: UnitOfWork, members: dict[int, str]) -> None:
+    def __init__(self, uow: UnitOfWork, known: _Known) -> None:
         self.uow = uow.fresh()
-        self.members = members
+        self.known = known
         self._runs: dict[str, int] = {}
 
     def write(self, batch: list[_Pending]) -> None:
@@ -397,7 +406,7 @@ class _Writer:
         for attempt in range(ATTEMPTS):
             with self.uow.fresh() as uow:
                 try:
-                    answers = _write_batch(uow, batch, self._run_id(uow), self.members, attempt > 0)
+                    answers = _write_batch(uow, batch, self._run_id(uow), self.known, attempt > 0)
                 except Conflict:
                     if attempt == ATTEMPTS - 1:
                         raise
@@ -464,7 +473,7 @@ Answer = EventResult | Exception
 
 
 def _write_batch(
-    uow: UnitOfWork, batch: list[_Pending], run_id: int, members: dict[int, str], lock: bool
+    uow: UnitOfWork, batch: list[_Pending], run_id: int, known: _Known, lock: bool
 ) -> list[Answer]:
     """Record, match and post the batch's events (not committed on failure); an answer each.
 
@@ -481,7 +490,7 @@ def _write_batch(
     earned = work.match(lock)
     work.claw_back()
     work.write_outcome(earned, now)
-    earned_views = work.post(earned, members)
+    earned_views = work.post(earned, known)
     work.review()
     work.count()
     # The answers are made before the commit: nothing after it may fail and have the batch
@@ -501,7 +510,9 @@ def _write_batch(
         )
     ordered = [answers[i] for i in range(len(batch))]
     uow.commit()
-    members.update(work.parties_members)
+    # Learnt only once committed: an account opened by a batch rolled back does not exist.
+    known.members.update(work.parties.members)
+    known.accounts.update(work.parties.accounts)
     return ordered
 
 
@@ -521,7 +532,7 @@ class _Batch:
         self.consumed: dict[int, tuple[int, int]] = {}
         self.uses: dict[instant.UsageKey, int] = {}
         self.limits: dict[int, int | None] = {}
-        self.parties_members: dict[int, str] = {}
+        self.parties = posting.Parties(uow)
         self.capped: set[int] = set()
 
     def event(self, index: int) -> instant.Event:
@@ -592,16 +603,10 @@ class _Batch:
                     "merchant_id": self.batch[i].place.merchant_id if member_id else None,
                 }
             )
-        dialect = postgresql if self.postgres else sqlite
-        table = CardTransaction.__table__
-        fresh = set(
-            self.uow.session.connection().scalars(
-                dialect.insert(table)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["txn_id"])
-                .returning(table.c.txn_id)
-            )
-        )
+        # Executed with the rows as parameters (SQLAlchemy's "insertmanyvalues": one statement,
+        # compiled once per process); `.values(rows)` was compiled again for every batch.
+        statement = _RECORD_POSTGRESQL if self.postgres else _RECORD_SQLITE
+        fresh = set(self.uow.session.connection().scalars(statement, rows))
         for i in list(self.live):
             if self.event(i).txn_id not in fresh:
                 answers[i] = _already_seen(self.event(i).txn_id)
@@ -634,6 +639,7 @@ class _Batch:
             alliance.circle_ids_by_member(
                 self.uow,
                 {m for m, merchant_id in buyers.values() if merchant_id in targeted},
+                snapshot.circles,
             )
             if targeted
             else {}
@@ -847,19 +853,17 @@ class _Batch:
                     )
                 )
 
-    def post(
-        self, judged: dict[str, instant.Judged], members: dict[int, str]
-    ) -> dict[str, list[Earned]]:
+    def post(self, judged: dict[str, instant.Judged], known: _Known) -> dict[str, list[Earned]]:
         """The reward and clawback rows to the ledger (its accounts locked in id order first),
         and each event's rows with their public ids."""
         if not self.rewards:
             return {}
         rows = [_RewardRow(**r) for r in self.rewards]
-        parties = posting.Parties(self.uow)
-        parties.members.update(members)
-        known = self.batch[0].snapshot.merchants
-        for merchant_id in {r.merchant_id for r in rows} & known.keys():
-            ref, _name, sub_industry = known[merchant_id]
+        parties = self.parties = posting.Parties(self.uow, known.accounts)
+        parties.members.update(known.members)
+        merchants = self.batch[0].snapshot.merchants
+        for merchant_id in {r.merchant_id for r in rows} & merchants.keys():
+            ref, _name, sub_industry = merchants[merchant_id]
             parties.merchants[merchant_id] = (ref, sub_industry)
         parties.prefetch(rows)
         drafts = [d for r in rows for d in posting.drafts_for(r, parties)]
@@ -873,7 +877,6 @@ class _Batch:
             ).all()
         for draft in drafts:
             ledger.post(self.uow, draft)
-        self.parties_members = parties.members
         refs = self.batch[0].snapshot.benefit_refs
         earned: dict[str, list[Earned]] = {}
         for r in self.rewards:
@@ -968,6 +971,18 @@ class _RewardRow:
     id: int = 0  # not yet in the table: the drafts do not read it
 
 
+def _record(dialect: Any) -> Any:
+    """Each txn_id once, ever: the new ones inserted and returned, the seen ones skipped."""
+    table = CardTransaction.__table__
+    return (
+        dialect.insert(table)
+        .on_conflict_do_nothing(index_elements=["txn_id"])
+        .returning(table.c.txn_id)
+    )
+
+
+_RECORD_POSTGRESQL = _record(postgresql)
+_RECORD_SQLITE = _record(sqlite)
 _GRANT_COLUMNS = [getattr(CardGrant, name) for name in frames.GRANTS.names()]
 # The batch writes these as tables on its connection (Core): no ORM bookkeeping for rows it never
 # loads as objects.
