@@ -30,7 +30,7 @@ import iso8583
 import pycountry
 from babel.numbers import format_decimal
 from iso8583.specs import default_ascii
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -171,7 +171,7 @@ async def process(
         raise _bad(reason.split(" ", 2)[-1] if reason.startswith("missing") else "event", reason)
     snapshot = await realtime.snapshot(UnitOfWork(factory, clock))
     pending = _Pending(checked, snapshot.resolve(checked), snapshot)
-    result = await realtime.collector(UnitOfWork(factory, clock)).submit(pending)
+    result = await realtime.collector(factory, clock).submit(pending)
     # Worded here, in this request's language: its batch may have run in another request's.
     return replace(result, message=_message(result.rewards, result.merchant_name))
 
@@ -296,9 +296,15 @@ class ResolverCache:
         with uow:
             return self.snapshots.rebuild(uow)
 
-    def collector(self, uow: UnitOfWork) -> Collector:
+    def collector(self, factory: sessionmaker[Session], clock: Clock) -> Collector:
         if self._collector is None:
-            self._collector = Collector(_Writer(uow, self.known))
+            # Sessions bound to one connection (a test's, rolled back at its end) cannot write
+            # two batches at once: a connection is not shared between threads.
+            one_connection = isinstance(factory.kw.get("bind"), Connection)
+            self._collector = Collector(
+                _Writer(UnitOfWork(factory, clock), self.known),
+                writers=1 if one_connection else Collector.WRITERS,
+            )
         return self._collector
 
 
@@ -332,33 +338,49 @@ class _Pending:
 class Collector:
     """Commits the events that arrive together in one database transaction per batch.
 
-    Leader and followers, on the event loop: the request that finds no batch being written
-    writes one (on a worker thread), with every event waiting (up to `MAX_BATCH`); requests
-    that arrive meanwhile wait, and the first of them writes the next batch once the current
-    one has committed. Under light load a batch is one event and nobody waits; under heavy load
-    a batch holds what arrived while the last one was written, so the database's fixed costs
-    (round trips, the commit, the run's counters, the ledger's shared accounts) are paid once
-    per batch, not per event. Everything here runs on one event loop: no locks."""
+    Leaders and followers, on the event loop: a request that finds a writer free writes a
+    batch (on a worker thread), with every event waiting (up to `MAX_BATCH`); requests that
+    arrive while every writer is busy wait, and when a batch has committed its writer hands its
+    place to the first of them, who writes the next batch. Under light load a batch is one
+    event and nobody waits; under heavy load a batch holds what arrived while the others were
+    written, so the database's fixed costs (round trips, the commit, the run's counters, the
+    ledger's shared accounts) are paid once per batch, not per event.
+
+    `WRITERS` batches are written at once: while one waits on the database (its round trips,
+    its commit's flush), the next is already being read and judged, so an event waits for a
+    free writer rather than for the whole of the batch before it. Concurrent batches are safe
+    as between server processes: the same statement order, the database's keys and conditional
+    updates. Everything here runs on one event loop: no locks."""
 
     MAX_BATCH = 64
+    WRITERS = 2
 
-    def __init__(self, writer: _Writer) -> None:
+    def __init__(self, writer: _Writer, writers: int = WRITERS) -> None:
         self._writer = writer
+        self._writers = writers
         self._queue: list[_Pending] = []
-        self._leading = False
+        self._writing = 0  # writers' places taken (a place handed over stays taken)
 
     async def submit(self, pending: _Pending) -> EventResult:
-        pending.woken = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        pending.woken = loop.create_future()
         self._queue.append(pending)
-        if self._leading:
+        if self._writing < self._writers:
+            self._writing += 1
+        else:
             await pending.woken
             if not pending.lead:
                 return pending.answer()
-        self._leading = True
+            # A writer that finished handed its place over to this request.
         try:
             while not pending.written:
                 batch = self._queue[: self.MAX_BATCH]
                 del self._queue[: self.MAX_BATCH]
+                if not batch:
+                    # Its event went into another writer's batch meanwhile: wait for that one.
+                    pending.woken = loop.create_future()
+                    await pending.woken
+                    continue
                 try:
                     await anyio.to_thread.run_sync(self._writer.write, batch)
                 finally:
@@ -367,12 +389,12 @@ class Collector:
                         if written is not pending:
                             written.wake()
         finally:
-            if self._queue:
-                successor = self._queue[0]
+            successor = next((p for p in self._queue if not p.lead), None)
+            if successor is not None:
                 successor.lead = True
                 successor.wake()
             else:
-                self._leading = False
+                self._writing -= 1
         return pending.answer()
 
 
