@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -250,6 +251,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     client_id, secret = prepare(args.members)
     count = int(args.rate * args.seconds)
     batch = events(count + args.warmup)
@@ -294,6 +296,12 @@ def main() -> None:
                 "http": dict(Counter(str(r[1]) for r in results)),
                 "outcomes": dict(Counter(r[2] for r in results if r[2])),
                 "cpu_count": os.cpu_count(),
+                # The 1-minute load average when the bench started and when it measured its
+                # last answer: on a shared machine it is part of every figure.
+                "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                # uvicorn uses uvloop and httptools when they are installed (the lock has them).
+                "event_loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+                "http_parser": "httptools" if importlib.util.find_spec("httptools") else "h11",
             }
     finally:
         server.send_signal(signal.SIGTERM)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from beyondbank.alliance import membership
+from beyondbank.alliance import service as alliance
 from beyondbank.alliance.models import CardLink, CircleKind, ConsentRecord, Member, MemberStatus
 from beyondbank.alliance.schemas import CardIn
 from beyondbank.core.authz import Role
@@ -279,6 +280,29 @@ def test_my_circles_by_home_work_and_segment(
         work_circle.public_id: ["work"],
         parents.public_id: ["segment"],
     }
+
+
+def test_circles_by_member_read_once_or_kept_answer_alike(
+    uow: UnitOfWork, customer: Customer
+) -> None:
+    # The real-time path keeps the circles' tests with its snapshot (circle_tests) and passes
+    # them in; a run reads them again. Both judge members as member_circle_ids does.
+    home_circle = f.make_circle(uow, name="Canary Wharf")
+    f.make_circle(uow, center=(51.4613, -0.1156), radius_m=1500, name="Brixton")
+    parents = f.make_circle(
+        uow,
+        kind=CircleKind.SEGMENT,
+        segment_rule={"all": [{"attr": "children", "op": "gte", "value": 1}]},
+    )
+    member = f.make_member(uow, customer, home=(51.5060, -0.0200), attributes={"children": 2})
+    other = f.make_member(
+        uow, f.make_customer(uow), home=(51.4613, -0.1156), attributes={"children": 0}
+    )
+    kept = alliance.circle_tests(uow)
+    read = alliance.circle_ids_by_member(uow, [member.id, other.id])
+    assert alliance.circle_ids_by_member(uow, [member.id, other.id], kept) == read
+    assert read[member.id] == {home_circle.id, parents.id}
+    assert read == {m.id: alliance.member_circle_ids(uow, m) for m in (member, other)}
 
 
 # -- the bank's systems ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from beyondbank.alliance import service as alliance
 from beyondbank.benefits.models import LimitPeriod
 from beyondbank.cards import engine, feed, frames, instant, oracle
 from beyondbank.cards.frames import Programme, State
@@ -229,6 +230,7 @@ def _snapshot(resolver: Resolver) -> instant.Snapshot:
         offers={},
         benefit_refs={},
         merchants={},
+        circles=alliance.CircleTests((), ()),
         built=0.0,
     )
 

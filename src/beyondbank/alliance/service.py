@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -122,7 +123,7 @@ def circles_containing(uow: UnitOfWork, latitude: float, longitude: float) -> li
     return [circle for _distance, _id, circle in sorted(inside, key=lambda t: (t[0], t[1]))]
 
 
-def distance_to_centre(circle: Circle, latitude: float, longitude: float) -> float | None:
+def distance_to_centre(circle: Circle | Area, latitude: float, longitude: float) -> float | None:
     """Metres from the point to a geographic circle's centre; None for a segment circle."""
     if circle.center_latitude is None or circle.center_longitude is None or circle.radius_m is None:
         return None
@@ -135,7 +136,7 @@ def distance_to_centre(circle: Circle, latitude: float, longitude: float) -> flo
     return distance_m(latitude, longitude, circle.center_latitude, circle.center_longitude)
 
 
-def circle_contains(circle: Circle, latitude: float, longitude: float) -> bool:
+def circle_contains(circle: Circle | Area, latitude: float, longitude: float) -> bool:
     distance = distance_to_centre(circle, latitude, longitude)
     return distance is not None and circle.radius_m is not None and distance <= circle.radius_m
 
@@ -456,31 +457,81 @@ def card_holdings(uow: UnitOfWork, tokens: Iterable[str]) -> list[tuple[str, int
     return rows
 
 
-def circle_ids_by_member(uow: UnitOfWork, member_ids: Iterable[int]) -> dict[int, set[int]]:
-    """The circles each member belongs to (as `member_circle_ids`), with the circles read once."""
+@dataclass(frozen=True, slots=True)
+class Area:
+    """A geographic circle's id and area, apart from any session (kept by a process's cache)."""
+
+    id: int
+    center_latitude: float
+    center_longitude: float
+    radius_m: float
+
+
+@dataclass(frozen=True)
+class CircleTests:
+    """What decides membership of the active circles, read once: the geographic circles (home
+    or work inside) and the segment circles' parsed rules (the member's attributes match)."""
+
+    geographic: tuple[Area, ...]
+    segment_rules: tuple[tuple[int, segments.AllOf | segments.AnyOf | segments.Condition], ...]
+
+
+def circle_tests(uow: UnitOfWork) -> CircleTests:
+    circles = uow.session.scalars(
+        select(Circle)
+        .where(Circle.status == CircleStatus.ACTIVE)
+        .options(lazyload(Circle.requirements), lazyload(Circle.branch))
+    ).all()
+    return CircleTests(
+        geographic=tuple(
+            Area(c.id, c.center_latitude, c.center_longitude, c.radius_m)
+            for c in circles
+            if c.kind == CircleKind.GEOGRAPHIC
+            and c.center_latitude is not None
+            and c.center_longitude is not None
+            and c.radius_m is not None
+        ),
+        segment_rules=tuple(
+            (c.id, segments.parse_rule(c.segment_rule))
+            for c in circles
+            if c.kind == CircleKind.SEGMENT and c.segment_rule
+        ),
+    )
+
+
+def circle_ids_by_member(
+    uow: UnitOfWork, member_ids: Iterable[int], tests: CircleTests | None = None
+) -> dict[int, set[int]]:
+    """The circles each member belongs to (as `member_circle_ids`), with the circles read once
+    (or taken as given: the real-time path keeps them with its snapshot)."""
     wanted = sorted(set(member_ids))
-    circles = uow.session.scalars(select(Circle).where(Circle.status == CircleStatus.ACTIVE)).all()
-    geographic = [c for c in circles if c.kind == CircleKind.GEOGRAPHIC]
-    rules = [
-        (c.id, segments.parse_rule(c.segment_rule))
-        for c in circles
-        if c.kind == CircleKind.SEGMENT and c.segment_rule
-    ]
+    tests = tests or circle_tests(uow)
     found: dict[int, set[int]] = {}
     for start in range(0, len(wanted), 5_000):
-        for member in uow.session.scalars(
-            select(Member).where(Member.id.in_(wanted[start : start + 5_000]))
+        for member in uow.session.execute(
+            select(
+                Member.id,
+                Member.home_latitude,
+                Member.home_longitude,
+                Member.work_latitude,
+                Member.work_longitude,
+                Member.attributes,
+            ).where(Member.id.in_(wanted[start : start + 5_000]))
         ):
             ids = {
                 c.id
-                for c in geographic
+                for c in tests.geographic
                 for lat, lon in (
                     (member.home_latitude, member.home_longitude),
                     (member.work_latitude, member.work_longitude),
                 )
                 if lat is not None and lon is not None and circle_contains(c, lat, lon)
             }
-            ids |= {cid for cid, rule in rules if segments.matches(rule, member.attributes)}
+            ids |= {
+                cid
+                for cid, rule in tests.segment_rules
+                if segments.matches(rule, member.attributes)
+            }
             found[member.id] = ids
     return found
 

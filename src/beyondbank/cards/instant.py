@@ -377,7 +377,8 @@ class Place:
 class Snapshot:
     """The alliance and its card-linked benefits as of `built`: terminals and confirmed mappings
     as dicts, the resolver for descriptors, each merchant's benefits (budgets and quantities are
-    read again from the database for every batch), public ids and names."""
+    read again from the database for every batch), public ids and names, and the active
+    circles' tests for targeting (each member's home, work and attributes are read per batch)."""
 
     resolver: Resolver
     terminals: dict[tuple[str, str], tuple[int, int]]
@@ -386,6 +387,7 @@ class Snapshot:
     offers: dict[int, list[oracle.Benefit]]  # merchant id → benefits, in id order
     benefit_refs: dict[int, str]
     merchants: dict[int, tuple[str, str, str]]  # id → (public id, trading name, sub-industry)
+    circles: alliance.CircleTests  # targeting: the active circles' areas and segment rules
     built: float
     _descriptors: dict[tuple[str, str], _Descriptor] = field(default_factory=dict)
 
@@ -475,6 +477,7 @@ def build_snapshot(uow: UnitOfWork, resolver: Resolver) -> Snapshot:
         offers=offers,
         benefit_refs={b.id: b.public_id for b in rows},
         merchants=merchants,
+        circles=alliance.circle_tests(uow),
         built=time.monotonic(),
     )
 

@@ -11,7 +11,7 @@ outbox row is marked posted in the same database transaction as its ledger posti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, cast
 
@@ -55,11 +55,15 @@ class RewardRow(Protocol):
 class Parties:
     """Public ids and ledger accounts the drafts name, each looked up once per posting pass."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(
+        self, uow: UnitOfWork, accounts: Mapping[tuple[str, str | None, str], int] | None = None
+    ) -> None:
         self.uow = uow
         self.members: dict[int, str] = {}
         self.merchants: dict[int, tuple[str, str]] = {}  # id → (public id, sub-industry)
-        self._accounts: dict[tuple[str, str | None, str], int] = {}
+        # (purpose, owner's public id, currency) → account id: `accounts` are known open (a
+        # ledger account is never deleted, so its id holds for good once committed).
+        self.accounts: dict[tuple[str, str | None, str], int] = dict(accounts or {})
 
     def prefetch(self, rewards: Sequence[RewardRow]) -> None:
         members = {r.member_id for r in rewards} - self.members.keys()
@@ -77,17 +81,17 @@ class Parties:
                 (OwnerKind.MEMBER, member_ref, "points", POINTS),
                 (OwnerKind.MERCHANT, merchant_ref, "receivable", r.currency),
             ):
-                if (purpose, ref, currency) not in self._accounts:
+                if (purpose, ref, currency) not in self.accounts:
                     code = ledger.account_code(kind, ref, purpose, currency)
                     wanted[code] = (purpose, ref, currency)
         for code, account_id in ledger.account_ids_by_code(self.uow, wanted).items():
-            self._accounts[wanted[code]] = account_id
+            self.accounts[wanted[code]] = account_id
 
     def account(self, purpose: str, ref: str | None, currency: str) -> int:
         key = (purpose, ref, currency)
-        if key not in self._accounts:
-            self._accounts[key] = self._open(purpose, ref, currency)
-        return self._accounts[key]
+        if key not in self.accounts:
+            self.accounts[key] = self._open(purpose, ref, currency)
+        return self.accounts[key]
 
     def _open(self, purpose: str, ref: str | None, currency: str) -> int:
         uow = self.uow

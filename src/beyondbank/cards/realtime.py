@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -30,7 +30,7 @@ import iso8583
 import pycountry
 from babel.numbers import format_decimal
 from iso8583.specs import default_ascii
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -171,7 +171,7 @@ async def process(
         raise _bad(reason.split(" ", 2)[-1] if reason.startswith("missing") else "event", reason)
     snapshot = await realtime.snapshot(UnitOfWork(factory, clock))
     pending = _Pending(checked, snapshot.resolve(checked), snapshot)
-    result = await realtime.collector(UnitOfWork(factory, clock)).submit(pending)
+    result = await realtime.collector(factory, clock).submit(pending)
     # Worded here, in this request's language: its batch may have run in another request's.
     return replace(result, message=_message(result.rewards, result.merchant_name))
 
@@ -245,6 +245,15 @@ class Callers:
             return identity.principal_for(uow, claims.kind, claims.subject, claims.scopes)
 
 
+@dataclass
+class _Known:
+    """What committed batches have learnt that never changes: members' public ids, and the
+    ledger accounts open (by purpose, owner and currency; an account is never deleted)."""
+
+    members: dict[int, str] = field(default_factory=dict)
+    accounts: dict[tuple[str, str | None, str], int] = field(default_factory=dict)
+
+
 class ResolverCache:
     """What the real-time path keeps per process: the programme's snapshot (rebuilt when older
     than `ttl` seconds), the collector that commits concurrent events in batches, and the
@@ -256,7 +265,7 @@ class ResolverCache:
         self._collector: Collector | None = None
         self._building: tuple[asyncio.AbstractEventLoop, asyncio.Future[instant.Snapshot]] | None
         self._building = None
-        self.members: dict[int, str] = {}  # member id → public id (never changes)
+        self.known = _Known()
 
     async def snapshot(self, uow: UnitOfWork) -> instant.Snapshot:
         """The current snapshot. When it is stale, one request rebuilds it (on a thread) while
@@ -287,9 +296,15 @@ class ResolverCache:
         with uow:
             return self.snapshots.rebuild(uow)
 
-    def collector(self, uow: UnitOfWork) -> Collector:
+    def collector(self, factory: sessionmaker[Session], clock: Clock) -> Collector:
         if self._collector is None:
-            self._collector = Collector(_Writer(uow, self.members))
+            # Sessions bound to one connection (a test's, rolled back at its end) cannot write
+            # two batches at once: a connection is not shared between threads.
+            one_connection = isinstance(factory.kw.get("bind"), Connection)
+            self._collector = Collector(
+                _Writer(UnitOfWork(factory, clock), self.known),
+                writers=1 if one_connection else Collector.WRITERS,
+            )
         return self._collector
 
 
@@ -323,33 +338,49 @@ class _Pending:
 class Collector:
     """Commits the events that arrive together in one database transaction per batch.
 
-    Leader and followers, on the event loop: the request that finds no batch being written
-    writes one (on a worker thread), with every event waiting (up to `MAX_BATCH`); requests
-    that arrive meanwhile wait, and the first of them writes the next batch once the current
-    one has committed. Under light load a batch is one event and nobody waits; under heavy load
-    a batch holds what arrived while the last one was written, so the database's fixed costs
-    (round trips, the commit, the run's counters, the ledger's shared accounts) are paid once
-    per batch, not per event. Everything here runs on one event loop: no locks."""
+    Leaders and followers, on the event loop: a request that finds a writer free writes a
+    batch (on a worker thread), with every event waiting (up to `MAX_BATCH`); requests that
+    arrive while every writer is busy wait, and when a batch has committed its writer hands its
+    place to the first of them, who writes the next batch. Under light load a batch is one
+    event and nobody waits; under heavy load a batch holds what arrived while the others were
+    written, so the database's fixed costs (round trips, the commit, the run's counters, the
+    ledger's shared accounts) are paid once per batch, not per event.
+
+    `WRITERS` batches are written at once: while one waits on the database (its round trips,
+    its commit's flush), the next is already being read and judged, so an event waits for a
+    free writer rather than for the whole of the batch before it. Concurrent batches are safe
+    as between server processes: the same statement order, the database's keys and conditional
+    updates. Everything here runs on one event loop: no locks."""
 
     MAX_BATCH = 64
+    WRITERS = 2
 
-    def __init__(self, writer: _Writer) -> None:
+    def __init__(self, writer: _Writer, writers: int = WRITERS) -> None:
         self._writer = writer
+        self._writers = writers
         self._queue: list[_Pending] = []
-        self._leading = False
+        self._writing = 0  # writers' places taken (a place handed over stays taken)
 
     async def submit(self, pending: _Pending) -> EventResult:
-        pending.woken = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        pending.woken = loop.create_future()
         self._queue.append(pending)
-        if self._leading:
+        if self._writing < self._writers:
+            self._writing += 1
+        else:
             await pending.woken
             if not pending.lead:
                 return pending.answer()
-        self._leading = True
+            # A writer that finished handed its place over to this request.
         try:
             while not pending.written:
                 batch = self._queue[: self.MAX_BATCH]
                 del self._queue[: self.MAX_BATCH]
+                if not batch:
+                    # Its event went into another writer's batch meanwhile: wait for that one.
+                    pending.woken = loop.create_future()
+                    await pending.woken
+                    continue
                 try:
                     await anyio.to_thread.run_sync(self._writer.write, batch)
                 finally:
@@ -358,12 +389,12 @@ class Collector:
                         if written is not pending:
                             written.wake()
         finally:
-            if self._queue:
-                successor = self._queue[0]
+            successor = next((p for p in self._queue if not p.lead), None)
+            if successor is not None:
                 successor.lead = True
                 successor.wake()
             else:
-                self._leading = False
+                self._writing -= 1
         return pending.answer()
 
 
@@ -377,9 +408,9 @@ class _Writer:
     deadlock); a batch that fails otherwise is written again event by event, so that an error
     is answered to the event that caused it alone."""
 
-    def __init__(self, uow: UnitOfWork, members: dict[int, str]) -> None:
+    def __init__(self, uow: UnitOfWork, known: _Known) -> None:
         self.uow = uow.fresh()
-        self.members = members
+        self.known = known
         self._runs: dict[str, int] = {}
 
     def write(self, batch: list[_Pending]) -> None:
@@ -397,7 +428,7 @@ class _Writer:
         for attempt in range(ATTEMPTS):
             with self.uow.fresh() as uow:
                 try:
-                    answers = _write_batch(uow, batch, self._run_id(uow), self.members, attempt > 0)
+                    answers = _write_batch(uow, batch, self._run_id(uow), self.known, attempt > 0)
                 except Conflict:
                     if attempt == ATTEMPTS - 1:
                         raise
@@ -464,7 +495,7 @@ Answer = EventResult | Exception
 
 
 def _write_batch(
-    uow: UnitOfWork, batch: list[_Pending], run_id: int, members: dict[int, str], lock: bool
+    uow: UnitOfWork, batch: list[_Pending], run_id: int, known: _Known, lock: bool
 ) -> list[Answer]:
     """Record, match and post the batch's events (not committed on failure); an answer each.
 
@@ -481,7 +512,7 @@ def _write_batch(
     earned = work.match(lock)
     work.claw_back()
     work.write_outcome(earned, now)
-    earned_views = work.post(earned, members)
+    earned_views = work.post(earned, known)
     work.review()
     work.count()
     # The answers are made before the commit: nothing after it may fail and have the batch
@@ -501,7 +532,9 @@ def _write_batch(
         )
     ordered = [answers[i] for i in range(len(batch))]
     uow.commit()
-    members.update(work.parties_members)
+    # Learnt only once committed: an account opened by a batch rolled back does not exist.
+    known.members.update(work.parties.members)
+    known.accounts.update(work.parties.accounts)
     return ordered
 
 
@@ -521,7 +554,7 @@ class _Batch:
         self.consumed: dict[int, tuple[int, int]] = {}
         self.uses: dict[instant.UsageKey, int] = {}
         self.limits: dict[int, int | None] = {}
-        self.parties_members: dict[int, str] = {}
+        self.parties = posting.Parties(uow)
         self.capped: set[int] = set()
 
     def event(self, index: int) -> instant.Event:
@@ -592,16 +625,10 @@ class _Batch:
                     "merchant_id": self.batch[i].place.merchant_id if member_id else None,
                 }
             )
-        dialect = postgresql if self.postgres else sqlite
-        table = CardTransaction.__table__
-        fresh = set(
-            self.uow.session.connection().scalars(
-                dialect.insert(table)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["txn_id"])
-                .returning(table.c.txn_id)
-            )
-        )
+        # Executed with the rows as parameters (SQLAlchemy's "insertmanyvalues": one statement,
+        # compiled once per process); `.values(rows)` was compiled again for every batch.
+        statement = _RECORD_POSTGRESQL if self.postgres else _RECORD_SQLITE
+        fresh = set(self.uow.session.connection().scalars(statement, rows))
         for i in list(self.live):
             if self.event(i).txn_id not in fresh:
                 answers[i] = _already_seen(self.event(i).txn_id)
@@ -634,6 +661,7 @@ class _Batch:
             alliance.circle_ids_by_member(
                 self.uow,
                 {m for m, merchant_id in buyers.values() if merchant_id in targeted},
+                snapshot.circles,
             )
             if targeted
             else {}
@@ -847,19 +875,17 @@ class _Batch:
                     )
                 )
 
-    def post(
-        self, judged: dict[str, instant.Judged], members: dict[int, str]
-    ) -> dict[str, list[Earned]]:
+    def post(self, judged: dict[str, instant.Judged], known: _Known) -> dict[str, list[Earned]]:
         """The reward and clawback rows to the ledger (its accounts locked in id order first),
         and each event's rows with their public ids."""
         if not self.rewards:
             return {}
         rows = [_RewardRow(**r) for r in self.rewards]
-        parties = posting.Parties(self.uow)
-        parties.members.update(members)
-        known = self.batch[0].snapshot.merchants
-        for merchant_id in {r.merchant_id for r in rows} & known.keys():
-            ref, _name, sub_industry = known[merchant_id]
+        parties = self.parties = posting.Parties(self.uow, known.accounts)
+        parties.members.update(known.members)
+        merchants = self.batch[0].snapshot.merchants
+        for merchant_id in {r.merchant_id for r in rows} & merchants.keys():
+            ref, _name, sub_industry = merchants[merchant_id]
             parties.merchants[merchant_id] = (ref, sub_industry)
         parties.prefetch(rows)
         drafts = [d for r in rows for d in posting.drafts_for(r, parties)]
@@ -873,7 +899,6 @@ class _Batch:
             ).all()
         for draft in drafts:
             ledger.post(self.uow, draft)
-        self.parties_members = parties.members
         refs = self.batch[0].snapshot.benefit_refs
         earned: dict[str, list[Earned]] = {}
         for r in self.rewards:
@@ -968,6 +993,18 @@ class _RewardRow:
     id: int = 0  # not yet in the table: the drafts do not read it
 
 
+def _record(dialect: Any) -> Any:
+    """Each txn_id once, ever: the new ones inserted and returned, the seen ones skipped."""
+    table = CardTransaction.__table__
+    return (
+        dialect.insert(table)
+        .on_conflict_do_nothing(index_elements=["txn_id"])
+        .returning(table.c.txn_id)
+    )
+
+
+_RECORD_POSTGRESQL = _record(postgresql)
+_RECORD_SQLITE = _record(sqlite)
 _GRANT_COLUMNS = [getattr(CardGrant, name) for name in frames.GRANTS.names()]
 # The batch writes these as tables on its connection (Core): no ORM bookkeeping for rows it never
 # loads as objects.
