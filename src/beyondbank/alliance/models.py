@@ -520,7 +520,7 @@ class VisitMode(StrEnum):
 
 
 class VisitOutcome(StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 (an outcome, not a password)
     FINDINGS = "findings"
     FAIL = "fail"
 
