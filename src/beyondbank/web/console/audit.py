@@ -50,7 +50,7 @@ def audit_trail(
     zone = ZoneInfo(settings.default_timezone)
     first, last = _day(form, "from"), _day(form, "to")
     if first and last and last < first:
-        form.errors["to"] = _("The last day comes on or after the first.")
+        form.errors["to"] = _("The last day must come on or after the first.")
     filters = audit.TrailFilter(
         object_type=or_none(typed["object_type"]),
         object_id=or_none(typed["object_id"]),
