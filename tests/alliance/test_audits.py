@@ -281,6 +281,7 @@ def test_a_merchant_sees_its_own_results_without_the_auditors_name(
     listed = client.get(f"{API}/audit-visits", headers=staff).json()["items"]
     assert [v["id"] for v in listed] == [mine.public_id]
     assert listed[0]["auditor"] is None
+    assert listed[0]["notes"] is None
     assert listed[0]["corrective_action"]["description"] == "Take the card."
     for path in (
         f"/audit-visits/{theirs.public_id}",

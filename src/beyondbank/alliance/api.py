@@ -1144,7 +1144,8 @@ def _actions_out(
 def _visits_out(
     uow: UoW, actor: Principal, settings: Settings, visits: Sequence[AuditVisit]
 ) -> list[schemas.AuditVisitOut]:
-    """A merchant is not told who its auditor was: a mystery shopper stays anonymous."""
+    """A merchant is not told who its auditor was (a mystery shopper stays anonymous), nor given
+    the auditor's own notes."""
     auditors = (
         {} if actor.is_org_bound else people.users_by_ids(uow, {v.auditor_id for v in visits})
     )
@@ -1185,7 +1186,7 @@ def _visits_out(
                 )
                 for i in v.items
             ],
-            notes=v.notes,
+            notes=None if actor.is_org_bound else v.notes,
             corrective_action=action_by_visit.get(v.public_id),
             recorded_at=v.created_at,
         )

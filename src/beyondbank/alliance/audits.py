@@ -27,6 +27,8 @@ from beyondbank.alliance.models import (
     CorrectiveAction,
     CorrectiveActionStatus,
     Merchant,
+    MerchantLocation,
+    MerchantStatus,
     VisitMode,
     VisitOutcome,
 )
@@ -341,6 +343,34 @@ def visit_history(uow: UnitOfWork, merchant: Merchant, *, last: int = 12) -> lis
     return list(reversed(rows))
 
 
+def audited_merchants(uow: UnitOfWork) -> list[Merchant]:
+    """The merchants visited at least once, by name (a filter's choices)."""
+    visited = select(AuditVisit.merchant_id).distinct().scalar_subquery()
+    return list(
+        uow.session.scalars(
+            select(Merchant).where(Merchant.id.in_(visited)).order_by(Merchant.trading_name)
+        )
+    )
+
+
+def places_to_visit(uow: UnitOfWork) -> list[tuple[Merchant, list[MerchantLocation]]]:
+    """Every merchant trading in the alliance with its open locations, by name (where an auditor
+    may go)."""
+    merchants = uow.session.scalars(
+        select(Merchant)
+        .where(Merchant.status.in_((MerchantStatus.ACTIVE, MerchantStatus.SUSPENDED)))
+        .order_by(Merchant.trading_name, Merchant.id)
+    ).all()
+    places = [(m, [loc for loc in m.locations if loc.active]) for m in merchants]
+    return [(m, locations) for m, locations in places if locations]
+
+
+def location_by_public_id(uow: UnitOfWork, public_id: str) -> MerchantLocation | None:
+    return uow.session.scalars(
+        select(MerchantLocation).where(MerchantLocation.public_id == public_id)
+    ).one_or_none()
+
+
 def outcome_counts(uow: UnitOfWork, merchant: Merchant) -> dict[VisitOutcome, int]:
     rows = uow.session.execute(
         select(AuditVisit.outcome, func.count())
@@ -348,7 +378,8 @@ def outcome_counts(uow: UnitOfWork, merchant: Merchant) -> dict[VisitOutcome, in
         .group_by(AuditVisit.outcome)
     )
     counts = dict.fromkeys(VisitOutcome, 0)
-    counts.update({outcome: n for outcome, n in rows.tuples()})
+    for outcome, n in rows:
+        counts[outcome] = n
     return counts
 
 

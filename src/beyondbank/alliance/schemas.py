@@ -831,6 +831,6 @@ class AuditVisitOut(BaseModel):
     signage_displayed: bool
     outcome: VisitOutcome
     items: list[AuditItemOut]
-    notes: str | None
+    notes: str | None = Field(description="The auditor's notes: shown to the bank's staff only")
     corrective_action: CorrectiveActionOut | None
     recorded_at: datetime
