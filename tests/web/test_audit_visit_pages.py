@@ -232,7 +232,7 @@ def test_the_merchant_page_lists_and_charts_its_visits(
     assert "Findings at each visit, oldest first" in text
     assert "20 Nov 2026 · findings 1" in text
     assert "21 Nov 2026 · pass 0" in text
-    assert "1 pass 1 findings 0 fail" in text
+    assert "1 Pass 1 Findings 0 Fail" in text
 
 
 def test_the_merchant_sees_its_own_results_without_the_auditor(

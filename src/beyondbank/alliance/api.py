@@ -57,6 +57,7 @@ from beyondbank.alliance.service import (
     held_seats,
     member_circles,
     merchant_by_id,
+    merchants_by_ids,
 )
 from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.core.authz import Permission, Principal, can
@@ -1115,7 +1116,7 @@ def _actions_out(
 ) -> list[schemas.CorrectiveActionOut]:
     today = _bank_today(uow, settings)
     closers = people.users_by_ids(uow, {a.closed_by_id for a in actions if a.closed_by_id})
-    merchant_rows = {a.merchant_id: merchant_by_id(uow, a.merchant_id) for a in actions}
+    merchant_rows = merchants_by_ids(uow, {a.merchant_id for a in actions})
     return [
         schemas.CorrectiveActionOut(
             id=a.public_id,
@@ -1149,7 +1150,7 @@ def _visits_out(
     auditors = (
         {} if actor.is_org_bound else people.users_by_ids(uow, {v.auditor_id for v in visits})
     )
-    merchant_rows = {v.merchant_id: merchant_by_id(uow, v.merchant_id) for v in visits}
+    merchant_rows = merchants_by_ids(uow, {v.merchant_id for v in visits})
     actions = _actions_out(
         uow, settings, [v.corrective_action for v in visits if v.corrective_action]
     )

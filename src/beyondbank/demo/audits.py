@@ -74,25 +74,37 @@ class Scenario:
     price_not_below: bool = False  # the member was charged the public price for one item
     benefit_refused: bool = False
     action: str | None = None
+    note: str | None = None
 
 
 PASS = Scenario()
 # Findings and fails in the order they are dealt out to the visits chosen for them.
 TROUBLE = (
-    Scenario(signage_displayed=False, action="Display the alliance sticker at the door and till."),
+    Scenario(
+        signage_displayed=False,
+        action="Display the alliance sticker at the door and till.",
+        note="No alliance sticker at the door or the till; the member price was given once asked.",
+    ),
     Scenario(
         staff_knew_programme=False,
         action="Brief every shift on the member benefit; the bank's salon can help.",
+        note="The server had not heard of the alliance; the manager applied the price.",
     ),
-    Scenario(card_accepted=False, action="Enable the member card on every terminal."),
+    Scenario(
+        card_accepted=False,
+        action="Enable the member card on every terminal.",
+        note="The second till refused the card: 'not set up on this machine'.",
+    ),
     Scenario(
         price_not_below=True,
         action="Charge members the agreed price: it must be below the price on the board.",
+        note="Charged the board price for the first item despite the member code.",
     ),
     Scenario(
         benefit_refused=True,
         signage_displayed=False,
         action="Honour the member benefit at every till; display the alliance sticker.",
+        note="Told the offer was 'weekends only'; the benefit runs every day.",
     ),
 )
 RESOLUTIONS = (
@@ -228,7 +240,7 @@ def _body(
         "card_accepted": found.card_accepted,
         "signage_displayed": found.signage_displayed,
         "items": items,
-        "notes": None if found == PASS else "Seen on the visit; details in the items and findings.",
+        "notes": found.note,
         "corrective_action": found.action,
     }
 
