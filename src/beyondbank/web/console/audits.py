@@ -52,7 +52,8 @@ VISIT_FIELDS = (
     "corrective_action",
     "corrective_action_due_on",
 )
-ITEM_FIELDS = ("description", "public_price", "alliance_price", "benefit_honoured")
+# An item row counts once any of these is typed (the benefit question has an answer by default).
+TYPED_ITEM_FIELDS = ("description", "public_price", "alliance_price")
 OBSERVATIONS = ("staff_knew_programme", "card_accepted", "signage_displayed")
 
 
@@ -203,7 +204,7 @@ def _items(form: Form) -> tuple[list[dict[str, Any]], list[int]]:
     items, rows = [], []
     for i in range(ITEM_ROWS):
         prefix = f"items.{i}."
-        if not any(form.value(prefix + f).strip() for f in ITEM_FIELDS[:3]):
+        if not any(form.value(prefix + f).strip() for f in TYPED_ITEM_FIELDS):
             continue
         item: dict[str, Any] = {
             "description": form.value(prefix + "description").strip() or None,
