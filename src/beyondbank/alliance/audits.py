@@ -20,6 +20,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import joinedload, lazyload
 
 from beyondbank.alliance.models import (
     AuditItem,
@@ -278,6 +279,9 @@ def _open_action(
 
 # -- reading visits --------------------------------------------------------------------------
 
+# A visit's location is shown with it, never the location's card terminals.
+_WITH_LOCATION = joinedload(AuditVisit.location).options(lazyload(MerchantLocation.terminals))
+
 
 @dataclass(frozen=True, slots=True)
 class VisitFilter:
@@ -306,7 +310,7 @@ def list_visits(
     """Visits matching the filters, latest recorded first; a merchant sees its own only."""
     return paginate(
         uow.session,
-        _filtered(select(AuditVisit), actor, filters),
+        _filtered(select(AuditVisit).options(_WITH_LOCATION), actor, filters),
         AuditVisit.id,
         cursor=cursor,
         limit=limit,
@@ -336,6 +340,7 @@ def visit_history(uow: UnitOfWork, merchant: Merchant, *, last: int = 12) -> lis
     """The merchant's last visits by the day they were made, oldest first (for a chart)."""
     rows = uow.session.scalars(
         select(AuditVisit)
+        .options(_WITH_LOCATION)
         .where(AuditVisit.merchant_id == merchant.id)
         .order_by(AuditVisit.visited_at.desc(), AuditVisit.id.desc())
         .limit(last)
@@ -343,14 +348,29 @@ def visit_history(uow: UnitOfWork, merchant: Merchant, *, last: int = 12) -> lis
     return list(reversed(rows))
 
 
-def audited_merchants(uow: UnitOfWork) -> list[Merchant]:
-    """The merchants visited at least once, by name (a filter's choices)."""
+def audited_merchants(uow: UnitOfWork) -> list[tuple[str, str]]:
+    """The public id and name of each merchant visited at least once, by name (a filter's
+    choices): columns only, not the merchants with their locations and contacts."""
     visited = select(AuditVisit.merchant_id).distinct().scalar_subquery()
-    return list(
-        uow.session.scalars(
-            select(Merchant).where(Merchant.id.in_(visited)).order_by(Merchant.trading_name)
+    rows = uow.session.execute(
+        select(Merchant.public_id, Merchant.trading_name)
+        .where(Merchant.id.in_(visited))
+        .order_by(Merchant.trading_name)
+    )
+    return [(public_id, name) for public_id, name in rows]
+
+
+def merchant_names(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    """Each merchant's public id and trading name by internal id, in one query of two columns."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = uow.session.execute(
+        select(Merchant.id, Merchant.public_id, Merchant.trading_name).where(
+            Merchant.id.in_(wanted)
         )
     )
+    return {id_: (public_id, name) for id_, public_id, name in rows}
 
 
 def places_to_visit(uow: UnitOfWork) -> list[tuple[Merchant, list[MerchantLocation]]]:
@@ -412,7 +432,9 @@ def list_actions(
     limit: int,
 ) -> tuple[Sequence[CorrectiveAction], str | None]:
     """Corrective actions, oldest opened first; only open ones past their date if `overdue`."""
-    stmt = select(CorrectiveAction)
+    stmt = select(CorrectiveAction).options(
+        joinedload(CorrectiveAction.visit).options(_WITH_LOCATION)
+    )
     if actor.merchant_id is not None:
         stmt = stmt.where(CorrectiveAction.merchant_id == actor.merchant_id)
     if merchant_id is not None:

@@ -611,6 +611,4 @@ class CorrectiveAction(IdMixin, Base):
     closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolution: Mapped[str | None] = mapped_column(Text)
 
-    visit: Mapped[AuditVisit] = relationship(
-        back_populates="corrective_action", lazy="joined", innerjoin=True
-    )
+    visit: Mapped[AuditVisit] = relationship(back_populates="corrective_action")

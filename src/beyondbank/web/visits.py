@@ -34,13 +34,13 @@ class VisitRow:
 def visit_rows(
     uow: UnitOfWork, visits: Sequence[AuditVisit], today: date, *, show_auditor: bool
 ) -> list[VisitRow]:
-    merchants = lookups.merchants(uow, {v.merchant_id for v in visits})
+    merchants = audits.merchant_names(uow, (v.merchant_id for v in visits))
     staff = lookups.staff(uow, (v.auditor_id for v in visits)) if show_auditor else {}
     return [
         VisitRow(
             visit=v,
-            merchant_id=merchants[v.merchant_id].public_id,
-            merchant_name=merchants[v.merchant_id].trading_name,
+            merchant_id=merchants[v.merchant_id][0],
+            merchant_name=merchants[v.merchant_id][1],
             auditor=staff[v.auditor_id].name if v.auditor_id in staff else None,
             findings=audits.findings_of(v.items, v),
             action=v.corrective_action,

@@ -111,9 +111,7 @@ def visit_list(
             "overdue": visit_rows(uow, overdue_visits, today, show_auditor=True),
             "overdue_capped": capped,
             "form": form,
-            "merchant_options": [
-                (m.public_id, m.trading_name) for m in audits.audited_merchants(uow)
-            ],
+            "merchant_options": audits.audited_merchants(uow),
             "outcome_options": [(o.value, words(o)) for o in VisitOutcome],
             "mode_options": [(m.value, words(m)) for m in VisitMode],
             "next_cursor": next_cursor,
