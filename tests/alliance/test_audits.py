@@ -22,6 +22,7 @@ from beyondbank.alliance.models import (
     CorrectiveAction,
     CorrectiveActionStatus,
     Merchant,
+    MerchantStatus,
     VisitOutcome,
 )
 from beyondbank.alliance.schemas import AuditVisitIn
@@ -60,6 +61,10 @@ def _visit(merchant: Merchant, **over: Any) -> dict[str, Any]:
     }
     body.update(over)
     return body
+
+
+def _where(merchant: Merchant) -> dict[str, str]:
+    return {"merchant_id": merchant.public_id, "location_id": merchant.locations[0].public_id}
 
 
 def _observed(staff: bool = True, card: bool = True, signage: bool = True) -> SimpleNamespace:
@@ -251,6 +256,7 @@ def test_bad_input_names_every_field_and_writes_nothing(
         ({"visited_at": "2026-11-20T12:30:00"}, "body.visited_at"),
         ({"location_id": f.make_merchant(uow).locations[0].public_id}, "body.location_id"),
         ({"merchant_id": "mer_nope"}, "body.merchant_id"),
+        (_where(f.make_merchant(uow, status=MerchantStatus.APPLIED)), "body.merchant_id"),
     ]:
         refused = client.post(f"{API}/audit-visits", json=_visit(merchant, **bad), headers=headers)
         assert refused.status_code in (404, 422), (bad, refused.text)

@@ -43,6 +43,7 @@ from beyondbank.core.errors import (
     InvalidInput,
     InvalidTransition,
     NotFound,
+    invalid,
 )
 from beyondbank.core.i18n import N_, _
 from beyondbank.core.ids import new_public_id
@@ -51,6 +52,9 @@ from beyondbank.core.uow import UnitOfWork
 
 # Clocks on phones and laptops drift; a visit recorded "just now" may be a little ahead.
 _CLOCK_SKEW = timedelta(minutes=5)
+# Merchants trading in the alliance, the only ones an auditor visits (a suspended one too: to see
+# whether what got it suspended is put right).
+AUDITED_STATUSES = (MerchantStatus.ACTIVE, MerchantStatus.SUSPENDED)
 # How long a merchant has to put things right when the auditor does not set a date.
 DAYS_TO_CORRECT = {VisitOutcome.FAIL: 7, VisitOutcome.FINDINGS: 30}
 
@@ -133,6 +137,8 @@ def record_visit(uow: UnitOfWork, actor: Principal, data: AuditVisitIn) -> Audit
     if actor.kind != "user":
         raise Forbidden(_("Audit visits are recorded by the bank's auditors."))
     merchant = get_merchant(uow, actor, data.merchant_id, field="body.merchant_id")
+    if merchant.status not in AUDITED_STATUSES:
+        raise invalid("body.merchant_id", _("not trading in the alliance: nothing to audit"))
     location = get_location(uow, merchant, data.location_id, field="body.location_id")
     now = uow.clock.now()
     outcome = outcome_of(findings_of(data.items, data))
@@ -378,7 +384,7 @@ def places_to_visit(uow: UnitOfWork) -> list[tuple[Merchant, list[MerchantLocati
     may go)."""
     merchants = uow.session.scalars(
         select(Merchant)
-        .where(Merchant.status.in_((MerchantStatus.ACTIVE, MerchantStatus.SUSPENDED)))
+        .where(Merchant.status.in_(AUDITED_STATUSES))
         .order_by(Merchant.trading_name, Merchant.id)
     ).all()
     places = [(m, [loc for loc in m.locations if loc.active]) for m in merchants]
