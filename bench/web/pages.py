@@ -87,6 +87,7 @@ MAIN_PAGES: dict[str, list[str]] = {
         "/merchant/rewards",
         "/merchant/statements",
         "/merchant/reviews",
+        "/merchant/audits",
     ],
     "console": [
         "/console",
@@ -103,6 +104,8 @@ MAIN_PAGES: dict[str, list[str]] = {
         "/console/settlement/{period}",
         "/console/users",
         "/console/audit",
+        "/console/audits",
+        "/console/audits/{visit}",
     ],
 }
 # Where the first link to a detail page is found: (list page, link pattern).
@@ -114,6 +117,7 @@ DETAIL_LINKS = {
     "period": ("/console/settlement", r'href="(/console/settlement/(?!runs)[\w-]+)"'),
     "circle": ("/console/circles", r'href="(/console/circles/(?!new)[\w-]+)"'),
     "merchant": ("/console/merchants", r'href="(/console/merchants/[\w-]+)"'),
+    "visit": ("/console/audits", r'href="(/console/audits/(?!new)[\w-]+)"'),
     "application": (
         "/console/applications",
         r'href="(/console/applications/(?!waitlists|offers)[\w-]+)"',

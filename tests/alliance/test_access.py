@@ -70,6 +70,8 @@ def world(uow: UnitOfWork, settings: Settings) -> World:
 
 ALL = set(ROLES)
 STAFF_READ = {"admin", "rm", "auditor", "analyst"}
+# Audit visits: the bank's staff but analysts, and a merchant's own users (their own results).
+VISIT_READ = {"admin", "rm", "auditor", "merchant_admin", "merchant_staff"}
 # (method, path, body, roles allowed): written out, so a wrongly wired permission shows up here.
 MATRIX: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/taxonomy", None, ALL),
@@ -127,6 +129,9 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/merchants/{own}/interactions", None, {"admin", "rm", "auditor"}),
     ("POST", "/merchants/{own}/interactions", {}, {"admin", "rm"}),
     ("GET", "/relationship/follow-ups", None, {"admin", "rm", "auditor"}),
+    ("GET", "/audit-visits", None, VISIT_READ),
+    ("POST", "/audit-visits", {}, {"admin", "auditor"}),
+    ("GET", "/corrective-actions", None, VISIT_READ),
     # Endpoints on sub-objects: ids that do not exist, so an allowed caller gets 404 or 422,
     # a refused one 403 before any lookup.
     ("GET", "/branches/{missing}", None, STAFF_READ | {"merchant_admin", "bank_system"}),
@@ -143,6 +148,9 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("POST", "/applications/{own_app}/checks/{missing}/confirm", {}, {"admin", "rm"}),
     ("POST", "/waitlist/offers/{own_app}/accept", {}, {"admin", "rm"}),
     ("POST", "/interactions/{missing}/follow-up-done", None, {"admin", "rm"}),
+    ("GET", "/audit-visits/{missing}", None, VISIT_READ),
+    ("GET", "/corrective-actions/{missing}", None, VISIT_READ),
+    ("POST", "/corrective-actions/{missing}/close", {}, {"admin", "rm"}),
     ("POST", "/members/me/cards", {}, {"customer"}),
     ("DELETE", "/members/me/cards/{missing}", None, {"customer"}),
     ("PATCH", "/members/me/places", {}, {"customer"}),

@@ -32,6 +32,12 @@ AUDIENCES: dict[str, Arrive] = {
     "bank_admin": lambda v, s: actions.sign_in(v, s, "bank_admin"),
     "auditor": lambda v, s: actions.sign_in(v, s, "auditor"),
 }
+# Pages the crawl must reach for an audience (it stops after MOST_PAGES kinds).
+MUST_REACH: dict[str, set[str]] = {
+    "merchant_admin": {"/merchant/audits"},
+    "bank_admin": {"/console/audits", "/console/audits/new", "/console/audits/{id}"},
+    "auditor": {"/console/audits", "/console/audits/new", "/console/audits/{id}"},
+}
 
 
 def kind_of(path: str) -> str:
@@ -63,3 +69,4 @@ def test_every_reachable_page_passes_the_checks(
         queue += [h for h in links(page) if kind_of(h) not in seen]
     # Each audience has more than a home page, and every page kind was opened once.
     assert len(visit.checked) >= 4, visit.checked
+    assert MUST_REACH.get(audience, set()) <= seen, sorted(seen)

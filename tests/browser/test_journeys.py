@@ -3,6 +3,9 @@ Simplified Chinese, every page checked by `Visit` (axe-core, no other host, fits
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import actions, api
@@ -41,6 +44,8 @@ def test_admin_admits_a_merchant_and_sees_the_conflict_for_a_second_of_its_kind(
     expect(conflict).to_contain_text(second.trading_name)
     visit.check("conflict explained")
 
+
+LONDON = ZoneInfo("Europe/London")
 
 # A spot in Canary Wharf: the demo's alliance merchants around it are the nearest.
 CANARY_WHARF = {"latitude": 51.5054, "longitude": -0.0235}
@@ -190,3 +195,62 @@ def test_the_consoles_charts_render_with_the_demo_data(visit: Visit, served: Ser
     plot = page.locator("svg.circle-plot")
     expect(plot).to_be_visible()
     assert plot.locator("circle.area").count() >= 7  # the demo's seven geographic circles
+
+
+def test_auditor_records_a_failed_visit_and_the_merchants_manager_closes_its_action(
+    visit: Visit, served: Served
+) -> None:
+    # Dockside Kitchen's location, and the relationship manager who looks after it.
+    staff = api.staff_client(served)
+    kitchen = next(
+        m
+        for m in staff.get("/merchants", params={"q": "Dockside Kitchen"}).json()["items"]
+        if m["trading_name"] == "Dockside Kitchen"
+    )
+    manager_id = staff.get(f"/merchants/{kitchen['id']}/managers").json()[0]["manager"]["id"]
+    managers = staff.get("/users", params={"role": "relationship_manager"}).json()["items"]
+    manager = next(u["email"] for u in managers if u["id"] == manager_id)
+    yesterday = (datetime.now(LONDON) - timedelta(days=1)).strftime("%Y-%m-%dT12:30")
+
+    page = actions.sign_in(visit, served, "auditor")
+    visit.open("/console/audits", "audit visits")
+    with page.expect_navigation():
+        page.locator('main a[href="/console/audits/new"]').click()
+    form = page.locator('form[action="/console/audits"]')
+    location = page.locator('optgroup[label="Dockside Kitchen"] option').first.get_attribute(
+        "value"
+    )
+    form.locator("#visit-location-id").select_option(location)
+    form.locator("#visit-visited-at").fill(yesterday)
+    for observation in ("staff-knew-programme", "card-accepted", "signage-displayed"):
+        form.locator(f'input[name="{observation.replace("-", "_")}"][value="true"]').check()
+    form.locator("#visit-items-0-description").fill("Set lunch for one")
+    form.locator("#visit-items-0-public-price").fill("16.50")
+    form.locator("#visit-items-0-alliance-price").fill("16.50")  # no member price at all
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+    # The fail needs its corrective action: said beside the field, everything typed kept.
+    expect(page.locator("#visit-corrective-action-error")).to_be_visible()
+    expect(page.locator("#visit-items-0-alliance-price")).to_have_value("16.50")
+    visit.check("corrective action needed")
+    page.locator("#visit-corrective-action").fill("Charge members the agreed lunch price.")
+    with page.expect_navigation(url="**/console/audits/aud_*"):
+        page.locator('form[action="/console/audits"] button[type=submit]').click()
+    expect(page.locator("main h1 .badge.bad")).to_be_visible()
+    visit_path = page.url.removeprefix(served.url)
+    visit.check("visit recorded")
+
+    # The merchant's relationship manager closes the action once put right.
+    page.context.clear_cookies()
+    visit.open("/login", "sign in as the manager")
+    page.locator("#email").fill(manager)
+    page.locator("#password").fill(served.demo.password)
+    with page.expect_navigation():
+        page.locator("#password").press("Enter")
+    visit.open(visit_path, "the visit, for its manager")
+    page.locator("#close-resolution").fill("Menu board and till prices corrected; staff briefed.")
+    with page.expect_navigation():
+        page.locator(f'form[action="{visit_path}/close"] button[type=submit]').click()
+    expect(page.locator(".flash.ok")).to_be_visible()
+    expect(page.locator(f'form[action="{visit_path}/close"]')).to_have_count(0)
+    visit.check("action closed")

@@ -15,14 +15,19 @@ from sqlalchemy import Connection, Engine, func, select
 from typer.testing import CliRunner
 
 from beyondbank import cli
+from beyondbank.alliance import audits
 from beyondbank.alliance.models import (
+    AuditVisit,
     Circle,
     CircleKind,
+    CorrectiveAction,
+    CorrectiveActionStatus,
     Interaction,
     Member,
     Merchant,
     MerchantStatus,
     Seat,
+    VisitOutcome,
     WaitlistEntry,
     WaitlistStatus,
 )
@@ -172,6 +177,32 @@ def test_history_redemptions_and_overdue_follow_ups(demo_uow: UnitOfWork) -> Non
         .where(Interaction.next_action_on < T0.date(), Interaction.follow_up_done_at.is_(None))
     )
     assert overdue
+
+
+def test_the_auditor_visited_merchants_across_the_circles(demo_uow: UnitOfWork) -> None:
+    """Grace Liu's visits: most pass, some with findings, two fail; every action that fell due
+    was closed by the merchant's manager but one, overdue; Dockside Kitchen has an open one."""
+    session = demo_uow.session
+    visits = session.scalars(select(AuditVisit)).all()
+    assert len(visits) >= 10
+    grace = session.scalars(select(User).where(User.name == "Grace Liu")).one()
+    assert {v.auditor_id for v in visits} == {grace.id}
+    assert all(v.visited_at < T0 for v in visits)
+    outcomes = Counter(v.outcome for v in visits)
+    assert outcomes[VisitOutcome.PASS] > outcomes[VisitOutcome.FINDINGS] >= 2
+    assert outcomes[VisitOutcome.FAIL] == 2
+    seated = {s.merchant_id: s.circle_id for s in session.scalars(select(Seat))}
+    assert len({seated[v.merchant_id] for v in visits}) >= 4  # across the circles
+    actions = session.scalars(select(CorrectiveAction)).all()
+    assert len(actions) == outcomes[VisitOutcome.FINDINGS] + outcomes[VisitOutcome.FAIL]
+    overdue = [a for a in actions if audits.is_overdue(a, T0.date())]
+    assert len(overdue) == 1
+    assert all(a.closed_by_id is not None for a in actions if a.status == "closed")
+    kitchen = session.scalars(
+        select(Merchant.id).where(Merchant.trading_name == "Dockside Kitchen")
+    ).one()
+    own = [a for a in actions if a.merchant_id == kitchen]
+    assert [a.status for a in own] == [CorrectiveActionStatus.OPEN]
 
 
 def test_a_login_for_every_role_and_a_client(demo_uow: UnitOfWork) -> None:

@@ -8,15 +8,16 @@ from datetime import date
 
 import pytest
 
-from beyondbank.alliance import admission, relationships
+from beyondbank.alliance import admission, audits, relationships
 from beyondbank.alliance.models import (
     Application,
+    AuditVisit,
     Circle,
     Merchant,
     MerchantStatus,
     RequirementKind,
 )
-from beyondbank.alliance.schemas import InteractionIn
+from beyondbank.alliance.schemas import AuditVisitIn, InteractionIn
 from beyondbank.benefits.models import Benefit, BenefitStatus
 from beyondbank.core.authz import Role
 from beyondbank.core.errors import SlotTaken
@@ -39,6 +40,7 @@ class World:
     applicant: Merchant  # a bakery applying for its slot
     application: Application
     benefit: Benefit  # the holder's, awaiting approval
+    visit: AuditVisit  # the auditor's to the holder: no signage, a corrective action open
 
 
 @pytest.fixture
@@ -79,8 +81,45 @@ def world(uow: UnitOfWork) -> World:
             next_action_on=date(2026, 11, 22),
         ),
     )
+    visit = audits.record_visit(
+        uow,
+        f.principal(auditor),
+        AuditVisitIn.model_validate(
+            {
+                "merchant_id": holder.public_id,
+                "location_id": holder.locations[0].public_id,
+                "mode": "mystery_shopper",
+                "visited_at": "2026-11-20T19:30:00+00:00",
+                "staff_knew_programme": True,
+                "card_accepted": True,
+                "signage_displayed": False,
+                "items": [
+                    {
+                        "description": "Dinner for two",
+                        "currency": "GBP",
+                        "public_price_minor": 6400,
+                        "alliance_price_minor": 5120,
+                        "benefit_honoured": True,
+                    }
+                ],
+                "notes": "No alliance sticker at the door or the till.",
+                "corrective_action": "Display the alliance sticker at the door and the till.",
+            }
+        ),
+    )
     return World(
-        admin, rm, auditor, analyst, owner, counter, circle, holder, applicant, application, benefit
+        admin,
+        rm,
+        auditor,
+        analyst,
+        owner,
+        counter,
+        circle,
+        holder,
+        applicant,
+        application,
+        benefit,
+        visit,
     )
 
 

@@ -419,7 +419,9 @@ def test_audit_trail_filters_keep_what_was_chosen(
     assert field_error(bad.text, "audit-from") == "Give a day as YYYY-MM-DD, e.g. 2026-11-01."
     assert 'value="22/11/2026"' in bad.text
     backwards = client.get("/console/audit?from=2026-11-22&to=2026-11-01")
-    assert field_error(backwards.text, "audit-to") == "The last day comes on or after the first."
+    assert (
+        field_error(backwards.text, "audit-to") == "The last day must come on or after the first."
+    )
 
 
 def test_audit_trail_pages(client: TestClient, world: World, uow: UnitOfWork) -> None:

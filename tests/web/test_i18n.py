@@ -6,7 +6,9 @@ from __future__ import annotations
 import enum
 import importlib
 import pkgutil
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -157,6 +159,17 @@ def test_every_status_and_kind_has_words_to_translate() -> None:
         i18n.use_language("en")
     assert words("under_review") == "under review"
     assert words("not_a_code") == "not a code"
+
+
+def test_every_kind_of_object_in_the_audit_trail_has_words() -> None:
+    """The audit trail's object-type filter and rows word each kind (not `audit_visit`)."""
+    recorded = {
+        kind
+        for path in Path(beyondbank.__file__).parent.rglob("*.py")
+        for kind in re.findall(r'object_type="([a-z_]+)"', path.read_text())
+    }
+    assert {"application", "interaction", "audit_visit", "corrective_action"} <= recorded
+    assert sorted(recorded - set(WORDS)) == []
 
 
 def test_a_literal_percent_sign_is_not_a_placeholder() -> None:

@@ -38,6 +38,9 @@ CONSOLE_PAGES: list[tuple[str, set[Role]]] = [
     ("/console/settlement", APPLICATION_READERS),  # settlement:read
     ("/console/users", {ADMIN}),  # users:manage
     ("/console/audit", {ADMIN, AUDITOR}),
+    ("/console/audits", APPLICATION_READERS),  # visits:read
+    ("/console/audits/new", {ADMIN, AUDITOR}),  # visits:record
+    ("/console/audits/{visit}", APPLICATION_READERS),
 ]
 
 
@@ -47,6 +50,7 @@ def _path(template: str, world: World) -> str:
         holder=world.holder.public_id,
         application=world.application.public_id,
         benefit=world.benefit.public_id,
+        visit=world.visit.public_id,
     )
 
 

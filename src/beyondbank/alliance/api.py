@@ -1,4 +1,4 @@
-"""Alliance endpoints: taxonomy, branches, circles, merchants, admission, waitlists, members, relationships."""
+"""Alliance endpoints: taxonomy, branches, circles, merchants, admission, waitlists, members, relationships, audit visits."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AwareDatetime
 
 from beyondbank.alliance import (
     admission,
+    audits,
     circles,
     membership,
     merchants,
@@ -21,11 +23,14 @@ from beyondbank.alliance import (
 from beyondbank.alliance.models import (
     Application,
     ApplicationStatus,
+    AuditVisit,
     Branch,
     CardLink,
     Circle,
     CircleKind,
     CircleStatus,
+    CorrectiveAction,
+    CorrectiveActionStatus,
     Interaction,
     ManagerAssignment,
     Member,
@@ -35,6 +40,8 @@ from beyondbank.alliance.models import (
     MerchantLocation,
     MerchantStatus,
     MerchantTerminal,
+    VisitMode,
+    VisitOutcome,
     WaitlistEntry,
 )
 from beyondbank.alliance.service import (
@@ -50,6 +57,7 @@ from beyondbank.alliance.service import (
     held_seats,
     member_circles,
     merchant_by_id,
+    merchants_by_ids,
 )
 from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.core.authz import Permission, Principal, can
@@ -79,6 +87,9 @@ MemberWriter = Annotated[Principal, Depends(requires(P.MEMBERS_WRITE))]
 RelationshipReader = Annotated[Principal, Depends(requires(P.RELATIONSHIP_READ))]
 RelationshipWriter = Annotated[Principal, Depends(requires(P.RELATIONSHIP_WRITE))]
 ManagerAssigner = Annotated[Principal, Depends(requires(P.RELATIONSHIP_ASSIGN))]
+VisitReader = Annotated[Principal, Depends(requires(P.VISITS_READ))]
+VisitRecorder = Annotated[Principal, Depends(requires(P.VISITS_RECORD))]
+ActionCloser = Annotated[Principal, Depends(requires(P.VISITS_CLOSE))]
 
 
 def _customer(principal: CurrentPrincipal) -> Principal:
@@ -1095,3 +1106,185 @@ def follow_ups(
         limit=limit,
     )
     return Page(items=_interactions_out(uow, settings, rows), next_cursor=next_cursor)
+
+
+# -- mystery-shopper audit visits ------------------------------------------------------------
+
+
+def _actions_out(
+    uow: UoW, settings: Settings, actions: Sequence[CorrectiveAction]
+) -> list[schemas.CorrectiveActionOut]:
+    today = _bank_today(uow, settings)
+    closers = people.users_by_ids(uow, {a.closed_by_id for a in actions if a.closed_by_id})
+    merchant_rows = merchants_by_ids(uow, {a.merchant_id for a in actions})
+    return [
+        schemas.CorrectiveActionOut(
+            id=a.public_id,
+            visit_id=a.visit.public_id,
+            merchant_id=merchant_rows[a.merchant_id].public_id,
+            merchant_name=merchant_rows[a.merchant_id].trading_name,
+            description=a.description,
+            due_on=a.due_on,
+            status=a.status,
+            overdue=audits.is_overdue(a, today),
+            opened_at=a.opened_at,
+            closed_at=a.closed_at,
+            closed_by=(
+                schemas.ManagerRef(
+                    id=closers[a.closed_by_id].public_id, name=closers[a.closed_by_id].name
+                )
+                if a.closed_by_id
+                else None
+            ),
+            resolution=a.resolution,
+        )
+        for a in actions
+    ]
+
+
+def _visits_out(
+    uow: UoW, actor: Principal, settings: Settings, visits: Sequence[AuditVisit]
+) -> list[schemas.AuditVisitOut]:
+    """A merchant is not told who its auditor was (a mystery shopper stays anonymous), nor given
+    the auditor's own notes."""
+    auditors = (
+        {} if actor.is_org_bound else people.users_by_ids(uow, {v.auditor_id for v in visits})
+    )
+    merchant_rows = merchants_by_ids(uow, {v.merchant_id for v in visits})
+    actions = _actions_out(
+        uow, settings, [v.corrective_action for v in visits if v.corrective_action]
+    )
+    action_by_visit = {a.visit_id: a for a in actions}
+    return [
+        schemas.AuditVisitOut(
+            id=v.public_id,
+            merchant_id=merchant_rows[v.merchant_id].public_id,
+            merchant_name=merchant_rows[v.merchant_id].trading_name,
+            location_id=v.location.public_id,
+            location_name=v.location.name,
+            timezone=v.location.timezone,
+            auditor=(
+                schemas.ManagerRef(
+                    id=auditors[v.auditor_id].public_id, name=auditors[v.auditor_id].name
+                )
+                if v.auditor_id in auditors
+                else None
+            ),
+            mode=v.mode,
+            visited_at=v.visited_at,
+            staff_knew_programme=v.staff_knew_programme,
+            card_accepted=v.card_accepted,
+            signage_displayed=v.signage_displayed,
+            outcome=v.outcome,
+            items=[
+                schemas.AuditItemOut(
+                    description=i.description,
+                    currency=i.currency,
+                    public_price_minor=i.public_price_minor,
+                    alliance_price_minor=i.alliance_price_minor,
+                    benefit_honoured=i.benefit_honoured,
+                    beats_public_price=audits.beats_public_price(i),
+                )
+                for i in v.items
+            ],
+            notes=None if actor.is_org_bound else v.notes,
+            corrective_action=action_by_visit.get(v.public_id),
+            recorded_at=v.created_at,
+        )
+        for v in visits
+    ]
+
+
+@router.post("/audit-visits", response_model=schemas.AuditVisitOut, status_code=201)
+def record_visit(
+    body: schemas.AuditVisitIn, uow: UoW, settings: SettingsDep, actor: VisitRecorder
+) -> schemas.AuditVisitOut:
+    """Record a mystery-shopper or announced visit once made; the outcome follows from what was
+    found, and a visit that did not pass opens a corrective action."""
+    visit = audits.record_visit(uow, actor, body)
+    return _visits_out(uow, actor, settings, [visit])[0]
+
+
+@router.get("/audit-visits", response_model=Page[schemas.AuditVisitOut])
+def list_visits(
+    uow: UoW,
+    settings: SettingsDep,
+    actor: VisitReader,
+    merchant: Annotated[str | None, Query(description="One merchant's (merchant id)")] = None,
+    outcome: VisitOutcome | None = None,
+    mode: VisitMode | None = None,
+    auditor: Annotated[str | None, Query(description="One auditor's (user id)")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Visited at or after")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Visited before")] = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[schemas.AuditVisitOut]:
+    """Visits, latest recorded first; a merchant's own users see their merchant's only."""
+    filters = audits.VisitFilter(
+        merchant_id=get_merchant(uow, actor, merchant, field="query.merchant").id
+        if merchant
+        else None,
+        outcome=outcome,
+        mode=mode,
+        auditor_id=_user_id(uow, auditor, "query.auditor") if auditor else None,
+        since=since,
+        until=until,
+    )
+    rows, next_cursor = audits.list_visits(uow, actor, filters, cursor=cursor, limit=limit)
+    return Page(items=_visits_out(uow, actor, settings, rows), next_cursor=next_cursor)
+
+
+@router.get("/audit-visits/{visit_id}", response_model=schemas.AuditVisitOut)
+def read_visit(
+    visit_id: str, uow: UoW, settings: SettingsDep, actor: VisitReader
+) -> schemas.AuditVisitOut:
+    return _visits_out(uow, actor, settings, [audits.get_visit(uow, actor, visit_id)])[0]
+
+
+@router.get("/corrective-actions", response_model=Page[schemas.CorrectiveActionOut])
+def list_actions(
+    uow: UoW,
+    settings: SettingsDep,
+    actor: VisitReader,
+    merchant: Annotated[str | None, Query(description="One merchant's (merchant id)")] = None,
+    status: CorrectiveActionStatus | None = None,
+    overdue: Annotated[bool, Query(description="Only open ones past their date")] = False,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[schemas.CorrectiveActionOut]:
+    """Corrective actions opened by visits, oldest first; a merchant sees its own only."""
+    rows, next_cursor = audits.list_actions(
+        uow,
+        actor,
+        merchant_id=get_merchant(uow, actor, merchant, field="query.merchant").id
+        if merchant
+        else None,
+        status=status,
+        overdue=overdue,
+        today=_bank_today(uow, settings),
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page(items=_actions_out(uow, settings, rows), next_cursor=next_cursor)
+
+
+@router.get("/corrective-actions/{action_id}", response_model=schemas.CorrectiveActionOut)
+def read_action(
+    action_id: str, uow: UoW, settings: SettingsDep, actor: VisitReader
+) -> schemas.CorrectiveActionOut:
+    return _actions_out(uow, settings, [audits.get_action(uow, actor, action_id)])[0]
+
+
+@router.post("/corrective-actions/{action_id}/close", response_model=schemas.CorrectiveActionOut)
+def close_action(
+    action_id: str,
+    body: schemas.CorrectiveActionIn,
+    uow: UoW,
+    settings: SettingsDep,
+    actor: ActionCloser,
+) -> schemas.CorrectiveActionOut:
+    """The merchant's relationship manager closes the action, saying what was put right."""
+    action = audits.close_action(
+        uow, actor, audits.get_action(uow, actor, action_id), body.resolution
+    )
+    return _actions_out(uow, settings, [action])[0]

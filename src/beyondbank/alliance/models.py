@@ -512,3 +512,103 @@ class Interaction(IdMixin, Base):
     next_action_on: Mapped[date | None] = mapped_column(index=True)
     follow_up_done_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class VisitMode(StrEnum):
+    MYSTERY_SHOPPER = "mystery_shopper"  # anonymous: staff do not know they are being audited
+    ANNOUNCED = "announced"
+
+
+class VisitOutcome(StrEnum):
+    PASS = "pass"  # noqa: S105 (an outcome, not a password)
+    FINDINGS = "findings"
+    FAIL = "fail"
+
+
+class AuditVisit(IdMixin, Base):
+    """An auditor's visit to one of a merchant's locations, checking that alliance prices beat
+    public prices and that members get their benefits; recorded once the visit is over.
+
+    The outcome is computed from the items and observations (`alliance.audits.outcome_of`) and
+    stored, so that a later change of the rule does not rewrite past results.
+    """
+
+    __tablename__ = "audit_visits"
+    __table_args__ = (Index("ix_audit_visits_merchant_visited", "merchant_id", "visited_at"),)
+
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("merchant_locations.id"), index=True)
+    auditor_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    mode: Mapped[VisitMode] = mapped_column(str_enum(VisitMode))
+    visited_at: Mapped[datetime] = mapped_column(index=True)
+    # Observations: what the auditor saw besides the prices.
+    staff_knew_programme: Mapped[bool] = mapped_column(Boolean)
+    card_accepted: Mapped[bool] = mapped_column(Boolean)
+    signage_displayed: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[VisitOutcome] = mapped_column(str_enum(VisitOutcome), index=True)
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    location: Mapped[MerchantLocation] = relationship(lazy="joined")
+    items: Mapped[list[AuditItem]] = relationship(
+        back_populates="visit", lazy="selectin", order_by="AuditItem.position"
+    )
+    corrective_action: Mapped[CorrectiveAction | None] = relationship(
+        back_populates="visit", lazy="selectin"
+    )
+
+
+class AuditItem(Base):
+    """One thing the auditor bought or asked for on a visit: the public price seen, the alliance
+    price charged to the member, and whether the member benefit was honoured."""
+
+    __tablename__ = "audit_items"
+    __table_args__ = (
+        UniqueConstraint("visit_id", "position"),
+        CheckConstraint("public_price_minor >= 0", name="public_price_non_negative"),
+        CheckConstraint("alliance_price_minor >= 0", name="alliance_price_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("audit_visits.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    description: Mapped[str] = mapped_column(String(300))
+    currency: Mapped[str] = mapped_column(String(3))
+    public_price_minor: Mapped[int]
+    alliance_price_minor: Mapped[int]
+    benefit_honoured: Mapped[bool] = mapped_column(Boolean)
+
+    visit: Mapped[AuditVisit] = relationship(back_populates="items")
+
+
+class CorrectiveActionStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class CorrectiveAction(IdMixin, Base):
+    """What a merchant must put right after a visit with findings, by when; the merchant's
+    relationship manager closes it once done. One per visit that did not pass."""
+
+    __tablename__ = "corrective_actions"
+    __table_args__ = (
+        CheckConstraint(
+            "(status = 'open' AND closed_at IS NULL AND closed_by_id IS NULL)"
+            " OR (status = 'closed' AND closed_at IS NOT NULL AND closed_by_id IS NOT NULL"
+            " AND resolution IS NOT NULL)",
+            name="closed_has_closer",
+        ),
+        Index("ix_corrective_actions_open_due", "status", "due_on"),
+    )
+
+    visit_id: Mapped[int] = mapped_column(ForeignKey("audit_visits.id"), unique=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    description: Mapped[str] = mapped_column(Text)
+    due_on: Mapped[date]
+    status: Mapped[CorrectiveActionStatus] = mapped_column(str_enum(CorrectiveActionStatus))
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+    visit: Mapped[AuditVisit] = relationship(back_populates="corrective_action")

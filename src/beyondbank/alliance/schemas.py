@@ -29,15 +29,19 @@ from beyondbank.alliance.models import (
     ApplicationStatus,
     CircleKind,
     CircleStatus,
+    CorrectiveActionStatus,
     InteractionKind,
     KybStatus,
     MemberStatus,
     MerchantStatus,
     RequirementKind,
+    VisitMode,
+    VisitOutcome,
     WaitlistStatus,
 )
 from beyondbank.alliance.taxonomy import LifeDomain, taxonomy
 from beyondbank.core.i18n import _
+from beyondbank.core.money import POINTS, is_currency
 from beyondbank.core.passwords import check_password_strength
 
 # -- reusable field types ----------------------------------------------------------------------
@@ -735,3 +739,98 @@ class InteractionOut(BaseModel):
     next_action_on: date | None
     follow_up_done_at: datetime | None
     overdue: bool
+
+
+# -- mystery-shopper audit visits ------------------------------------------------------------
+
+MAX_VISIT_ITEMS = 20
+
+
+def _cash_currency(value: str) -> str:
+    code = value.upper()
+    if code == POINTS or not is_currency(code):
+        raise ValueError(_("%(value)r is not an ISO 4217 currency (e.g. GBP)", value=value))
+    return code
+
+
+CashCurrency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_cash_currency)]
+PriceMinor = Annotated[int, Field(ge=0, le=10**12, description="Minor units of the currency")]
+
+
+class AuditItemIn(Input):
+    """One thing bought or asked for on the visit, with the two prices seen."""
+
+    description: str = Field(min_length=1, max_length=300, description="What was bought or asked")
+    currency: CashCurrency
+    public_price_minor: PriceMinor = Field(description="The price anyone is charged")
+    alliance_price_minor: PriceMinor = Field(description="The price charged to the member")
+    benefit_honoured: bool = Field(description="Whether the member benefit was given as offered")
+
+
+class AuditVisitIn(Input):
+    merchant_id: PublicId
+    location_id: PublicId
+    mode: VisitMode
+    visited_at: AwareDatetime
+    staff_knew_programme: bool
+    card_accepted: bool = Field(description="The bank's member card was accepted for payment")
+    signage_displayed: bool = Field(description="The alliance's signage was on display")
+    items: list[AuditItemIn] = Field(min_length=1, max_length=MAX_VISIT_ITEMS)
+    notes: str | None = Field(default=None, min_length=1, max_length=10_000)
+    corrective_action: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4000,
+        description="What the merchant must put right; needed when the visit does not pass",
+    )
+    corrective_action_due_on: date | None = Field(
+        default=None, description="Defaults by the outcome: 7 days after a fail, 30 after findings"
+    )
+
+
+class AuditItemOut(BaseModel):
+    description: str
+    currency: str
+    public_price_minor: int
+    alliance_price_minor: int
+    benefit_honoured: bool
+    beats_public_price: bool
+
+
+class CorrectiveActionIn(Input):
+    resolution: str = Field(min_length=1, max_length=4000, description="What was put right")
+
+
+class CorrectiveActionOut(BaseModel):
+    id: str
+    visit_id: str
+    merchant_id: str
+    merchant_name: str
+    description: str
+    due_on: date
+    status: CorrectiveActionStatus
+    overdue: bool
+    opened_at: datetime
+    closed_at: datetime | None
+    closed_by: ManagerRef | None
+    resolution: str | None
+
+
+class AuditVisitOut(BaseModel):
+    id: str
+    merchant_id: str
+    merchant_name: str
+    location_id: str
+    location_name: str
+    timezone: str = Field(description="The location's IANA zone, in which to show `visited_at`")
+    auditor: ManagerRef | None = Field(description="Shown to the bank's staff only")
+    mode: VisitMode
+    visited_at: datetime
+    staff_knew_programme: bool
+    card_accepted: bool
+    signage_displayed: bool
+    outcome: VisitOutcome
+    items: list[AuditItemOut]
+    notes: str | None = Field(description="The auditor's notes: shown to the bank's staff only")
+    corrective_action: CorrectiveActionOut | None
+    recorded_at: datetime

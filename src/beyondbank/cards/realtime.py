@@ -202,7 +202,7 @@ def _message(rewards: list[Earned], merchant: str | None) -> str | None:
         return _(
             "You just earned %(points)s points at %(merchant)s.", points=points, merchant=merchant
         )
-    return _("You just earned  at %(merchant)s.", merchant=merchant)
+    return _("You just earned a reward at %(merchant)s.", merchant=merchant)
 
 
 class Callers:

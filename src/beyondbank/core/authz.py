@@ -54,7 +54,10 @@ class Permission(StrEnum):
     RELATIONSHIP_READ = "relationship:read"
     RELATIONSHIP_WRITE = "relationship:write"
     RELATIONSHIP_ASSIGN = "relationship:assign"  # who manages which merchant: the programme's call
-    AUDIT_READ = "audit:read"
+    AUDIT_READ = "audit:read"  # the audit trail of every change
+    VISITS_READ = "visits:read"  # mystery-shopper visits (a merchant: its own results)
+    VISITS_RECORD = "visits:record"  # record a visit made to a merchant: the auditors' one write
+    VISITS_CLOSE = "visits:close"  # close a visit's corrective action (the merchant's manager)
     USERS_MANAGE = "users:manage"
     CLIENTS_MANAGE = "clients:manage"
     STATS_READ = "stats:read"
@@ -97,6 +100,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REDEMPTIONS_READ,
             P.RELATIONSHIP_READ,
             P.RELATIONSHIP_WRITE,
+            P.VISITS_READ,
+            P.VISITS_CLOSE,
             P.STATS_READ,
             P.SETTLEMENT_READ,
             P.CARDS_READ,
@@ -118,6 +123,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.REDEMPTIONS_READ,
             P.RELATIONSHIP_READ,
             P.AUDIT_READ,
+            P.VISITS_READ,
+            P.VISITS_RECORD,  # the auditor's one write: everything else stays read-only
             P.STATS_READ,
             P.LEDGER_READ,
             P.PAYMENTS_READ,
@@ -157,6 +164,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.USERS_MANAGE,
             P.SETTLEMENT_READ,  # its own statements only: the service scopes it
             P.CARDS_READ,  # its own card-linked rewards only
+            P.VISITS_READ,  # its own visits' results only
         }
     ),
     Role.MERCHANT_STAFF: frozenset(
@@ -166,6 +174,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.BENEFITS_READ,
             P.REDEMPTIONS_READ,
             P.REDEMPTIONS_CREATE,
+            P.VISITS_READ,  # its own visits' results only
         }
     ),
     # A partner's people hold the shop's permissions only: nothing in the merchant areas, which

@@ -3,7 +3,8 @@
 The programme itself (branches, circles, merchants, members, benefits) goes through the program
 import, as a bank's would. What the import does not cover goes through the services: staff,
 merchant users and the bank app's API client; voucher redemptions at the counter over the six
-weeks since launch; the relationship managers' visits and calls, some follow-ups overdue.
+weeks since launch; the relationship managers' visits and calls, some follow-ups overdue; the
+auditor's mystery-shopper visits, one corrective action overdue.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from beyondbank.core.pagination import MAX_LIMIT
 from beyondbank.core.settings import Settings
 from beyondbank.core.tokens import code_step, member_code
 from beyondbank.core.uow import UnitOfWork, make_session_factory
+from beyondbank.demo.audits import populate_audits
 from beyondbank.demo.cards import populate_cards
 from beyondbank.demo.catalogue import FIRST_NAMES, LAST_NAMES, MERCHANT_USERS, STAFF, Person
 from beyondbank.demo.generate import (
@@ -220,9 +222,10 @@ def populate(
     )
     at.set(now)
     interactions = _relationship_log(factory, at, rng, staff, progress)
+    visits = populate_audits(factory, at, rng, progress)
 
     counts = dict(result.summary.counts)
-    counts.update({"redemptions": redeemed, "interactions": interactions})
+    counts.update({"redemptions": redeemed, "interactions": interactions, "audit visits": visits})
     counts.update(
         {
             "deposit accounts": money.deposit_accounts,

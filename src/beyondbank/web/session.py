@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
@@ -116,7 +117,7 @@ def staff_page(request: Request, principal: MaybeWebPrincipal) -> Principal:
     return principal
 
 
-def page_requires(permission: Permission):  # type: ignore[no-untyped-def]
+def page_requires(permission: Permission) -> Callable[[Principal], Principal]:
     def dependency(principal: Annotated[Principal, Depends(staff_page)]) -> Principal:
         if permission not in principal.permissions:
             raise Forbidden(

@@ -1,6 +1,6 @@
 """The bank staff's console: programme overview, circles, merchants, applications, benefits,
-relationships, card-linked runs, the descriptor review queue, settlement, users and roles, and the
-audit trail. Each page asks for the permission its API endpoint asks for."""
+relationships, mystery-shopper audit visits, card-linked runs, the descriptor review queue,
+settlement, users and roles, and the audit trail. Each page asks for the permission its API endpoint asks for."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from beyondbank.web.console import (
     applications,
     audit,
+    audits,
     benefits,
     cards,
     circles,
@@ -27,6 +28,7 @@ for module in (
     applications,
     benefits,
     relationships,
+    audits,
     cards,
     settlement,
     users,

@@ -1,10 +1,11 @@
 """Merchant pages: the list with filters, and a merchant's file (profile, locations and terminals,
 settlement account, contacts, seats, applications with each check, benefits, its relationship
-manager and interaction log), with the lifecycle, manager and interaction forms."""
+manager and interaction log, its audit visits with their findings charted), with the lifecycle,
+manager and interaction forms."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from beyondbank.alliance import admission, lifecycle, merchants, people, relationships
+from beyondbank.alliance import admission, audits, lifecycle, merchants, people, relationships
 from beyondbank.alliance import service as alliance
 from beyondbank.alliance.models import InteractionKind, KybStatus, Merchant, MerchantStatus
 from beyondbank.alliance.schemas import (
@@ -41,10 +42,11 @@ from beyondbank.web.console.guards import (
 )
 from beyondbank.web.console.params import choice, or_none
 from beyondbank.web.forms import Form, PostedForm, nested, validate
-from beyondbank.web.i18n import _
+from beyondbank.web.i18n import _, format_locale
 from beyondbank.web.pages import render
 from beyondbank.web.session import CsrfChecked, flash
 from beyondbank.web.templating import words
+from beyondbank.web.visits import findings_bars, visit_rows
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -154,6 +156,10 @@ def _merchant_page(
         "kyb_results": [KybStatus.PASSED, KybStatus.FAILED],
         "price_checks": {},
         "changes": [],
+        "visits": [],
+        "more_visits": False,
+        "visit_bars": [],
+        "visit_counts": {},
     }
     if can(principal, P.APPLICATIONS_READ):
         applications, _next = admission.list_applications(
@@ -185,6 +191,8 @@ def _merchant_page(
         logged, more = relationships.list_interactions(uow, merchant, cursor=None, limit=20)
         context["interactions"] = views.interaction_rows(uow, logged, today)
         context["more_interactions"] = more is not None
+    if can(principal, P.VISITS_READ):
+        context.update(_visits(uow, principal, merchant, today))
     if can(principal, P.AUDIT_READ):
         changes, _next = audit.trail(
             uow.session,
@@ -201,6 +209,25 @@ def _merchant_page(
     return render(
         request, "console/merchant.html", context, principal=principal, status_code=status_code
     )
+
+
+VISIT_ROWS = 10
+
+
+def _visits(
+    uow: UnitOfWork, principal: Principal, merchant: Merchant, today: date
+) -> dict[str, Any]:
+    """The merchant's latest visits, the findings at each (a chart, oldest first) and the count of
+    each outcome."""
+    latest, more = audits.list_visits(
+        uow, principal, audits.VisitFilter(merchant_id=merchant.id), cursor=None, limit=VISIT_ROWS
+    )
+    return {
+        "visits": visit_rows(uow, latest, today, show_auditor=True),
+        "more_visits": more is not None,
+        "visit_bars": findings_bars(audits.visit_history(uow, merchant), format_locale()),
+        "visit_counts": audits.outcome_counts(uow, merchant),
+    }
 
 
 @router.get("/merchants/{merchant_id}", response_class=HTMLResponse)

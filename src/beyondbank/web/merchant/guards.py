@@ -3,6 +3,7 @@ API endpoint requires (counter staff redeem; the admin also manages benefits and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends
@@ -15,7 +16,7 @@ from beyondbank.web.session import merchant_page
 P = Permission
 
 
-def merchant_requires(permission: Permission):  # type: ignore[no-untyped-def]
+def merchant_requires(permission: Permission) -> Callable[[Principal], Principal]:
     def dependency(principal: Annotated[Principal, Depends(merchant_page)]) -> Principal:
         if permission not in principal.permissions:
             raise Forbidden(
@@ -39,3 +40,4 @@ BenefitWriter = Annotated[Principal, Depends(merchant_requires(P.BENEFITS_WRITE)
 RewardReader = Annotated[Principal, Depends(merchant_requires(P.CARDS_READ))]
 StatementReader = Annotated[Principal, Depends(merchant_requires(P.SETTLEMENT_READ))]
 ProfileReader = Annotated[Principal, Depends(merchant_requires(P.MERCHANTS_READ))]
+VisitReader = Annotated[Principal, Depends(merchant_requires(P.VISITS_READ))]
