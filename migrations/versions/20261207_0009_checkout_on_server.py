@@ -4,18 +4,20 @@
 Each function does on the server what the Python code does on SQLite, with the same checks in the
 same order and the same locks in the same order; the Python side keeps every rule that needs no
 row (pricing, the bank's offers, the payloads, the fingerprints) and sends what it worked out.
-A function never decides an unusual case: it answers an outcome, the caller rolls its
-transaction back and the general Python path does the work instead, so there is one reference
-implementation of every refusal.
+A function never words an unusual case: it raises a SQLSTATE of its own (so that it wrote
+nothing, even when it is a transaction of its own) or answers that nothing was done, and the
+caller's general Python path then does the work, so there is one reference implementation of
+every refusal. The one exception is a sold-out product, common in a flash sale, which the
+caller words itself from the product the function names.
 
 - `shop_webhook_emit`: a partner event and one pending delivery per active endpoint that wants
   it, in one statement (the outbox of `commerce/webhooks/outbox.py`).
-- `shop_checkout_open`: the checkout's reads and its claim, in transaction 1: the partner, then
-  the `Idempotency-Key`'s claim (`INSERT … ON CONFLICT DO NOTHING`, holding its answer), then
-  the products with their price now and the customer's deposit account in the partner's
+- `shop_checkout_open`: the checkout's reads: the partner, whether the `Idempotency-Key` is
+  known, the products with their price now and the customer's deposit account in the partner's
   currency, as one JSON document.
-- `shop_checkout_place`: the rest of transaction 1: stock reserved product by product in id
-  order by the conditional UPDATE, the order, its lines, its first event and `order.created`.
+- `shop_checkout_place`: transaction 1's writes: the key's claim (`INSERT … ON CONFLICT DO
+  NOTHING`, holding its answer) first, stock reserved product by product in id order by the
+  conditional UPDATE, the order, its lines, its first event and `order.created`.
 - `shop_checkout_paid`: transaction 2: `pending_payment → paid` by the conditional UPDATE, the
   order's event and `order.paid`.
 - `bank_authorise_open`: the bank core's reads for an authorisation: whether the key is known,
@@ -60,43 +62,26 @@ CREATE FUNCTION shop_webhook_emit(
 $$
 """
 
-# 'partner' null: no such partner (nothing written). 'taken': the key was claimed before (by a
-# committed request: the insert waited for a concurrent one), nothing written: the caller asks
-# `idempotency.claim_within` what it answered. Otherwise 'claim' (the record's id, null without
-# a key), 'products' (public id, id, partner,
+# 'partner' null: no such partner. Otherwise 'known' (whether the key has a record already: the
+# caller asks `idempotency.claim_within` what it answered), 'products' (public id, id, partner,
 # sku, status, public price, client price; the prices null when none covers `p_at`) and
 # 'account' (id, public id; null when the customer has none in the partner's currency).
 _CHECKOUT_OPEN = """
 CREATE FUNCTION shop_checkout_open(
     p_partner varchar, p_customer bigint, p_products varchar[], p_at timestamptz,
-    p_scope varchar, p_key varchar, p_fingerprint varchar, p_locked_until timestamptz,
-    p_response jsonb
-) RETURNS jsonb LANGUAGE plpgsql AS $$
+    p_scope varchar, p_key varchar
+) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_partner record;
-    v_claim bigint;
 BEGIN
     SELECT id, public_id, currency INTO v_partner FROM partners WHERE public_id = p_partner;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('partner', NULL);
     END IF;
-    IF p_key IS NOT NULL THEN
-        INSERT INTO idempotency_records (
-            scope, key, fingerprint, state, locked_until, status_code, response, created_at,
-            completed_at
-        ) VALUES (
-            p_scope, p_key, p_fingerprint, 'completed', p_locked_until, 201, p_response, p_at, p_at
-        )
-        ON CONFLICT (scope, key) DO NOTHING
-        RETURNING id INTO v_claim;
-        IF v_claim IS NULL THEN
-            RETURN jsonb_build_object('partner', to_jsonb(v_partner), 'taken', true);
-        END IF;
-    END IF;
     RETURN jsonb_build_object(
         'partner', to_jsonb(v_partner),
-        'taken', false,
-        'claim', v_claim,
+        'known', p_key IS NOT NULL AND EXISTS (
+            SELECT 1 FROM idempotency_records WHERE scope = p_scope AND key = p_key),
         'products', coalesce((
             SELECT jsonb_agg(jsonb_build_array(
                 p.public_id, p.id, p.partner_id, p.sku, p.status, price.public_minor,
@@ -120,31 +105,47 @@ END
 $$
 """
 
-# Outcomes: 'placed' (`order_id` is the new order) and 'sold_out' (`sold_out` is the product
-# whose stock did not cover its quantity; the caller rolls back what was reserved before it).
+# The new order's id and the claim's. A refusal raises, so that the call writes nothing even
+# as a transaction of its own: SQLSTATE BS001 when a product's stock does not cover its quantity
+# (DETAIL: the product's id), BS002 when the key was claimed before (by a committed request: the
+# insert waited for a concurrent one).
 _CHECKOUT_PLACE = """
 CREATE FUNCTION shop_checkout_place(
-    p_public_id varchar, p_customer bigint, p_partner bigint, p_currency varchar,
+    p_scope varchar, p_key varchar, p_fingerprint varchar, p_locked_until timestamptz,
+    p_response jsonb, p_public_id varchar, p_customer bigint, p_partner bigint, p_currency varchar,
     p_goods bigint, p_saving bigint, p_protection bigint, p_total bigint,
     p_instalment_months bigint, p_instalment_plan jsonb, p_policy_ref varchar,
     p_address jsonb, p_now timestamptz, p_reserved_until timestamptz, p_actor varchar,
     p_reserve bigint[], p_reserve_quantities bigint[],
     p_products bigint[], p_quantities bigint[], p_units bigint[], p_public_units bigint[],
     p_event_id varchar, p_payload jsonb,
-    OUT outcome text, OUT order_id bigint, OUT sold_out bigint
+    OUT order_id bigint, OUT claim_id bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_i integer;
 BEGIN
+    -- The claim first, before any lock: a same-key request waits here for the first to end.
+    IF p_key IS NOT NULL THEN
+        INSERT INTO idempotency_records (
+            scope, key, fingerprint, state, locked_until, status_code, response, created_at,
+            completed_at
+        ) VALUES (
+            p_scope, p_key, p_fingerprint, 'completed', p_locked_until, 201, p_response, p_now,
+            p_now
+        )
+        ON CONFLICT (scope, key) DO NOTHING
+        RETURNING id INTO claim_id;
+        IF claim_id IS NULL THEN
+            RAISE EXCEPTION 'the Idempotency-Key was claimed before' USING ERRCODE = 'BS002';
+        END IF;
+    END IF;
     -- In product id order (the caller sends them sorted), like every writer of stock.
     FOR v_i IN 1 .. cardinality(p_reserve) LOOP
         UPDATE shop_products SET stock_reserved = stock_reserved + p_reserve_quantities[v_i]
         WHERE id = p_reserve[v_i] AND status = 'active'
           AND stock_on_hand - stock_reserved >= p_reserve_quantities[v_i];
         IF NOT FOUND THEN
-            outcome := 'sold_out';
-            sold_out := p_reserve[v_i];
-            RETURN;
+            RAISE EXCEPTION 'not enough stock' USING ERRCODE = 'BS001', DETAIL = p_reserve[v_i];
         END IF;
     END LOOP;
     INSERT INTO shop_orders (
@@ -169,7 +170,6 @@ BEGIN
     INSERT INTO shop_order_events (order_id, from_status, to_status, at, actor, note)
     VALUES (order_id, NULL, 'pending_payment', p_now, p_actor, NULL);
     PERFORM shop_webhook_emit(p_partner, 'order.created', p_event_id, p_payload, p_now);
-    outcome := 'placed';
 END
 $$
 """
@@ -229,10 +229,10 @@ CREATE FUNCTION bank_authorise_open(
 $$
 """
 
-# Outcomes: 'authorised' (`payment_id`, `operation_id` are the new rows), 'daily_limit' (the
-# day's usage would go over the limit), 'key_taken' (a concurrent call with the key committed
-# first) and the ledger's refusals ('refused', 'existing'); all but the first leave work to undo:
-# the caller rolls back.
+# The new payment's, operation's and hold's ids. Anything else raises SQLSTATE BK001 (the
+# message says what: the day's usage would go over the daily limit, a concurrent call with the
+# key committed first, the ledger refused the hold), so that the call writes nothing even as a
+# transaction of its own; the caller's general path then decides and words it.
 _AUTHORISE_HOLD = """
 CREATE FUNCTION bank_authorise_hold(
     p_account bigint, p_day date, p_amount bigint, p_daily_limit bigint,
@@ -246,8 +246,7 @@ CREATE FUNCTION bank_authorise_hold(
     p_ltx_details jsonb, p_ltx_accounts bigint[], p_ltx_currencies varchar[],
     p_ltx_amounts bigint[],
     p_actor_type varchar, p_actor_label varchar, p_actor_role varchar, p_audit_after jsonb,
-    OUT outcome text, OUT payment_id bigint, OUT operation_id bigint,
-    OUT hold_id bigint
+    OUT payment_id bigint, OUT operation_id bigint, OUT hold_id bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
     v_posted record;
@@ -258,16 +257,14 @@ BEGIN
     ON CONFLICT (deposit_account_id, day) DO UPDATE SET used_minor = u.used_minor + p_amount
     WHERE p_daily_limit IS NULL OR u.used_minor + p_amount <= p_daily_limit;
     IF NOT FOUND THEN
-        outcome := 'daily_limit';
-        RETURN;
+        RAISE EXCEPTION 'over the daily limit' USING ERRCODE = 'BK001';
     END IF;
     SELECT * INTO v_posted FROM ledger_post(
         p_ltx_public_id, p_ltx_key, p_ltx_fingerprint, p_ltx_kind, 'pending', p_ltx_description,
         p_ltx_counterparty, p_ltx_member, p_category, p_payment_public_id, NULL, NULL, p_now,
         p_now, p_requested_by, p_ltx_details, p_ltx_accounts, p_ltx_currencies, p_ltx_amounts);
     IF v_posted.outcome <> 'created' THEN
-        outcome := v_posted.outcome;
-        RETURN;
+        RAISE EXCEPTION USING ERRCODE = 'BK001', MESSAGE = 'the ledger: ' || v_posted.outcome;
     END IF;
     hold_id := v_posted.transaction_id;
     INSERT INTO payments (
@@ -290,8 +287,7 @@ BEGIN
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id INTO operation_id;
     IF operation_id IS NULL THEN
-        outcome := 'key_taken';
-        RETURN;
+        RAISE EXCEPTION 'the key was used by a concurrent call' USING ERRCODE = 'BK001';
     END IF;
     INSERT INTO audit_events (
         occurred_at, actor_type, actor_id, actor_label, actor_role, action, object_type,
@@ -300,7 +296,6 @@ BEGIN
         p_now, p_actor_type, p_requested_by, p_actor_label, p_actor_role, 'payment.authorised',
         'payment', p_payment_public_id, NULL, p_audit_after
     );
-    outcome := 'authorised';
 END
 $$
 """
@@ -309,9 +304,10 @@ _FUNCTIONS = {
     "shop_webhook_emit": ("bigint, character varying, character varying, jsonb, timestamptz"),
     "shop_checkout_open": (
         "character varying, bigint, character varying[], timestamptz, character varying, "
-        "character varying, character varying, timestamptz, jsonb"
+        "character varying"
     ),
     "shop_checkout_place": (
+        "character varying, character varying, character varying, timestamptz, jsonb, "
         "character varying, bigint, bigint, character varying, bigint, bigint, bigint, bigint, "
         "bigint, jsonb, character varying, jsonb, timestamptz, timestamptz, character varying, "
         "bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], character varying, jsonb"

@@ -28,14 +28,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, bindparam, case, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from beyondbank.alliance import service as alliance
@@ -140,7 +140,7 @@ class BankCoreGateway:
     ) -> PaymentResult:
         _check_key(key)
         _check_request(request)
-        fingerprint = _fingerprint(Op.AUTHORISE, asdict(request))
+        fingerprint = _fingerprint(Op.AUTHORISE, _fields(request))
         with self._unit() as uow:
             if uow.session.get_bind().dialect.name == "postgresql":
                 done = self._authorise_on_server(uow, request, key, fingerprint, actor)
@@ -235,11 +235,12 @@ class BankCoreGateway:
         fingerprint: str,
         actor: Principal,
     ) -> PaymentResult | None:
-        """The usual authorisation in two calls (PostgreSQL). None when it is not the usual case:
-        a known key, an unknown account or payee, a payable account not opened yet, a decline,
-        a concurrent call with the key; the caller then rolls back whatever was done and takes
-        the general path, which decides and words every such case."""
-        connection = uow.session.connection()
+        """The usual authorisation in two calls (PostgreSQL), the second all or nothing: reads,
+        then the writes. None when it is not the usual case, with nothing written: a known key,
+        an unknown account or payee, a payable account not opened yet, a decline, a concurrent
+        call with the key; the caller then takes the general path, which decides and words
+        every such case."""
+        connection = uow.single_statements()
         payable_code = ledger.account_code(
             OwnerKind(request.payee_kind.value), request.payee_id, "payable", request.currency
         )
@@ -318,46 +319,49 @@ class BankCoreGateway:
             "operation_id": operation_ref,
             "amount_minor": request.amount_minor,
         }
-        outcome = connection.execute(
-            _AUTHORISE_HOLD,
-            {
-                "account": account.id,
-                "day": self.day_of(now),
-                "amount": request.amount_minor,
-                "daily_limit": account.daily_limit_minor,
-                "payment": payment_ref,
-                "payee_kind": request.payee_kind.value,
-                "payee": request.payee_id,
-                "currency": request.currency,
-                "reference": request.reference,
-                "category": request.category,
-                "description": request.description,
-                "now": now,
-                "expires_at": view.expires_at,
-                "operation": operation_ref,
-                "key": key,
-                "fingerprint": fingerprint,
-                "requested_by": actor.public_id,
-                "result": json.dumps(view.as_json()),
-                "ltx": hold_ref,
-                "ltx_key": draft.key,
-                "ltx_fingerprint": ledger.fingerprint_of(draft),
-                "ltx_kind": str(draft.kind),
-                "ltx_description": draft.description,
-                "ltx_counterparty": draft.counterparty,
-                "ltx_member": draft.member,
-                "ltx_details": json.dumps(dict(draft.details)),
-                "ltx_accounts": [leg.account_id for leg in draft.legs],
-                "ltx_currencies": [leg.amount.currency for leg in draft.legs],
-                "ltx_amounts": [leg.signed for leg in draft.legs],
-                "actor_type": actor.kind,
-                "actor_label": actor.label,
-                "actor_role": actor.role.value if actor.role else None,
-                "after": json.dumps(after),
-            },
-        ).scalar_one()
-        if outcome != "authorised":
-            return None
+        try:
+            connection.execute(
+                _AUTHORISE_HOLD,
+                {
+                    "account": account.id,
+                    "day": self.day_of(now),
+                    "amount": request.amount_minor,
+                    "daily_limit": account.daily_limit_minor,
+                    "payment": payment_ref,
+                    "payee_kind": request.payee_kind.value,
+                    "payee": request.payee_id,
+                    "currency": request.currency,
+                    "reference": request.reference,
+                    "category": request.category,
+                    "description": request.description,
+                    "now": now,
+                    "expires_at": view.expires_at,
+                    "operation": operation_ref,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "requested_by": actor.public_id,
+                    "result": json.dumps(view.as_json()),
+                    "ltx": hold_ref,
+                    "ltx_key": draft.key,
+                    "ltx_fingerprint": ledger.fingerprint_of(draft),
+                    "ltx_kind": str(draft.kind),
+                    "ltx_description": draft.description,
+                    "ltx_counterparty": draft.counterparty,
+                    "ltx_member": draft.member,
+                    "ltx_details": json.dumps(dict(draft.details)),
+                    "ltx_accounts": [leg.account_id for leg in draft.legs],
+                    "ltx_currencies": [leg.amount.currency for leg in draft.legs],
+                    "ltx_amounts": [leg.signed for leg in draft.legs],
+                    "actor_type": actor.kind,
+                    "actor_label": actor.label,
+                    "actor_role": actor.role.value if actor.role else None,
+                    "after": json.dumps(after),
+                },
+            )
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _NOT_USUAL:
+                return None
+            raise
         operation = OperationView(
             id=operation_ref,
             kind=Op.AUTHORISE,
@@ -725,6 +729,12 @@ def _refuse_closed_payer(uow: UnitOfWork, payment: Payment) -> None:
 # -- rows ----------------------------------------------------------------------------------------
 
 
+def _fields(request: AuthoriseRequest) -> dict[str, Any]:
+    """The request's fields by name, as `dataclasses.asdict` gives them for its scalar fields
+    (without its deep copy of each), so the fingerprint is the same."""
+    return {f.name: getattr(request, f.name) for f in fields(request)}
+
+
 def _fingerprint(operation: OperationKind, request: Mapping[str, Any]) -> str:
     canonical = json.dumps(
         {"operation": operation.value, **request},
@@ -1029,11 +1039,13 @@ def operation_view(
 
 # -- the usual authorisation on PostgreSQL (migration 0009) ----------------------------------------
 
+# The SQLSTATE `bank_authorise_hold` raises for what is not the usual case (migration 0009).
+_NOT_USUAL = "BK001"
 _AUTHORISE_OPEN = text(
     "SELECT bank_authorise_open(:key, :account, :payee_kind, :payee, :payable_code)"
 )
 _AUTHORISE_HOLD = text(
-    "SELECT outcome FROM bank_authorise_hold("
+    "SELECT payment_id FROM bank_authorise_hold("
     "CAST(:account AS BIGINT), CAST(:day AS DATE), CAST(:amount AS BIGINT), "
     "CAST(:daily_limit AS BIGINT), :payment, :payee_kind, :payee, :currency, :reference, "
     ":category, :description, :now, :expires_at, :operation, :key, :fingerprint, "

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, inspect, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import make_transient_to_detached
 
 from beyondbank.commerce import service as commerce
@@ -46,6 +47,7 @@ from beyondbank.core.errors import (
     InvalidInput,
     InvalidTransition,
     NotFound,
+    Problem,
     invalid,
 )
 from beyondbank.core.i18n import _
@@ -565,18 +567,21 @@ def _place_on_server(
     fingerprint: str,
     lock_seconds: int,
 ) -> tuple[Placed, idempotency.Claim | None] | None:
-    """Transaction 1 of a "buy now" checkout without a group buy, in two calls (PostgreSQL,
-    not committed): `shop_checkout_open` reads the partner, claims the key (holding its answer,
-    as `idempotency.claim_within` does) and reads the products, their prices now and the
-    customer's account; the lines are priced and checked here as `_place` does; then
-    `shop_checkout_place` reserves the stock in product id order and writes the order, its
-    lines, its event and `order.created`. None when it is not the usual case (an unknown
-    partner, a key used before), with nothing written: the general path then decides."""
+    """Transaction 1 of a "buy now" checkout without a group buy, in two calls (PostgreSQL):
+    `shop_checkout_open` reads the partner, whether the key is known, the products with their
+    prices now and the customer's account; the lines are priced and checked here as `_place`
+    does; then `shop_checkout_place` claims the key (holding its answer, as
+    `idempotency.claim_within` does), reserves the stock in product id order and writes the
+    order, its lines, its event and `order.created`, all or nothing. None when it is not the
+    usual case, with nothing written: an unknown partner, a key used before, and with a key
+    any refusal but a sold-out product (the general path claims the key first, so that a
+    replay wins over a refusal); the general path then decides."""
     if key is not None:
         idempotency.check_key(key)
     now = uow.clock.now()
     order_id = new_public_id("ord")
-    connection = uow.session.connection()
+    scope = f"shop-checkout:{actor.public_id}"
+    connection = uow.single_statements()
     opened = connection.execute(
         _CHECKOUT_OPEN,
         {
@@ -584,29 +589,20 @@ def _place_on_server(
             "customer": customer_id,
             "products": sorted({item.product_id for item in data.items}),
             "at": now,
-            "scope": f"shop-checkout:{actor.public_id}",
+            "scope": scope,
             "key": key,
-            "fingerprint": fingerprint,
-            "locked_until": now + timedelta(seconds=lock_seconds),
-            "response": json.dumps({"order_id": order_id}),
         },
     ).scalar_one()
     partner = opened["partner"]
-    if partner is None or opened["taken"]:
+    if partner is None or opened["known"]:
         return None
     currency = partner["currency"]
-    expected = _expected_total(data, currency)
-    for index, item in enumerate(data.items):
-        if item.quantity <= 0:
-            raise invalid(f"body.items.{index}.quantity", _("must be at least 1"))
-    offers = {
-        row[0]: checkout.Offer(row[1], row[2], row[3], row[4] == "active", _prices(row[5], row[6]))
-        for row in opened["products"]
-    }
-    priced = checkout.price_offers(partner["id"], data.items, offers, field="body.items")
-    goods, saving, protection, total = _totals(priced, data, currency, expected)
-    if opened["account"] is None:
-        raise _no_account(currency)
+    try:
+        priced, (goods, saving, protection, total) = _priced_on_server(data, partner, opened)
+    except Problem:
+        if key is not None:
+            return None
+        raise
     order = Order(
         public_id=order_id,
         customer_id=customer_id,
@@ -647,41 +643,72 @@ def _place_on_server(
     # As `checkout.reserve` takes them: one quantity per product, in product id order.
     reserve = dict(sorted({p.product_id: p.quantity for p in priced}.items()))
     event_id, payload = _event(order, "order.created", lines, sku, now)
-    placed = connection.execute(
-        _CHECKOUT_PLACE,
-        {
-            "public_id": order_id,
-            "customer": customer_id,
-            "partner": partner["id"],
-            "currency": currency,
-            "goods": goods,
-            "saving": saving,
-            "protection": protection,
-            "total": total,
-            "instalment_months": data.instalment_months,
-            "instalment_plan": _json_or_null(order.instalment_plan),
-            "policy_ref": order.protection_policy_ref,
-            "address": json.dumps(data.shipping_address),
-            "now": now,
-            "reserved_until": order.reserved_until,
-            "actor": _who(actor),
-            "reserve": list(reserve),
-            "reserve_quantities": list(reserve.values()),
-            "products": [line.product_id for line in lines],
-            "quantities": [line.quantity for line in lines],
-            "units": [line.unit_minor for line in lines],
-            "public_units": [line.public_unit_minor for line in lines],
-            "event_id": event_id,
-            "payload": payload,
-        },
-    ).one()
-    if placed.outcome == "sold_out":
-        raise checkout.sold_out(sku[placed.sold_out], reserve[placed.sold_out])
+    try:
+        placed = connection.execute(
+            _CHECKOUT_PLACE,
+            {
+                "scope": scope,
+                "key": key,
+                "fingerprint": fingerprint,
+                "locked_until": now + timedelta(seconds=lock_seconds),
+                "response": json.dumps({"order_id": order_id}),
+                "public_id": order_id,
+                "customer": customer_id,
+                "partner": partner["id"],
+                "currency": currency,
+                "goods": goods,
+                "saving": saving,
+                "protection": protection,
+                "total": total,
+                "instalment_months": data.instalment_months,
+                "instalment_plan": _json_or_null(order.instalment_plan),
+                "policy_ref": order.protection_policy_ref,
+                "address": json.dumps(data.shipping_address),
+                "now": now,
+                "reserved_until": order.reserved_until,
+                "actor": _who(actor),
+                "reserve": list(reserve),
+                "reserve_quantities": list(reserve.values()),
+                "products": [line.product_id for line in lines],
+                "quantities": [line.quantity for line in lines],
+                "units": [line.unit_minor for line in lines],
+                "public_units": [line.public_unit_minor for line in lines],
+                "event_id": event_id,
+                "payload": payload,
+            },
+        ).one()
+    except DBAPIError as exc:
+        refusal = getattr(exc.orig, "sqlstate", None)
+        if refusal == _SOLD_OUT:
+            product_id = int(exc.orig.diag.message_detail)  # type: ignore[union-attr]
+            raise checkout.sold_out(sku[product_id], reserve[product_id]) from None
+        if refusal == _CLAIMED_BEFORE:
+            return None
+        raise
     order.id = placed.order_id
     for line in lines:
         line.order_id = order.id
-    claim = None if key is None else idempotency.Claim(opened["claim"])
-    return Placed(order, opened["account"][1], partner["public_id"], lines, sku), claim
+    claim = None if key is None else idempotency.Claim(placed.claim_id)
+    return Placed(order, str(opened["account"][1]), partner["public_id"], lines, sku), claim
+
+
+def _priced_on_server(
+    data: CheckoutIn, partner: dict[str, Any], opened: dict[str, Any]
+) -> tuple[list[Priced], tuple[int, int, int, int]]:
+    """The lines priced and checked from what `shop_checkout_open` read, as `_place` does."""
+    expected = _expected_total(data, partner["currency"])
+    for index, item in enumerate(data.items):
+        if item.quantity <= 0:
+            raise invalid(f"body.items.{index}.quantity", _("must be at least 1"))
+    offers = {
+        row[0]: checkout.Offer(row[1], row[2], row[3], row[4] == "active", _prices(row[5], row[6]))
+        for row in opened["products"]
+    }
+    priced = checkout.price_offers(partner["id"], data.items, offers, field="body.items")
+    totals = _totals(priced, data, partner["currency"], expected)
+    if opened["account"] is None:
+        raise _no_account(partner["currency"])
+    return priced, totals
 
 
 def _prices(public_minor: int | None, client_minor: int | None) -> tuple[int, int] | None:
@@ -706,7 +733,7 @@ def _event(
 def _paid_on_server(
     uow: UnitOfWork, actor: Principal, placed: Placed, payment_id: str, captured_minor: int
 ) -> bool:
-    """Transaction 2 of a checkout in one call (PostgreSQL, not committed): `pending_payment →
+    """Transaction 2 of a checkout in one call (PostgreSQL): `pending_payment →
     paid` by the conditional UPDATE, the order's event and `order.paid`. False, with nothing
     written, when the order is no longer waiting for its payment."""
     order = placed.order
@@ -717,7 +744,7 @@ def _paid_on_server(
     order.reserved_until, order.updated_at = None, now
     event_id, payload = _event(order, "order.paid", placed.lines, placed.sku, now)
     moved = (
-        uow.session.connection()
+        uow.single_statements()
         .execute(
             _CHECKOUT_PAID,
             {
@@ -738,13 +765,15 @@ def _paid_on_server(
     return bool(moved)
 
 
+# SQLSTATEs of `shop_checkout_place`'s refusals (migration 0009).
+_SOLD_OUT, _CLAIMED_BEFORE = "BS001", "BS002"
 _CHECKOUT_OPEN = text(
     "SELECT shop_checkout_open(:partner, CAST(:customer AS BIGINT), "
-    "CAST(:products AS VARCHAR[]), :at, :scope, :key, :fingerprint, :locked_until, "
-    "CAST(:response AS JSONB))"
-).bindparams(bindparam("at", type_=UTCDateTime()), bindparam("locked_until", type_=UTCDateTime()))
+    "CAST(:products AS VARCHAR[]), :at, :scope, :key)"
+).bindparams(bindparam("at", type_=UTCDateTime()))
 _CHECKOUT_PLACE = text(
-    "SELECT outcome, order_id, sold_out FROM shop_checkout_place(:public_id, "
+    "SELECT order_id, claim_id FROM shop_checkout_place(:scope, :key, :fingerprint, "
+    ":locked_until, CAST(:response AS JSONB), :public_id, "
     "CAST(:customer AS BIGINT), CAST(:partner AS BIGINT), :currency, CAST(:goods AS BIGINT), "
     "CAST(:saving AS BIGINT), CAST(:protection AS BIGINT), CAST(:total AS BIGINT), "
     "CAST(:instalment_months AS BIGINT), CAST(:instalment_plan AS JSONB), :policy_ref, "
@@ -753,7 +782,9 @@ _CHECKOUT_PLACE = text(
     "CAST(:quantities AS BIGINT[]), CAST(:units AS BIGINT[]), CAST(:public_units AS BIGINT[]), "
     ":event_id, CAST(:payload AS JSONB))"
 ).bindparams(
-    bindparam("now", type_=UTCDateTime()), bindparam("reserved_until", type_=UTCDateTime())
+    bindparam("locked_until", type_=UTCDateTime()),
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("reserved_until", type_=UTCDateTime()),
 )
 _CHECKOUT_PAID = text(
     "SELECT shop_checkout_paid(CAST(:order AS BIGINT), CAST(:partner AS BIGINT), :payment_ref, "
@@ -880,13 +911,14 @@ def confirm_paid(
     move is the same conditional UPDATE from `pending_payment` either way, so an order cancelled
     meanwhile (its reservation expired) is a 409 and the payment is compensated; its lines cannot
     have changed while it waited for its payment (nothing ships before it is paid)."""
-    if placed is not None and _on_server(uow):
+    if placed is not None and inspect(placed.order).transient:  # placed by `_place_on_server`
         if _paid_on_server(uow, actor, placed, payment_id, captured_minor):
             uow.commit()
             # The caller gets the order as a row of its session, as from the general path,
             # without reading it back: every column is known.
             make_transient_to_detached(placed.order)
             uow.session.add(placed.order)
+            uow.commit()  # no statement: it ends the transaction `add` began, keeping the row
             return placed.order
         uow.rollback()  # no longer waiting for its payment: the general path says why
         placed = None
