@@ -5,6 +5,10 @@ during the call: (1) reserve stock, price and create the order `pending_payment`
 bank has authorised, mark it `paid`. The order decides who wins: a payment is voided or refunded
 only once its order is irrevocably cancelled, and an order becomes paid only with an approved
 authorisation, so no payment is ever kept without an order and no order is paid without a payment.
+
+On PostgreSQL the usual checkout ("buy now", no group buy) runs the same steps as calls of the
+functions of migration 0009 (`_place_on_server`, `_paid_on_server`), each a transaction of its own;
+anything unusual, the cart and group buys take the general path, which also runs on SQLite.
 """
 
 from __future__ import annotations
