@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0009"
+# 0008 is being written on another branch: this revision follows it once both are merged.
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
