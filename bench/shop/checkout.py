@@ -21,7 +21,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import text
 
 from bench import loadgen
@@ -123,10 +122,12 @@ def calls(partner: str, products: list[str], tokens: list[str], count: int) -> l
     ]
 
 
-def status_of(response: httpx.Response) -> str:
-    if response.status_code in (200, 201):
-        return str(response.json().get("status", ""))
-    return str(response.json().get("type", "")) if response.content else ""
+def status_of(status: int, body: bytes) -> str:
+    """An order's status, or a problem's type."""
+    if not body:
+        return ""
+    answer = json.loads(body)
+    return str(answer.get("status", "") if status in (200, 201) else answer.get("type", ""))
 
 
 def consistency() -> dict[str, int]:
@@ -178,7 +179,7 @@ def main() -> None:
     try:
         loadgen.drive(PORT, batch[: args.warmup], min(args.rate, 100.0), status_of)
         answers, elapsed = loadgen.drive(
-            PORT, batch[args.warmup :], args.rate, status_of, stats=generator
+            PORT, batch[args.warmup :], args.rate, status_of, stats=generator, server=server
         )
     finally:
         loadgen.stop(server)
@@ -186,6 +187,10 @@ def main() -> None:
         **loadgen.figures(answers, elapsed, args.rate),
         "server_workers": args.workers,
         **generator,
+        **{
+            f"{name.removesuffix('_s')}_ms_each": round(seconds * 1000 / len(answers), 2)
+            for name, seconds in generator.items()
+        },
         **consistency(),
     }
     for key, value in figures.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from beyondbank.core.clock import Clock
@@ -45,6 +46,17 @@ class UnitOfWork:
 
     def rollback(self) -> None:
         self.session.rollback()
+
+    def single_statements(self) -> Connection:
+        """The session's connection with every statement a transaction of its own (autocommit),
+        for work done in single calls of database functions, each all or nothing: no `BEGIN`
+        and `COMMIT` round trips. Only when no transaction is under way and the session has an
+        engine of its own; otherwise (a test's shared connection) the usual connection, where
+        the calls commit with `commit` as usual."""
+        session = self.session
+        if isinstance(session.get_bind(), Engine) and not session.in_transaction():
+            return session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return session.connection()
 
     def fresh(self) -> UnitOfWork:
         """A second, independent unit of work on the same database and clock."""

@@ -17,6 +17,10 @@ they queue rather than deadlock:
 A decline rolls the attempt back and then records the declined payment and its operation in a
 transaction of its own, so the bank sees its declines; the caller gets a result with
 `approved=False`, never an exception.
+
+On PostgreSQL the usual authorisation (a new key, a known account and payee, approved) takes two
+calls, `bank_authorise_open` and `bank_authorise_hold` (migration 0009), with the same checks
+and locks in the same order; anything else rolls back and takes the general path below.
 """
 
 from __future__ import annotations
@@ -24,14 +28,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, select, update
+from sqlalchemy import ColumnElement, bindparam, case, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from beyondbank.alliance import service as alliance
@@ -39,6 +43,7 @@ from beyondbank.commerce import service as commerce
 from beyondbank.core import audit
 from beyondbank.core.authz import SYSTEM, Principal
 from beyondbank.core.clock import Clock
+from beyondbank.core.db import UTCDateTime
 from beyondbank.core.errors import (
     Conflict,
     FieldError,
@@ -56,7 +61,7 @@ from beyondbank.identity.models import Customer
 from beyondbank.ledger import chart
 from beyondbank.ledger import service as ledger
 from beyondbank.ledger.chart import Kind
-from beyondbank.ledger.models import LedgerTransaction, OwnerKind
+from beyondbank.ledger.models import AccountType, LedgerTransaction, OwnerKind
 from beyondbank.payments.gateway import (
     AuthoriseRequest,
     DeclineCode,
@@ -135,8 +140,14 @@ class BankCoreGateway:
     ) -> PaymentResult:
         _check_key(key)
         _check_request(request)
-        fingerprint = _fingerprint(Op.AUTHORISE, asdict(request))
+        fingerprint = _fingerprint(Op.AUTHORISE, _fields(request))
         with self._unit() as uow:
+            if uow.session.get_bind().dialect.name == "postgresql":
+                done = self._authorise_on_server(uow, request, key, fingerprint, actor)
+                if done is not None:
+                    uow.commit()
+                    return done
+                uow.rollback()
             replayed = _replay(uow, key, fingerprint)
             if replayed is not None:
                 return replayed
@@ -215,6 +226,154 @@ class BankCoreGateway:
             before=None,
             known=(account.public_id, {held.transaction.id: held.transaction.public_id}),
         )
+
+    def _authorise_on_server(
+        self,
+        uow: UnitOfWork,
+        request: AuthoriseRequest,
+        key: str,
+        fingerprint: str,
+        actor: Principal,
+    ) -> PaymentResult | None:
+        """The usual authorisation in two calls (PostgreSQL), the second all or nothing: reads,
+        then the writes. None when it is not the usual case, with nothing written: a known key,
+        an unknown account or payee, a payable account not opened yet, a decline, a concurrent
+        call with the key; the caller then takes the general path, which decides and words
+        every such case."""
+        connection = uow.single_statements()
+        payable_code = ledger.account_code(
+            OwnerKind(request.payee_kind.value), request.payee_id, "payable", request.currency
+        )
+        found = connection.execute(
+            _AUTHORISE_OPEN,
+            {
+                "key": key,
+                "account": request.account_id,
+                "payee_kind": request.payee_kind.value,
+                "payee": request.payee_id,
+                "payable_code": payable_code,
+            },
+        ).scalar_one()
+        payer, payable = found["account"], found["payable"]
+        if found["known"] or payer is None or not found["payee"]:
+            return None
+        if payable is None or payable[1] != AccountType.LIABILITY.value or payable[2] is not None:
+            return None  # `chart.payable` opens it (or refuses one of another kind)
+        account = DepositAccount(
+            id=payer["id"],
+            public_id=payer["public_id"],
+            status=DepositStatus(payer["status"]),
+            currency=payer["currency"],
+            per_payment_limit_minor=payer["per_payment_limit_minor"],
+            daily_limit_minor=payer["daily_limit_minor"],
+        )
+        try:
+            _decline_on_account(account, request)
+        except _Declined:
+            return None
+        now = uow.clock.now()
+        payment_ref, operation_ref = new_public_id("pay"), new_public_id("pop")
+        money = Money(request.amount_minor, request.currency)
+        draft = ledger.Draft(
+            key=f"payment:{payment_ref}:hold",
+            kind=Kind.SALE,
+            legs=(
+                ledger.Leg.debit(payer["ledger_account_id"], money),
+                ledger.Leg.credit(payable[0], money),
+            ),
+            description=request.description or f"Payment to {request.payee_id}",
+            counterparty=request.payee_id,
+            member=payer["customer_ref"],
+            category=request.category,
+            reference=payment_ref,
+            details={"order_reference": request.reference} if request.reference else {},
+        )
+        ledger.check_draft(draft)
+        hold_ref = new_public_id("ltx")
+        view = PaymentView(
+            id=payment_ref,
+            account_id=payer["public_id"],
+            status=S.AUTHORISED,
+            payee_kind=request.payee_kind,
+            payee_id=request.payee_id,
+            currency=request.currency,
+            amount_minor=request.amount_minor,
+            captured_minor=0,
+            refunded_minor=0,
+            decline_code=None,
+            decline_message=None,
+            reference=request.reference,
+            category=request.category,
+            description=request.description,
+            hold_transaction_id=hold_ref,
+            capture_transaction_id=None,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + self._ttl,
+            resolved_at=None,
+        )
+        after = {
+            "status": S.AUTHORISED.value,
+            "captured_minor": 0,
+            "refunded_minor": 0,
+            "operation_id": operation_ref,
+            "amount_minor": request.amount_minor,
+        }
+        try:
+            connection.execute(
+                _AUTHORISE_HOLD,
+                {
+                    "account": account.id,
+                    "day": self.day_of(now),
+                    "amount": request.amount_minor,
+                    "daily_limit": account.daily_limit_minor,
+                    "payment": payment_ref,
+                    "payee_kind": request.payee_kind.value,
+                    "payee": request.payee_id,
+                    "currency": request.currency,
+                    "reference": request.reference,
+                    "category": request.category,
+                    "description": request.description,
+                    "now": now,
+                    "expires_at": view.expires_at,
+                    "operation": operation_ref,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "requested_by": actor.public_id,
+                    "result": json.dumps(view.as_json()),
+                    "ltx": hold_ref,
+                    "ltx_key": draft.key,
+                    "ltx_fingerprint": ledger.fingerprint_of(draft),
+                    "ltx_kind": str(draft.kind),
+                    "ltx_description": draft.description,
+                    "ltx_counterparty": draft.counterparty,
+                    "ltx_member": draft.member,
+                    "ltx_details": json.dumps(dict(draft.details)),
+                    "ltx_accounts": [leg.account_id for leg in draft.legs],
+                    "ltx_currencies": [leg.amount.currency for leg in draft.legs],
+                    "ltx_amounts": [leg.signed for leg in draft.legs],
+                    "actor_type": actor.kind,
+                    "actor_label": actor.label,
+                    "actor_role": actor.role.value if actor.role else None,
+                    "after": json.dumps(after),
+                },
+            )
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _NOT_USUAL:
+                return None
+            raise
+        operation = OperationView(
+            id=operation_ref,
+            kind=Op.AUTHORISE,
+            amount_minor=request.amount_minor,
+            currency=request.currency,
+            outcome=Outcome.APPROVED,
+            decline_code=None,
+            ledger_transaction_id=hold_ref,
+            requested_by=actor.public_id,
+            created_at=now,
+        )
+        return PaymentResult(view, operation, replayed=False)
 
     def _record_decline(
         self,
@@ -570,6 +729,12 @@ def _refuse_closed_payer(uow: UnitOfWork, payment: Payment) -> None:
 # -- rows ----------------------------------------------------------------------------------------
 
 
+def _fields(request: AuthoriseRequest) -> dict[str, Any]:
+    """The request's fields by name, as `dataclasses.asdict` gives them for its scalar fields
+    (without its deep copy of each), so the fingerprint is the same."""
+    return {f.name: getattr(request, f.name) for f in fields(request)}
+
+
 def _fingerprint(operation: OperationKind, request: Mapping[str, Any]) -> str:
     canonical = json.dumps(
         {"operation": operation.value, **request},
@@ -870,3 +1035,26 @@ def operation_view(
         requested_by=operation.requested_by,
         created_at=operation.created_at,
     )
+
+
+# -- the usual authorisation on PostgreSQL (migration 0009) ----------------------------------------
+
+# The SQLSTATE `bank_authorise_hold` raises for what is not the usual case (migration 0009).
+_NOT_USUAL = "BK001"
+_AUTHORISE_OPEN = text(
+    "SELECT bank_authorise_open(:key, :account, :payee_kind, :payee, :payable_code)"
+)
+_AUTHORISE_HOLD = text(
+    "SELECT payment_id FROM bank_authorise_hold("
+    "CAST(:account AS BIGINT), CAST(:day AS DATE), CAST(:amount AS BIGINT), "
+    "CAST(:daily_limit AS BIGINT), :payment, :payee_kind, :payee, :currency, :reference, "
+    ":category, :description, :now, :expires_at, :operation, :key, :fingerprint, "
+    ":requested_by, CAST(:result AS JSONB), :ltx, :ltx_key, :ltx_fingerprint, :ltx_kind, "
+    ":ltx_description, :ltx_counterparty, :ltx_member, CAST(:ltx_details AS JSONB), "
+    "CAST(:ltx_accounts AS BIGINT[]), CAST(:ltx_currencies AS VARCHAR[]), "
+    "CAST(:ltx_amounts AS BIGINT[]), :actor_type, :actor_label, :actor_role, "
+    "CAST(:after AS JSONB))"
+).bindparams(
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("expires_at", type_=UTCDateTime()),
+)

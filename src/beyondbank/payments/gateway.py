@@ -16,7 +16,7 @@ what is left to refund (`Conflict`, 409).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -176,7 +176,8 @@ class PaymentView:
         return self.captured_minor - self.refunded_minor
 
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Field by field: every field is a scalar (`dataclasses.asdict` would deep-copy each).
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         for name, value in data.items():
             if isinstance(value, datetime):
                 data[name] = value.isoformat()

@@ -8,7 +8,7 @@ of the same products queue on the row locks instead of deadlocking.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +40,23 @@ class Wanted:
 
 @dataclass(frozen=True, slots=True)
 class Priced:
-    product: Product
+    product_id: int
+    sku: str
     quantity: int
     unit_minor: int
     public_unit_minor: int
     campaign_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A product as a checkout sees it: whose it is, whether it is on sale, its prices now."""
+
+    id: int
+    partner_id: int
+    sku: str
+    active: bool
+    prices: tuple[int, int] | None  # (public_minor, client_minor) now; None: no price now
 
 
 def products_by_public_ids(uow: UnitOfWork, public_ids: Iterable[str]) -> dict[str, Product]:
@@ -58,30 +70,52 @@ def products_by_public_ids(uow: UnitOfWork, public_ids: Iterable[str]) -> dict[s
 def price_lines(
     uow: UnitOfWork, partner: Partner, wanted: Sequence[Wanted], *, field: str
 ) -> list[Priced]:
-    """Each line at its bank-client price now; every unknown, foreign or unpriced product is a
-    field error (all of them at once), so bad input writes nothing."""
+    """Each line at its bank-client price now (see `price_offers`)."""
     products = products_by_public_ids(uow, (w.product_id for w in wanted))
     prices = catalog.prices_now(uow, (p.id for p in products.values()), uow.clock.now())
+    offers = {
+        public_id: Offer(
+            p.id, p.partner_id, p.sku, p.status is ProductStatus.ACTIVE, prices.get(p.id)
+        )
+        for public_id, p in products.items()
+    }
+    return price_offers(partner.id, wanted, offers, field=field)
+
+
+def price_offers(
+    partner_id: int, wanted: Sequence[Wanted], offers: Mapping[str, Offer], *, field: str
+) -> list[Priced]:
+    """Each line at its bank-client price now; every unknown, foreign or unpriced product is a
+    field error (all of them at once), so bad input writes nothing."""
     errors: list[FieldError] = []
     priced: list[Priced] = []
     for index, item in enumerate(wanted):
         where = f"{field}.{index}.product_id"
-        product = products.get(item.product_id)
-        if product is None or product.partner_id != partner.id:
+        offer = offers.get(item.product_id)
+        if offer is None or offer.partner_id != partner_id:
             errors.append(
                 FieldError(
                     where, _("no product %(product_id)r in this shop", product_id=item.product_id)
                 )
             )
             continue
-        if product.status is not ProductStatus.ACTIVE or product.id not in prices:
+        if not offer.active or offer.prices is None:
             errors.append(FieldError(where, _("not for sale now")))
             continue
-        public_minor, client_minor = prices[product.id]
-        priced.append(Priced(product, item.quantity, client_minor, public_minor, item.campaign_id))
+        public_minor, client_minor = offer.prices
+        priced.append(
+            Priced(offer.id, offer.sku, item.quantity, client_minor, public_minor, item.campaign_id)
+        )
     if errors:
         raise InvalidInput(_("Some lines cannot be bought."), errors=errors)
     return priced
+
+
+def sold_out(sku: str, n: int) -> SoldOut:
+    return SoldOut(
+        _("Not enough of %(sku)s left for %(n)s.", sku=sku, n=n),
+        extra={"limit": "stock", "sku": sku},
+    )
 
 
 def reserve(uow: UnitOfWork, quantities: dict[int, int], sku_of: dict[int, str]) -> None:
@@ -100,10 +134,7 @@ def reserve(uow: UnitOfWork, quantities: dict[int, int], sku_of: dict[int, str])
             .execution_options(synchronize_session=False)
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
-            raise SoldOut(
-                _("Not enough of %(sku)s left for %(n)s.", sku=sku_of[product_id], n=n),
-                extra={"limit": "stock", "sku": sku_of[product_id]},
-            )
+            raise sold_out(sku_of[product_id], n)
 
 
 def release(uow: UnitOfWork, quantities: dict[int, int]) -> None:
@@ -181,6 +212,13 @@ def partner_payload(
         lines = lines_of(uow, order)
     if sku is None:
         sku = skus(uow, lines)
+    return partner_payload_of(order, lines, sku)
+
+
+def partner_payload_of(
+    order: Order, lines: Sequence[OrderLine], sku: dict[int, str]
+) -> dict[str, Any]:
+    """`partner_payload` from the order, its lines and their SKUs as the caller has them."""
     return {
         "order_id": order.public_id,
         "status": order.status.value,
