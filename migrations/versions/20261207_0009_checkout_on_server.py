@@ -30,7 +30,7 @@ The shop's functions touch only the shop's tables and the bank's only the bank's
 ledger's: the bank core stays an adapter behind `PaymentGateway` that a bank can replace.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 
 from collections.abc import Sequence
@@ -38,8 +38,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0009"
-# 0008 is being written on another branch: this revision follows it once both are merged.
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
