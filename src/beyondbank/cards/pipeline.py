@@ -1,5 +1,6 @@
 """The columnar stages of a card run that need no database: staging a feed file (validate,
-quarantine, keep the first row of each txn_id, sort by time) and writing the rewards file.
+quarantine, keep the first row of each txn_id, set aside what cannot earn, sort the rest by
+time) and writing the rewards file.
 
 A run on the database (`service.run_file`) and the benchmark of the pure pipeline
 (`bench/cards/pipeline.py`) call the same functions, so what is measured is what runs.
@@ -45,8 +46,8 @@ OTHER = pl.Schema(
 
 
 def token_hashes(tokens: pl.Series) -> pl.Series:
-    """The hashes `stage` sorts purchases by: a purchase whose card token hashes to none of
-    these cannot earn. (A collision only keeps a purchase for the engine, which compares the
+    """The hashes `stage` tells members' cards by: a purchase whose card token hashes to none
+    of these cannot earn. (A collision only keeps a purchase for the engine, which compares the
     tokens themselves.)"""
     return tokens.to_frame("card_token").select(_TOKEN_HASH).to_series().unique()
 
