@@ -13,6 +13,7 @@ from beyondbank.alliance.schemas import InteractionIn
 from beyondbank.core.authz import Role
 from beyondbank.core.uow import UnitOfWork
 from tests import factories as f
+from tests.translated import chinese
 from tests.web.conftest import World
 from tests.web.pages import field_error, sign_in, submit, text_of
 
@@ -206,3 +207,18 @@ def test_bank_admin_assigns_a_manager_from_the_relationships_page(
     current = relationships.current_assignment(uow, world.applicant)
     assert current is not None
     assert current.manager_id == nia.id
+
+
+def test_the_interaction_kinds_are_offered_in_the_viewers_language(
+    client: TestClient, world: World
+) -> None:
+    sign_in(client, world.rm)
+    form = client.get(
+        f"/console/merchants/{world.holder.public_id}/interactions/new",
+        headers={"Accept-Language": "zh-CN"},
+    ).text
+    options = dict(
+        re.findall(r'type="radio" name="kind" value="(\w+)"[^>]*> ([^<]+)</label>', form)
+    )
+    assert options["training_salon"] == chinese("training salon")
+    assert options["visit"] == chinese("visit")

@@ -296,8 +296,8 @@ def change_status(
         _(
             "%(name)s moved from %(before)s to %(after)s.",
             name=merchant.trading_name,
-            before=before.value.replace("_", " "),
-            after=data.to.value.replace("_", " "),
+            before=words(before),
+            after=words(data.to),
         ),
     )
     return RedirectResponse(f"/console/merchants/{merchant.public_id}", status_code=303)
@@ -323,7 +323,7 @@ def record_kyb(
         merchants.record_kyb(uow, principal, merchant, result=data.result, note=data.note)
     except Problem as problem:
         return _refused(request, uow, settings, principal, merchant, form, problem)
-    flash(request, _("KYB result recorded: %(result)s.", result=data.result.value))
+    flash(request, _("KYB result recorded: %(result)s.", result=words(data.result)))
     return RedirectResponse(f"/console/merchants/{merchant.public_id}#verification", 303)
 
 
@@ -408,7 +408,7 @@ def _interaction_form(
         {
             "merchant": merchant,
             "form": form,
-            "kinds": [(k.value, k.value.replace("_", " ").capitalize()) for k in InteractionKind],
+            "kinds": [(k.value, words(k).capitalize()) for k in InteractionKind],
         },
         principal=principal,
         status_code=status_code,

@@ -33,6 +33,7 @@ from beyondbank.web.i18n import N_, _
 from beyondbank.web.merchant.guards import BenefitReader, BenefitWriter
 from beyondbank.web.pages import render
 from beyondbank.web.session import CsrfChecked, flash
+from beyondbank.web.templating import words
 
 router = APIRouter(prefix="/merchant", include_in_schema=False)
 
@@ -350,7 +351,7 @@ def _not_editable(request: Request, benefit: Benefit) -> Response:
         _(
             "%(title)s is %(status)s: only a draft or a rejected benefit can be edited.",
             title=benefit.title,
-            status=benefit.status.value.replace("_", " "),
+            status=words(benefit.status),
         ),
         "error",
     )
