@@ -52,18 +52,17 @@ class Answer:
 Label = Callable[[int, bytes], str]
 
 
-def serve(port: int, workers: int, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """The API under uvicorn with `workers` processes on one TCP socket (`run_server`); returns
-    once it answers its health check."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.loadgen",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
+def serve(
+    port: int, workers: int, env: Mapping[str, str], *, plain: bool = False
+) -> subprocess.Popen[bytes]:
+    """The API under uvicorn with `workers` processes on one TCP socket (`run_server`), or with
+    the uvicorn command line as it is (`plain`); returns once it answers its health check."""
+    command = [sys.executable, "-m", "bench.loadgen", "--port", str(port)]
+    command += ["--workers", str(workers)]
+    if plain:
+        uvicorn = Path(sys.executable).with_name("uvicorn")
+        command = [str(uvicorn), "beyondbank.api:create_app", "--factory", "--port", str(port)]
+        command += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
     server = subprocess.Popen(command, env={**os.environ, **env})  # noqa: S603 - our own server
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
