@@ -2,20 +2,18 @@
 
 Generates a feed file for a made-up alliance (100 merchants, 150k member cards, the
 generator's realistic mix: non-alliance merchants, non-member cards, noisy descriptors,
-refunds, chargebacks, duplicates, bad rows), then times, in this process:
+refunds, chargebacks, duplicates, bad rows), then times, in this process, `cards.stream.run`:
+reading and validating the file (bad rows to the quarantine file), keeping the first row of each
+txn_id, setting aside the purchases no member's card made, resolving merchants (terminals, then
+fuzzy descriptors), matching in time order with the state threaded from batch to batch
+(`engine.match`, `engine.advance`) and writing the rewards file as Parquet and CSV. These
+overlap: a worker thread stages the next chunk while the last one's rows are matched.
 
-1. staging: read and validate the file, quarantine bad rows, keep the first row of each txn_id,
-   set aside the purchases no member's card made, sort the rest by (txn_time, txn_id)
-   (`cards.pipeline.stage`, given the members' cards as a run on the database is);
-2. resolving merchants (terminals, then fuzzy descriptors) and matching, chunk by chunk, with
-   the state threaded from chunk to chunk (`engine.match`, `engine.advance`);
-3. writing the rewards file as Parquet and CSV (`cards.pipeline.write_rewards`).
-
-End to end = 1 + 2 + 3, per row read; CPU time (user and system, all threads) beside it. The
+End to end is all of it, per row read; CPU time (user and system, all threads) beside it. The
 reference implementation (`oracle.match`) is timed on a sample of the resolved rows in the same
 run; both are checked to agree on the sample. The reference's end to end is this run's with the
-reference in the engine's place: staging, resolution and the files as measured, and the rows the
-engine matched at the reference's rate on the sample. Peak memory is the process's maximum
+reference in the engine's place: the rows the engine matched at the reference's rate on the
+sample instead of the engine's. Peak memory is the process's maximum
 resident set. Ledger posting is measured by `bench.ledger` (the bulk path), not here. Run each
 size in a fresh process; `--feed PATH` keeps the generated feed for the next run.
 """
@@ -28,7 +26,6 @@ import multiprocessing
 import resource
 import tempfile
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +33,7 @@ from typing import Any
 import polars as pl
 
 from bench.cards.engine import build_programme
-from beyondbank.cards import engine, frames, generate, oracle, pipeline
+from beyondbank.cards import engine, frames, generate, oracle, stream
 from beyondbank.cards.frames import Programme, State
 from beyondbank.cards.resolution import Resolver
 
@@ -82,29 +79,6 @@ def resolver_for(w: generate.World) -> Resolver:
     return Resolver(terminals=terminals, mappings=mappings, merchants=merchants)
 
 
-def _relevant(program: Programme, state: State) -> tuple[Programme, State]:
-    """Keep the state a later chunk's rules can read, as a database run loads it per chunk:
-    earlier purchases only at merchants with a new-to-merchant benefit, counters only of
-    benefits with a member limit (grants stay: any refund may name them)."""
-    benefits = program.benefits
-    newcomers = benefits.filter(pl.col("new_to_merchant_days").is_not_null())["merchant_id"]
-    limited = benefits.filter(pl.col("member_limit").is_not_null())["benefit_id"]
-    return program, State(
-        usage=state.usage.filter(pl.col("benefit_id").is_in(limited.implode())),
-        prior_purchases=state.prior_purchases.filter(
-            pl.col("merchant_id").is_in(newcomers.implode())
-        ),
-        grants=state.grants,
-    )
-
-
-def _named_by(state: State, chunk: pl.DataFrame) -> State:
-    """The grants a chunk's refunds and chargebacks name, as a database run reads per chunk
-    (`programme.state_for`); the counters and earlier purchases are already pruned."""
-    originals = chunk.get_column("original_txn_id").drop_nulls().implode()
-    return replace(state, grants=state.grants.filter(pl.col("txn_id").is_in(originals)))
-
-
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -134,46 +108,36 @@ def run(
     generated = time.perf_counter() - started
     w = world()
     program = programme_for(w)
-    state = State()
     resolver = resolver_for(w)
     rss_before = _rss_mib()
 
     cpu0 = _cpu_s()
     t0 = time.perf_counter()
-    members = pipeline.token_hashes(program.cards.get_column("card_token"))
-    staged, counts = pipeline.stage(
-        path, folder, folder / "quarantine.csv", chunk_rows=chunk_rows, members=members
-    )
-    t1 = time.perf_counter()
-    staged_peak = _rss_mib()
-    parts = folder / "rewards"
-    parts.mkdir()
-    rewards = matched = 0
-    resolving = matching = 0.0
-    first_resolved: pl.DataFrame | None = None
-    for index, chunk in enumerate(staged.chunks(chunk_rows)):
-        r0 = time.perf_counter()
-        resolved = resolver.resolve(chunk).resolved
-        r1 = time.perf_counter()
-        if first_resolved is None:
-            first_resolved = resolved.head(sample)
-        outcome = engine.match(resolved, program, _named_by(state, chunk))
-        program, state = _relevant(*engine.advance(program, state, outcome))
-        resolving, matching = resolving + r1 - r0, matching + time.perf_counter() - r1
-        outcome.rewards.write_parquet(parts / f"{index:06d}.parquet")
-        rewards += outcome.rewards.height
-        matched += chunk.height
-    t2 = time.perf_counter()
-    pipeline.write_rewards(
-        parts, folder / "rewards.parquet", folder / "rewards.csv", frames.REWARDS
+    first: list[pl.DataFrame] = []
+
+    def keep_sample(resolved: pl.DataFrame, outcome: object) -> None:
+        if not first:
+            first.append(resolved.head(sample))
+
+    result = stream.run(
+        path,
+        folder,
+        folder / "quarantine.csv",
+        (folder / "rewards.parquet", folder / "rewards.csv"),
+        programme=program,
+        resolver=resolver,
+        chunk_rows=chunk_rows,
+        on_batch=keep_sample,
     )
     t3 = time.perf_counter()
     cpu = tuple(after - before for after, before in zip(_cpu_s(), cpu0, strict=True))
     end_to_end = t3 - t0
+    counts = result.counts
+    first_resolved = first[0]
 
-    # The reference implementation on a sample of the same resolved rows, same programme.
+    # The engine and the reference implementation on a sample of the same resolved rows, same
+    # programme, fresh state.
     reference = programme_for(w)
-    assert first_resolved is not None
     e0 = time.perf_counter()
     fast = engine.match(first_resolved, reference, State())
     e1 = time.perf_counter()
@@ -181,21 +145,19 @@ def run(
     e2 = time.perf_counter()
     agree = fast.rewards.equals(slow.rewards)
     oracle_per_row = (e2 - e1) / first_resolved.height
-    # The reference in the engine's place: the same staging, resolution and files around it,
-    # the rows the engine matched matched at the reference's rate on the sample.
-    reference_match = oracle_per_row * matched
-    reference_end_to_end = end_to_end - matching + reference_match
+    engine_per_row = (e1 - e0) / first_resolved.height
+    # The reference in the engine's place: this run, with the rows the engine matched taking
+    # the reference's time on the sample instead of the engine's.
+    reference_match = oracle_per_row * result.matched
+    reference_end_to_end = end_to_end - engine_per_row * result.matched + reference_match
     return {
         "rows": rows,
         "format": fmt,
         "chunk_rows": chunk_rows,
         "file_mib": round(path.stat().st_size / 2**20, 1),
         "generate_s": round(generated, 2),
-        "stage_s": round(t1 - t0, 2),
-        "resolve_match_s": round(t2 - t1, 2),
-        "resolve_s": round(resolving, 2),
-        "match_s": round(matching, 2),
-        "write_rewards_s": round(t3 - t2, 2),
+        "streamed": result.streamed,
+        "batches": result.batches,
         "end_to_end_s": round(end_to_end, 2),
         "rows_per_s": round(rows / end_to_end),
         "cpu_user_s": round(cpu[0], 2),
@@ -203,11 +165,10 @@ def run(
         "accepted": counts.accepted,
         "quarantined": counts.quarantined,
         "duplicates": counts.duplicates,
-        "set_aside": staged.other_rows,
-        "matched_rows": matched,
-        "reward_rows": rewards,
+        "set_aside": result.set_aside,
+        "matched_rows": result.matched,
+        "reward_rows": result.rewards,
         "peak_rss_mib": round(max(_rss_mib(), rss_before)),
-        "peak_rss_staging_mib": round(staged_peak),
         "sample_rows": first_resolved.height,
         "engine_sample_rows_per_s": round(first_resolved.height / (e1 - e0)),
         "oracle_rows_per_s": round(1 / oracle_per_row),

@@ -356,7 +356,8 @@ def _read_parquet(path: Path, chunk_rows: int) -> Iterator[FeedChunk]:
         yield _validate_parquet_part(part, schema, first_line=offset + 2)
 
 
-def _as_text(column: str, dtype: pl.DataType) -> pl.Expr:
+def as_text(column: str, dtype: pl.DataType) -> pl.Expr:
+    """A Parquet column as the text a CSV feed would hold (the rules read text)."""
     value = pl.col(column)
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
@@ -369,7 +370,7 @@ def _as_text(column: str, dtype: pl.DataType) -> pl.Expr:
 
 
 def _validate_parquet_part(part: pl.DataFrame, schema: pl.Schema, first_line: int) -> FeedChunk:
-    fields = part.select(_as_text(c, schema[c]).alias(c) for c in frames.FEED_COLUMNS)
+    fields = part.select(as_text(c, schema[c]).alias(c) for c in frames.FEED_COLUMNS)
     table = fields.with_columns(
         line=pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64()),
         # A Parquet row has no text of its own: quarantined rows get theirs rebuilt as CSV.

@@ -9,8 +9,10 @@ A run on the database (`service.run_file`) and the benchmark of the pure pipelin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -28,9 +30,22 @@ class Counts:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
+T = TypeVar("T")
 ORDER = ["txn_time", "txn_id"]
-_HASH = pl.col("txn_id").hash(seed=1).alias("hash")
 _TOKEN_HASH = pl.col("card_token").hash(seed=2)
+
+
+def txn_hash(txn_id: pl.Expr) -> pl.Expr:
+    """The 64-bit hash repeated txn_ids are found by (then confirmed on the txn_ids)."""
+    return txn_id.hash(seed=1).alias("hash")
+
+
+def can_earn(members: pl.Series) -> pl.Expr:
+    """A row that may earn or claw back: a refund or chargeback, or a purchase made with a card
+    whose token hashes to one of `members` (`token_hashes`)."""
+    return (pl.col("type") != frames.PURCHASE) | _TOKEN_HASH.is_in(members.implode())
+
+
 # What a run keeps of a purchase no member's card made: enough to record it as seen (each
 # txn_id counts once, ever) and to be a refund's original; it can earn nothing.
 OTHER = pl.Schema(
@@ -129,6 +144,23 @@ def _merge(runs: list[Path], slice_rows: int) -> Iterator[pl.DataFrame]:
         yield pl.concat(out).sort(ORDER)
 
 
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """The same items, the next one made on a worker thread while the caller works on this one.
+
+    Polars lets go of the GIL while it works, so reading and validating the next chunk of a
+    feed runs on the second core while this one is split, written and its descriptors
+    resolved. One item ahead at most: memory grows by one chunk, not by the file."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as worker:
+        upcoming: Future[T] = worker.submit(next, items)
+        while True:
+            try:
+                item = upcoming.result()
+            except StopIteration:
+                return
+            upcoming = worker.submit(next, items)
+            yield item
+
+
 def stage(
     path: Path,
     work: Path,
@@ -137,6 +169,7 @@ def stage(
     chunk_rows: int = 1_000_000,
     members: pl.Series | None = None,
     on_rows: Callable[[int], None] = lambda n: None,
+    on_accepted: Callable[[pl.DataFrame], None] = lambda rows: None,
 ) -> tuple[Staged, Counts]:
     """Read and validate the feed: bad rows to the quarantine file, the accepted ones staged.
 
@@ -150,7 +183,10 @@ def stage(
     chunk is sorted and written as a run (uncompressed Arrow IPC, several times faster than
     Parquet) and the runs are merged as they are read (`Staged.chunks`), so memory stays near
     two chunks whatever the file's size. Repeated txn_ids are found by a 64-bit hash of every
-    txn_id kept in memory (16 bytes a row) and confirmed by the txn_ids themselves."""
+    txn_id kept in memory (16 bytes a row) and confirmed by the txn_ids themselves.
+
+    `on_accepted` is given each chunk's rows that can earn, in file order, while the next
+    chunk is read: a run resolves their descriptors then, on the core staging leaves free."""
     counts = Counts()
     held: list[pl.DataFrame] = []
     held_rows = 0
@@ -159,26 +195,24 @@ def stage(
     hashes: list[pl.DataFrame] = []
     with quarantine.open("w", encoding="utf-8", newline="") as bad:
         bad.write("line,reason,raw\n")
-        for chunk in feed.read_feed(path, chunk_rows=chunk_rows):
+        for chunk in read_ahead(feed.read_feed(path, chunk_rows=chunk_rows)):
             counts.quarantined += chunk.quarantined.height
             counts.rows_read += chunk.rows
-            _count_reasons(counts.reasons, chunk.quarantined)
+            count_reasons(counts.reasons, chunk.quarantined)
             if chunk.quarantined.height:
                 chunk.quarantined.write_csv(bad, include_header=False)
-            accepted = chunk.accepted.with_columns(_HASH)
+            accepted = chunk.accepted.with_columns(txn_hash(pl.col("txn_id")))
             counts.accepted += accepted.height
             hashes.append(accepted.select("hash", "line"))
             if members is not None and accepted.height:
-                can_earn = (pl.col("type") != frames.PURCHASE) | _TOKEN_HASH.is_in(
-                    members.implode()
-                )
-                flags = accepted.select(can_earn).to_series()
+                flags = accepted.select(can_earn(members)).to_series()
                 other = accepted.filter(~flags).select(OTHER.names())
                 if other.height:
                     others.append(work / f"other-{len(others):06d}.arrow")
                     other.write_ipc(others[-1], compression="uncompressed")
                 accepted = accepted.filter(flags)
             if accepted.height:
+                on_accepted(accepted)
                 held.append(accepted)
                 held_rows += accepted.height
             if runs or held_rows > chunk_rows:
@@ -234,7 +268,7 @@ def _later_rows_of_repeated_ids(
     return candidates.filter(~pl.col("txn_id").is_first_distinct()).get_column("line")
 
 
-def _count_reasons(reasons: dict[str, int], quarantined: pl.DataFrame) -> None:
+def count_reasons(reasons: dict[str, int], quarantined: pl.DataFrame) -> None:
     if not quarantined.height:
         return
     kinds = quarantined.select(pl.col("reason").str.split(":").list.first().alias("kind"))

@@ -515,24 +515,17 @@ class Resolver:
 
     # -- frames -----------------------------------------------------------------------------------
 
+    def learn(self, transactions: pl.DataFrame) -> None:
+        """Match ahead the descriptors of these rows that no terminal resolves, so that
+        resolving the rows later (in another order, another chunk) only looks answers up."""
+        self._resolve_distinct(self._descriptors(self._by_terminal(transactions)))
+
     def resolve(self, transactions: pl.DataFrame) -> Resolution:
         """The transactions with frames.RESOLUTION appended, and the descriptors to review."""
-        tx = frames.conform(transactions, frames.TRANSACTIONS, "transactions")
-        tx = tx.join(
-            self._specific,
-            on=["acquirer_merchant_id", "terminal_id"],
-            how="left",
-            maintain_order="left",
-        ).join(self._any_terminal, on="acquirer_merchant_id", how="left", maintain_order="left")
+        tx = self._by_terminal(transactions)
         by_terminal = pl.col("_t_merchant").is_not_null() | pl.col("_a_merchant").is_not_null()
         specific = pl.col("_t_merchant").is_not_null()
-
-        distinct = (
-            tx.filter(~by_terminal & pl.col("acceptor_name_location").is_not_null())
-            .group_by("acceptor_name_location", "mcc", maintain_order=True)
-            .agg(pl.len().cast(pl.Int64).alias("transactions"))
-        )
-        by_descriptor, review = self._resolve_distinct(distinct)
+        by_descriptor, review = self._resolve_distinct(self._descriptors(tx))
         tx = tx.join(
             by_descriptor, on=["acceptor_name_location", "mcc"], how="left", maintain_order="left"
         )
@@ -553,6 +546,26 @@ class Resolver:
             pl.when(by_terminal).then(pl.lit(1.0)).otherwise("_d_confidence").alias("confidence"),
         )
         return Resolution(frames.conform(resolved, frames.RESOLVED, "resolved"), review)
+
+    def _by_terminal(self, transactions: pl.DataFrame) -> pl.DataFrame:
+        """The transactions with the merchant and location their terminal stands for, if any."""
+        tx = frames.conform(transactions, frames.TRANSACTIONS, "transactions")
+        return tx.join(
+            self._specific,
+            on=["acquirer_merchant_id", "terminal_id"],
+            how="left",
+            maintain_order="left",
+        ).join(self._any_terminal, on="acquirer_merchant_id", how="left", maintain_order="left")
+
+    @staticmethod
+    def _descriptors(tx: pl.DataFrame) -> pl.DataFrame:
+        """The distinct (descriptor, MCC) of the rows no terminal resolved, with their counts."""
+        by_terminal = pl.col("_t_merchant").is_not_null() | pl.col("_a_merchant").is_not_null()
+        return (
+            tx.filter(~by_terminal & pl.col("acceptor_name_location").is_not_null())
+            .group_by("acceptor_name_location", "mcc", maintain_order=True)
+            .agg(pl.len().cast(pl.Int64).alias("transactions"))
+        )
 
     def _resolve_distinct(self, distinct: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Per distinct (descriptor, MCC): the merchant it resolves to, and the review rows."""

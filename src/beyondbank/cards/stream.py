@@ -1,0 +1,363 @@
+"""A card feed matched in memory, start to finish, against one programme: what the file earns.
+
+Staging, resolution and matching overlap: a worker thread reads, validates and splits the next
+chunk of the file and resolves its descriptors while this thread matches rows already known to
+come first. A clearing file is (nearly) in time order, and a first pass over its txn_time
+column alone tells, for every chunk, the earliest instant any later chunk holds (its floor):
+rows before a chunk's floor can be matched as soon as that chunk is read, because nothing still
+unread can come before them. A file too far out of order to be held that way is staged whole
+and merged from sorted runs, as a database run stages it (`pipeline.stage`).
+
+Nothing is posted and nothing is recorded as seen: that is the database run's work
+(`service.run_file`), which shares the staging, the resolver and the engine. The benchmark of
+the card pipeline (`bench/cards/pipeline.py`) runs this, so what is measured is what runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import polars as pl
+
+from beyondbank.cards import engine, feed, frames, pipeline
+from beyondbank.cards.frames import Outcome, Programme, State
+from beyondbank.cards.resolution import Resolver
+
+# The whole seconds of an instant as the feed writes it: every accepted txn_time starts so.
+SECOND = "%Y-%m-%dT%H:%M:%S"
+_SECOND_WIDTH = 19
+# A file is streamed when no step holds back more than this many chunks' rows.
+MAX_HELD_CHUNKS = 3
+
+
+@dataclass(frozen=True)
+class Prescan:
+    """What a first pass over a Parquet feed's txn_id and txn_time columns tells.
+
+    `floors[k]`: no row after chunk k has an instant earlier than this (None after the last
+    chunk). `suspects`: the hashes of the txn_ids that occur more than once, the only rows
+    that can be duplicates."""
+
+    floors: list[datetime | None]
+    suspects: pl.Series
+    streamable: bool
+
+
+@dataclass
+class Result:
+    """What a run in memory read, matched and wrote."""
+
+    counts: pipeline.Counts
+    streamed: bool
+    set_aside: int = 0
+    matched: int = 0
+    rewards: int = 0
+    batches: int = 0
+    state: State = field(default_factory=State)
+    programme: Programme = field(default_factory=Programme)
+
+
+def prescan(path: Path, chunk_rows: int) -> Prescan | None:
+    """The floors and suspects of a Parquet feed, read a chunk at a time (None for CSV, whose
+    columns cannot be read without parsing every line)."""
+    if path.suffix.lower() != ".parquet":
+        return None
+    scan = pl.scan_parquet(path)
+    schema = scan.collect_schema()
+    if any(c not in schema for c in ("txn_id", "txn_time")):
+        return None  # not a feed: the reader says so precisely
+    total = int(scan.select(pl.len()).collect().item())
+    # A row whose text does not start with a real second is quarantined by the time rule.
+    second = (
+        feed.as_text("txn_time", schema["txn_time"])
+        .str.slice(0, _SECOND_WIDTH)
+        .str.strptime(frames.UTC_TIME, SECOND, strict=False)
+    )
+    lows: list[datetime | None] = []
+    highs: list[datetime | None] = []
+    hashes: list[pl.Series] = []
+    for offset in range(0, total, chunk_rows):
+        part = (
+            scan.slice(offset, chunk_rows)
+            .select(hash=pipeline.txn_hash(feed.as_text("txn_id", schema["txn_id"])), second=second)
+            .collect()
+        )
+        hashes.append(part.get_column("hash"))
+        seconds = part.get_column("second")
+        lows.append(seconds.min())  # type: ignore[arg-type]  # a datetime, or None
+        highs.append(seconds.max())  # type: ignore[arg-type]
+    floors = _floors(lows)
+    ordered = pl.concat(hashes).sort() if hashes else pl.Series("hash", [], pl.UInt64())
+    suspects = ordered.filter(ordered.shift(1) == ordered).unique()
+    held = _most_held(lows, highs, floors, chunk_rows, total)
+    return Prescan(floors, suspects, held <= MAX_HELD_CHUNKS * chunk_rows)
+
+
+def _floors(lows: list[datetime | None]) -> list[datetime | None]:
+    """Per chunk, the least second of every later chunk (None after the last chunk)."""
+    floors: list[datetime | None] = [None] * len(lows)
+    least = datetime.max.replace(tzinfo=UTC)
+    for k in range(len(lows) - 1, 0, -1):
+        low = lows[k]
+        if low is not None and low < least:
+            least = low
+        floors[k - 1] = least
+    return floors
+
+
+def _most_held(
+    lows: list[datetime | None],
+    highs: list[datetime | None],
+    floors: list[datetime | None],
+    chunk_rows: int,
+    total: int,
+) -> int:
+    """An upper bound of the rows held back at any step: every chunk read so far that has a
+    row at or after the step's floor counts whole."""
+    most = 0
+    for k, floor in enumerate(floors):
+        if floor is None:
+            break
+        held = sum(
+            min(chunk_rows, total - j * chunk_rows)
+            for j in range(k + 1)
+            if (high := highs[j]) is not None and high >= floor
+        )
+        most = max(most, held)
+    return most
+
+
+@dataclass
+class _Part:
+    """One chunk of the file, staged: what can earn (first row of each txn_id), in file order."""
+
+    rows: int
+    can_earn: pl.DataFrame
+    set_aside: int
+
+
+class _Matcher:
+    """Resolves and matches batches in time order, threading the programme and state from one
+    to the next, and writes each batch's rewards as a part of the rewards file."""
+
+    def __init__(
+        self,
+        programme: Programme,
+        state: State,
+        resolver: Resolver,
+        parts: Path,
+        on_batch: Callable[[pl.DataFrame, Outcome], None],
+    ) -> None:
+        self.programme, self.state, self.resolver, self.parts = programme, state, resolver, parts
+        self.on_batch = on_batch
+        self.matched = self.rewards = self.batches = 0
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewards")
+        self._written: list[Future[None]] = []
+
+    def add(self, batch: pl.DataFrame) -> Outcome:
+        resolved = self.resolver.resolve(batch).resolved
+        outcome = engine.match(resolved, self.programme, _named_by(self.state, batch))
+        self.programme, self.state = _relevant(*engine.advance(self.programme, self.state, outcome))
+        target = self.parts / f"{self.batches:06d}.parquet"
+        self._written.append(self._writer.submit(outcome.rewards.write_parquet, target))
+        self.batches += 1
+        self.matched += batch.height
+        self.rewards += outcome.rewards.height
+        self.on_batch(resolved, outcome)
+        return outcome
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        for written in self._written:
+            written.result()
+
+
+def run(
+    path: Path,
+    work: Path,
+    quarantine: Path,
+    rewards: tuple[Path, Path],
+    *,
+    programme: Programme,
+    resolver: Resolver,
+    state: State | None = None,
+    chunk_rows: int = 500_000,
+    on_rows: Callable[[int], None] = lambda n: None,
+    on_batch: Callable[[pl.DataFrame, Outcome], None] = lambda resolved, outcome: None,
+) -> Result:
+    """Match a feed file against a programme in memory: the quarantine file, and the rewards
+    file as Parquet and CSV (`rewards`), one row per grant or clawback. `on_batch` sees each
+    batch as resolved and what it earned, in time order."""
+    members = pipeline.token_hashes(programme.cards.get_column("card_token"))
+    parts = work / "rewards"
+    parts.mkdir()
+    matcher = _Matcher(programme, state or State(), resolver, parts, on_batch)
+    scan = prescan(path, chunk_rows)
+    try:
+        if scan is not None and scan.streamable:
+            counts, set_aside = _streamed(
+                path, quarantine, scan, matcher, members, chunk_rows, on_rows
+            )
+        else:
+            counts, set_aside = _staged(
+                path, work, quarantine, matcher, members, chunk_rows, on_rows
+            )
+    finally:
+        matcher.close()
+    pipeline.write_rewards(parts, rewards[0], rewards[1], frames.REWARDS)
+    return Result(
+        counts=counts,
+        streamed=scan is not None and scan.streamable,
+        set_aside=set_aside,
+        matched=matcher.matched,
+        rewards=matcher.rewards,
+        batches=matcher.batches,
+        state=matcher.state,
+        programme=matcher.programme,
+    )
+
+
+def _staged(
+    path: Path,
+    work: Path,
+    quarantine: Path,
+    matcher: _Matcher,
+    members: pl.Series,
+    chunk_rows: int,
+    on_rows: Callable[[int], None],
+) -> tuple[pipeline.Counts, int]:
+    """A file out of time order: staged whole (sorted runs on disk), then matched in order."""
+    staged, counts = pipeline.stage(
+        path,
+        work,
+        quarantine,
+        chunk_rows=chunk_rows,
+        members=members,
+        on_rows=on_rows,
+        on_accepted=matcher.resolver.learn,
+    )
+    for chunk in staged.chunks(chunk_rows):
+        matcher.add(chunk)
+    return counts, staged.other_rows
+
+
+def _streamed(
+    path: Path,
+    quarantine: Path,
+    scan: Prescan,
+    matcher: _Matcher,
+    members: pl.Series,
+    chunk_rows: int,
+    on_rows: Callable[[int], None],
+) -> tuple[pipeline.Counts, int]:
+    """A file in time order: each chunk's rows before its floor are matched while the next
+    chunk is read; the rest wait for a later chunk's floor."""
+    counts = pipeline.Counts()
+    held = frames.empty(frames.TRANSACTIONS)
+    set_aside = 0
+    with quarantine.open("w", encoding="utf-8", newline="") as bad:
+        bad.write("line,reason,raw\n")
+        chunks = _parts(path, chunk_rows, members, scan.suspects, bad, counts, matcher.resolver)
+        for index, part in enumerate(pipeline.read_ahead(chunks)):
+            set_aside += part.set_aside
+            held = pl.concat([held, part.can_earn]) if held.height else part.can_earn
+            ready, held = _release(held, scan.floors[index])
+            if ready.height:
+                matcher.add(ready)
+            on_rows(part.rows)
+    if held.height:
+        matcher.add(held.sort(pipeline.ORDER))
+    return counts, set_aside
+
+
+def _parts(
+    path: Path,
+    chunk_rows: int,
+    members: pl.Series,
+    suspects: pl.Series,
+    bad: IO[str],
+    counts: pipeline.Counts,
+    resolver: Resolver,
+) -> Iterator[_Part]:
+    """The file's chunks staged in file order: validated (bad rows to the quarantine file),
+    later rows of a txn_id dropped, purchases no member's card made counted and set aside,
+    and the descriptors of what is left resolved ahead."""
+    seen: dict[int, set[str]] = {}
+    for chunk in feed.read_feed(path, chunk_rows=chunk_rows):
+        counts.rows_read += chunk.rows
+        counts.quarantined += chunk.quarantined.height
+        pipeline.count_reasons(counts.reasons, chunk.quarantined)
+        if chunk.quarantined.height:
+            chunk.quarantined.write_csv(bad, include_header=False)
+        accepted, duplicates = _first_rows(chunk.accepted, suspects, seen)
+        counts.accepted += accepted.height
+        counts.duplicates += duplicates
+        flags = accepted.select(pipeline.can_earn(members)).to_series()
+        can_earn = accepted.filter(flags)
+        if can_earn.height:
+            resolver.learn(can_earn)
+        yield _Part(chunk.rows, can_earn, accepted.height - can_earn.height)
+
+
+def _first_rows(
+    accepted: pl.DataFrame, suspects: pl.Series, seen: dict[int, set[str]]
+) -> tuple[pl.DataFrame, int]:
+    """The rows whose txn_id no earlier line had, and how many did. Only rows whose hash the
+    prescan saw twice are looked at, by their txn_ids (`seen` carries them across chunks)."""
+    if not len(suspects):
+        return accepted, 0
+    hashes = accepted.select(pipeline.txn_hash(pl.col("txn_id"))).to_series()
+    suspect = hashes.is_in(suspects.implode())
+    if not suspect.any():
+        return accepted, 0
+    later: list[int] = []
+    rows = (
+        accepted.filter(suspect).select("line", "txn_id").with_columns(hash=hashes.filter(suspect))
+    )
+    for line, txn_id, key in rows.iter_rows():
+        earlier = seen.setdefault(key, set())
+        if txn_id in earlier:
+            later.append(line)
+        else:
+            earlier.add(txn_id)
+    if not later:
+        return accepted, 0
+    return accepted.filter(~pl.col("line").is_in(later)), len(later)
+
+
+def _release(held: pl.DataFrame, floor: datetime | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The held rows that come before `floor`, in (txn_time, txn_id) order, and the rest."""
+    if floor is None:
+        return held.sort(pipeline.ORDER), frames.empty(frames.TRANSACTIONS)
+    before = held.select(pl.col("txn_time") < floor).to_series()
+    return held.filter(before).sort(pipeline.ORDER), held.filter(~before)
+
+
+# -- the state a run keeps in memory ---------------------------------------------------------------
+
+
+def _relevant(programme: Programme, state: State) -> tuple[Programme, State]:
+    """Keep the state a later batch's rules can read: earlier purchases only at merchants with
+    a new-to-merchant benefit, counters only of benefits with a member limit (grants stay: any
+    refund may name them)."""
+    benefits = programme.benefits
+    newcomers = benefits.filter(pl.col("new_to_merchant_days").is_not_null())["merchant_id"]
+    limited = benefits.filter(pl.col("member_limit").is_not_null())["benefit_id"]
+    return programme, State(
+        usage=state.usage.filter(pl.col("benefit_id").is_in(limited.implode())),
+        prior_purchases=state.prior_purchases.filter(
+            pl.col("merchant_id").is_in(newcomers.implode())
+        ),
+        grants=state.grants,
+    )
+
+
+def _named_by(state: State, batch: pl.DataFrame) -> State:
+    """The state with only the grants a batch's refunds and chargebacks name."""
+    originals = batch.get_column("original_txn_id").drop_nulls().implode()
+    return replace(state, grants=state.grants.filter(pl.col("txn_id").is_in(originals)))
