@@ -161,13 +161,15 @@ def test_fractional_seconds_beyond_microseconds_are_truncated(tmp_path: Path) ->
     assert accepted["txn_time"][0] == datetime(2026, 11, 20, 14, 3, 11, 123456, tzinfo=UTC)
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
 @pytest.mark.parametrize(("chunk_rows", "block_bytes"), [(1, 64), (3, 200), (7, 1000), (1000, 50)])
 def test_chunk_and_block_boundaries_do_not_change_results(
-    tmp_path: Path, chunk_rows: int, block_bytes: int
+    tmp_path: Path, chunk_rows: int, block_bytes: int, workers: int
 ) -> None:
+    """Nor does reading blocks on several threads: the line numbers and order hold."""
     path = write_csv(tmp_path / "feed.csv", [text for text, _ in CASES])
     whole_accepted, whole_bad = read_all(path)
-    chunks = list(read_feed(path, chunk_rows=chunk_rows, block_bytes=block_bytes))
+    chunks = list(read_feed(path, chunk_rows=chunk_rows, block_bytes=block_bytes, workers=workers))
     assert all(c.rows <= chunk_rows for c in chunks)
     assert pl.concat([c.accepted for c in chunks]).equals(whole_accepted)
     assert pl.concat([c.quarantined for c in chunks]).equals(whole_bad)
@@ -177,15 +179,20 @@ def test_chunk_and_block_boundaries_do_not_change_results(
     picks=st.lists(st.integers(0, len(CASES) - 1), min_size=1, max_size=60),
     chunk_rows=st.integers(1, 50),
     block_bytes=st.integers(16, 4000),
+    workers=st.integers(1, 3),
 )
 @settings(max_examples=40, deadline=None)
 def test_conservation_and_order_for_any_mix_and_chunking(
-    tmp_path_factory: pytest.TempPathFactory, picks: list[int], chunk_rows: int, block_bytes: int
+    tmp_path_factory: pytest.TempPathFactory,
+    picks: list[int],
+    chunk_rows: int,
+    block_bytes: int,
+    workers: int,
 ) -> None:
     path = write_csv(tmp_path_factory.mktemp("feed") / "feed.csv", [CASES[i][0] for i in picks])
     summary = FeedSummary()
     lines: list[int] = []
-    for chunk in read_feed(path, chunk_rows=chunk_rows, block_bytes=block_bytes):
+    for chunk in read_feed(path, chunk_rows=chunk_rows, block_bytes=block_bytes, workers=workers):
         summary.add(chunk)
         lines += sorted([*chunk.accepted["line"], *chunk.quarantined["line"]])
         reasons = dict(zip(chunk.quarantined["line"], chunk.quarantined["reason"], strict=True))
@@ -217,6 +224,9 @@ def test_csv_and_parquet_give_identical_results(tmp_path: Path) -> None:
     parquet_accepted, parquet_bad = read_all(parquet_path, chunk_rows=4)
     assert parquet_accepted.equals(csv_accepted)
     assert parquet_bad.select("line", "reason").equals(csv_bad.select("line", "reason"))
+    on_threads = read_all(parquet_path, chunk_rows=3, workers=2)
+    assert on_threads[0].equals(parquet_accepted)
+    assert on_threads[1].equals(parquet_bad)
 
 
 def test_parquet_with_typed_columns(tmp_path: Path) -> None:

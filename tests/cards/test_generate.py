@@ -70,6 +70,31 @@ def test_batches_are_text_in_feed_columns_and_sum_to_the_count() -> None:
     assert all(set(b.dtypes) == {pl.String} for b in batches)
 
 
+def test_a_file_of_many_batches_is_in_time_order_as_one_batch_is() -> None:
+    """Each batch is drawn over the whole window; the merge puts the file in time order, and
+    every refund still comes after the purchase it names."""
+    rows = pl.concat(
+        generate_feed(
+            WORLD,
+            transactions=30_000,
+            seed=4,
+            start=START,
+            days=3,
+            batch_rows=7_000,
+            label_faults=True,
+        )
+    ).with_row_index("position")
+    times = rows.filter(pl.col("fault").is_null()).get_column("txn_time")
+    assert times.is_sorted()
+    assert times.str.slice(0, 10).n_unique() == 3
+    firsts = rows.filter(pl.col("type") == "purchase").unique("txn_id", keep="first")
+    refunds = rows.filter(pl.col("type").is_in(["refund", "chargeback"])).join(
+        firsts.select(original_txn_id="txn_id", original_at="position"), on="original_txn_id"
+    )
+    assert refunds.height > 500
+    assert (refunds["position"] > refunds["original_at"]).all()
+
+
 def test_shares_of_refunds_chargebacks_members_and_alliance(generated: pl.DataFrame) -> None:
     rows = good(generated)
     types = rows["type"].value_counts().to_dict(as_series=False)

@@ -23,6 +23,7 @@ from typing import BinaryIO
 import polars as pl
 
 from beyondbank.cards import frames
+from beyondbank.core import threads
 from beyondbank.core.money import POINTS, is_currency
 
 FIELD_COUNT = len(frames.FEED_COLUMNS)
@@ -132,21 +133,26 @@ class FeedSummary:
 
 
 def read_feed(
-    path: str | Path, *, chunk_rows: int = 1_000_000, block_bytes: int | None = None
+    path: str | Path,
+    *,
+    chunk_rows: int = 1_000_000,
+    block_bytes: int | None = None,
+    workers: int = 1,
 ) -> Iterator[FeedChunk]:
     """Stream a feed file in chunks of at most `chunk_rows` rows, in file order.
 
     CSV is read `block_bytes` at a time (cut at a line end), so memory stays bounded whatever
-    the file's size; Parquet is read a slice of rows at a time.
+    the file's size; Parquet is read a slice of rows at a time. With `workers` > 1, that many
+    slices or blocks are read and validated at once on worker threads (and held at once).
     """
-    if chunk_rows < 1:
-        raise ValueError("chunk_rows must be positive")
+    if chunk_rows < 1 or workers < 1:
+        raise ValueError("chunk_rows and workers must be positive")
     source = Path(path)
     if source.suffix.lower() == ".parquet":
-        yield from _read_parquet(source, chunk_rows)
+        yield from _read_parquet(source, chunk_rows, workers)
     else:
         block = block_bytes or min(max(chunk_rows * 160, 1 << 20), 256 << 20)
-        yield from _read_csv(source, chunk_rows, block)
+        yield from _read_csv(source, chunk_rows, block, workers)
 
 
 def validate_rows(rows: Sequence[Mapping[str, str]], *, first_line: int = 1) -> FeedChunk:
@@ -174,19 +180,33 @@ def write_quarantine(path: str | Path, quarantined: Iterable[pl.DataFrame]) -> i
 # -- CSV ----------------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path, chunk_rows: int, block_bytes: int) -> Iterator[FeedChunk]:
+def _read_csv(path: Path, chunk_rows: int, block_bytes: int, workers: int) -> Iterator[FeedChunk]:
     with open(path, "rb") as source:
         _check_header(path, source)
-        next_line = 2
-        for block in _blocks(source, block_bytes):
-            table = _csv_table(block, next_line)
-            # The table holds all the rules need: the bytes can go before the next block comes.
-            del block
-            for start in range(0, table.height, chunk_rows):
-                chunk = _validate(table.slice(start, chunk_rows), _STRUCTURAL, _structure_reason())
-                next_line += chunk.rows
-                yield chunk
-            del table
+        blocks = _numbered(_blocks(source, block_bytes), first_line=2)
+        if workers == 1:
+            for block, first_line in blocks:
+                yield from _csv_chunks(block, first_line, chunk_rows)
+            return
+        for chunks in threads.ordered_map(
+            lambda numbered: list(_csv_chunks(*numbered, chunk_rows)), blocks, workers, "validate"
+        ):
+            yield from chunks
+
+
+def _numbered(blocks: Iterator[bytes], first_line: int) -> Iterator[tuple[bytes, int]]:
+    """Each block with the line number of its first line (blocks hold whole lines)."""
+    for block in blocks:
+        yield block, first_line
+        first_line += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+
+
+def _csv_chunks(block: bytes, first_line: int, chunk_rows: int) -> Iterator[FeedChunk]:
+    table = _csv_table(block, first_line)
+    # The table holds all the rules need: the bytes can go before the next block comes.
+    del block
+    for start in range(0, table.height, chunk_rows):
+        yield _validate(table.slice(start, chunk_rows), _STRUCTURAL, _structure_reason())
 
 
 def _check_header(path: Path, source: BinaryIO) -> None:
@@ -340,7 +360,7 @@ def _scatter_rows(parsed: pl.DataFrame | None, kept: pl.Series, height: int) -> 
 # -- Parquet ------------------------------------------------------------------------------------
 
 
-def _read_parquet(path: Path, chunk_rows: int) -> Iterator[FeedChunk]:
+def _read_parquet(path: Path, chunk_rows: int, workers: int) -> Iterator[FeedChunk]:
     scan = pl.scan_parquet(path)
     schema = scan.collect_schema()
     absent = [c for c in frames.FEED_COLUMNS if c not in schema]
@@ -351,9 +371,16 @@ def _read_parquet(path: Path, chunk_rows: int) -> Iterator[FeedChunk]:
             f"missing {absent}, unexpected {extra}"
         )
     total = scan.select(pl.len()).collect().item()
-    for offset in range(0, total, chunk_rows):
-        part = scan.slice(offset, chunk_rows).collect()
-        yield _validate_parquet_part(part, schema, first_line=offset + 2)
+
+    def part(offset: int) -> FeedChunk:
+        rows = scan.slice(offset, chunk_rows).collect()
+        return _validate_parquet_part(rows, schema, first_line=offset + 2)
+
+    offsets = range(0, total, chunk_rows)
+    if workers == 1:
+        yield from map(part, offsets)
+    else:
+        yield from threads.ordered_map(part, offsets, workers, "validate")
 
 
 def as_text(column: str, dtype: pl.DataType) -> pl.Expr:

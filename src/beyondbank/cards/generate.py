@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -245,6 +246,8 @@ _FAULTS: dict[str, tuple[tuple[str, _Change], ...]] = {
     "not UTF-8": (("acceptor_name_location", lambda good, txn: BAD_BYTE + good[1:]),),
 }
 FAULTS = tuple(_FAULTS)
+# A batch's rows carry their instant under this name until the file's rows are in time order.
+_AT = "_at"
 # The columns where the CSV-only faults put their markers (see "extra field", "not UTF-8").
 _MARKED_COLUMNS = ("card_token", "acceptor_name_location")
 
@@ -485,9 +488,14 @@ def generate_feed(
 ) -> Iterator[pl.DataFrame]:
     """Batches of feed rows (FEED_COLUMNS as text), `transactions` rows in all, times in [start, start + days).
 
-    Rows are in time order within each batch; every refund and chargeback names a purchase
-    earlier in the file and later in time. With `label_faults`, each batch also carries a
-    `fault` column naming the fault of each deliberately bad row (null for the others).
+    The rows are in time order, as a clearing system writes a day's file; every refund and
+    chargeback names a purchase earlier in the file and later in time. With `label_faults`,
+    each batch also carries a `fault` column naming the fault of each deliberately bad row
+    (null for the others).
+
+    Each batch of `batch_rows` is drawn over the whole window, so a file of several batches is
+    put in time order by a merge: the batches wait on disk (Arrow IPC, in a temporary folder)
+    and are merged a slice of each at a time, so memory stays near two batches.
     """
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
@@ -497,12 +505,54 @@ def generate_feed(
     if bad_share is not None:
         chosen = FeedMix(**{**chosen.__dict__, "bad_share": bad_share})
     run = _Run(world, chosen, seed, start, days, transactions)
-    produced = 0
-    while produced < transactions:
-        size = min(batch_rows, transactions - produced)
-        batch = run.batch(produced, size)
-        produced += size
-        yield batch if label_faults else batch.drop("fault")
+    if transactions <= batch_rows:
+        batch = run.batch(0, transactions) if transactions else None
+        if batch is not None:
+            yield (batch if label_faults else batch.drop("fault")).drop(_AT)
+        return
+    with tempfile.TemporaryDirectory(prefix="feed-") as folder:
+        runs: list[Path] = []
+        for produced in range(0, transactions, batch_rows):
+            runs.append(Path(folder) / f"{len(runs):06d}.arrow")
+            batch = run.batch(produced, min(batch_rows, transactions - produced))
+            batch.write_ipc(runs[-1], compression="uncompressed")
+            del batch
+        for merged in _in_time_order(runs, batch_rows):
+            yield merged.drop(_AT) if label_faults else merged.drop(_AT, "fault")
+
+
+def _in_time_order(runs: list[Path], batch_rows: int) -> Iterator[pl.DataFrame]:
+    """The rows of runs each in time order, merged into one time order (ties keep run order),
+    about `batch_rows` at a time, holding one slice of each run."""
+    slice_rows = max(batch_rows // len(runs), 1_000)
+    sizes = [int(pl.scan_ipc(r).select(pl.len()).collect().item()) for r in runs]
+    offsets = [slice_rows] * len(runs)
+    buffers = [pl.scan_ipc(r).slice(0, slice_rows).collect() for r in runs]
+    pending: list[pl.DataFrame] = []
+    held = 0
+    while any(b.height for b in buffers):
+        # No unread row of a run comes before its buffer's last one: everything up to the
+        # least of those (over runs not read to the end) can go out now.
+        unread = [b.item(-1, _AT) for b, o, n in zip(buffers, offsets, sizes, strict=True) if o < n]
+        bound = min(unread) if unread else None
+        out = []
+        for i, b in enumerate(buffers):
+            ready = b if bound is None else b.filter(pl.col(_AT) <= bound)
+            out.append(ready)
+            buffers[i] = b.slice(ready.height)
+            if not buffers[i].height and offsets[i] < sizes[i]:
+                buffers[i] = pl.scan_ipc(runs[i]).slice(offsets[i], slice_rows).collect()
+                offsets[i] += slice_rows
+        merged = pl.concat(out).sort(_AT, maintain_order=True)
+        pending.append(merged)
+        held += merged.height
+        while held >= batch_rows:
+            ready = pl.concat(pending)
+            yield ready.slice(0, batch_rows)
+            rest = ready.slice(batch_rows)
+            pending, held = [rest], rest.height
+    if held:
+        yield pl.concat(pending)
 
 
 class _Run:
@@ -588,7 +638,7 @@ class _Run:
             sources = base.select(pl.int_range(pl.len()).bottom_k_by(rank, copies)).to_series()
             base = pl.concat([base, base[sources]])
         base = base.sort("time", "key", maintain_order=True)
-        return self._break(self._text(base))
+        return self._break(self._text(base)).with_columns(base.get_column("time").alias(_AT))
 
     # -- purchases, as numbers --
 

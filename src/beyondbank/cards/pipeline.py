@@ -9,14 +9,13 @@ A run on the database (`service.run_file`) and the benchmark of the pure pipelin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import polars as pl
 
 from beyondbank.cards import feed, frames
+from beyondbank.core import threads
 
 
 @dataclass
@@ -30,8 +29,10 @@ class Counts:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-T = TypeVar("T")
 ORDER = ["txn_time", "txn_id"]
+# Chunks read and validated at once, on worker threads: as many as the machine has cores for
+# (Polars parallelises little within one chunk's validation).
+STAGING_WORKERS = 2
 _TOKEN_HASH = pl.col("card_token").hash(seed=2)
 
 
@@ -144,23 +145,6 @@ def _merge(runs: list[Path], slice_rows: int) -> Iterator[pl.DataFrame]:
         yield pl.concat(out).sort(ORDER)
 
 
-def read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """The same items, the next one made on a worker thread while the caller works on this one.
-
-    Polars lets go of the GIL while it works, so reading and validating the next chunk of a
-    feed runs on the second core while this one is split, written and its descriptors
-    resolved. One item ahead at most: memory grows by one chunk, not by the file."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as worker:
-        upcoming: Future[T] = worker.submit(next, items)
-        while True:
-            try:
-                item = upcoming.result()
-            except StopIteration:
-                return
-            upcoming = worker.submit(next, items)
-            yield item
-
-
 def stage(
     path: Path,
     work: Path,
@@ -195,7 +179,8 @@ def stage(
     hashes: list[pl.DataFrame] = []
     with quarantine.open("w", encoding="utf-8", newline="") as bad:
         bad.write("line,reason,raw\n")
-        for chunk in read_ahead(feed.read_feed(path, chunk_rows=chunk_rows)):
+        chunks = feed.read_feed(path, chunk_rows=chunk_rows, workers=STAGING_WORKERS)
+        for chunk in threads.ahead(chunks, "stage"):
             counts.quarantined += chunk.quarantined.height
             counts.rows_read += chunk.rows
             count_reasons(counts.reasons, chunk.quarantined)

@@ -27,6 +27,7 @@ import polars as pl
 from beyondbank.cards import engine, feed, frames, pipeline
 from beyondbank.cards.frames import Outcome, Programme, State
 from beyondbank.cards.resolution import Resolver
+from beyondbank.core import threads
 
 # The whole seconds of an instant as the feed writes it: every accepted txn_time starts so.
 SECOND = "%Y-%m-%dT%H:%M:%S"
@@ -143,38 +144,54 @@ class _Part:
 
 class _Matcher:
     """Resolves and matches batches in time order, threading the programme and state from one
-    to the next, and writes each batch's rewards as a part of the rewards file."""
+    to the next; a worker thread writes each batch's rewards to the rewards file meanwhile."""
 
     def __init__(
         self,
         programme: Programme,
         state: State,
         resolver: Resolver,
+        rewards: tuple[Path, Path],
         parts: Path,
         on_batch: Callable[[pl.DataFrame, Outcome], None],
     ) -> None:
-        self.programme, self.state, self.resolver, self.parts = programme, state, resolver, parts
+        self.programme, self.state, self.resolver = programme, state, resolver
         self.on_batch = on_batch
         self.matched = self.rewards = self.batches = 0
+        self._parquet, self._parts = rewards[0], parts
+        self._csv = rewards[1].open("wb")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewards")
         self._written: list[Future[None]] = []
 
-    def add(self, batch: pl.DataFrame) -> Outcome:
+    def add(self, batch: pl.DataFrame) -> None:
         resolved = self.resolver.resolve(batch).resolved
         outcome = engine.match(resolved, self.programme, _named_by(self.state, batch))
         self.programme, self.state = _relevant(*engine.advance(self.programme, self.state, outcome))
-        target = self.parts / f"{self.batches:06d}.parquet"
-        self._written.append(self._writer.submit(outcome.rewards.write_parquet, target))
+        self._written.append(self._writer.submit(self._write, outcome.rewards, self.batches))
         self.batches += 1
         self.matched += batch.height
         self.rewards += outcome.rewards.height
         self.on_batch(resolved, outcome)
-        return outcome
+
+    def _write(self, rewards: pl.DataFrame, index: int) -> None:
+        # The CSV grows batch by batch; the Parquet file is written once from the parts, so
+        # that it is one file with row groups of a useful size.
+        rewards.write_csv(self._csv, include_header=index == 0)
+        rewards.write_ipc(self._parts / f"{index:06d}.arrow", compression="uncompressed")
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
-        for written in self._written:
-            written.result()
+        try:
+            for written in self._written:
+                written.result()
+            if not self.batches:
+                frames.empty(frames.REWARDS).write_csv(self._csv)
+        finally:
+            self._csv.close()
+        if self.batches:
+            pl.scan_ipc(self._parts / "*.arrow").sink_parquet(self._parquet)
+        else:
+            frames.empty(frames.REWARDS).write_parquet(self._parquet)
 
 
 def run(
@@ -196,23 +213,22 @@ def run(
     members = pipeline.token_hashes(programme.cards.get_column("card_token"))
     parts = work / "rewards"
     parts.mkdir()
-    matcher = _Matcher(programme, state or State(), resolver, parts, on_batch)
-    scan = prescan(path, chunk_rows)
+    matcher = _Matcher(programme, state or State(), resolver, rewards, parts, on_batch)
+    streamed = False
     try:
-        if scan is not None and scan.streamable:
-            counts, set_aside = _streamed(
-                path, quarantine, scan, matcher, members, chunk_rows, on_rows
+        if path.suffix.lower() == ".parquet":
+            streamed, counts, set_aside = _streamed(
+                path, quarantine, matcher, members, chunk_rows, on_rows
             )
-        else:
+        if not streamed:
             counts, set_aside = _staged(
                 path, work, quarantine, matcher, members, chunk_rows, on_rows
             )
     finally:
         matcher.close()
-    pipeline.write_rewards(parts, rewards[0], rewards[1], frames.REWARDS)
     return Result(
         counts=counts,
-        streamed=scan is not None and scan.streamable,
+        streamed=streamed,
         set_aside=set_aside,
         matched=matcher.matched,
         rewards=matcher.rewards,
@@ -249,37 +265,51 @@ def _staged(
 def _streamed(
     path: Path,
     quarantine: Path,
-    scan: Prescan,
     matcher: _Matcher,
     members: pl.Series,
     chunk_rows: int,
     on_rows: Callable[[int], None],
-) -> tuple[pipeline.Counts, int]:
+) -> tuple[bool, pipeline.Counts, int]:
     """A file in time order: each chunk's rows before its floor are matched while the next
-    chunk is read; the rest wait for a later chunk's floor."""
+    chunk is read; the rest wait for a later chunk's floor. The prescan runs while the first
+    chunk is read; a file it finds too far out of order is left at once (False)."""
     counts = pipeline.Counts()
     held = frames.empty(frames.TRANSACTIONS)
     set_aside = 0
-    with quarantine.open("w", encoding="utf-8", newline="") as bad:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="prescan") as ahead,
+        quarantine.open("w", encoding="utf-8", newline="") as bad,
+    ):
+        scanned = ahead.submit(prescan, path, chunk_rows)
         bad.write("line,reason,raw\n")
-        chunks = _parts(path, chunk_rows, members, scan.suspects, bad, counts, matcher.resolver)
-        for index, part in enumerate(pipeline.read_ahead(chunks)):
-            set_aside += part.set_aside
-            held = pl.concat([held, part.can_earn]) if held.height else part.can_earn
-            ready, held = _release(held, scan.floors[index])
-            if ready.height:
-                matcher.add(ready)
-            on_rows(part.rows)
+        chunks = _parts(path, chunk_rows, members, scanned, bad, counts, matcher.resolver)
+        parts = threads.ahead(chunks, "stage")
+        try:
+            for index, part in enumerate(parts):
+                scan = scanned.result()
+                if scan is None or not scan.streamable:
+                    return False, counts, 0
+                set_aside += part.set_aside
+                held = pl.concat([held, part.can_earn]) if held.height else part.can_earn
+                ready, held = _release(held, scan.floors[index])
+                if ready.height:
+                    matcher.add(ready)
+                on_rows(part.rows)
+        finally:
+            parts.close()
+        scan = scanned.result()
+        if scan is None or not scan.streamable:  # found before the first chunk was through
+            return False, counts, 0
     if held.height:
         matcher.add(held.sort(pipeline.ORDER))
-    return counts, set_aside
+    return True, counts, set_aside
 
 
 def _parts(
     path: Path,
     chunk_rows: int,
     members: pl.Series,
-    suspects: pl.Series,
+    scanned: Future[Prescan | None],
     bad: IO[str],
     counts: pipeline.Counts,
     resolver: Resolver,
@@ -288,13 +318,16 @@ def _parts(
     later rows of a txn_id dropped, purchases no member's card made counted and set aside,
     and the descriptors of what is left resolved ahead."""
     seen: dict[int, set[str]] = {}
-    for chunk in feed.read_feed(path, chunk_rows=chunk_rows):
+    for chunk in feed.read_feed(path, chunk_rows=chunk_rows, workers=pipeline.STAGING_WORKERS):
         counts.rows_read += chunk.rows
         counts.quarantined += chunk.quarantined.height
         pipeline.count_reasons(counts.reasons, chunk.quarantined)
         if chunk.quarantined.height:
             chunk.quarantined.write_csv(bad, include_header=False)
-        accepted, duplicates = _first_rows(chunk.accepted, suspects, seen)
+        scan = scanned.result()
+        if scan is None or not scan.streamable:
+            return
+        accepted, duplicates = _first_rows(chunk.accepted, scan.suspects, seen)
         counts.accepted += accepted.height
         counts.duplicates += duplicates
         flags = accepted.select(pipeline.can_earn(members)).to_series()
