@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beyondbank.cards import frames, generate, oracle, pipeline, stream
+from beyondbank.cards import engine, frames, generate, oracle, pipeline, stream
 from beyondbank.cards.frames import Programme, State
 from beyondbank.cards.resolution import Resolver
 
@@ -160,6 +160,12 @@ def test_what_a_streamed_feed_earns_is_what_the_reference_earns_on_the_whole_fil
     reference = oracle.match(whole, _programme(), State())
     assert result.batches > 3
     assert earned.sort(KEY).equals(reference.rewards.sort(KEY))
+    # What the run remembers is where the next file starts: every grant with what was clawed
+    # back, and the counters of the benefits with a member limit.
+    assert result.state.grants.sort("txn_id").equals(reference.grants.sort("txn_id"))
+    limited = _programme().benefits.filter(pl.col("member_limit").is_not_null())["benefit_id"]
+    counters = reference.usage_added.filter(pl.col("benefit_id").is_in(limited.implode()))
+    assert result.state.usage.sort(engine.USAGE_KEY).equals(counters.sort(engine.USAGE_KEY))
 
 
 def test_a_feed_far_out_of_time_order_is_staged_whole_and_earns_the_same(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -155,7 +155,8 @@ class _Matcher:
         parts: Path,
         on_batch: Callable[[pl.DataFrame, Outcome], None],
     ) -> None:
-        self.programme, self.state, self.resolver = programme, state, resolver
+        self.programme, self.resolver = programme, resolver
+        self.memory = _Memory(programme, state)
         self.on_batch = on_batch
         self.matched = self.rewards = self.batches = 0
         self._parquet, self._parts = rewards[0], parts
@@ -165,8 +166,10 @@ class _Matcher:
 
     def add(self, batch: pl.DataFrame) -> None:
         resolved = self.resolver.resolve(batch).resolved
-        outcome = engine.match(resolved, self.programme, _named_by(self.state, batch))
-        self.programme, self.state = _relevant(*engine.advance(self.programme, self.state, outcome))
+        outcome = engine.match(resolved, self.programme, self.memory.state_for(batch))
+        # Budgets and quantities move on; the counters, purchases and grants go to memory.
+        self.programme = engine.advance(self.programme, State(), outcome)[0]
+        self.memory.remember(outcome)
         self._written.append(self._writer.submit(self._write, outcome.rewards, self.batches))
         self.batches += 1
         self.matched += batch.height
@@ -233,7 +236,7 @@ def run(
         matched=matcher.matched,
         rewards=matcher.rewards,
         batches=matcher.batches,
-        state=matcher.state,
+        state=matcher.memory.state(),
         programme=matcher.programme,
     )
 
@@ -374,23 +377,69 @@ def _release(held: pl.DataFrame, floor: datetime | None) -> tuple[pl.DataFrame, 
 # -- the state a run keeps in memory ---------------------------------------------------------------
 
 
-def _relevant(programme: Programme, state: State) -> tuple[Programme, State]:
-    """Keep the state a later batch's rules can read: earlier purchases only at merchants with
-    a new-to-merchant benefit, counters only of benefits with a member limit (grants stay: any
-    refund may name them)."""
-    benefits = programme.benefits
-    newcomers = benefits.filter(pl.col("new_to_merchant_days").is_not_null())["merchant_id"]
-    limited = benefits.filter(pl.col("member_limit").is_not_null())["benefit_id"]
-    return programme, State(
-        usage=state.usage.filter(pl.col("benefit_id").is_in(limited.implode())),
-        prior_purchases=state.prior_purchases.filter(
-            pl.col("merchant_id").is_in(newcomers.implode())
-        ),
-        grants=state.grants,
-    )
+class _Memory:
+    """What earlier batches left that a later batch's rules may read: grants (any refund may
+    name one), member counters of benefits with a member limit, and purchases at merchants
+    with a new-to-merchant benefit.
+
+    Kept as the batches' frames, appended and never copied whole: a batch reads them as one
+    chunked frame and filters it (on the txn_id's 64-bit hash, for grants). Merging them
+    again after every batch made a day of 100M transactions slow down as its state grew. A
+    grant changed by a clawback is appended again; the latest row of a txn_id is its grant."""
+
+    def __init__(self, programme: Programme, state: State) -> None:
+        benefits = programme.benefits
+        self.limited = benefits.filter(pl.col("member_limit").is_not_null())["benefit_id"]
+        self.newcomers = benefits.filter(pl.col("new_to_merchant_days").is_not_null())[
+            "merchant_id"
+        ]
+        self.grants: list[pl.DataFrame] = []
+        self.usage: list[pl.DataFrame] = []
+        self.purchases: list[pl.DataFrame] = []
+        self._add(state.grants, state.usage, state.prior_purchases)
+
+    def state_for(self, batch: pl.DataFrame) -> State:
+        """The state with only the grants the batch's refunds and chargebacks name."""
+        originals = batch.select(pipeline.txn_hash(pl.col("original_txn_id").drop_nulls()))
+        named = _chunked(self.grants, _GRANTS).filter(
+            pl.col("hash").is_in(originals.to_series().implode())
+        )
+        return State(
+            usage=_chunked(self.usage, frames.USAGE),
+            prior_purchases=_chunked(self.purchases, frames.PRIOR_PURCHASES),
+            grants=named.unique("txn_id", keep="last", maintain_order=True).drop("hash"),
+        )
+
+    def remember(self, outcome: Outcome) -> None:
+        self._add(outcome.grants, outcome.usage_added, outcome.purchases)
+
+    def state(self) -> State:
+        """Everything remembered, as a later run would start from it."""
+        usage = _chunked(self.usage, frames.USAGE)
+        return State(
+            usage=usage.group_by(engine.USAGE_KEY, maintain_order=True).agg(pl.col("uses").sum()),
+            prior_purchases=_chunked(self.purchases, frames.PRIOR_PURCHASES).rechunk(),
+            grants=_chunked(self.grants, _GRANTS)
+            .unique("txn_id", keep="last", maintain_order=True)
+            .drop("hash"),
+        )
+
+    def _add(self, grants: pl.DataFrame, usage: pl.DataFrame, purchases: pl.DataFrame) -> None:
+        if grants.height:
+            self.grants.append(grants.with_columns(pipeline.txn_hash(pl.col("txn_id"))))
+        usage = usage.filter(pl.col("benefit_id").is_in(self.limited.implode()))
+        if usage.height:
+            self.usage.append(usage)
+        purchases = purchases.filter(pl.col("merchant_id").is_in(self.newcomers.implode()))
+        if purchases.height:
+            self.purchases.append(purchases)
 
 
-def _named_by(state: State, batch: pl.DataFrame) -> State:
-    """The state with only the grants a batch's refunds and chargebacks name."""
-    originals = batch.get_column("original_txn_id").drop_nulls().implode()
-    return replace(state, grants=state.grants.filter(pl.col("txn_id").is_in(originals)))
+_GRANTS = pl.Schema({**frames.GRANTS, "hash": pl.UInt64()})
+
+
+def _chunked(parts: list[pl.DataFrame], schema: pl.Schema) -> pl.DataFrame:
+    """The parts as one frame without copying them (each stays a chunk of its own)."""
+    if not parts:
+        return frames.empty(schema)
+    return pl.concat(parts, rechunk=False)
