@@ -89,6 +89,47 @@ def test_generate_then_run(cli_database: Engine, tmp_path: Path) -> None:
     assert list((tmp_path / "out").glob("*-rewards.csv"))
 
 
+def test_a_preview_posts_nothing_and_earns_what_the_run_then_grants(
+    cli_database: Engine, tmp_path: Path
+) -> None:
+    _programme(cli_database, members=10)
+    feed = tmp_path / "feed.parquet"
+    made = runner.invoke(
+        app, ["cards", "generate", "--out", str(feed), "--transactions", "4000", "--seed", "5"]
+    )
+    assert made.exit_code == 0, made.output
+
+    previewed = runner.invoke(
+        app,
+        ["cards", "preview", str(feed), "--out-dir", str(tmp_path / "p"), "--chunk-rows", "1000"],
+    )
+
+    assert previewed.exit_code == 0, previewed.output
+    assert "nothing posted" in previewed.output
+    assert "4,000" in previewed.output
+    assert _content(str(cli_database.url)) == {
+        "postings": [],
+        "rewards": [],
+        "grants": [],
+        "unposted": 0,
+    }
+    preview = pl.read_parquet(tmp_path / "p" / "preview-feed-rewards.parquet")
+    assert preview.height > 0
+
+    ran = runner.invoke(app, ["cards", "run", str(feed), "--out-dir", str(tmp_path / "out")])
+    assert ran.exit_code == 0, ran.output
+    granted = _content(str(cli_database.url))["rewards"]
+    assert granted == sorted(preview.select("kind", "txn_id", "amount_minor", "points").iter_rows())
+
+
+def test_a_preview_of_a_file_that_is_no_feed_says_so(cli_database: Engine, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("not,a,feed\n1,2,3\n")
+    previewed = runner.invoke(app, ["cards", "preview", str(bad), "--out-dir", str(tmp_path)])
+    assert previewed.exit_code == 1
+    assert "Not a card feed" in previewed.output
+
+
 def _run(env: dict[str, str], feed: Path, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # noqa: S603 - our own command, our own arguments
         [*BEYONDBANK, "cards", "run", str(feed), "--out-dir", str(out), "--chunk-rows", "1500"],

@@ -1,21 +1,25 @@
 """`beyondbank cards …`: generate a synthetic card feed for the programme, run a feed through
-the matching engine (exactly once), post what an interrupted run left, list runs."""
+the matching engine (exactly once), preview what a feed would earn, post what an interrupted
+run left, list runs."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from beyondbank.cards import generate, posting, service
+from beyondbank.cards import frames, generate, posting, programme, service, stream
+from beyondbank.cards.feed import FeedFormatError
 from beyondbank.cards.models import CardRun
 from beyondbank.core.authz import SYSTEM
 from beyondbank.core.clock import SystemClock
@@ -156,6 +160,75 @@ def summary_table(run: CardRun, totals: dict[str, int]) -> Table:
     for key, amount in sorted(totals.items()):
         table.add_row(key.replace(":", " "), f"{amount:,}")
     table.caption = f"quarantine: {run.quarantine_path}\nrewards: {run.rewards_path}"
+    return table
+
+
+@app.command("preview")
+def preview_command(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A card feed file")],
+    out_dir: Annotated[
+        Path | None, typer.Option(help="Where quarantine and rewards files go")
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1_000, help="Rows read at a time")] = 500_000,
+) -> None:
+    """What a feed file would earn against the programme as it stands, matched in memory:
+    nothing is posted, spent or recorded as seen (`cards run` does that)."""
+    settings = get_settings()
+    target = out_dir or settings.cards_output_dir
+    target.mkdir(parents=True, exist_ok=True)
+    with _unit() as uow:
+        whole, state = programme.whole_programme(uow)
+        resolver = service.build_resolver(uow, settings.cards_descriptor_threshold)
+    stem = f"preview-{file.stem}"
+    files = (target / f"{stem}-rewards.parquet", target / f"{stem}-rewards.csv")
+    with _progress() as bar, tempfile.TemporaryDirectory(dir=target, prefix=f"{stem}-") as work:
+        read = bar.add_task("reading, validating and matching", total=None)
+        try:
+            result = stream.run(
+                file,
+                Path(work),
+                target / f"{stem}-quarantine.csv",
+                files,
+                programme=whole,
+                resolver=resolver,
+                state=state,
+                chunk_rows=chunk_rows,
+                on_rows=lambda n: bar.advance(read, n),
+            )
+        except FeedFormatError as bad:
+            err.print(f"[red]Not a card feed[/red]: {bad}")
+            raise typer.Exit(1) from None
+    console.print(preview_table(file, result, files[0]))
+
+
+def preview_table(file: Path, result: stream.Result, rewards: Path) -> Table:
+    earned = pl.read_parquet(rewards)
+    table = Table(title=f"Preview of {file.name} (nothing posted)")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    counts = result.counts
+    for label, value in (
+        ("rows read", counts.rows_read),
+        ("  quarantined", counts.quarantined),
+        ("  duplicates skipped", counts.duplicates),
+        ("  purchases with no member's card", result.set_aside),
+        ("  matched", result.matched),
+        ("rewards", earned.filter(pl.col("kind") == frames.REWARD).height),
+        ("clawbacks", earned.filter(pl.col("kind") == frames.CLAWBACK).height),
+    ):
+        table.add_row(label, f"{value:,}")
+    for reason, n in sorted(counts.reasons.items()):
+        table.add_row(f"  quarantined: {reason}", f"{n:,}")
+    sums = earned.group_by("kind", "currency").agg(
+        pl.col("amount_minor").sum(), pl.col("commission_minor").sum(), pl.col("points").sum()
+    )
+    for kind, currency, cash, commission, points in sums.sort("kind", "currency").iter_rows():
+        table.add_row(f"{kind} cash ({currency}, minor units)", f"{cash:,}")
+        table.add_row(f"{kind} commission ({currency}, minor units)", f"{commission:,}")
+        table.add_row(f"{kind} points", f"{points:,}")
+    table.caption = (
+        f"{'streamed in time order' if result.streamed else 'staged whole'}; rewards: {rewards}"
+    )
     return table
 
 

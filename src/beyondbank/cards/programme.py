@@ -95,6 +95,33 @@ def programme_for(
     )
 
 
+def whole_programme(uow: UnitOfWork) -> tuple[frames.Programme, frames.State]:
+    """The whole programme as it stands, for a run in memory: every card that ever stood for a
+    member, their circles, every card-linked benefit (nothing locked: nothing is spent), and
+    the members' counters and earlier purchases that the benefits' rules read. Earlier grants
+    are left out: a refund of a purchase from an earlier file claws nothing back here."""
+    tokens = alliance.card_tokens_ever_linked(uow)
+    cards = pl.DataFrame(alliance.card_holdings(uow, tokens), schema=frames.CARDS, orient="row")
+    benefit_frame, targets = benefits_frame(benefits.card_linked_benefits(uow))
+    whole = frames.Programme(
+        cards=cards,
+        member_circles=frames.empty(frames.MEMBER_CIRCLES),
+        benefits=benefit_frame,
+        benefit_targets=targets,
+    )
+    if targets.height and cards.height:
+        by_member = alliance.circle_ids_by_member(uow, cards.get_column("member_id").to_list())
+        circles = pl.DataFrame(
+            [(m, c) for m, ids in by_member.items() for c in sorted(ids)],
+            schema=frames.MEMBER_CIRCLES,
+            orient="row",
+        )
+        whole = frames.Programme(cards, circles, benefit_frame, targets)
+    no_refunds = pl.DataFrame(schema={"original_txn_id": pl.String()})
+    state = state_for(uow, no_refunds, whole)
+    return whole, state
+
+
 def state_for(uow: UnitOfWork, chunk: pl.DataFrame, programme: frames.Programme) -> frames.State:
     """Counters, earlier purchases and grants the chunk's rules read."""
     member_ids = programme.cards.get_column("member_id").unique().to_list()
