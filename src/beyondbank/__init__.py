@@ -8,13 +8,14 @@ __version__ = "0.1.0"
 # then 1 s "muzzy", still resident) and which purges them only when it is next called; and
 # allocations over 8 MiB go to an arena of their own that returns them to the system at once,
 # so every large column is page-faulted in anew. A card-linked run frees each chunk and at once
-# allocates the next. Here the background thread purges what stayed unused for a second
+# allocates the next. Here the background thread purges what stayed unused for ten seconds
 # (nothing kept "muzzy"), and large allocations share the other arenas' reuse: 10M
 # transactions peak near 1.6 GiB with 500k-row chunks, under the 2 GiB the card engine promises,
-# with a fraction of the system time that purging at once cost (docs/benchmarks.md). A bank
+# with half the system time that purging after one second cost, and a quarter of purging at
+# once (docs/benchmarks.md). A bank
 # that would rather have the speed, or the memory, sets its own value. Polars reads this when
 # first imported, hence here; Polars puts its own defaults first, so these win.
 os.environ.setdefault(
     "_RJEM_MALLOC_CONF",
-    "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:0",
+    "background_thread:true,dirty_decay_ms:10000,muzzy_decay_ms:0,oversize_threshold:0",
 )
