@@ -11,8 +11,7 @@ __version__ = "0.1.0"
 # allocates the next. Here the background thread purges what stayed unused for ten seconds
 # (nothing kept "muzzy"), and large allocations share the other arenas' reuse: 10M
 # transactions peak near 1.6 GiB with 500k-row chunks, under the 2 GiB the card engine promises,
-# with half the system time that purging after one second cost, and a quarter of purging at
-# once (docs/benchmarks.md). A bank
+# with half the system time that purging after one second cost (docs/benchmarks.md). A bank
 # that would rather have the speed, or the memory, sets its own value. Polars reads this when
 # first imported, hence here; Polars puts its own defaults first, so these win.
 os.environ.setdefault(
