@@ -162,10 +162,10 @@ def test_what_a_streamed_feed_earns_is_what_the_reference_earns_on_the_whole_fil
     assert earned.sort(KEY).equals(reference.rewards.sort(KEY))
     # What the run remembers is where the next file starts: every grant with what was clawed
     # back, and the counters of the benefits with a member limit.
-    assert result.state.grants.sort("txn_id").equals(reference.grants.sort("txn_id"))
+    assert result.state().grants.sort("txn_id").equals(reference.grants.sort("txn_id"))
     limited = _programme().benefits.filter(pl.col("member_limit").is_not_null())["benefit_id"]
     counters = reference.usage_added.filter(pl.col("benefit_id").is_in(limited.implode()))
-    assert result.state.usage.sort(engine.USAGE_KEY).equals(counters.sort(engine.USAGE_KEY))
+    assert result.state().usage.sort(engine.USAGE_KEY).equals(counters.sort(engine.USAGE_KEY))
 
 
 def test_a_feed_far_out_of_time_order_is_staged_whole_and_earns_the_same(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -51,16 +51,21 @@ class Prescan:
 
 @dataclass
 class Result:
-    """What a run in memory read, matched and wrote."""
+    """What a run in memory read, matched and wrote, and where a next file would start from."""
 
     counts: pipeline.Counts
     streamed: bool
-    set_aside: int = 0
-    matched: int = 0
-    rewards: int = 0
-    batches: int = 0
-    state: State = field(default_factory=State)
-    programme: Programme = field(default_factory=Programme)
+    set_aside: int
+    matched: int
+    rewards: int
+    batches: int
+    programme: Programme
+    memory: _Memory
+
+    def state(self) -> State:
+        """The state a next file would start from (built on request: at 100M rows a day's
+        grants alone are millions of rows)."""
+        return self.memory.state()
 
 
 def prescan(path: Path, chunk_rows: int) -> Prescan | None:
@@ -236,7 +241,7 @@ def run(
         matched=matcher.matched,
         rewards=matcher.rewards,
         batches=matcher.batches,
-        state=matcher.memory.state(),
+        memory=matcher.memory,
         programme=matcher.programme,
     )
 
