@@ -1,7 +1,7 @@
 """A card feed matched in memory, start to finish, against one programme: what the file earns.
 
 Staging, resolution and matching overlap: a worker thread reads, validates and splits the next
-chunk of the file and resolves its descriptors while this thread matches rows already known to
+chunk of the file and resolves its merchants while this thread matches rows already known to
 come first. A clearing file is (nearly) in time order, and a first pass over its txn_time
 column alone tells, for every chunk, the earliest instant any later chunk holds (its floor):
 rows before a chunk's floor can be matched as soon as that chunk is read, because nothing still
@@ -140,7 +140,8 @@ def _most_held(
 
 @dataclass
 class _Part:
-    """One chunk of the file, staged: what can earn (first row of each txn_id), in file order."""
+    """One chunk of the file, staged: what can earn (first row of each txn_id), its merchants
+    resolved, in file order."""
 
     rows: int
     can_earn: pl.DataFrame
@@ -169,15 +170,15 @@ class _Matcher:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewards")
         self._written: list[Future[None]] = []
 
-    def add(self, batch: pl.DataFrame) -> None:
-        resolved = self.resolver.resolve(batch).resolved
-        outcome = engine.match(resolved, self.programme, self.memory.state_for(batch))
+    def add(self, resolved: pl.DataFrame) -> None:
+        """Match a batch of resolved rows (frames.RESOLVED) that come after every earlier one."""
+        outcome = engine.match(resolved, self.programme, self.memory.state_for(resolved))
         # Budgets and quantities move on; the counters, purchases and grants go to memory.
         self.programme = engine.advance(self.programme, State(), outcome)[0]
         self.memory.remember(outcome)
         self._written.append(self._writer.submit(self._write, outcome.rewards, self.batches))
         self.batches += 1
-        self.matched += batch.height
+        self.matched += resolved.height
         self.rewards += outcome.rewards.height
         self.on_batch(resolved, outcome)
 
@@ -266,7 +267,7 @@ def _staged(
         on_accepted=matcher.resolver.learn,
     )
     for chunk in staged.chunks(chunk_rows):
-        matcher.add(chunk)
+        matcher.add(matcher.resolver.resolve(chunk).resolved)
     return counts, staged.other_rows
 
 
@@ -282,7 +283,7 @@ def _streamed(
     chunk is read; the rest wait for a later chunk's floor. The prescan runs while the first
     chunk is read; a file it finds too far out of order is left at once (False)."""
     counts = pipeline.Counts()
-    held = frames.empty(frames.TRANSACTIONS)
+    held = frames.empty(frames.RESOLVED)
     set_aside = 0
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="prescan") as ahead,
@@ -324,7 +325,7 @@ def _parts(
 ) -> Iterator[_Part]:
     """The file's chunks staged in file order: validated (bad rows to the quarantine file),
     later rows of a txn_id dropped, purchases no member's card made counted and set aside,
-    and the descriptors of what is left resolved ahead."""
+    and the merchants of what is left resolved (a row's merchant does not depend on order)."""
     seen: dict[int, set[str]] = {}
     for chunk in feed.read_feed(path, chunk_rows=chunk_rows, workers=pipeline.STAGING_WORKERS):
         counts.rows_read += chunk.rows
@@ -339,9 +340,7 @@ def _parts(
         counts.accepted += accepted.height
         counts.duplicates += duplicates
         flags = accepted.select(pipeline.can_earn(members)).to_series()
-        can_earn = accepted.filter(flags)
-        if can_earn.height:
-            resolver.learn(can_earn)
+        can_earn = resolver.resolve(accepted.filter(flags)).resolved
         yield _Part(chunk.rows, can_earn, accepted.height - can_earn.height)
 
 
@@ -374,7 +373,7 @@ def _first_rows(
 def _release(held: pl.DataFrame, floor: datetime | None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The held rows that come before `floor`, in (txn_time, txn_id) order, and the rest."""
     if floor is None:
-        return held.sort(pipeline.ORDER), frames.empty(frames.TRANSACTIONS)
+        return held.sort(pipeline.ORDER), frames.empty(frames.RESOLVED)
     before = held.select(pl.col("txn_time") < floor).to_series()
     return held.filter(before).sort(pipeline.ORDER), held.filter(~before)
 
