@@ -429,14 +429,25 @@ class _Memory:
         )
 
     def _add(self, grants: pl.DataFrame, usage: pl.DataFrame, purchases: pl.DataFrame) -> None:
-        if grants.height:
-            self.grants.append(grants.with_columns(pipeline.txn_hash(pl.col("txn_id"))))
-        usage = usage.filter(pl.col("benefit_id").is_in(self.limited.implode()))
-        if usage.height:
-            self.usage.append(usage)
-        purchases = purchases.filter(pl.col("merchant_id").is_in(self.newcomers.implode()))
-        if purchases.height:
-            self.purchases.append(purchases)
+        _append(self.grants, grants.with_columns(pipeline.txn_hash(pl.col("txn_id"))))
+        _append(self.usage, usage.filter(pl.col("benefit_id").is_in(self.limited.implode())))
+        _append(
+            self.purchases,
+            purchases.filter(pl.col("merchant_id").is_in(self.newcomers.implode())),
+        )
+
+
+# Frames of many chunks make some operations slower per chunk: past this many parts, they are
+# merged into one (over a day of 200 batches, each row is copied a few times).
+_MAX_PARTS = 32
+
+
+def _append(parts: list[pl.DataFrame], frame: pl.DataFrame) -> None:
+    if not frame.height:
+        return
+    parts.append(frame)
+    if len(parts) > _MAX_PARTS:
+        parts[:] = [pl.concat(parts)]
 
 
 _GRANTS = pl.Schema({**frames.GRANTS, "hash": pl.UInt64()})
