@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beyondbank.cards import engine, frames, generate, oracle, pipeline, stream
+from beyondbank.cards import engine, feed, frames, generate, oracle, pipeline, stream
 from beyondbank.cards.frames import Programme, State
 from beyondbank.cards.resolution import Resolver
 
@@ -287,3 +287,27 @@ def test_duplicates_in_later_chunks_are_found_by_their_txn_ids(tmp_path: Path) -
 
     assert result.streamed
     assert (result.counts.rows_read, result.counts.accepted, result.counts.duplicates) == (8, 5, 3)
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_a_feed_with_no_rows_writes_empty_files(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"feed.{suffix}"
+    empty = _feed_rows([], [])
+    if suffix == "csv":
+        empty.write_csv(path)
+    else:
+        empty.write_parquet(path)
+
+    result, earned = _run(path, 100, tmp_path / "run")
+
+    assert (result.counts.rows_read, result.matched, result.batches) == (0, 0, 0)
+    assert earned.is_empty()
+    assert earned.schema == frames.REWARDS
+    assert pl.read_csv(tmp_path / "run" / "rewards.csv").columns == frames.REWARDS.names()
+
+
+def test_a_parquet_file_that_is_no_feed_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "feed.parquet"
+    pl.DataFrame({"txn_id": ["a"], "when": ["2026-11-16T10:00:00Z"]}).write_parquet(path)
+    with pytest.raises(feed.FeedFormatError, match="missing"):
+        _run(path, 100, tmp_path / "run")
