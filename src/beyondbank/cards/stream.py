@@ -84,15 +84,16 @@ def prescan(path: Path, chunk_rows: int) -> Prescan | None:
         .str.slice(0, _SECOND_WIDTH)
         .str.strptime(frames.UTC_TIME, SECOND, strict=False)
     )
+    txn_hash = pipeline.txn_hash(feed.as_text("txn_id", schema["txn_id"]))
+
+    def read(offset: int) -> pl.DataFrame:
+        return scan.slice(offset, chunk_rows).select(txn_hash, second=second).collect()
+
     lows: list[datetime | None] = []
     highs: list[datetime | None] = []
     hashes: list[pl.Series] = []
-    for offset in range(0, total, chunk_rows):
-        part = (
-            scan.slice(offset, chunk_rows)
-            .select(hash=pipeline.txn_hash(feed.as_text("txn_id", schema["txn_id"])), second=second)
-            .collect()
-        )
+    offsets = range(0, total, chunk_rows)
+    for part in threads.ordered_map(read, offsets, pipeline.STAGING_WORKERS, "prescan"):
         hashes.append(part.get_column("hash"))
         seconds = part.get_column("second")
         lows.append(seconds.min())  # type: ignore[arg-type]  # a datetime, or None
