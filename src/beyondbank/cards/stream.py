@@ -150,8 +150,8 @@ class _Part:
 
 
 class _Matcher:
-    """Resolves and matches batches in time order, threading the programme and state from one
-    to the next; a worker thread writes each batch's rewards to the rewards file meanwhile."""
+    """Matches batches in time order, threading the programme and what earlier batches left
+    from one to the next; a worker thread writes each batch's rewards meanwhile."""
 
     def __init__(
         self,
@@ -189,15 +189,19 @@ class _Matcher:
         rewards.write_csv(self._csv, include_header=index == 0)
         rewards.write_ipc(self._parts / f"{index:06d}.arrow", compression="uncompressed")
 
-    def close(self) -> None:
+    def close(self, *, complete: bool) -> None:
+        """Wait for the writes; a complete run also writes the Parquet file (a failed one
+        leaves only what the CSV file had got)."""
         self._writer.shutdown(wait=True)
         try:
             for written in self._written:
                 written.result()
-            if not self.batches:
+            if complete and not self.batches:
                 frames.empty(frames.REWARDS).write_csv(self._csv)
         finally:
             self._csv.close()
+        if not complete:
+            return
         if self.batches:
             pl.scan_ipc(self._parts / "*.arrow").sink_parquet(self._parquet)
         else:
@@ -234,8 +238,10 @@ def run(
             counts, set_aside = _staged(
                 path, work, quarantine, matcher, members, chunk_rows, on_rows
             )
-    finally:
-        matcher.close()
+    except BaseException:
+        matcher.close(complete=False)
+        raise
+    matcher.close(complete=True)
     return Result(
         counts=counts,
         streamed=streamed,
