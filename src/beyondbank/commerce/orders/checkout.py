@@ -9,7 +9,7 @@ of the same products queue on the row locks instead of deadlocking.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -108,7 +108,22 @@ def price_offers(
         )
     if errors:
         raise InvalidInput(_("Some lines cannot be bought."), errors=errors)
-    return priced
+    return merge_lines(priced)
+
+
+def merge_lines(priced: Sequence[Priced]) -> list[Priced]:
+    """One line per product (and group buy): the same product asked for twice is one line of
+    the sum, where the first was asked. An order keeps one line per product everywhere after
+    it (reservation, shipping, returns, release), so the stock is reserved, and a group buy's
+    per-customer limit checked, on the sum."""
+    merged: dict[tuple[int, str | None], Priced] = {}
+    for line in priced:
+        key = (line.product_id, line.campaign_id)
+        before = merged.get(key)
+        merged[key] = (
+            line if before is None else replace(before, quantity=before.quantity + line.quantity)
+        )
+    return list(merged.values())
 
 
 def sold_out(sku: str, n: int) -> SoldOut:
