@@ -8,6 +8,7 @@ its transactions before each call to the bank.
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -20,12 +21,13 @@ from beyondbank.commerce import service as commerce
 from beyondbank.commerce.models import Order, OrderStatus
 from beyondbank.commerce.orders import checkout, schemas, service
 from beyondbank.commerce.orders.checkout import Wanted
-from beyondbank.core.authz import Permission, Principal
+from beyondbank.core.authz import Permission, Principal, require
 from beyondbank.core.errors import Problem, invalid
 from beyondbank.core.http import is_json, problem_response, read_body, replay_body
 from beyondbank.core.i18n import _
 from beyondbank.core.idempotency import check_key, fingerprint
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
+from beyondbank.core.tokens import read_access_token
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import (
     IdempotencyKey,
@@ -35,6 +37,7 @@ from beyondbank.deps import (
     get_settings,
     requires,
 )
+from beyondbank.identity import service as identity
 from beyondbank.payments.api import Gateway, bank_core, gateway
 
 router = APIRouter(prefix="/shop", tags=["shop: carts, checkout and orders"])
@@ -326,6 +329,7 @@ class CheckoutEdge:
     def __init__(self, app: ASGIApp, prefix: str) -> None:
         self.app = app
         self.path = f"{prefix}{router.prefix}/checkout"
+        self.buyers = Buyers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
@@ -352,6 +356,7 @@ class CheckoutEdge:
                 checkout_in,
                 headers.get("authorization"),
                 headers.get("idempotency-key"),
+                self.buyers,
             )
         except Problem as problem:
             response = problem_response(problem, request)
@@ -363,10 +368,50 @@ def _edge_checkout(
     body: schemas.CheckoutIn,
     authorization: str | None,
     idempotency_key: str | None,
+    buyers: Buyers,
 ) -> JSONResponse:
     """The route's dependency and body, in the route's order, on one worker thread."""
-    actor = _allowed(request, authorization, Permission.ORDERS_CREATE)
+    actor = buyers.allowed(request, authorization, Permission.ORDERS_CREATE)
     return _checkout(request, body, actor, idempotency_key)
+
+
+class Buyers:
+    """Who a customer's bearer token speaks for, for the checkouts `CheckoutEdge` answers: the
+    token's signature and expiry checked on every request, as everywhere, and the customer
+    behind it read at most every `TTL_SECONDS` per process (as the card switch's callers are).
+    Only customers: a customer has nothing that could shut them out later (no deactivation, and
+    customers are never deleted), and their principal is their ids and name. Users and API
+    clients, who can be deactivated at once, and every token this does not read as a valid
+    customer's, take the route's lookup (`_allowed`) on every request, with its problems."""
+
+    TTL_SECONDS = 5.0
+    _LIMIT = 10_000  # tokens remembered per process
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[float, Principal]] = {}
+
+    def allowed(
+        self, request: Request, authorization: str | None, permission: Permission
+    ) -> Principal:
+        scheme, _space, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return _allowed(request, authorization, permission)
+        state = request.app.state
+        secret = get_settings(request).secret_key.get_secret_value()
+        claims = read_access_token(secret, token, now=state.clock.now())
+        if claims.kind != "customer":
+            return _allowed(request, authorization, permission)
+        known = self._known.get(token)
+        now = time.monotonic()
+        if known is None or now - known[0] > self.TTL_SECONDS:
+            with UnitOfWork(state.session_factory, state.clock) as uow:
+                uow.single_statements()  # one SELECT: no BEGIN and ROLLBACK around it
+                known = (now, identity.principal_for(uow, claims.kind, claims.subject))
+            if len(self._known) >= self._LIMIT:
+                self._known.clear()
+            self._known[token] = known
+        return require(known[1], permission)
 
 
 # -- the customer's orders -----------------------------------------------------------------------
