@@ -4,6 +4,7 @@ status, headers and body for an order, a replay and every kind of problem."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -195,3 +196,38 @@ def test_every_kind_of_problem_is_answered_alike(
     # The edge answered each of them but the one whose body is not a CheckoutIn (5 months).
     assert "k5-e" not in edge_calls
     assert len(edge_calls) == len(cases) - 1 + 2  # and the reused key's two
+
+
+def test_a_remembered_token_still_expires_and_staff_are_looked_up_each_time(
+    client: TestClient,
+    routed: TestClient,
+    uow: UnitOfWork,
+    settings: Settings,
+    clock: FixedClock,
+    shop: Shop,
+    edge_calls: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    staff = f.make_user(uow, Role.PARTNER_ADMIN, partner=shop.partner)
+    uow.commit()
+    lookups: list[str] = []
+    look_up = orders_api.identity.principal_for
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        lookups.append(args[1])
+        return look_up(*args, **kw)
+
+    monkeypatch.setattr(orders_api.identity, "principal_for", counted)
+    me = f.auth(settings, uow, shop.customer)
+    for n in range(2):
+        answer = client.post(CHECKOUT, json=_body(shop), headers={**me, "Idempotency-Key": f"t{n}"})
+        assert answer.status_code == 201
+    assert lookups == ["customer"]  # the second checkout's customer was remembered
+    for n in range(2):
+        headers = {**f.auth(settings, uow, staff), "Idempotency-Key": f"s{n}"}
+        assert client.post(CHECKOUT, json=_body(shop), headers=headers).status_code == 403
+    assert lookups == ["customer", "user", "user"]
+    clock.advance(timedelta(hours=1))  # the token's hour is up
+    expired = {**me, "Idempotency-Key": "late"}
+    seen = _same(client, routed, _body(shop), expired)
+    assert (seen[0], seen[2]["detail"]) == (401, "The bearer token has expired.")
