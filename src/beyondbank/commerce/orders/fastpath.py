@@ -46,8 +46,8 @@ def place(
 ) -> tuple[checkout.Placed, idempotency.Claim | None] | None:
     """Transaction 1 of a "buy now" checkout without a group buy, in two calls (PostgreSQL):
     `shop_checkout_open` reads the partner, whether the key is known, the products with their
-    prices now and the customer's account; the lines are priced and checked here as `_place`
-    does; then `shop_checkout_place` claims the key (holding its answer, as
+    prices now and the customer's account; the lines are priced and checked here as
+    `service._place` does; then `shop_checkout_place` claims the key (holding its answer, as
     `idempotency.claim_within` does), reserves the stock in product id order and writes the
     order, its lines, its event and `order.created`, all or nothing. None when it is not the
     usual case, with nothing written: an unknown partner, a key used before, and with a key
