@@ -1,5 +1,7 @@
 """The building blocks of a checkout that never commit: stock reserved by conditional UPDATE,
-lines priced at the bank-client price, the webhook payload, and payment keys derived from the order.
+lines priced at the bank-client price (one line per product), the totals and the bank's offers,
+the webhook payload, and payment keys derived from the order; shared by the general path
+(`service`) and the PostgreSQL fast path (`fastpath`).
 
 Stock rules, enforced by the database (and its CHECKs as a backstop): a reservation succeeds only
 `WHERE stock_on_hand - stock_reserved >= n`; products are updated in id order, so two checkouts
