@@ -133,6 +133,8 @@ def create_app(
     # Innermost: the card switch's events are answered before the router (see the class); every
     # middleware added after it (security headers, request id, language, session) wraps it.
     app.add_middleware(cards_api.CardEventEdge, prefix=API_PREFIX)
+    # Likewise the shop's checkout (see the class), beside it.
+    app.add_middleware(orders_api.CheckoutEdge, prefix=API_PREFIX)
     app.add_middleware(SecurityHeaders, embed_origins=settings.embed_origins)
     app.add_middleware(RequestIdMiddleware)
     # Inside the session middleware: the viewer's chosen language is kept in the session.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import select
+import time
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -23,6 +25,7 @@ from sqlalchemy import (
     Enum as SAEnum,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
@@ -110,7 +113,54 @@ def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, echo=echo, **kwargs)
+    _check_on_checkout(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is pinged before it is used again.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _check_on_checkout(engine: Engine) -> None:
+    """A pooled connection the database has dropped is replaced before a request uses it, as
+    `pool_pre_ping` does, without a round trip on every checkout (a checkout took four).
+
+    A connection back in the pool a short while ago is checked on its socket alone, which costs
+    no round trip: when PostgreSQL ends a session (a restart, `pg_terminate_backend`, an idle
+    timeout) it sends its last message and closes the socket, so an idle connection's socket
+    that has anything to read, or that is closed, is pinged (and replaced if the ping fails).
+    One idle longer than `PING_AFTER_IDLE_SECONDS` is always pinged: a network that dropped it
+    without a word is not seen on the socket. Raising `DisconnectionError` here makes the pool
+    discard the connection and check out another (SQLAlchemy's "pessimistic" recipe)."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        since = record.info.pop("checked_in", None)
+        if since is None:
+            return  # a new connection
+        idle = time.monotonic() - since
+        if idle <= PING_AFTER_IDLE_SECONDS and _socket_quiet(dbapi_connection):
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection was dropped: {exc}") from exc
+
+
+def _socket_quiet(dbapi_connection: Any) -> bool:
+    """Whether an idle connection's socket is open with nothing to read (no round trip)."""
+    try:
+        if dbapi_connection.closed:
+            return False
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return not readable
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -134,3 +134,38 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+# -- edges: hot endpoints answered in front of the router (plain ASGI) -----------------------
+
+
+def is_json(content_type: str) -> bool:
+    """`application/json`, with or without parameters (`; charset=utf-8`)."""
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The request's whole body; None if the client disconnected first."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the application the body an edge already read, then listens to
+    the connection as before (for its disconnect)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed

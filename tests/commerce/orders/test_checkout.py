@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from beyondbank.commerce.models import Order, OrderStatus, Product, WebhookEvent
 from beyondbank.commerce.orders import service
-from beyondbank.commerce.orders.checkout import SoldOut
+from beyondbank.commerce.orders.checkout import SoldOut, lines_of
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.errors import IdempotencyKeyReused, InvalidInput, InvalidTransition
 from beyondbank.core.models import IdempotencyRecord
@@ -286,3 +286,28 @@ def test_instalments_and_device_protection_are_on_the_order(
     assert [i["amount_minor"] for i in plan] == [2_211] + [2_208] * 11
     assert [i["due"] for i in plan[:3]] == ["2026-12-22", "2027-01-22", "2027-02-22"]
     assert bank.payment(order.payment_ref or "").amount_minor == 26_499
+
+
+def test_two_lines_of_one_product_reserve_their_sum(
+    uow: UnitOfWork, bank: BankCoreGateway, shop: Shop
+) -> None:
+    data = checkout_in(shop, (shop.product, 2), (shop.other, 1), (shop.product, 3))
+    order = service.checkout_order(uow, bank, shop.buyer, data).order
+    assert _stock(uow, shop.product) == (10, 5)
+    assert order.goods_minor == 5 * 1_000 + 25_000
+    lines = sorted((line.product_id, line.quantity) for line in lines_of(uow, order))
+    assert lines == sorted([(shop.product.id, 5), (shop.other.id, 1)])
+    service.cancel(uow, bank, shop.buyer, order.public_id)
+    assert _stock(uow, shop.product) == (10, 0)  # the whole sum comes back
+
+
+def test_two_lines_of_one_product_are_sold_out_on_their_sum(
+    uow: UnitOfWork, bank: BankCoreGateway, shop: Shop
+) -> None:
+    # 5 in stock: each line fits, their sum does not.
+    with pytest.raises(SoldOut):
+        service.checkout_order(
+            uow, bank, shop.buyer, checkout_in(shop, (shop.other, 3), (shop.other, 3))
+        )
+    assert uow.session.scalar(select(func.count()).select_from(Order)) == 0
+    assert _stock(uow, shop.other) == (5, 0)

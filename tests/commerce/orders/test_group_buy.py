@@ -99,3 +99,20 @@ def test_the_offers_for_a_group_buy_cart_are_on_the_entry_price(
     assert sum(i.amount_minor for i in offers.instalments[3]) == 1_800
     (cart,) = service.carts(uow, shop.buyer)
     assert (cart.lines[0].unit_minor, cart.goods_minor) == (900, 1_800)
+
+
+def test_the_per_customer_limit_counts_two_lines_of_the_group_buy_together(
+    uow: UnitOfWork, bank: BankCoreGateway, shop: Shop, campaign: GroupBuy
+) -> None:
+    # A limit of 3: each line fits, their sum does not.
+    data = _join(shop, campaign, 2)
+    twice = service.CheckoutIn(
+        partner_id=data.partner_id,
+        shipping_address=data.shipping_address,
+        share_address_with_partner=True,
+        items=[*data.items, *data.items],
+    )
+    with pytest.raises(LimitReached):
+        service.checkout_order(uow, bank, shop.buyer, twice)
+    assert _units(uow, campaign) == (0, 0)
+    assert uow.session.scalars(select(Order)).all() == []

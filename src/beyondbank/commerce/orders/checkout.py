@@ -1,5 +1,7 @@
 """The building blocks of a checkout that never commit: stock reserved by conditional UPDATE,
-lines priced at the bank-client price, the webhook payload, and payment keys derived from the order.
+lines priced at the bank-client price (one line per product), the totals and the bank's offers,
+the webhook payload, and payment keys derived from the order; shared by the general path
+(`service`) and the PostgreSQL fast path (`fastpath`).
 
 Stock rules, enforced by the database (and its CHECKs as a backstop): a reservation succeeds only
 `WHERE stock_on_hand - stock_reserved >= n`; products are updated in id order, so two checkouts
@@ -9,16 +11,20 @@ of the same products queue on the row locks instead of deadlocking.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
 from beyondbank.commerce.catalog import service as catalog
 from beyondbank.commerce.models import Order, OrderLine, Partner, Product, ProductStatus
+from beyondbank.commerce.orders import crosssell
 from beyondbank.commerce.webhooks import outbox
-from beyondbank.core.errors import FieldError, InvalidInput, LimitReached
+from beyondbank.core.authz import Principal
+from beyondbank.core.errors import Conflict, FieldError, InvalidInput, LimitReached, invalid
 from beyondbank.core.i18n import _
+from beyondbank.core.money import Money
 from beyondbank.core.uow import UnitOfWork
 
 
@@ -57,6 +63,90 @@ class Offer:
     sku: str
     active: bool
     prices: tuple[int, int] | None  # (public_minor, client_minor) now; None: no price now
+
+
+# How long stock is held for an order waiting for its payment.
+RESERVATION = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutIn:
+    partner_id: str
+    shipping_address: dict[str, Any]
+    share_address_with_partner: bool
+    instalment_months: int | None = None
+    device_protection: bool = False
+    expected_total: str | None = None  # the total the customer saw ("24.99"); a change is a 409
+    items: list[Wanted] = field(default_factory=list)  # "buy now"; empty: the cart
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What transaction 1 made and read, for the payment and transaction 2: the order, the
+    customer's account and the partner (public ids, which never change), the lines as written."""
+
+    order: Order
+    account_ref: str
+    partner_ref: str
+    lines: list[OrderLine]
+    sku: dict[int, str]
+
+
+# -- what both checkout paths share: totals, the bank's offers, who acts ---------------------
+
+
+def totals(
+    priced: Sequence[Priced], data: CheckoutIn, currency: str, expected: int | None
+) -> tuple[int, int, int, int]:
+    """Goods, saving, protection premium and total; a total other than the one the customer saw
+    is a 409."""
+    goods = sum(p.unit_minor * p.quantity for p in priced)
+    saving = sum(max(p.public_unit_minor - p.unit_minor, 0) * p.quantity for p in priced)
+    protection = (
+        crosssell.protection_for([(p.unit_minor, p.quantity) for p in priced])
+        if data.device_protection
+        else 0
+    )
+    total = goods + protection
+    if expected is not None and expected != total:
+        raise Conflict(
+            _(
+                "The total is now %(total)s, not %(expected)s: check the order again.",
+                total=Money(total, currency),
+                expected=Money(expected, currency),
+            ),
+            extra={"total_minor": total},
+        )
+    return goods, saving, protection, total
+
+
+def no_account(currency: str) -> InvalidInput:
+    return InvalidInput(
+        _("You have no %(currency)s account at the bank to pay from.", currency=currency),
+        errors=(
+            FieldError("body.partner_id", _("no %(currency)s deposit account", currency=currency)),
+        ),
+    )
+
+
+def instalments(total: int, months: int | None, now: datetime) -> list[dict[str, Any]] | None:
+    if months is None:
+        return None
+    plan = crosssell.instalment_plan(total, months, now.date())
+    return [{"due": i.due.isoformat(), "amount_minor": i.amount_minor} for i in plan]
+
+
+def expected_total(data: CheckoutIn, currency: str) -> int | None:
+    if data.expected_total is None:
+        return None
+    try:
+        return Money.parse(data.expected_total, currency).amount
+    except ValueError as exc:
+        raise invalid("body.expected_total", str(exc)) from None
+
+
+def who(actor: Principal) -> str:
+    return f"{actor.kind}:{actor.public_id}"[:40]
 
 
 def products_by_public_ids(uow: UnitOfWork, public_ids: Iterable[str]) -> dict[str, Product]:
@@ -108,7 +198,22 @@ def price_offers(
         )
     if errors:
         raise InvalidInput(_("Some lines cannot be bought."), errors=errors)
-    return priced
+    return merge_lines(priced)
+
+
+def merge_lines(priced: Sequence[Priced]) -> list[Priced]:
+    """One line per product (and group buy): the same product asked for twice is one line of
+    the sum, where the first was asked. An order keeps one line per product everywhere after
+    it (reservation, shipping, returns, release), so the stock is reserved, and a group buy's
+    per-customer limit checked, on the sum."""
+    merged: dict[tuple[int, str | None], Priced] = {}
+    for line in priced:
+        key = (line.product_id, line.campaign_id)
+        before = merged.get(key)
+        merged[key] = (
+            line if before is None else replace(before, quantity=before.quantity + line.quantity)
+        )
+    return list(merged.values())
 
 
 def sold_out(sku: str, n: int) -> SoldOut:

@@ -7,21 +7,19 @@ only once its order is irrevocably cancelled, and an order becomes paid only wit
 authorisation, so no payment is ever kept without an order and no order is paid without a payment.
 
 On PostgreSQL the usual checkout ("buy now", no group buy) runs the same steps as calls of the
-functions of migration 0009 (`_place_on_server`, `_paid_on_server`), each a transaction of its own;
+functions of migration 0009 (`fastpath.place`, `fastpath.paid`), each a transaction of its own;
 anything unusual, the cart and group buys take the general path, which also runs on SQLite.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, inspect, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.orm import make_transient_to_detached
 
 from beyondbank.commerce import service as commerce
@@ -38,12 +36,16 @@ from beyondbank.commerce.models import (
     Partner,
     Shipment,
 )
-from beyondbank.commerce.orders import checkout, crosssell
+from beyondbank.commerce.orders import checkout, crosssell, fastpath
 from beyondbank.commerce.orders import transitions as machine
+
+# What callers name through this module (the checkout's input, what it placed, the hold's length).
+from beyondbank.commerce.orders.checkout import RESERVATION as RESERVATION
+from beyondbank.commerce.orders.checkout import CheckoutIn as CheckoutIn
+from beyondbank.commerce.orders.checkout import Placed as Placed
 from beyondbank.commerce.orders.checkout import Priced, Wanted
 from beyondbank.core import audit, idempotency
 from beyondbank.core.authz import SYSTEM, Principal, ensure_partner_visible
-from beyondbank.core.db import UTCDateTime
 from beyondbank.core.errors import (
     Conflict,
     FieldError,
@@ -51,7 +53,6 @@ from beyondbank.core.errors import (
     InvalidInput,
     InvalidTransition,
     NotFound,
-    Problem,
     invalid,
 )
 from beyondbank.core.i18n import _
@@ -78,8 +79,6 @@ from beyondbank.settlement.models import PartyKind
 from beyondbank.settlement.statements import SHOP_SALES_CATEGORY
 
 S = OrderStatus
-# How long stock is held for an order waiting for its payment.
-RESERVATION = timedelta(minutes=15)
 
 
 def _end_reads(uow: UnitOfWork) -> None:
@@ -323,17 +322,6 @@ def offers(uow: UnitOfWork, actor: Principal, partner_id: str) -> Offers:
 
 
 @dataclass(frozen=True, slots=True)
-class CheckoutIn:
-    partner_id: str
-    shipping_address: dict[str, Any]
-    share_address_with_partner: bool
-    instalment_months: int | None = None
-    device_protection: bool = False
-    expected_total: str | None = None  # the total the customer saw ("24.99"); a change is a 409
-    items: list[Wanted] = field(default_factory=list)  # "buy now"; empty: the cart
-
-
-@dataclass(frozen=True, slots=True)
 class Checkout:
     order: Order
     replayed: bool
@@ -357,9 +345,9 @@ def checkout_order(
             "body.share_address_with_partner",
             _("must be true: the partner needs the shipping address to send the order"),
         )
-    if _on_server(uow) and data.items and not any(item.campaign_id for item in data.items):
+    if fastpath.on_server(uow) and data.items and not any(item.campaign_id for item in data.items):
         try:
-            fast = _place_on_server(uow, actor, customer_id, data, key, fingerprint, lock_seconds)
+            fast = fastpath.place(uow, actor, customer_id, data, key, fingerprint, lock_seconds)
         except BaseException:
             uow.rollback()
             raise
@@ -369,7 +357,7 @@ def checkout_order(
             return Checkout(order, replayed=False, placed=fast[0])
         uow.rollback()  # not the usual case: the general path decides
     partner = commerce.get_partner(uow, data.partner_id, field="body.partner_id")
-    expected = _expected_total(data, partner.currency)
+    expected = checkout.expected_total(data, partner.currency)
     order_id = new_public_id("ord")
     held: idempotency.Claim | None = None
     try:
@@ -447,10 +435,10 @@ def _place(
         )
         line = priced[0]
         priced = [Priced(line.product_id, line.sku, line.quantity, entry, line.public_unit_minor)]
-    goods, saving, protection, total = _totals(priced, data, partner.currency, expected)
+    goods, saving, protection, total = checkout.totals(priced, data, partner.currency, expected)
     account = payments.account_of_customer(uow, customer_id, partner.currency)
     if account is None:
-        raise _no_account(partner.currency)
+        raise checkout.no_account(partner.currency)
     checkout.reserve(
         uow,
         {p.product_id: p.quantity for p in priced},
@@ -477,7 +465,7 @@ def _place(
         reserved_until=now + RESERVATION,
         updated_at=now,
     )
-    order.instalment_plan = _instalments(total, data.instalment_months, now)
+    order.instalment_plan = checkout.instalments(total, data.instalment_months, now)
     uow.session.add(order)
     uow.session.flush()
     if protection:
@@ -496,7 +484,9 @@ def _place(
     ]
     uow.session.add_all(lines)
     uow.session.add(
-        OrderEvent(order_id=order.id, to_status=S.PENDING_PAYMENT.value, at=now, actor=_who(actor))
+        OrderEvent(
+            order_id=order.id, to_status=S.PENDING_PAYMENT.value, at=now, actor=checkout.who(actor)
+        )
     )
     if cart is not None:
         cart.checked_out = True
@@ -505,307 +495,6 @@ def _place(
     sku = {p.product_id: p.sku for p in priced}
     checkout.emit(uow, order, "order.created", lines=lines, sku=sku)
     return Placed(order, account.public_id, partner.public_id, lines, sku)
-
-
-def _on_server(uow: UnitOfWork) -> bool:
-    """PostgreSQL: the usual checkout runs in the functions of migration 0009."""
-    return uow.session.get_bind().dialect.name == "postgresql"
-
-
-def _totals(
-    priced: Sequence[Priced], data: CheckoutIn, currency: str, expected: int | None
-) -> tuple[int, int, int, int]:
-    """Goods, saving, protection premium and total; a total other than the one the customer saw
-    is a 409."""
-    goods = sum(p.unit_minor * p.quantity for p in priced)
-    saving = sum(max(p.public_unit_minor - p.unit_minor, 0) * p.quantity for p in priced)
-    protection = (
-        crosssell.protection_for([(p.unit_minor, p.quantity) for p in priced])
-        if data.device_protection
-        else 0
-    )
-    total = goods + protection
-    if expected is not None and expected != total:
-        raise Conflict(
-            _(
-                "The total is now %(total)s, not %(expected)s: check the order again.",
-                total=Money(total, currency),
-                expected=Money(expected, currency),
-            ),
-            extra={"total_minor": total},
-        )
-    return goods, saving, protection, total
-
-
-def _no_account(currency: str) -> InvalidInput:
-    return InvalidInput(
-        _("You have no %(currency)s account at the bank to pay from.", currency=currency),
-        errors=(
-            FieldError("body.partner_id", _("no %(currency)s deposit account", currency=currency)),
-        ),
-    )
-
-
-def _instalments(total: int, months: int | None, now: datetime) -> list[dict[str, Any]] | None:
-    if months is None:
-        return None
-    plan = crosssell.instalment_plan(total, months, now.date())
-    return [{"due": i.due.isoformat(), "amount_minor": i.amount_minor} for i in plan]
-
-
-def _expected_total(data: CheckoutIn, currency: str) -> int | None:
-    if data.expected_total is None:
-        return None
-    try:
-        return Money.parse(data.expected_total, currency).amount
-    except ValueError as exc:
-        raise invalid("body.expected_total", str(exc)) from None
-
-
-def _place_on_server(
-    uow: UnitOfWork,
-    actor: Principal,
-    customer_id: int,
-    data: CheckoutIn,
-    key: str | None,
-    fingerprint: str,
-    lock_seconds: int,
-) -> tuple[Placed, idempotency.Claim | None] | None:
-    """Transaction 1 of a "buy now" checkout without a group buy, in two calls (PostgreSQL):
-    `shop_checkout_open` reads the partner, whether the key is known, the products with their
-    prices now and the customer's account; the lines are priced and checked here as `_place`
-    does; then `shop_checkout_place` claims the key (holding its answer, as
-    `idempotency.claim_within` does), reserves the stock in product id order and writes the
-    order, its lines, its event and `order.created`, all or nothing. None when it is not the
-    usual case, with nothing written: an unknown partner, a key used before, and with a key
-    any refusal but a sold-out product (the general path claims the key first, so that a
-    replay wins over a refusal); the general path then decides."""
-    if key is not None:
-        idempotency.check_key(key)
-    now = uow.clock.now()
-    order_id = new_public_id("ord")
-    scope = f"shop-checkout:{actor.public_id}"
-    connection = uow.single_statements()
-    opened = connection.execute(
-        _CHECKOUT_OPEN,
-        {
-            "partner": data.partner_id,
-            "customer": customer_id,
-            "products": sorted({item.product_id for item in data.items}),
-            "at": now,
-            "scope": scope,
-            "key": key,
-        },
-    ).scalar_one()
-    partner = opened["partner"]
-    if partner is None or opened["known"]:
-        return None
-    currency = partner["currency"]
-    try:
-        priced, (goods, saving, protection, total) = _priced_on_server(data, partner, opened)
-    except Problem:
-        if key is not None:
-            return None
-        raise
-    order = Order(
-        public_id=order_id,
-        customer_id=customer_id,
-        partner_id=partner["id"],
-        campaign_id=None,
-        status=S.PENDING_PAYMENT,
-        currency=currency,
-        goods_minor=goods,
-        saving_minor=saving,
-        protection_minor=protection,
-        total_minor=total,
-        captured_minor=0,
-        refunded_minor=0,
-        payment_ref=None,
-        commission_minor=None,
-        return_window_ends_at=None,
-        instalment_months=data.instalment_months,
-        instalment_plan=_instalments(total, data.instalment_months, now),
-        protection_policy_ref=f"DPP-{order_id.split('_', 1)[1]}" if protection else None,
-        shipping_address=data.shipping_address,
-        address_consent_at=now,
-        placed_at=now,
-        reserved_until=now + RESERVATION,
-        updated_at=now,
-    )
-    lines = [
-        OrderLine(
-            product_id=p.product_id,
-            quantity=p.quantity,
-            unit_minor=p.unit_minor,
-            public_unit_minor=max(p.public_unit_minor, p.unit_minor),
-            shipped_quantity=0,
-            returned_quantity=0,
-        )
-        for p in priced
-    ]
-    sku = {p.product_id: p.sku for p in priced}
-    # As `checkout.reserve` takes them: one quantity per product, in product id order.
-    reserve = dict(sorted({p.product_id: p.quantity for p in priced}.items()))
-    event_id, payload = _event(order, "order.created", lines, sku, now)
-    try:
-        placed = connection.execute(
-            _CHECKOUT_PLACE,
-            {
-                "scope": scope,
-                "key": key,
-                "fingerprint": fingerprint,
-                "locked_until": now + timedelta(seconds=lock_seconds),
-                "response": json.dumps({"order_id": order_id}),
-                "public_id": order_id,
-                "customer": customer_id,
-                "partner": partner["id"],
-                "currency": currency,
-                "goods": goods,
-                "saving": saving,
-                "protection": protection,
-                "total": total,
-                "instalment_months": data.instalment_months,
-                "instalment_plan": _json_or_null(order.instalment_plan),
-                "policy_ref": order.protection_policy_ref,
-                "address": json.dumps(data.shipping_address),
-                "now": now,
-                "reserved_until": order.reserved_until,
-                "actor": _who(actor),
-                "reserve": list(reserve),
-                "reserve_quantities": list(reserve.values()),
-                "products": [line.product_id for line in lines],
-                "quantities": [line.quantity for line in lines],
-                "units": [line.unit_minor for line in lines],
-                "public_units": [line.public_unit_minor for line in lines],
-                "event_id": event_id,
-                "payload": payload,
-            },
-        ).one()
-    except DBAPIError as exc:
-        refusal = getattr(exc.orig, "sqlstate", None)
-        if refusal == _SOLD_OUT:
-            product_id = int(exc.orig.diag.message_detail)  # type: ignore[union-attr]
-            raise checkout.sold_out(sku[product_id], reserve[product_id]) from None
-        if refusal == _CLAIMED_BEFORE:
-            return None
-        raise
-    order.id = placed.order_id
-    for line in lines:
-        line.order_id = order.id
-    claim = None if key is None else idempotency.Claim(placed.claim_id)
-    return Placed(order, str(opened["account"][1]), partner["public_id"], lines, sku), claim
-
-
-def _priced_on_server(
-    data: CheckoutIn, partner: dict[str, Any], opened: dict[str, Any]
-) -> tuple[list[Priced], tuple[int, int, int, int]]:
-    """The lines priced and checked from what `shop_checkout_open` read, as `_place` does."""
-    expected = _expected_total(data, partner["currency"])
-    for index, item in enumerate(data.items):
-        if item.quantity <= 0:
-            raise invalid(f"body.items.{index}.quantity", _("must be at least 1"))
-    offers = {
-        row[0]: checkout.Offer(row[1], row[2], row[3], row[4] == "active", _prices(row[5], row[6]))
-        for row in opened["products"]
-    }
-    priced = checkout.price_offers(partner["id"], data.items, offers, field="body.items")
-    totals = _totals(priced, data, partner["currency"], expected)
-    if opened["account"] is None:
-        raise _no_account(partner["currency"])
-    return priced, totals
-
-
-def _prices(public_minor: int | None, client_minor: int | None) -> tuple[int, int] | None:
-    if public_minor is None or client_minor is None:
-        return None
-    return public_minor, client_minor
-
-
-def _json_or_null(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
-
-
-def _event(
-    order: Order, event_type: str, lines: Sequence[OrderLine], sku: dict[int, str], now: datetime
-) -> tuple[str, str]:
-    """A partner event's id and payload as `outbox.emit` writes them, for the server's functions."""
-    data = checkout.partner_payload_of(order, lines, sku)
-    payload = {"type": event_type, "timestamp": now.isoformat(), "data": data}
-    return new_public_id("msg"), json.dumps(payload)
-
-
-def _paid_on_server(
-    uow: UnitOfWork, actor: Principal, placed: Placed, payment_id: str, captured_minor: int
-) -> bool:
-    """Transaction 2 of a checkout in one call (PostgreSQL): `pending_payment →
-    paid` by the conditional UPDATE, the order's event and `order.paid`. False, with nothing
-    written, when the order is no longer waiting for its payment."""
-    order = placed.order
-    machine.check(order, S.PAID)
-    now = uow.clock.now()
-    before = (order.status, order.payment_ref, order.captured_minor, order.reserved_until)
-    order.status, order.payment_ref, order.captured_minor = S.PAID, payment_id, captured_minor
-    order.reserved_until, order.updated_at = None, now
-    event_id, payload = _event(order, "order.paid", placed.lines, placed.sku, now)
-    moved = (
-        uow.single_statements()
-        .execute(
-            _CHECKOUT_PAID,
-            {
-                "order": order.id,
-                "partner": order.partner_id,
-                "payment_ref": payment_id,
-                "captured": captured_minor,
-                "now": now,
-                "actor": _who(actor),
-                "event_id": event_id,
-                "payload": payload,
-            },
-        )
-        .scalar_one()
-    )
-    if not moved:
-        order.status, order.payment_ref, order.captured_minor, order.reserved_until = before
-    return bool(moved)
-
-
-# SQLSTATEs of `shop_checkout_place`'s refusals (migration 0009).
-_SOLD_OUT, _CLAIMED_BEFORE = "BS001", "BS002"
-_CHECKOUT_OPEN = text(
-    "SELECT shop_checkout_open(:partner, CAST(:customer AS BIGINT), "
-    "CAST(:products AS VARCHAR[]), :at, :scope, :key)"
-).bindparams(bindparam("at", type_=UTCDateTime()))
-_CHECKOUT_PLACE = text(
-    "SELECT order_id, claim_id FROM shop_checkout_place(:scope, :key, :fingerprint, "
-    ":locked_until, CAST(:response AS JSONB), :public_id, "
-    "CAST(:customer AS BIGINT), CAST(:partner AS BIGINT), :currency, CAST(:goods AS BIGINT), "
-    "CAST(:saving AS BIGINT), CAST(:protection AS BIGINT), CAST(:total AS BIGINT), "
-    "CAST(:instalment_months AS BIGINT), CAST(:instalment_plan AS JSONB), :policy_ref, "
-    "CAST(:address AS JSONB), :now, :reserved_until, :actor, CAST(:reserve AS BIGINT[]), "
-    "CAST(:reserve_quantities AS BIGINT[]), CAST(:products AS BIGINT[]), "
-    "CAST(:quantities AS BIGINT[]), CAST(:units AS BIGINT[]), CAST(:public_units AS BIGINT[]), "
-    ":event_id, CAST(:payload AS JSONB))"
-).bindparams(
-    bindparam("locked_until", type_=UTCDateTime()),
-    bindparam("now", type_=UTCDateTime()),
-    bindparam("reserved_until", type_=UTCDateTime()),
-)
-_CHECKOUT_PAID = text(
-    "SELECT shop_checkout_paid(CAST(:order AS BIGINT), CAST(:partner AS BIGINT), :payment_ref, "
-    "CAST(:captured AS BIGINT), :now, :actor, :event_id, CAST(:payload AS JSONB))"
-).bindparams(bindparam("now", type_=UTCDateTime()))
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """What transaction 1 made and read, for the payment and transaction 2: the order, the
-    customer's account and the partner (public ids, which never change), the lines as written."""
-
-    order: Order
-    account_ref: str
-    partner_ref: str
-    lines: list[OrderLine]
-    sku: dict[int, str]
 
 
 def _campaign_line(uow: UnitOfWork, priced: Sequence[Priced], where: str) -> GroupBuy | None:
@@ -821,10 +510,6 @@ def _campaign_line(uow: UnitOfWork, priced: Sequence[Priced], where: str) -> Gro
     if campaign.product_id != priced[0].product_id:
         raise invalid(f"{where}.0.campaign_id", _("this group buy is for another product"))
     return campaign
-
-
-def _who(actor: Principal) -> str:
-    return f"{actor.kind}:{actor.public_id}"[:40]
 
 
 def _authorise_request(
@@ -915,8 +600,8 @@ def confirm_paid(
     move is the same conditional UPDATE from `pending_payment` either way, so an order cancelled
     meanwhile (its reservation expired) is a 409 and the payment is compensated; its lines cannot
     have changed while it waited for its payment (nothing ships before it is paid)."""
-    if placed is not None and inspect(placed.order).transient:  # placed by `_place_on_server`
-        if _paid_on_server(uow, actor, placed, payment_id, captured_minor):
+    if placed is not None and inspect(placed.order).transient:  # placed by `fastpath.place`
+        if fastpath.paid(uow, actor, placed, payment_id, captured_minor):
             uow.commit()
             # The caller gets the order as a row of its session, as from the general path,
             # without reading it back: every column is known.
@@ -931,7 +616,7 @@ def confirm_paid(
         uow,
         order,
         S.PAID,
-        actor=_who(actor),
+        actor=checkout.who(actor),
         payment_ref=payment_id,
         captured_minor=captured_minor,
         reserved_until=None,
@@ -989,7 +674,7 @@ def _give_back_cart(uow: UnitOfWork, order: Order) -> None:
 
 def _cancel(uow: UnitOfWork, order: Order, actor: Principal, *, note: str) -> None:
     """Cancel in the caller's transaction: unshipped stock and campaign units go back."""
-    machine.move(uow, order, S.CANCELLED, actor=_who(actor), note=note, reserved_until=None)
+    machine.move(uow, order, S.CANCELLED, actor=checkout.who(actor), note=note, reserved_until=None)
     lines = checkout.lines_of(uow, order)
     checkout.release(uow, checkout.unshipped(lines))
     if order.campaign_id is not None:
@@ -1276,7 +961,7 @@ def request_return(uow: UnitOfWork, actor: Principal, order_id: str, reason: str
             ),
             extra={"return_window_ends_at": ends.isoformat()},
         )
-    machine.move(uow, order, S.RETURN_REQUESTED, actor=_who(actor), note=reason or None)
+    machine.move(uow, order, S.RETURN_REQUESTED, actor=checkout.who(actor), note=reason or None)
     checkout.emit(uow, order, "order.return_requested")
     uow.commit()
     return order
@@ -1301,7 +986,7 @@ def _partner_change(
 
 def fulfil(uow: UnitOfWork, actor: Principal, order_id: str) -> Order:
     order = partner_order(uow, actor, order_id)
-    machine.move(uow, order, S.FULFILLING, actor=_who(actor))
+    machine.move(uow, order, S.FULFILLING, actor=checkout.who(actor))
     _partner_change(uow, actor, order, "order.fulfilling")
     uow.commit()
     return order
@@ -1516,7 +1201,7 @@ def _record_shipment(
     uow.session.flush()
     uow.session.refresh(order)
     if everything:
-        machine.move(uow, order, S.SHIPPED, actor=_who(actor), note=shipment.public_id)
+        machine.move(uow, order, S.SHIPPED, actor=checkout.who(actor), note=shipment.public_id)
     for line in order_lines:
         uow.session.refresh(line)
     checkout.emit(uow, order, "order.shipped")
@@ -1530,7 +1215,7 @@ def deliver(uow: UnitOfWork, actor: Principal, order_id: str) -> Order:
     order = partner_order(uow, actor, order_id)
     partner = uow.session.get_one(Partner, order.partner_id)
     ends = uow.clock.now() + timedelta(days=partner.return_window_days)
-    machine.move(uow, order, S.DELIVERED, actor=_who(actor), return_window_ends_at=ends)
+    machine.move(uow, order, S.DELIVERED, actor=checkout.who(actor), return_window_ends_at=ends)
     checkout.emit(uow, order, "order.delivered")
     _partner_change(uow, actor, order, "order.delivered")
     uow.commit()
@@ -1570,7 +1255,11 @@ def confirm_returned(
             left -= take
     order = _order(uow, order_id)
     machine.move(
-        uow, order, S.REFUNDED, actor=_who(actor), refunded_minor=order.refunded_minor + refund
+        uow,
+        order,
+        S.REFUNDED,
+        actor=checkout.who(actor),
+        refunded_minor=order.refunded_minor + refund,
     )
     if order.commission_minor:
         _claw_back(uow, order)
@@ -1626,7 +1315,7 @@ def _take_back(uow: UnitOfWork, actor: Principal, order: Order, lines: Sequence[
         back = {
             line.product_id: line.shipped_quantity - line.returned_quantity for line in order_lines
         }
-    machine.move(uow, order, S.RETURNED, actor=_who(actor))
+    machine.move(uow, order, S.RETURNED, actor=checkout.who(actor))
     for line in order_lines:
         line.returned_quantity += back.get(line.product_id, 0)
     checkout.restock(uow, back)
