@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from beyondbank.benefits.models import Benefit, BenefitUsage, LimitPeriod
-from beyondbank.cards import realtime
+from beyondbank.cards import realtime, tallies
 from beyondbank.cards.descriptors import acceptor_field
 from beyondbank.cards.models import (
     CardGrant,
@@ -44,7 +44,7 @@ AT = datetime(2026, 11, 22, 9, 41, 7, tzinfo=UTC)
 def _realtime_run(uow: UnitOfWork) -> CardRun:
     """The day's real-time run with its counters as they stand (its row plus its tallies)."""
     run = uow.session.scalars(select(CardRun).where(CardRun.source == "realtime")).one()
-    [counted] = realtime.with_tallies(uow, [run])
+    [counted] = tallies.with_tallies(uow, [run])
     return counted
 
 

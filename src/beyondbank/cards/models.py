@@ -57,7 +57,7 @@ class CardRunTally(Base):
     """A share of a run's counters that one database connection adds to: the real-time path's
     batches on PostgreSQL count here, each in the row of its own connection, instead of queueing
     on the run's row from one batch's update to the end of its commit. A run's counters are its
-    row plus the sum of its tallies (`realtime.with_tallies`)."""
+    row plus the sum of its tallies (`tallies.with_tallies`)."""
 
     __tablename__ = "card_run_tallies"
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -31,21 +30,19 @@ import iso8583
 import pycountry
 from babel.numbers import format_decimal
 from iso8583.specs import default_ascii
-from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.orm.attributes import set_committed_value
 
 from beyondbank.alliance import service as alliance
 from beyondbank.benefits import service as benefits
 from beyondbank.benefits.models import Benefit, BenefitStatus, BenefitUsage
-from beyondbank.cards import frames, instant, oracle, posting, programme, service
+from beyondbank.cards import frames, instant, oracle, posting, programme, service, tallies
 from beyondbank.cards.models import (
     CardGrant,
     CardReward,
     CardRun,
-    CardRunTally,
     CardTransaction,
     DescriptorReview,
     ReviewStatus,
@@ -999,7 +996,7 @@ class _Batch:
 
     def count(self) -> None:
         """The day's run counts the batch with one statement (not one per event): on PostgreSQL
-        into this connection's tally row (`CardRunTally`), so that concurrent batches do not
+        into this connection's tally row (`cards/tallies.py`), so that concurrent batches do not
         queue on the run's row until each other's commits; on SQLite, whose writers take turns
         anyway, into the run's row."""
         if not self.live:
@@ -1022,7 +1019,7 @@ class _Batch:
                 .values({name: _RUNS.c[name] + n for name, n in counts.items()})
             )
             return
-        connection.execute(_TALLY, {"run_id": self.run_id, **counts})
+        connection.execute(tallies.ADD, {"run_id": self.run_id, **counts})
 
 
 @dataclass(slots=True)
@@ -1066,43 +1063,6 @@ _GRANT_COLUMNS = [getattr(CardGrant, name) for name in frames.GRANTS.names()]
 _GRANTS = cast(Table, CardGrant.__table__)
 _REWARDS = cast(Table, CardReward.__table__)
 _RUNS = cast(Table, CardRun.__table__)
-_TALLIES = cast(Table, CardRunTally.__table__)
-TALLIED = ("rows_read", "accepted", "matched", "unresolved", "rewards", "clawbacks", "posted")
-
-
-def _tally() -> Any:
-    """A batch's counts added to its connection's tally row (the backend's pid is the slot: no two
-    connections open at once share one)."""
-    stmt = postgresql.insert(_TALLIES).values(
-        run_id=bindparam("run_id"),
-        slot=func.pg_backend_pid(),
-        **{name: bindparam(name) for name in TALLIED},
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[_TALLIES.c.run_id, _TALLIES.c.slot],
-        set_={name: _TALLIES.c[name] + stmt.excluded[name] for name in TALLIED},
-    )
-
-
-_TALLY = _tally()
-
-
-def with_tallies(uow: UnitOfWork, runs: Sequence[CardRun]) -> Sequence[CardRun]:
-    """The runs with their counters as they stand: each run's row plus its tallies, added to the
-    loaded objects as if read so (the session will not write them back)."""
-    by_id = {run.id: run for run in runs}
-    if not by_id:
-        return runs
-    totals = uow.session.execute(
-        select(_TALLIES.c.run_id, *(func.sum(_TALLIES.c[name]) for name in TALLIED))
-        .where(_TALLIES.c.run_id.in_(sorted(by_id)))
-        .group_by(_TALLIES.c.run_id)
-    )
-    for run_id, *sums in totals:
-        run = by_id[run_id]
-        for name, n in zip(TALLIED, sums, strict=True):
-            set_committed_value(run, name, getattr(run, name) + int(n))
-    return runs
 
 
 def _already_seen(txn_id: str) -> EventResult:
