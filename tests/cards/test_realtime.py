@@ -3,7 +3,7 @@ request, counts once ever (a clearing file's row for it is skipped), and bad inp
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from beyondbank.cards import realtime, service
 from beyondbank.cards.descriptors import acceptor_field
 from beyondbank.cards.models import CardReward, CardTransaction
+from beyondbank.core.authz import Role
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.money import Money
 from beyondbank.core.settings import Settings
@@ -238,3 +239,33 @@ def test_a_deactivated_switch_is_refused_once_its_check_is_due(
         f"{API}/cards/events", json=_event(p, "rt-13"), headers={"Authorization": "Bearer x.y.z"}
     )
     assert bad.status_code == 401
+
+
+def test_a_token_verified_once_is_still_refused_once_it_expires(
+    client: TestClient, uow: UnitOfWork, settings: Settings, clock: FixedClock
+) -> None:
+    # The event endpoints verify a token's signature the first time they see it and its expiry
+    # every time: a token they remember is refused as expired like any other.
+    p = cf.programme(uow, LINKED)
+    headers = f.auth(settings, uow, f.make_client(uow, ["cards:ingest"]))
+    assert client.post(f"{API}/cards/events", json=_event(p, "rt-20"), headers=headers).is_success
+    clock.advance(timedelta(seconds=settings.access_token_ttl_seconds))
+    expired = client.post(f"{API}/cards/events", json=_event(p, "rt-21"), headers=headers)
+    assert expired.status_code == 401
+    assert expired.headers["content-type"] == "application/problem+json"
+    assert "expired" in expired.json()["detail"]
+    assert _seen(uow) == 1
+
+
+def test_the_days_run_counts_the_events_when_read_through_the_api(
+    client: TestClient, uow: UnitOfWork, settings: Settings, switch: dict[str, str]
+) -> None:
+    # On PostgreSQL the batches count into tally rows, not the run's row: the API adds them.
+    p = cf.programme(uow, LINKED)
+    for txn_id in ("rt-30", "rt-31"):
+        assert client.post(f"{API}/cards/events", json=_event(p, txn_id), headers=switch).is_success
+    staff = f.auth(settings, uow, f.make_user(uow, Role.BANK_ADMIN))
+    [listed] = client.get(f"{API}/cards/runs", headers=staff).json()["items"]
+    one = client.get(f"{API}/cards/runs/{listed['id']}", headers=staff).json()
+    for run in (listed, one):
+        assert (run["rows_read"], run["accepted"], run["matched"], run["rewards"]) == (2, 2, 2, 2)

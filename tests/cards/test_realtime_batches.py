@@ -16,12 +16,13 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from beyondbank.benefits.models import Benefit, BenefitUsage, LimitPeriod
-from beyondbank.cards import realtime
+from beyondbank.cards import realtime, tallies
 from beyondbank.cards.descriptors import acceptor_field
 from beyondbank.cards.models import (
     CardGrant,
     CardReward,
     CardRun,
+    CardRunTally,
     CardTransaction,
     DescriptorReview,
 )
@@ -38,6 +39,13 @@ from tests.cards import factories as cf
 
 LINKED = datetime(2026, 11, 1, tzinfo=UTC)
 AT = datetime(2026, 11, 22, 9, 41, 7, tzinfo=UTC)
+
+
+def _realtime_run(uow: UnitOfWork) -> CardRun:
+    """The day's real-time run with its counters as they stand (its row plus its tallies)."""
+    run = uow.session.scalars(select(CardRun).where(CardRun.source == "realtime")).one()
+    [counted] = tallies.with_tallies(uow, [run])
+    return counted
 
 
 def _switch(uow: UnitOfWork) -> Principal:
@@ -113,7 +121,7 @@ def test_events_sent_together_share_a_batch_and_each_gets_its_answer(
     assert (grant.reward_minor, grant.clawed_back_minor, grant.refunded_minor) == (400, 200, 1000)
     cashback = chart.member_cashback(uow, p.member.public_id, "GBP")
     assert ledger.balance(uow, cashback).posted == Money(800 + 400 - 200, "GBP")
-    run = uow.session.scalars(select(CardRun).where(CardRun.source == "realtime")).one()
+    run = _realtime_run(uow)
     assert (run.rows_read, run.accepted, run.matched, run.unresolved) == (4, 4, 4, 0)
     assert (run.rewards, run.clawbacks, run.posted) == (2, 1, 3)
 
@@ -162,7 +170,7 @@ def test_an_unsure_descriptor_joins_the_review_queue(
     ]
     reviews = uow.session.scalars(select(DescriptorReview)).all()
     assert [(r.candidate_merchant_id, r.transactions) for r in reviews] == [(p.merchant.id, 2)]
-    run = uow.session.scalars(select(CardRun).where(CardRun.source == "realtime")).one()
+    run = _realtime_run(uow)
     assert run.unresolved == 2
 
 
@@ -225,8 +233,40 @@ def test_four_processes_racing_on_a_budget_for_five_rewards(
         assert granted == 4_000
         cashback = chart.member_cashback(uow, p.member.public_id, "GBP")
         assert ledger.balance(uow, cashback).posted == Money(4_000, "GBP")
-        run = uow.session.scalars(select(CardRun).where(CardRun.source == "realtime")).one()
+        run = _realtime_run(uow)
         assert (run.rows_read, run.rewards, run.posted) == (40, 5, 5)
+        assert run.rows_read == run.accepted == run.matched  # conservation, summed
+        # The batches counted into their connections' tallies, not into the run's row, and
+        # reading the sums wrote nothing back to it.
+        slots = uow.session.scalars(select(CardRunTally.slot)).all()
+        assert len(slots) == len(set(slots)) >= 1
+        assert not uow.session.dirty
+        uow.session.expire_all()
+        stored = uow.session.get_one(CardRun, run.id)
+        assert (stored.rows_read, stored.rewards) == (0, 0)
+
+
+@pytest.mark.postgres
+def test_a_writer_whose_connection_broke_writes_the_next_batch_on_a_new_one(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    # The writer keeps its connections between batches (no pool pre-ping before each): when the
+    # database drops one, the next batch fails on it and is written again on a new one.
+    p, actor = _scene(committing_engine, clock)
+    factory = make_session_factory(committing_engine)
+    cache = realtime.ResolverCache(60, None)
+    [first] = _together(cache, factory, clock, actor, [cf.feed_row(p, "k-1", AT, 4_000)])
+    assert isinstance(first, realtime.EventResult)
+    with committing_engine.begin() as conn:
+        # A tally's slot is the backend pid of the connection that wrote it: the writer's.
+        [writer] = conn.scalars(select(CardRunTally.slot)).all()
+        assert conn.scalar(select(func.pg_terminate_backend(writer)))
+    [second] = _together(cache, factory, clock, actor, [cf.feed_row(p, "k-2", AT, 4_000)])
+    assert isinstance(second, realtime.EventResult)
+    assert second.status == "rewarded"
+    with UnitOfWork(factory, clock) as uow:
+        assert _count(uow, CardTransaction) == 2
+        assert _realtime_run(uow).rows_read == 2
 
 
 @pytest.mark.postgres

@@ -53,6 +53,25 @@ class CardRun(IdMixin, Base):
     rewards_path: Mapped[str | None] = mapped_column(String(500))
 
 
+class CardRunTally(Base):
+    """A share of a run's counters that one database connection adds to: the real-time path's
+    batches on PostgreSQL count here, each in the row of its own connection, instead of queueing
+    on the run's row from one batch's update to the end of its commit. A run's counters are its
+    row plus the sum of its tallies (`tallies.with_tallies`)."""
+
+    __tablename__ = "card_run_tallies"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("card_runs.id"), primary_key=True)
+    slot: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # a backend pid
+    rows_read: Mapped[int] = mapped_column(default=0)
+    accepted: Mapped[int] = mapped_column(default=0)
+    matched: Mapped[int] = mapped_column(default=0)
+    unresolved: Mapped[int] = mapped_column(default=0)
+    rewards: Mapped[int] = mapped_column(default=0)
+    clawbacks: Mapped[int] = mapped_column(default=0)
+    posted: Mapped[int] = mapped_column(default=0)
+
+
 class CardTransaction(Base):
     """Every card transaction the platform has seen, once: the dedupe set and the history that
     refunds (their original) and new-to-merchant benefits (earlier purchases) read."""
