@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     # `https://app.thames-harbour.example`. Empty: no framing at all.
     embed_origins: list[str] = []
 
+    # Partner shop: how long stock is held for an order waiting for the bank's authorisation.
+    # At least a minute (the bank must have time to answer), at most two hours (held stock is
+    # stock nobody else can buy; a longer hold would let abandoned orders empty a flash sale).
+    shop_reservation_minutes: int = Field(default=15, ge=1, le=120)
+
     access_token_ttl_seconds: int = 3600
     idempotency_in_flight_seconds: int = 120
     session_cookie_secure: bool = False

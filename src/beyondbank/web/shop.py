@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -432,6 +432,7 @@ def place_order(
             key=key[:255],
             fingerprint=fingerprint("POST", "/shop/checkout", body),
             lock_seconds=settings.idempotency_in_flight_seconds,
+            reservation=timedelta(minutes=settings.shop_reservation_minutes),
         )
     except Problem as problem:
         uow.rollback()

@@ -58,6 +58,7 @@ from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import Money, bps_of, pro_rata
 from beyondbank.core.pagination import paginate
+from beyondbank.core.settings import Settings
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.identity import service as identity
 from beyondbank.ledger import chart
@@ -78,8 +79,9 @@ from beyondbank.settlement.models import PartyKind
 from beyondbank.settlement.statements import SHOP_SALES_CATEGORY
 
 S = OrderStatus
-# How long stock is held for an order waiting for its payment.
-RESERVATION = timedelta(minutes=15)
+# How long stock is held for an order waiting for its payment unless the caller says otherwise:
+# the setting's default (`BEYONDBANK_SHOP_RESERVATION_MINUTES`), so there is one number.
+RESERVATION = timedelta(minutes=Settings.model_fields["shop_reservation_minutes"].default)
 
 
 def _end_reads(uow: UnitOfWork) -> None:
@@ -349,8 +351,10 @@ def checkout_order(
     key: str | None = None,
     fingerprint: str = "",
     lock_seconds: int = 120,
+    reservation: timedelta = RESERVATION,
 ) -> Checkout:
-    """Place and pay an order for the customer's cart (or `items`) with one partner."""
+    """Place and pay an order for the customer's cart (or `items`) with one partner; its stock
+    is held for `reservation` (the `shop_reservation_minutes` setting) while the bank answers."""
     customer_id = customer_of(actor)
     if not data.share_address_with_partner:
         raise invalid(
@@ -359,7 +363,9 @@ def checkout_order(
         )
     if _on_server(uow) and data.items and not any(item.campaign_id for item in data.items):
         try:
-            fast = _place_on_server(uow, actor, customer_id, data, key, fingerprint, lock_seconds)
+            fast = _place_on_server(
+                uow, actor, customer_id, data, key, fingerprint, lock_seconds, reservation
+            )
         except BaseException:
             uow.rollback()
             raise
@@ -389,7 +395,9 @@ def checkout_order(
                 _end_reads(uow)
                 return Checkout(_replayed(uow, gateway, actor, claimed), replayed=True)
             held = claimed
-        placed = _place(uow, actor, customer_id, partner, data, expected, order_id)
+        placed = _place(
+            uow, actor, customer_id, partner, data, expected, order_id, reservation
+        )
         uow.commit()
     except BaseException:
         uow.rollback()
@@ -425,6 +433,7 @@ def _place(
     data: CheckoutIn,
     expected: int | None,
     order_id: str,
+    reservation: timedelta,
 ) -> Placed:
     """Transaction 1: price, reserve and create the order `pending_payment` (not committed)."""
     cart = None
@@ -474,7 +483,7 @@ def _place(
         shipping_address=data.shipping_address,
         address_consent_at=now,
         placed_at=now,
-        reserved_until=now + RESERVATION,
+        reserved_until=now + reservation,
         updated_at=now,
     )
     order.instalment_plan = _instalments(total, data.instalment_months, now)
@@ -570,6 +579,7 @@ def _place_on_server(
     key: str | None,
     fingerprint: str,
     lock_seconds: int,
+    reservation: timedelta,
 ) -> tuple[Placed, idempotency.Claim | None] | None:
     """Transaction 1 of a "buy now" checkout without a group buy, in two calls (PostgreSQL):
     `shop_checkout_open` reads the partner, whether the key is known, the products with their
@@ -629,7 +639,7 @@ def _place_on_server(
         shipping_address=data.shipping_address,
         address_consent_at=now,
         placed_at=now,
-        reserved_until=now + RESERVATION,
+        reserved_until=now + reservation,
         updated_at=now,
     )
     lines = [
