@@ -244,7 +244,7 @@ class _Figures:
     units: dict[str, int]  # the unit price of each line, by product
     goods: int
     protection: int
-    insurer: str
+    insurer: str | None  # None: no insurer underwrites device protection, none is offered
     plans: list[tuple[int, list[crosssell.Instalment]]]
 
 

@@ -41,7 +41,7 @@ def test_the_default_is_fifteen_minutes_and_the_environment_sets_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert Settings().shop_reservation_minutes == 15
-    assert service.RESERVATION == timedelta(minutes=15)
+    assert timedelta(minutes=15) == service.RESERVATION
     monkeypatch.setenv("BEYONDBANK_SHOP_RESERVATION_MINUTES", "5")
     assert Settings().shop_reservation_minutes == 5
 

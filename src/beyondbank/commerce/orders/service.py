@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, inspect, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -38,7 +37,7 @@ from beyondbank.commerce.models import (
     Partner,
     Shipment,
 )
-from beyondbank.commerce.orders import checkout, crosssell
+from beyondbank.commerce.orders import checkout, crosssell, postings, protection
 from beyondbank.commerce.orders import transitions as machine
 from beyondbank.commerce.orders.checkout import Priced, Wanted
 from beyondbank.core import audit, idempotency
@@ -61,9 +60,6 @@ from beyondbank.core.pagination import paginate
 from beyondbank.core.settings import Settings
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.identity import service as identity
-from beyondbank.ledger import chart
-from beyondbank.ledger import service as ledger
-from beyondbank.ledger.models import OwnerKind
 from beyondbank.payments import service as payments
 from beyondbank.payments.gateway import (
     DECLINED,
@@ -74,14 +70,16 @@ from beyondbank.payments.gateway import (
     PaymentResult,
     PaymentStatus,
 )
-from beyondbank.settlement import contracts
-from beyondbank.settlement.models import PartyKind
 from beyondbank.settlement.statements import SHOP_SALES_CATEGORY
 
 S = OrderStatus
 # How long stock is held for an order waiting for its payment unless the caller says otherwise:
 # the setting's default (`BEYONDBANK_SHOP_RESERVATION_MINUTES`), so there is one number.
 RESERVATION = timedelta(minutes=Settings.model_fields["shop_reservation_minutes"].default)
+# Who completes orders in the audit trail and order events.
+_JOB_COMPLETE = Principal(
+    kind="system", id=0, public_id="system:complete-orders", label="complete-orders"
+)
 
 
 def _end_reads(uow: UnitOfWork) -> None:
@@ -290,7 +288,7 @@ class Offers:
     currency: str
     goods_minor: int
     protection_minor: int
-    insurer: str
+    insurer: str | None  # who underwrites device protection; None: not offered now
     instalments: dict[int, list[crosssell.Instalment]]  # for the goods alone
 
 
@@ -309,14 +307,15 @@ def offers(uow: UnitOfWork, actor: Principal, partner_id: str) -> Offers:
         entry = groupbuy.entry_unit_minor(uow, campaign.id)
         priced = [Priced(line.product_id, line.sku, line.quantity, entry, line.public_unit_minor)]
     goods = sum(p.unit_minor * p.quantity for p in priced)
-    protection = crosssell.protection_for([(p.unit_minor, p.quantity) for p in priced])
+    insurer = protection.underwriter(uow, partner.currency)
+    premium = crosssell.protection_for([(p.unit_minor, p.quantity) for p in priced])
     today = uow.clock.now().date()
     return Offers(
         partner.public_id,
         partner.currency,
         goods,
-        protection,
-        crosssell.INSURER,
+        premium if insurer else 0,
+        insurer.name if insurer else None,
         {m: crosssell.instalment_plan(goods, m, today) for m in crosssell.INSTALMENT_MONTHS},
     )
 
@@ -361,6 +360,13 @@ def checkout_order(
             "body.share_address_with_partner",
             _("must be true: the partner needs the shipping address to send the order"),
         )
+    if data.device_protection:
+        # Only an insurer's policy may be sold: none underwriting in the currency is a 422 on
+        # the field, before anything is written (on either path).
+        try:
+            protection.require_for_partner(uow, data.partner_id)
+        finally:
+            _end_reads(uow)
     if _on_server(uow) and data.items and not any(item.campaign_id for item in data.items):
         try:
             fast = _place_on_server(
@@ -395,9 +401,7 @@ def checkout_order(
                 _end_reads(uow)
                 return Checkout(_replayed(uow, gateway, actor, claimed), replayed=True)
             held = claimed
-        placed = _place(
-            uow, actor, customer_id, partner, data, expected, order_id, reservation
-        )
+        placed = _place(uow, actor, customer_id, partner, data, expected, order_id, reservation)
         uow.commit()
     except BaseException:
         uow.rollback()
@@ -1120,7 +1124,7 @@ def complete_orders(uow: UnitOfWork, *, limit: int = 500) -> list[str]:
     for order_id in due:
         order = _order(uow, order_id)
         try:
-            machine.move(uow, order, S.COMPLETED, actor="system:complete-orders")
+            machine.move(uow, order, S.COMPLETED, actor=_JOB_COMPLETE.public_id)
         except InvalidTransition:
             uow.rollback()
             continue
@@ -1134,15 +1138,7 @@ def complete_orders(uow: UnitOfWork, *, limit: int = 500) -> list[str]:
 def commission_rate(uow: UnitOfWork, partner: Partner, currency: str, at: datetime) -> int:
     """The shop rate in force for the partner's commission contract in the currency (bps);
     0 without a contract. A `shop.order` category override wins over the base share."""
-    found, _next = contracts.list_contracts(
-        uow, SYSTEM, party_id=partner.public_id, party_kind=PartyKind.PARTNER, limit=50
-    )
-    contract = next((c for c in found if c.currency == currency), None)
-    if contract is None:
-        return 0
-    day = at.astimezone(ZoneInfo(contract.timezone)).date()
-    version = contracts.version_in_force(uow, contract, day)
-    return int(version.category_overrides.get(SHOP_SALES_CATEGORY, version.base_share_bps))
+    return postings.commission_rate(uow, partner, currency, at, SHOP_SALES_CATEGORY)
 
 
 def commission_base(order: Order) -> int:
@@ -1151,11 +1147,15 @@ def commission_base(order: Order) -> int:
 
 
 def _accrue(uow: UnitOfWork, order: Order) -> int:
+    """The retailer's commission on the order, and the premium passed to the insurer with the
+    bank's commission on it."""
     partner = uow.session.get_one(Partner, order.partner_id)
     rate = commission_rate(uow, partner, order.currency, uow.clock.now())
     amount = bps_of(commission_base(order), rate)
     if amount:
         _post_commission(uow, order, partner, amount, clawback=False)
+    if order.protection_minor:
+        protection.pass_premium(uow, _JOB_COMPLETE, order, partner)
     return amount
 
 
@@ -1163,27 +1163,14 @@ def _post_commission(
     uow: UnitOfWork, order: Order, partner: Partner, amount: int, *, clawback: bool
 ) -> None:
     """The partner's payable → the bank's commission revenue (reversed for a clawback)."""
-    money = Money(amount, order.currency)
-    payable = chart.payable(uow, OwnerKind.PARTNER, partner.public_id, order.currency)
-    revenue = chart.commission_revenue(uow, order.currency)
-    legs = (
-        (ledger.Leg.debit(revenue, money), ledger.Leg.credit(payable, money))
-        if clawback
-        else (ledger.Leg.debit(payable, money), ledger.Leg.credit(revenue, money))
-    )
-    kind = chart.Kind.COMMISSION_CLAWBACK if clawback else chart.Kind.COMMISSION
-    ledger.post(
+    postings.commission(
         uow,
-        ledger.Draft(
-            key=f"shop-{kind.value}:{order.public_id}",
-            kind=kind.value,
-            legs=legs,
-            description=f"Commission on shop order {order.public_id}"
-            + (" clawed back" if clawback else ""),
-            counterparty=partner.public_id,
-            category=SHOP_SALES_CATEGORY,
-            reference=order.public_id,
-        ),
+        scope="shop",
+        order_ref=order.public_id,
+        party_ref=partner.public_id,
+        money=Money(amount, order.currency),
+        category=SHOP_SALES_CATEGORY,
+        clawback=clawback,
     )
 
 
@@ -1366,6 +1353,8 @@ def ship(
             amount += order.protection_minor
         if everything:
             amount = order.total_minor - order.captured_minor
+    if number == 1 and order.protection_minor:
+        protection.issuer(uow, order)  # before the premium is captured, not after
     captured_before = order.captured_minor
     payment_ref = order.payment_ref
     follow_on = _follow_on_request(uow, order, amount, number) if number > 1 and amount else None
@@ -1525,6 +1514,8 @@ def _record_shipment(
     uow.session.add(shipment)
     uow.session.flush()
     uow.session.refresh(order)
+    if order.protection_minor and protection.policy_of(uow, order) is None:
+        protection.issue(uow, actor, order)  # its premium is captured now (or was, a group buy's)
     if everything:
         machine.move(uow, order, S.SHIPPED, actor=_who(actor), note=shipment.public_id)
     for line in order_lines:
@@ -1584,6 +1575,10 @@ def confirm_returned(
     )
     if order.commission_minor:
         _claw_back(uow, order)
+    if order.protection_minor and all(
+        line.returned_quantity == line.quantity for line in checkout.lines_of(uow, order)
+    ):  # everything came back, the premium with it (`_refund_due`)
+        protection.cancel(uow, actor, order, uow.session.get_one(Partner, order.partner_id))
     checkout.emit(uow, order, "order.refunded")
     _partner_change(uow, actor, order, "order.refunded", refunded_minor=refund)
     uow.commit()
