@@ -270,6 +270,11 @@ def checkout_capture_key(order: Order) -> str:
     return f"shop:{order.public_id}:capture"
 
 
+def reauthorise_key(order: Order, replaced_payment_id: str) -> str:
+    """One renewal per authorisation it replaces: a rerun gets the bank's first answer."""
+    return f"shop:{order.public_id}:reauthorise:{replaced_payment_id}"
+
+
 def void_key(order: Order, payment_id: str) -> str:
     return f"shop:{order.public_id}:void:{payment_id}"
 

@@ -47,6 +47,7 @@ from beyondbank.core.errors import (
     Conflict,
     FieldError,
     Forbidden,
+    IdempotencyInFlight,
     InvalidInput,
     InvalidTransition,
     NotFound,
@@ -76,10 +77,19 @@ S = OrderStatus
 # How long stock is held for an order waiting for its payment unless the caller says otherwise:
 # the setting's default (`BEYONDBANK_SHOP_RESERVATION_MINUTES`), so there is one number.
 RESERVATION = timedelta(minutes=Settings.model_fields["shop_reservation_minutes"].default)
-# Who completes orders in the audit trail and order events.
+# Who completes orders, and who renews their authorisations, in the audit trail and history.
 _JOB_COMPLETE = Principal(
     kind="system", id=0, public_id="system:complete-orders", label="complete-orders"
 )
+_JOB_RENEW = Principal(
+    kind="system", id=0, public_id="system:reauthorise-orders", label="reauthorise-orders"
+)
+# The notes `reauthorise_orders` leaves in an order's history; the customer's order page says
+# them in the customer's language.
+REAUTHORISED = "payment re-authorised"
+# How long a run of `reauthorise_orders` keeps an order to itself (a dead run's claim lapses).
+_RENEWAL_LEASE = timedelta(minutes=2)
+REAUTHORISATION_DECLINED = "re-authorisation declined"
 
 
 def _end_reads(uow: UnitOfWork) -> None:
@@ -1108,6 +1118,218 @@ def expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, *, limit: int 
             handled.append(order_id)
     _end_reads(uow)
     return handled
+
+
+@dataclass(slots=True)
+class Renewals:
+    """What a run of `reauthorise_orders` did, order by order."""
+
+    renewed: list[str] = field(default_factory=list)  # a new authorisation holds the total
+    cancelled: list[str] = field(default_factory=list)  # the bank refused: cancelled, voided
+    unchanged: list[str] = field(default_factory=list)  # shipped or cancelled meanwhile
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (order, error): next run
+
+
+def renewals_due(uow: UnitOfWork, *, ahead: timedelta, limit: int = 500) -> list[tuple[str, str]]:
+    """Orders paid but not yet captured (`paid` or `fulfilling`, nothing shipped, not a group
+    buy's, which was captured at checkout) whose authorisation has expired or runs out within
+    `ahead`: the bank core releases a hold not captured within 7 days, and the first shipment
+    captures from it. Oldest first: (order, the payment whose hold is running out)."""
+    horizon = uow.clock.now() + ahead
+    due: list[tuple[str, str]] = []
+    after = 0
+    while len(due) < limit:
+        chunk = uow.session.execute(
+            select(Order.id, Order.public_id, Order.payment_ref)
+            .where(
+                Order.status.in_((S.PAID, S.FULFILLING)),
+                Order.captured_minor == 0,
+                Order.campaign_id.is_(None),
+                Order.payment_ref.is_not(None),
+                Order.id > after,
+            )
+            .order_by(Order.id)
+            .limit(500)
+        ).all()
+        if not chunk:
+            break
+        after = chunk[-1].id
+        held = payments.holds(uow, {str(row.payment_ref) for row in chunk})
+        for row in chunk:
+            hold = held.get(str(row.payment_ref))
+            if hold is not None and (
+                hold.status is PaymentStatus.EXPIRED
+                or (
+                    hold.status is PaymentStatus.AUTHORISED
+                    and hold.expires_at is not None
+                    and hold.expires_at <= horizon
+                )
+            ):
+                due.append((row.public_id, str(row.payment_ref)))
+    _end_reads(uow)
+    return due[:limit]
+
+
+def reauthorise_orders(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    *,
+    ahead: timedelta,
+    limit: int = 500,
+    progress: Callable[[str], None] | None = None,
+) -> Renewals:
+    """Renew the authorisation of every order `renewals_due` finds, one order at a time: the
+    bank holds the total again (key `shop:<order>:reauthorise:<old payment>`, so a rerun after a
+    crash gets the bank's first answer), the order points at the new payment and the old hold is
+    voided; if the bank refuses, the order is cancelled (stock back, `order.cancelled`) with the
+    bank's reason in its history for the customer, and the old hold voided. Safe to run again:
+    an order renewed no longer falls due, and one that changed meanwhile is left as it is."""
+    done = Renewals()
+    for order_id, running_out in renewals_due(uow, ahead=ahead, limit=limit):
+        try:
+            outcome = _reauthorise(uow, gateway, order_id, running_out)
+        except Problem as problem:
+            uow.rollback()
+            done.failed.append((order_id, str(problem.detail)))
+        except Exception as error:  # the bank unreachable, a deadlock there: the next run retries
+            uow.rollback()
+            done.failed.append((order_id, f"{type(error).__name__}: {error}"[:300]))
+        else:
+            getattr(done, outcome).append(order_id)
+        if progress is not None:
+            progress(order_id)
+    return done
+
+
+def _reauthorise(uow: UnitOfWork, gateway: PaymentGateway, order_id: str, running_out: str) -> str:
+    """One order's renewal, under a claim of its key (`idempotency.claim`): two runs at once
+    never ask the bank together for the same order (the second finds it in flight and leaves
+    it); a run that dies leaves the claim to lapse after `_RENEWAL_LEASE`, and the next run asks
+    the bank again with the same key, which answers the first hold."""
+    order = _order(uow, order_id)
+    old = order.payment_ref
+    if (
+        order.status not in (S.PAID, S.FULFILLING)
+        or order.captured_minor
+        or old is None
+        or old != running_out  # renewed by another run since this one listed it
+    ):
+        _end_reads(uow)
+        return "unchanged"
+    request = _authorise_request(uow, order, order.total_minor, "re-authorised")
+    key = checkout.reauthorise_key(order, old)
+    try:
+        claimed = idempotency.claim(
+            uow,
+            scope="shop-reauthorise",
+            key=key,
+            fingerprint=old,
+            lock_seconds=int(_RENEWAL_LEASE.total_seconds()),
+        )
+    except IdempotencyInFlight:  # another run is renewing this order now
+        return "unchanged"
+    if isinstance(claimed, idempotency.Replay):  # renewed (or cancelled) by an earlier run
+        return "unchanged"
+    try:
+        held = gateway.authorise(request, key=key, actor=_JOB_RENEW)
+        outcome, new = _renewed(uow, order_id, old, held)
+        claimed.complete(uow, 200, {"outcome": outcome, "payment_id": new})
+        uow.commit()
+    except BaseException:
+        uow.rollback()
+        idempotency.release(uow, claimed)
+        raise
+    if outcome == "cancelled":
+        release_payments(uow, gateway, order)  # the old hold, if the bank still has it
+    elif outcome == "renewed" and new is not None:
+        _void_replaced(uow, gateway, order_id, old, new)
+    elif new is not None:  # shipped or cancelled meanwhile: the new hold is not needed
+        gateway.void(new, key=checkout.void_key(order, new), actor=_JOB_RENEW)
+    return outcome
+
+
+def _renewed(
+    uow: UnitOfWork, order_id: str, old: str, held: PaymentResult
+) -> tuple[str, str | None]:
+    """Record the bank's answer in the caller's transaction (not committed): the order points at
+    the new hold, or is cancelled with the bank's reason; unless it was shipped or cancelled
+    meanwhile. The outcome, and the new payment if the bank approved."""
+    order = _order(uow, order_id)
+    new = held.payment.id if held.approved else None
+    waiting = (
+        order.status in (S.PAID, S.FULFILLING)
+        and order.payment_ref == old
+        and order.captured_minor == 0
+    )
+    if not waiting:
+        return "unchanged", new
+    if new is None:
+        code = held.decline_code.value if held.decline_code else "declined"
+        _cancel(uow, order, _JOB_RENEW, note=f"{REAUTHORISATION_DECLINED}: {code}")
+        _audit_renewal(uow, order, old, None, code)
+        return "cancelled", None
+    swapped = uow.session.execute(
+        update(Order)
+        .where(
+            Order.id == order.id,
+            Order.payment_ref == old,
+            Order.captured_minor == 0,
+            Order.status.in_((S.PAID, S.FULFILLING)),
+        )
+        .values(payment_ref=new, updated_at=uow.clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if swapped.rowcount != 1:  # type: ignore[attr-defined]
+        return "unchanged", new  # changed between the read and the update
+    uow.session.add(
+        OrderEvent(
+            order_id=order.id,
+            from_status=order.status.value,
+            to_status=order.status.value,
+            at=uow.clock.now(),
+            actor=_JOB_RENEW.public_id,
+            note=f"{REAUTHORISED}: {new}",
+        )
+    )
+    _audit_renewal(uow, order, old, new, None)
+    return "renewed", new
+
+
+def _void_replaced(
+    uow: UnitOfWork, gateway: PaymentGateway, order_id: str, old: str, new: str
+) -> None:
+    """Release the replaced hold. If a shipment captured from it meanwhile (it read the order
+    before the swap), the order goes back to that payment and the new hold is released."""
+    order = _order(uow, order_id)
+    _end_reads(uow)
+    try:
+        gateway.void(old, key=checkout.void_key(order, old), actor=_JOB_RENEW)
+    except InvalidTransition as refused:
+        if refused.extra.get("current_status") != PaymentStatus.CAPTURED.value:
+            return  # expired or voided already: nothing is held
+        uow.session.execute(
+            update(Order)
+            .where(Order.id == order.id, Order.payment_ref == new)
+            .values(payment_ref=old, updated_at=uow.clock.now())
+            .execution_options(synchronize_session=False)
+        )
+        uow.commit()
+        gateway.void(new, key=checkout.void_key(order, new), actor=_JOB_RENEW)
+
+
+def _audit_renewal(
+    uow: UnitOfWork, order: Order, old: str, new: str | None, declined: str | None
+) -> None:
+    audit.record(
+        uow.session,
+        actor=_JOB_RENEW,
+        at=uow.clock.now(),
+        action="shop.order.reauthorised" if new else "shop.order.reauthorisation_declined",
+        object_type="order",
+        object_id=order.public_id,
+        before={"payment_ref": old},
+        after={"payment_ref": new} if new else {"status": S.CANCELLED.value, "decline": declined},
+    )
 
 
 def complete_orders(uow: UnitOfWork, *, limit: int = 500) -> list[str]:
