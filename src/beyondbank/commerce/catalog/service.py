@@ -157,9 +157,7 @@ def stock_levels(
 ) -> tuple[Sequence[Product], str | None]:
     """The partner's products with their stock (on hand, reserved by orders), every status, by
     id; `low_at`: only those with at most that many units free to sell."""
-    stmt = select(Product).where(
-        Product.partner_id == acting_partner(uow, actor, partner_ref).id
-    )
+    stmt = select(Product).where(Product.partner_id == acting_partner(uow, actor, partner_ref).id)
     if low_at is not None:
         stmt = stmt.where(Product.stock_on_hand - Product.stock_reserved <= low_at)
     return paginate(uow.session, stmt, Product.id, cursor=cursor, limit=limit)
