@@ -270,3 +270,42 @@ def test_runs_at_once_renew_each_order_once(committing_engine: Engine) -> None:
             assert held == [order.payment_ref]
             assert sorted(p.status.value for p in found) == ["authorised", "voided"]
             assert pf.deposit_figures(uow, account).pending == 1_000
+
+
+def test_runs_at_once_over_one_customers_orders_renew_each_once(
+    committing_engine: Engine,
+) -> None:
+    """Five due orders of one customer and four runs at once: renewing one order (an
+    authorisation) and releasing another's old hold (a void) touch the same deposit account at
+    the same moment; every order is renewed once and the customer's money is held once."""
+    clock = FixedClock(T0)
+    factory = make_session_factory(committing_engine)
+    bank = BankCoreGateway(factory, clock, timezone="Europe/London")
+    with UnitOfWork(factory, clock) as uow:
+        partner = f.make_partner(uow)
+        product = make_product(uow, partner, public_minor=1_250, client_minor=1_000, stock=50)
+        customer = f.make_customer(uow)
+        account = pf.make_account(uow, customer, opening=100_000)
+        uow.commit()
+        data = service.CheckoutIn(
+            partner_id=partner.public_id,
+            shipping_address=dict(ADDRESS),
+            share_address_with_partner=True,
+            items=[Wanted(product.public_id, 1)],
+        )
+        order_ids = [
+            service.checkout_order(uow, bank, f.principal(customer), data).order.public_id
+            for _ in range(5)
+        ]
+    clock.advance(6 * DAY + timedelta(hours=12))
+
+    def run(uow: UnitOfWork, i: int) -> service.Renewals:
+        return service.reauthorise_orders(uow, bank, ahead=DAY)
+
+    runs = [
+        r for r in in_units(committing_engine, clock, 4, run) if isinstance(r, service.Renewals)
+    ]
+    assert [r.failed for r in runs] == [[], [], [], []]
+    assert sorted(o for r in runs for o in r.renewed) == sorted(order_ids)
+    with UnitOfWork(factory, clock) as uow:
+        assert pf.deposit_figures(uow, account).pending == 5 * 1_000
