@@ -41,6 +41,7 @@ from beyondbank.web import console as web_console
 from beyondbank.web import customer as web_customer
 from beyondbank.web import demo_bank as web_demo_bank
 from beyondbank.web import merchant as web_merchant
+from beyondbank.web import partner as web_partner
 from beyondbank.web import routes as web_routes
 from beyondbank.web import shop as web_shop
 from beyondbank.web.i18n import LanguageMiddleware
@@ -168,6 +169,7 @@ def create_app(
     app.include_router(web_routes.router)
     app.include_router(web_console.router)
     app.include_router(web_merchant.router)
+    app.include_router(web_partner.router)
     app.include_router(web_customer.router)
     app.include_router(web_shop.router)
     app.include_router(web_demo_bank.router)

@@ -24,17 +24,26 @@ MOST_PAGES = 45
 
 Arrive = Callable[[Visit, Served], Page]
 # The role of each audience that reaches the most pages: counter staff see a subset of their
-# admin's pages, relationship managers and analysts a subset of the bank admin's and the
+# admin's pages (a partner's staff its admin's), relationship managers and analysts a subset of the bank admin's and the
 # auditor's (which pages each role may open is tested page by page in tests/web).
 AUDIENCES: dict[str, Arrive] = {
     "customer": actions.arrive_from_bank_app,
     "merchant_admin": lambda v, s: actions.sign_in(v, s, "merchant_admin"),
+    "partner_admin": lambda v, s: actions.sign_in(v, s, "partner_admin"),
     "bank_admin": lambda v, s: actions.sign_in(v, s, "bank_admin"),
     "auditor": lambda v, s: actions.sign_in(v, s, "auditor"),
 }
 # Pages the crawl must reach for an audience (it stops after MOST_PAGES kinds).
 MUST_REACH: dict[str, set[str]] = {
     "merchant_admin": {"/merchant/audits"},
+    "partner_admin": {
+        "/partner/orders",
+        "/partner/orders/{id}",
+        "/partner/stock",
+        "/partner/group-buys",
+        "/partner/support",
+        "/partner/statements",
+    },
     "bank_admin": {"/console/audits", "/console/audits/new", "/console/audits/{id}"},
     "auditor": {"/console/audits", "/console/audits/new", "/console/audits/{id}"},
 }

@@ -356,13 +356,17 @@ def test_the_partner_shop_has_a_catalog_and_weeks_of_orders(demo_uow: UnitOfWork
         NpsResponse,
         Order,
         Partner,
+        PartnerKind,
         Product,
+        ProtectionPolicy,
         SupportTicket,
     )
     from beyondbank.ledger.models import LedgerTransaction
 
     session = demo_uow.session
-    partner = session.scalars(select(Partner.public_id)).one()
+    partner = session.scalars(
+        select(Partner.public_id).where(Partner.kind == PartnerKind.RETAILER)
+    ).one()
     assert session.scalar(select(func.count()).select_from(Product)) == 300
     statuses = dict(
         session.execute(select(Order.status, func.count()).group_by(Order.status)).all()
@@ -377,6 +381,12 @@ def test_the_partner_shop_has_a_catalog_and_weeks_of_orders(demo_uow: UnitOfWork
         )
     )
     assert commissions == statuses.get("completed")
+    # The insurer underwrites the protection sold; completed orders passed their premiums on.
+    insurer = session.scalars(select(Partner).where(Partner.kind == PartnerKind.INSURER)).one()
+    policies = session.scalars(select(ProtectionPolicy)).all()
+    assert policies
+    assert {p.insurer_id for p in policies} == {insurer.id}
+    assert any(p.passed_at is not None and p.commission_minor for p in policies)
     campaigns = {c.status: c for c in session.scalars(select(GroupBuy))}
     assert CampaignStatus.SUCCEEDED in campaigns
     assert campaigns[CampaignStatus.SUCCEEDED].final_unit_minor is not None

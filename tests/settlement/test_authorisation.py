@@ -164,13 +164,23 @@ ALLOWED: dict[str, set[str]] = {
     "analyst": set(),
     "merchant_admin": READ,  # its own merchant's only (the scene is its merchant's)
     "merchant_staff": set(),
-    "partner_admin": set(),  # a partner's people hold the shop's permissions only
+    # A partner's admin reads its own partner's settlement only: the scene is a merchant's, so the
+    # lists answer empty and each object 404 (below); payout runs are the bank's.
+    "partner_admin": {
+        "GET /settlement/contracts",
+        "GET /settlement/pools",
+        "GET /settlement/periods",
+    },
     "partner_staff": set(),
     "customer": set(),
     "pos_client": set(),
     "bank_app_client": set(),
     "anonymous": set(),
 }
+
+
+# Reads a role may make, of another party's objects: a 404, as if they did not exist.
+NOT_THEIRS: dict[str, set[str]] = {"partner_admin": READ - ALLOWED["partner_admin"]}
 
 
 def test_manage_is_every_post() -> None:
@@ -190,6 +200,8 @@ def test_authorisation_matrix(
         response = call(client, scene, headers)
         if endpoint in ALLOWED[who]:
             ok = response.status_code < 300
+        elif endpoint in NOT_THEIRS.get(who, set()):
+            ok = response.status_code == 404
         else:
             ok = response.status_code == (401 if who == "anonymous" else 403)
         if not ok:
@@ -197,11 +209,16 @@ def test_authorisation_matrix(
     assert wrong == [], "\n".join(wrong)
 
 
-def test_another_merchants_objects_answer_404(
-    client: TestClient, uow: UnitOfWork, settings: Settings
+@pytest.mark.parametrize("role", [Role.MERCHANT_ADMIN, Role.PARTNER_ADMIN])
+def test_another_partys_objects_answer_404(
+    client: TestClient, uow: UnitOfWork, settings: Settings, role: Role
 ) -> None:
     mine, theirs = f.make_merchant(uow), f.make_merchant(uow)
-    headers = f.auth(settings, uow, f.make_user(uow, Role.MERCHANT_ADMIN, mine))
+    if role is Role.MERCHANT_ADMIN:
+        user = f.make_user(uow, role, mine)
+    else:
+        user = f.make_user(uow, role, partner=f.make_partner(uow))
+    headers = f.auth(settings, uow, user)
     scene = _scene(uow, theirs)
     for path in (
         f"/contracts/{scene.contract_id}",

@@ -13,15 +13,24 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, func, select
 
 from beyondbank.api import create_app
-from beyondbank.commerce.models import GroupBuy, Order, Partner, Product
+from beyondbank.commerce.models import (
+    GroupBuy,
+    Order,
+    Partner,
+    PartnerKind,
+    PartnerStatus,
+    Product,
+)
 from beyondbank.commerce.orders import service as orders
-from beyondbank.core.authz import Principal, Role
+from beyondbank.core.authz import SYSTEM, Principal, Role
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.settings import Settings
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.demo.sso import issue_demo_sso_token
 from beyondbank.identity.models import Customer
+from beyondbank.payments import service as payments
 from beyondbank.payments.bankcore import BankCoreGateway
+from beyondbank.payments.models import DepositAccount
 from tests import factories as f
 from tests.commerce.factories import make_product
 from tests.commerce.groupbuy.factories import make_campaign
@@ -51,6 +60,7 @@ class Shop:
 @pytest.fixture
 def shop(uow: UnitOfWork) -> Shop:
     partner = f.make_partner(uow, name="Harbour Home", return_window_days=14)
+    f.make_partner(uow, name="Harbour Mutual Insurance", kind=PartnerKind.INSURER)
     customer = f.make_customer(uow, bank_ref="CUST-SHOP", name="Amelia Clarke")
     pf.make_account(uow, customer, opening=100_000)
     admin = f.make_user(uow, Role.PARTNER_ADMIN, partner=partner)
@@ -329,6 +339,48 @@ def _placed(customer: TestClient, shop: Shop) -> str:
     response = checkout(customer, shop)
     assert response.status_code == 303, response.text
     return str(response.headers["location"]).rsplit("/", 1)[1]
+
+
+def test_without_an_insurer_the_cart_offers_no_protection(
+    customer: TestClient, shop: Shop, uow: UnitOfWork
+) -> None:
+    insurer = uow.session.scalars(select(Partner).where(Partner.kind == PartnerKind.INSURER)).one()
+    insurer.status = PartnerStatus.TERMINATED
+    uow.commit()
+    add_to_cart(customer, shop.mug, 1)
+    text = text_of(customer.get("/shop/cart").text)
+    assert "Device protection" not in text
+    assert "Total to pay: £10.00" in text
+
+
+def test_an_order_the_bank_would_not_hold_again_says_so_to_its_customer(
+    customer: TestClient, shop: Shop, uow: UnitOfWork, bank: BankCoreGateway, clock: FixedClock
+) -> None:
+    renewed_id, refused_id = _placed(customer, shop), _placed(customer, shop)
+    clock.advance(timedelta(days=6, hours=12))
+    assert orders.reauthorise_orders(uow, bank, ahead=timedelta(days=1)).renewed == [
+        renewed_id,
+        refused_id,
+    ]
+    assert "The bank renewed the hold on your payment." in text_of(
+        customer.get(f"/shop/orders/{renewed_id}").text
+    )
+    account = uow.session.scalars(select(DepositAccount)).one()
+    payments.block(uow, SYSTEM, account, "suspected fraud")
+    uow.commit()
+    clock.advance(timedelta(days=6, hours=12))
+    assert orders.reauthorise_orders(uow, bank, ahead=timedelta(days=1)).cancelled == [
+        renewed_id,
+        refused_id,
+    ]
+    text = text_of(customer.get(f"/shop/orders/{refused_id}").text)
+    assert (
+        "This order was cancelled: the hold on your payment ran out before it shipped and the "
+        "bank would not renew it (account blocked). Nothing was taken from your account" in text
+    )
+    assert "The bank would not renew the hold on your payment." in text
+    chinese = customer.get(f"/shop/orders/{refused_id}", headers={"Accept-Language": "zh-CN"})
+    assert "银行未同意续期" in text_of(chinese.text)
 
 
 def test_the_customer_cancels_an_order_before_shipment(

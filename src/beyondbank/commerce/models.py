@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,11 +34,34 @@ class PartnerStatus(StrEnum):
     TERMINATED = "terminated"
 
 
+class PartnerKind(StrEnum):
+    RETAILER = "retailer"  # sells its catalog in the bank's app
+    INSURER = "insurer"  # underwrites the device protection the bank sells at checkout
+
+
+# One insurer underwrites the bank's device protection in a currency at a time, so every policy
+# has exactly one insurer to pass its premium to; the database keeps it so.
+_ACTIVE_INSURER = "kind = 'insurer' AND status = 'active'"
+
+
 class Partner(IdMixin, Base):
-    """An e-commerce partner selling in the bank's app; the bank settles with it monthly."""
+    """A partner organisation the bank settles with monthly: an e-commerce partner selling in
+    the bank's app, or the insurer underwriting the device protection sold at its checkout."""
 
     __tablename__ = "partners"
+    __table_args__ = (
+        Index(
+            "uq_partners_active_insurer_currency",
+            "currency",
+            unique=True,
+            sqlite_where=text(_ACTIVE_INSURER),
+            postgresql_where=text(_ACTIVE_INSURER),
+        ),
+    )
 
+    kind: Mapped[PartnerKind] = mapped_column(
+        str_enum(PartnerKind), default=PartnerKind.RETAILER, server_default="retailer"
+    )
     name: Mapped[str] = mapped_column(String(200))
     legal_name: Mapped[str] = mapped_column(String(200))
     status: Mapped[PartnerStatus] = mapped_column(str_enum(PartnerStatus))
@@ -335,6 +359,33 @@ class Order(IdMixin, Base):
     updated_at: Mapped[datetime]
 
 
+class ProtectionPolicy(Base):
+    """The device-protection policy of an order, issued when its premium is captured (the first
+    shipment) by the insurer underwriting then. The premium, less the bank's commission under
+    the insurer's contract, is passed to the insurer once the return window has ended (the
+    policy's cooling-off), and handed back if the whole order is returned after that."""
+
+    __tablename__ = "shop_protection_policies"
+    __table_args__ = (
+        CheckConstraint("premium_minor > 0", name="premium_positive"),
+        CheckConstraint(
+            "commission_minor IS NULL OR (commission_minor >= 0 "
+            "AND commission_minor <= premium_minor)",
+            name="commission_within_premium",
+        ),
+    )
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("shop_orders.id"), primary_key=True)
+    insurer_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    policy_ref: Mapped[str] = mapped_column(String(40), unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    premium_minor: Mapped[int]
+    issued_at: Mapped[datetime]
+    passed_at: Mapped[datetime | None]  # premium passed to the insurer (order completed)
+    commission_minor: Mapped[int | None]  # the bank's, on the premium, when passed
+    cancelled_at: Mapped[datetime | None]  # premium refunded: the policy never ran or was undone
+
+
 class OrderLine(Base):
     __tablename__ = "shop_order_lines"
     __table_args__ = (
@@ -396,6 +447,10 @@ class WebhookEndpoint(IdMixin, Base):
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
     url: Mapped[str] = mapped_column(String(500))
     secret: Mapped[str] = mapped_column(String(100))  # "whsec_" + base64, as Standard Webhooks
+    # The secret a rotation replaced, still signing beside the new one until `…_until`, so that
+    # a receiver may switch to the new secret at its own pace within the grace period.
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_until: Mapped[datetime | None]
     event_types: Mapped[list[str]]  # empty: every event
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from schwifty import BIC, IBAN
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from beyondbank.commerce.models import Partner, PartnerStatus
+from beyondbank.commerce.models import Partner, PartnerKind, PartnerStatus
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal
-from beyondbank.core.errors import FieldError, InvalidInput, NotFound, invalid
+from beyondbank.core.errors import Conflict, FieldError, InvalidInput, NotFound, invalid
 from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.money import is_currency
@@ -27,10 +28,13 @@ class PartnerIn:
     timezone: str
     settlement_iban: str | None = None
     settlement_bic: str | None = None
+    kind: PartnerKind = PartnerKind.RETAILER
 
 
 def create_partner(uow: UnitOfWork, actor: Principal, data: PartnerIn) -> Partner:
-    """Register an e-commerce partner; its settlement account must be a valid IBAN and BIC."""
+    """Register a partner organisation, an e-commerce partner or the insurer underwriting the
+    bank's device protection; its settlement account must be a valid IBAN and BIC, and there is
+    at most one active insurer per currency (a 409 naming the one there is)."""
     errors: list[FieldError] = []
     iban = bic = None
     if data.settlement_iban:
@@ -47,8 +51,11 @@ def create_partner(uow: UnitOfWork, actor: Principal, data: PartnerIn) -> Partne
         errors.append(FieldError("currency", _("not an ISO 4217 currency code")))
     if errors:
         raise InvalidInput(_("The partner cannot be registered as it stands."), errors=errors)
+    if data.kind is PartnerKind.INSURER:
+        _one_insurer(uow, data.currency)
     partner = Partner(
         public_id=new_public_id("prt"),
+        kind=data.kind,
         name=data.name,
         legal_name=data.legal_name,
         status=PartnerStatus.ACTIVE,
@@ -59,8 +66,12 @@ def create_partner(uow: UnitOfWork, actor: Principal, data: PartnerIn) -> Partne
         settlement_bic=bic,
         created_at=uow.clock.now(),
     )
-    uow.session.add(partner)
-    uow.session.flush()
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(partner)
+    except IntegrityError:  # another insurer registered meanwhile: the unique index decided
+        _one_insurer(uow, data.currency)
+        raise
     audit.record(
         uow.session,
         actor=actor,
@@ -72,6 +83,26 @@ def create_partner(uow: UnitOfWork, actor: Principal, data: PartnerIn) -> Partne
     )
     uow.commit()
     return partner
+
+
+def _one_insurer(uow: UnitOfWork, currency: str) -> None:
+    existing = uow.session.scalars(
+        select(Partner).where(
+            Partner.kind == PartnerKind.INSURER,
+            Partner.status == PartnerStatus.ACTIVE,
+            Partner.currency == currency,
+        )
+    ).one_or_none()
+    if existing is not None:
+        raise Conflict(
+            _(
+                "%(name)s already underwrites device protection in %(currency)s; one insurer at a"
+                " time.",
+                name=existing.name,
+                currency=currency,
+            ),
+            extra={"insurer_id": existing.public_id},
+        )
 
 
 def get_partner(uow: UnitOfWork, public_id: str, *, field: str | None = None) -> Partner:

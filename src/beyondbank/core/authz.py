@@ -189,6 +189,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.SUPPORT_READ,
             P.SUPPORT_WRITE,
             P.WEBHOOKS_MANAGE,
+            P.SETTLEMENT_READ,  # its own commission statements only: the service scopes it
         }
     ),
     Role.PARTNER_STAFF: frozenset(

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     # `https://app.thames-harbour.example`. Empty: no framing at all.
     embed_origins: list[str] = []
 
+    # Partner shop: how long stock is held for an order waiting for the bank's authorisation.
+    # At least a minute (the bank must have time to answer), at most two hours (held stock is
+    # stock nobody else can buy; a longer hold would let abandoned orders empty a flash sale).
+    shop_reservation_minutes: int = Field(default=15, ge=1, le=120)
+    # Partner webhooks: after a secret is rotated, how long deliveries are still signed with the
+    # old secret too (both signatures), so the partner can switch its receivers without losing
+    # an event. At most a week: an old secret must not live on; a rotation may ask for less.
+    shop_webhook_secret_grace_hours: int = Field(default=24, ge=0, le=168)
+
     access_token_ttl_seconds: int = 3600
     idempotency_in_flight_seconds: int = 120
     session_cookie_secure: bool = False

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from beyondbank.commerce import service as commerce
+from beyondbank.commerce.models import PartnerKind
 from beyondbank.core.authz import SYSTEM, Role
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.errors import Problem
@@ -36,6 +37,17 @@ SHOP = commerce.PartnerIn(
     timezone="Europe/London",
     settlement_iban="GB33BUKB20201555555555",
     settlement_bic="BUKBGB22",
+)
+# The insurer underwriting the bank's device protection sold at the shop's checkout.
+INSURER = commerce.PartnerIn(
+    name="Harbour Mutual Insurance",
+    legal_name="Harbour Mutual Insurance plc",
+    country="GB",
+    currency="GBP",
+    timezone="Europe/London",
+    settlement_iban="GB94BARC10201530093459",
+    settlement_bic="BARCGB22",
+    kind=PartnerKind.INSURER,
 )
 DEMO_CUSTOMER_BALANCE = 245_000
 
@@ -88,10 +100,24 @@ def _shop_with_contracts(
     launch: datetime,
     merchant_ids: list[str],
 ) -> str:
-    """The shop partner and a contract for it and for every merchant in the alliance."""
+    """The shop partner, the insurer, and a contract for each and for every merchant in the
+    alliance."""
     with UnitOfWork(factory, at) as uow:
         shop = commerce.create_partner(uow, SYSTEM, SHOP)
+        insurer = commerce.create_partner(uow, SYSTEM, INSURER)
         starts_on = launch.date()
+        contracts.create_contract(
+            uow,
+            SYSTEM,
+            ContractIn(
+                party_kind=PartyKind.PARTNER,
+                party_id=insurer.public_id,
+                starts_on=starts_on,
+                base_share_bps=2_500,
+                note="Device protection: the bank keeps 25% of each premium as commission.",
+            ),
+            default_currency=settings.default_currency,
+        )
         contracts.create_contract(
             uow,
             SYSTEM,

@@ -28,6 +28,10 @@ class Kind(StrEnum):
     POINTS_CLAWBACK = "points.clawback"
     COMMISSION = "commission"  # bank's commission: merchant/partner → commission revenue
     COMMISSION_CLAWBACK = "commission.clawback"
+    # A device-protection premium collected with a partner's sale, passed to the insurer
+    # (partner payable → premiums in transit → insurer payable), and handed back on a return.
+    PREMIUM = "premium"
+    PREMIUM_RETURN = "premium.return"
     VOUCHER = "voucher"  # a voucher redeemed at the counter: bank-funded share, commission
     VOUCHER_REVERSAL = "voucher.reversal"
     BUDGET_TOPUP = "budget.topup"  # a merchant prepays its benefit budget
@@ -57,6 +61,14 @@ def bank_cash(uow: UnitOfWork, currency: str) -> Account:
 
 def commission_revenue(uow: UnitOfWork, currency: str) -> Account:
     return _bank(uow, "commission", R, currency, f"Commission revenue {currency}")
+
+
+def premiums_in_transit(uow: UnitOfWork, currency: str) -> Account:
+    """Insurance premiums between the partner that collected them and the insurer: every premium
+    leaves the one and reaches the other in one database transaction, so this nets to zero."""
+    return _bank(
+        uow, "premiums_in_transit", L, currency, f"Insurance premiums in transit {currency}"
+    )
 
 
 def fee_revenue(uow: UnitOfWork, currency: str) -> Account:

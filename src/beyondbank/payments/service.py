@@ -11,8 +11,9 @@ reads them, scoped to the caller: a merchant's systems see only payments to that
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from schwifty import IBAN
@@ -651,6 +652,28 @@ def _visible(uow: UnitOfWork, actor: Principal, payment: Payment) -> bool:
         return True
     own = alliance.merchant_public_ids(uow, {actor.merchant_id}).get(actor.merchant_id)
     return payment.payee_kind is PayeeKind.MERCHANT and payment.payee_ref == own
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Where an authorisation stands: its status and when its hold runs out."""
+
+    payment_id: str
+    status: PaymentStatus
+    expires_at: datetime | None
+
+
+def holds(uow: UnitOfWork, payment_ids: Collection[str]) -> dict[str, Hold]:
+    """The status and expiry of each of these payments (one query; for a caller's job that
+    renews authorisations before they run out). Unknown ids are left out."""
+    if not payment_ids:
+        return {}
+    rows = uow.session.execute(
+        select(Payment.public_id, Payment.status, Payment.expires_at).where(
+            Payment.public_id.in_(list(payment_ids))
+        )
+    )
+    return {row.public_id: Hold(row.public_id, row.status, row.expires_at) for row in rows}
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from beyondbank.alliance import service as alliance
 from beyondbank.commerce import service as commerce
+from beyondbank.commerce.models import Partner
 from beyondbank.core import audit
 from beyondbank.core.authz import SYSTEM, Principal, ensure_visible
 from beyondbank.core.errors import Conflict, FieldError, Forbidden, NotFound, invalid
@@ -129,14 +130,31 @@ def get_contract(
     if contract is None:
         errors = (FieldError(field, _("no such contract")),) if field else ()
         raise NotFound(_("No contract %(public_id)r here.", public_id=public_id), errors=errors)
-    ensure_visible(actor, contract.merchant_id, "contract", public_id)
+    if actor.partner_id is not None:
+        if not _partners_own(uow, actor, contract):
+            raise NotFound(_("No contract %(public_id)r here.", public_id=public_id))
+    else:
+        ensure_visible(actor, contract.merchant_id, "contract", public_id)
     return contract
 
 
+def _partners_own(uow: UnitOfWork, actor: Principal, contract: CommissionContract) -> bool:
+    own = commerce.partner_public_ids(uow, {actor.partner_id} if actor.partner_id else set())
+    return contract.party_kind is PartyKind.PARTNER and contract.party_ref in own.values()
+
+
 def visible_contracts(actor: Principal) -> Select[CommissionContract]:
+    """The contracts the actor may see: a merchant's or a partner's own, the bank's staff all."""
     stmt = select(CommissionContract)
     if actor.merchant_id is not None:
         stmt = stmt.where(CommissionContract.merchant_id == actor.merchant_id)
+    if actor.partner_id is not None:
+        stmt = stmt.where(
+            CommissionContract.party_kind == PartyKind.PARTNER,
+            CommissionContract.party_ref.in_(
+                select(Partner.public_id).where(Partner.id == actor.partner_id)
+            ),
+        )
     return stmt
 
 

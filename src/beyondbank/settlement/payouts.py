@@ -87,7 +87,7 @@ def creditor_account(iban: str | None, bic: str | None) -> tuple[str, str | None
 
 
 def _staff_only(actor: Principal) -> None:
-    if actor.merchant_id is not None:
+    if actor.is_org_bound:  # a merchant's or a partner's people
         raise Forbidden(_("Payout runs span every party: they are the bank's."))
 
 

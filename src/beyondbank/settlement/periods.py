@@ -120,6 +120,11 @@ def get_period(uow: UnitOfWork, actor: Principal, public_id: str) -> SettlementP
     contract = uow.session.get_one(CommissionContract, period.contract_id)
     if actor.merchant_id is not None and actor.merchant_id != contract.merchant_id:
         raise NotFound(_("No period %(public_id)r here.", public_id=public_id))
+    if actor.partner_id is not None:  # a partner's own contract only: else a 404 like the above
+        try:
+            contracts.get_contract(uow, actor, contract.public_id)
+        except NotFound:
+            raise NotFound(_("No period %(public_id)r here.", public_id=public_id)) from None
     return period
 
 

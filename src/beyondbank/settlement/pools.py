@@ -78,8 +78,10 @@ def get_pool(uow: UnitOfWork, actor: Principal, public_id: str) -> Pool:
     if pool is None:
         raise NotFound(_("No pool %(public_id)r here.", public_id=public_id))
     contract = contract_of(uow, pool)
-    if actor.merchant_id is not None and actor.merchant_id != contract.merchant_id:
-        raise NotFound(_("No pool %(public_id)r here.", public_id=public_id))
+    try:  # a merchant's or a partner's people: their own contract's pools only
+        contracts.get_contract(uow, actor, contract.public_id)
+    except NotFound:
+        raise NotFound(_("No pool %(public_id)r here.", public_id=public_id)) from None
     return pool
 
 

@@ -40,6 +40,9 @@ UNCATEGORISED = ""  # the category of sales with none: charged at the base share
 # that the bank never charges the same sale twice.
 SHOP_SALES_CATEGORY = "shop.order"
 COMMISSIONED_PER_SALE = frozenset({SHOP_SALES_CATEGORY})
+# The device-protection premiums an insurer underwrites: passed to it per order (`premium`), with
+# the bank's commission on each (`commission`) under the insurer's contract, never as sales.
+SHOP_PROTECTION_CATEGORY = "shop.protection"
 
 KIND_LABELS = {
     Kind.SALE.value: "Sales",
@@ -52,6 +55,8 @@ KIND_LABELS = {
     Kind.VOUCHER_REVERSAL.value: "Vouchers reversed",
     Kind.COMMISSION.value: "Commission on rewarded purchases",
     Kind.COMMISSION_CLAWBACK.value: "Commission clawed back",
+    Kind.PREMIUM.value: "Device-protection premiums",
+    Kind.PREMIUM_RETURN.value: "Device-protection premiums handed back",
     Kind.BUDGET_TOPUP.value: "Benefit budget top-ups",
     Kind.POOL_CONTRIBUTION.value: "Co-funding contributions",
     Kind.POOL_DRAW.value: "Co-funding draws",

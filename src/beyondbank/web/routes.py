@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from beyondbank.core.authz import MERCHANT_ROLES, STAFF_ROLES, Principal
+from beyondbank.core.authz import MERCHANT_ROLES, PARTNER_ROLES, STAFF_ROLES, Principal
 from beyondbank.core.errors import Unauthenticated
 from beyondbank.deps import UoW
 from beyondbank.identity import service as identity
@@ -30,6 +30,8 @@ def home_for(principal: Principal) -> str:
         return "/console"
     if principal.role in MERCHANT_ROLES:
         return "/merchant"
+    if principal.role in PARTNER_ROLES:
+        return "/partner"
     return "/app"
 
 

@@ -10,7 +10,13 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from beyondbank.core.authz import MERCHANT_ROLES, STAFF_ROLES, Permission, Principal
+from beyondbank.core.authz import (
+    MERCHANT_ROLES,
+    PARTNER_ROLES,
+    STAFF_ROLES,
+    Permission,
+    Principal,
+)
 from beyondbank.core.errors import Forbidden, Unauthenticated
 from beyondbank.deps import UoW
 from beyondbank.identity import service as identity
@@ -139,6 +145,16 @@ def merchant_page(request: Request, principal: MaybeWebPrincipal) -> Principal:
 
 
 MerchantPage = Annotated[Principal, Depends(merchant_page)]
+
+
+def partner_page(request: Request, principal: MaybeWebPrincipal) -> Principal:
+    principal = signed_in_page(request, principal)
+    if principal.role not in PARTNER_ROLES or principal.partner_id is None:
+        raise Forbidden(_("These pages are for the shop partners' own staff."))
+    return principal
+
+
+PartnerPage = Annotated[Principal, Depends(partner_page)]
 
 
 def customer_page(request: Request, principal: MaybeWebPrincipal) -> Principal:

@@ -4,8 +4,9 @@ products and group buys, cart and checkout, orders, support tickets and the NPS 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,6 +21,7 @@ from beyondbank.commerce.models import (
     CampaignStatus,
     NpsResponse,
     Order,
+    OrderEvent,
     OrderStatus,
     TicketStatus,
 )
@@ -43,6 +45,7 @@ from beyondbank.web.forms import Form, PostedForm, nested, validate
 from beyondbank.web.i18n import N_, _, format_locale
 from beyondbank.web.pages import render
 from beyondbank.web.session import CsrfChecked, CustomerPage, flash
+from beyondbank.web.templating import words
 
 router = APIRouter(prefix="/shop", include_in_schema=False)
 
@@ -244,7 +247,7 @@ class _Figures:
     units: dict[str, int]  # the unit price of each line, by product
     goods: int
     protection: int
-    insurer: str
+    insurer: str | None  # None: no insurer underwrites device protection, none is offered
     plans: list[tuple[int, list[crosssell.Instalment]]]
 
 
@@ -432,6 +435,7 @@ def place_order(
             key=key[:255],
             fingerprint=fingerprint("POST", "/shop/checkout", body),
             lock_seconds=settings.idempotency_in_flight_seconds,
+            reservation=timedelta(minutes=settings.shop_reservation_minutes),
         )
     except Problem as problem:
         uow.rollback()
@@ -512,11 +516,13 @@ def _order_page(
         "nps": Form("nps"),
         **(forms or {}),
     }
+    events = orders.order_events(uow, order)
     context = {
         "order": order,
         "partner_name": partners.get_partner(uow, partner_ref).name,
         "lines": [(line, products[line.product_id]) for line in lines],
-        "events": orders.order_events(uow, order),
+        "events": [(event, _history_note(event.note)) for event in events],
+        "renewal_refused": _renewal_refused(order, events),
         "shipments": orders.shipments_of(uow, order),
         "plan": [
             (date.fromisoformat(str(i["due"])), int(i["amount_minor"]))
@@ -533,6 +539,29 @@ def _order_page(
         "page_problem": page_problem,
     }
     return render(request, "shop/order.html", context, principal=principal, status_code=status_code)
+
+
+def _history_note(note: str | None) -> str | None:
+    """An order event's note in the customer's words: the notes the re-authorisation job leaves
+    are said in the viewer's language; others are shown as they were written."""
+    if note is None:
+        return None
+    if note.startswith(orders.REAUTHORISED):
+        return _("The bank renewed the hold on your payment.")
+    if note.startswith(orders.REAUTHORISATION_DECLINED):
+        return _("The bank would not renew the hold on your payment.")
+    return note
+
+
+def _renewal_refused(order: Order, events: Sequence[OrderEvent]) -> str | None:
+    """Why the order was cancelled, when it was because the bank would not renew its payment's
+    hold: the bank's reason, in words (None otherwise)."""
+    if order.status is not OrderStatus.CANCELLED or not events:
+        return None
+    note = events[-1].note or ""
+    if not note.startswith(orders.REAUTHORISATION_DECLINED):
+        return None
+    return words(note.partition(": ")[2] or "declined")
 
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)

@@ -92,7 +92,17 @@ _TONES = {
         "draft",
         "pending",
     },
-    "bad": {"rejected", "exited", "failed", "withdrawn", "declined", "ended", "reversed"},
+    "bad": {
+        "rejected",
+        "exited",
+        "failed",
+        "withdrawn",
+        "declined",
+        "ended",
+        "reversed",
+        "overdue",
+        "low",
+    },
 }
 
 

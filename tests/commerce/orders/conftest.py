@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from beyondbank.commerce.models import Partner, Product
+from beyondbank.commerce.models import Partner, PartnerKind, Product
 from beyondbank.commerce.orders import service
 from beyondbank.commerce.orders.checkout import Wanted
 from beyondbank.core.authz import Principal, Role
@@ -44,6 +44,7 @@ class Shop:
     account: DepositAccount  # 1,000.00 GBP
     buyer: Principal
     partner_admin: Principal
+    insurer: Partner  # underwrites device protection in GBP
 
 
 @pytest.fixture
@@ -62,6 +63,7 @@ def shop(uow: UnitOfWork) -> Shop:
         account=account,
         buyer=f.principal(customer),
         partner_admin=f.principal(admin),
+        insurer=f.make_partner(uow, name="Harbour Mutual Insurance", kind=PartnerKind.INSURER),
     )
     uow.commit()  # the services roll back on failure: what the test set up must survive it
     return made

@@ -146,6 +146,23 @@ def visible_partner_filter(
     return get_partner(uow, partner_ref).id
 
 
+def stock_levels(
+    uow: UnitOfWork,
+    actor: Principal,
+    *,
+    partner_ref: str | None = None,
+    low_at: int | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[Sequence[Product], str | None]:
+    """The partner's products with their stock (on hand, reserved by orders), every status, by
+    id; `low_at`: only those with at most that many units free to sell."""
+    stmt = select(Product).where(Product.partner_id == acting_partner(uow, actor, partner_ref).id)
+    if low_at is not None:
+        stmt = stmt.where(Product.stock_on_hand - Product.stock_reserved <= low_at)
+    return paginate(uow.session, stmt, Product.id, cursor=cursor, limit=limit)
+
+
 def product_for(uow: UnitOfWork, actor: Principal, ref: str, partner_ref: str | None) -> Product:
     """A product by public id (`prd_…`) or by the partner's sku; another partner's is a 404."""
     if ref.startswith("prd_"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -303,6 +304,7 @@ def _checkout(
             key=key,
             fingerprint=fingerprint("POST", "/shop/checkout", body.model_dump(mode="json")),
             lock_seconds=settings.idempotency_in_flight_seconds,
+            reservation=timedelta(minutes=settings.shop_reservation_minutes),
         )
         out = order_out(uow, done.order, done.placed)
         headers = {"Idempotent-Replayed": "true"} if done.replayed else None

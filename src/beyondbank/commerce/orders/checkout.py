@@ -25,6 +25,7 @@ from beyondbank.core.authz import Principal
 from beyondbank.core.errors import Conflict, FieldError, InvalidInput, LimitReached, invalid
 from beyondbank.core.i18n import _
 from beyondbank.core.money import Money
+from beyondbank.core.settings import Settings
 from beyondbank.core.uow import UnitOfWork
 
 
@@ -65,8 +66,9 @@ class Offer:
     prices: tuple[int, int] | None  # (public_minor, client_minor) now; None: no price now
 
 
-# How long stock is held for an order waiting for its payment.
-RESERVATION = timedelta(minutes=15)
+# How long stock is held for an order waiting for its payment unless the caller says otherwise:
+# the setting's default (`BEYONDBANK_SHOP_RESERVATION_MINUTES`), so there is one number.
+RESERVATION = timedelta(minutes=Settings.model_fields["shop_reservation_minutes"].default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +375,11 @@ def authorise_key(order: Order) -> str:
 
 def checkout_capture_key(order: Order) -> str:
     return f"shop:{order.public_id}:capture"
+
+
+def reauthorise_key(order: Order, replaced_payment_id: str) -> str:
+    """One renewal per authorisation it replaces: a rerun gets the bank's first answer."""
+    return f"shop:{order.public_id}:reauthorise:{replaced_payment_id}"
 
 
 def void_key(order: Order, payment_id: str) -> str:

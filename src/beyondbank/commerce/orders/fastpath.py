@@ -43,6 +43,7 @@ def place(
     key: str | None,
     fingerprint: str,
     lock_seconds: int,
+    reservation: timedelta,
 ) -> tuple[checkout.Placed, idempotency.Claim | None] | None:
     """Transaction 1 of a "buy now" checkout without a group buy, in two calls (PostgreSQL):
     `shop_checkout_open` reads the partner, whether the key is known, the products with their
@@ -102,7 +103,7 @@ def place(
         shipping_address=data.shipping_address,
         address_consent_at=now,
         placed_at=now,
-        reserved_until=now + checkout.RESERVATION,
+        reserved_until=now + reservation,
         updated_at=now,
     )
     lines = [

@@ -60,8 +60,12 @@ class OffersOut(BaseModel):
     currency: str
     goods_minor: int
     instalment_plans: list[InstalmentPlanOut] = Field(description="0% over 3, 6 or 12 months")
-    device_protection_minor: int = Field(description="The premium for every unit in the cart")
-    insurer: str
+    device_protection_minor: int = Field(
+        description="The premium for every unit in the cart (0 when protection is not offered)"
+    )
+    insurer: str | None = Field(
+        description="The insurance partner underwriting device protection; null: not offered now"
+    )
 
 
 class AddressIn(_In):

@@ -14,10 +14,9 @@ anything unusual, the cart and group buys take the general path, which also runs
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.orm import make_transient_to_detached
@@ -36,7 +35,7 @@ from beyondbank.commerce.models import (
     Partner,
     Shipment,
 )
-from beyondbank.commerce.orders import checkout, crosssell, fastpath
+from beyondbank.commerce.orders import checkout, crosssell, fastpath, postings, protection
 from beyondbank.commerce.orders import transitions as machine
 
 # What callers name through this module (the checkout's input, what it placed, the hold's length).
@@ -50,9 +49,11 @@ from beyondbank.core.errors import (
     Conflict,
     FieldError,
     Forbidden,
+    IdempotencyInFlight,
     InvalidInput,
     InvalidTransition,
     NotFound,
+    Problem,
     invalid,
 )
 from beyondbank.core.i18n import _
@@ -61,9 +62,6 @@ from beyondbank.core.money import Money, bps_of, pro_rata
 from beyondbank.core.pagination import paginate
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.identity import service as identity
-from beyondbank.ledger import chart
-from beyondbank.ledger import service as ledger
-from beyondbank.ledger.models import OwnerKind
 from beyondbank.payments import service as payments
 from beyondbank.payments.gateway import (
     DECLINED,
@@ -74,11 +72,22 @@ from beyondbank.payments.gateway import (
     PaymentResult,
     PaymentStatus,
 )
-from beyondbank.settlement import contracts
-from beyondbank.settlement.models import PartyKind
 from beyondbank.settlement.statements import SHOP_SALES_CATEGORY
 
 S = OrderStatus
+# Who completes orders, and who renews their authorisations, in the audit trail and history.
+_JOB_COMPLETE = Principal(
+    kind="system", id=0, public_id="system:complete-orders", label="complete-orders"
+)
+_JOB_RENEW = Principal(
+    kind="system", id=0, public_id="system:reauthorise-orders", label="reauthorise-orders"
+)
+# The notes `reauthorise_orders` leaves in an order's history; the customer's order page says
+# them in the customer's language.
+REAUTHORISED = "payment re-authorised"
+# How long a run of `reauthorise_orders` keeps an order to itself (a dead run's claim lapses).
+_RENEWAL_LEASE = timedelta(minutes=2)
+REAUTHORISATION_DECLINED = "re-authorisation declined"
 
 
 def _end_reads(uow: UnitOfWork) -> None:
@@ -287,7 +296,7 @@ class Offers:
     currency: str
     goods_minor: int
     protection_minor: int
-    insurer: str
+    insurer: str | None  # who underwrites device protection; None: not offered now
     instalments: dict[int, list[crosssell.Instalment]]  # for the goods alone
 
 
@@ -306,14 +315,15 @@ def offers(uow: UnitOfWork, actor: Principal, partner_id: str) -> Offers:
         entry = groupbuy.entry_unit_minor(uow, campaign.id)
         priced = [Priced(line.product_id, line.sku, line.quantity, entry, line.public_unit_minor)]
     goods = sum(p.unit_minor * p.quantity for p in priced)
-    protection = crosssell.protection_for([(p.unit_minor, p.quantity) for p in priced])
+    insurer = protection.underwriter(uow, partner.currency)
+    premium = crosssell.protection_for([(p.unit_minor, p.quantity) for p in priced])
     today = uow.clock.now().date()
     return Offers(
         partner.public_id,
         partner.currency,
         goods,
-        protection,
-        crosssell.INSURER,
+        premium if insurer else 0,
+        insurer.name if insurer else None,
         {m: crosssell.instalment_plan(goods, m, today) for m in crosssell.INSTALMENT_MONTHS},
     )
 
@@ -337,17 +347,28 @@ def checkout_order(
     key: str | None = None,
     fingerprint: str = "",
     lock_seconds: int = 120,
+    reservation: timedelta = RESERVATION,
 ) -> Checkout:
-    """Place and pay an order for the customer's cart (or `items`) with one partner."""
+    """Place and pay an order for the customer's cart (or `items`) with one partner; its stock
+    is held for `reservation` (the `shop_reservation_minutes` setting) while the bank answers."""
     customer_id = customer_of(actor)
     if not data.share_address_with_partner:
         raise invalid(
             "body.share_address_with_partner",
             _("must be true: the partner needs the shipping address to send the order"),
         )
+    if data.device_protection:
+        # Only an insurer's policy may be sold: none underwriting in the currency is a 422 on
+        # the field, before anything is written (on either path).
+        try:
+            protection.require_for_partner(uow, data.partner_id)
+        finally:
+            _end_reads(uow)
     if fastpath.on_server(uow) and data.items and not any(item.campaign_id for item in data.items):
         try:
-            fast = fastpath.place(uow, actor, customer_id, data, key, fingerprint, lock_seconds)
+            fast = fastpath.place(
+                uow, actor, customer_id, data, key, fingerprint, lock_seconds, reservation
+            )
         except BaseException:
             uow.rollback()
             raise
@@ -377,7 +398,7 @@ def checkout_order(
                 _end_reads(uow)
                 return Checkout(_replayed(uow, gateway, actor, claimed), replayed=True)
             held = claimed
-        placed = _place(uow, actor, customer_id, partner, data, expected, order_id)
+        placed = _place(uow, actor, customer_id, partner, data, expected, order_id, reservation)
         uow.commit()
     except BaseException:
         uow.rollback()
@@ -413,6 +434,7 @@ def _place(
     data: CheckoutIn,
     expected: int | None,
     order_id: str,
+    reservation: timedelta,
 ) -> Placed:
     """Transaction 1: price, reserve and create the order `pending_payment` (not committed)."""
     cart = None
@@ -462,7 +484,7 @@ def _place(
         shipping_address=data.shipping_address,
         address_consent_at=now,
         placed_at=now,
-        reserved_until=now + RESERVATION,
+        reserved_until=now + reservation,
         updated_at=now,
     )
     order.instalment_plan = checkout.instalments(total, data.instalment_months, now)
@@ -781,6 +803,218 @@ def expire_reservations(uow: UnitOfWork, gateway: PaymentGateway, *, limit: int 
     return handled
 
 
+@dataclass(slots=True)
+class Renewals:
+    """What a run of `reauthorise_orders` did, order by order."""
+
+    renewed: list[str] = field(default_factory=list)  # a new authorisation holds the total
+    cancelled: list[str] = field(default_factory=list)  # the bank refused: cancelled, voided
+    unchanged: list[str] = field(default_factory=list)  # shipped or cancelled meanwhile
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (order, error): next run
+
+
+def renewals_due(uow: UnitOfWork, *, ahead: timedelta, limit: int = 500) -> list[tuple[str, str]]:
+    """Orders paid but not yet captured (`paid` or `fulfilling`, nothing shipped, not a group
+    buy's, which was captured at checkout) whose authorisation has expired or runs out within
+    `ahead`: the bank core releases a hold not captured within 7 days, and the first shipment
+    captures from it. Oldest first: (order, the payment whose hold is running out)."""
+    horizon = uow.clock.now() + ahead
+    due: list[tuple[str, str]] = []
+    after = 0
+    while len(due) < limit:
+        chunk = uow.session.execute(
+            select(Order.id, Order.public_id, Order.payment_ref)
+            .where(
+                Order.status.in_((S.PAID, S.FULFILLING)),
+                Order.captured_minor == 0,
+                Order.campaign_id.is_(None),
+                Order.payment_ref.is_not(None),
+                Order.id > after,
+            )
+            .order_by(Order.id)
+            .limit(500)
+        ).all()
+        if not chunk:
+            break
+        after = chunk[-1].id
+        held = payments.holds(uow, {str(row.payment_ref) for row in chunk})
+        for row in chunk:
+            hold = held.get(str(row.payment_ref))
+            if hold is not None and (
+                hold.status is PaymentStatus.EXPIRED
+                or (
+                    hold.status is PaymentStatus.AUTHORISED
+                    and hold.expires_at is not None
+                    and hold.expires_at <= horizon
+                )
+            ):
+                due.append((row.public_id, str(row.payment_ref)))
+    _end_reads(uow)
+    return due[:limit]
+
+
+def reauthorise_orders(
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    *,
+    ahead: timedelta,
+    limit: int = 500,
+    progress: Callable[[str], None] | None = None,
+) -> Renewals:
+    """Renew the authorisation of every order `renewals_due` finds, one order at a time: the
+    bank holds the total again (key `shop:<order>:reauthorise:<old payment>`, so a rerun after a
+    crash gets the bank's first answer), the order points at the new payment and the old hold is
+    voided; if the bank refuses, the order is cancelled (stock back, `order.cancelled`) with the
+    bank's reason in its history for the customer, and the old hold voided. Safe to run again:
+    an order renewed no longer falls due, and one that changed meanwhile is left as it is."""
+    done = Renewals()
+    for order_id, running_out in renewals_due(uow, ahead=ahead, limit=limit):
+        try:
+            outcome = _reauthorise(uow, gateway, order_id, running_out)
+        except Problem as problem:
+            uow.rollback()
+            done.failed.append((order_id, str(problem.detail)))
+        except Exception as error:  # the bank unreachable, a deadlock there: the next run retries
+            uow.rollback()
+            done.failed.append((order_id, f"{type(error).__name__}: {error}"[:300]))
+        else:
+            getattr(done, outcome).append(order_id)
+        if progress is not None:
+            progress(order_id)
+    return done
+
+
+def _reauthorise(uow: UnitOfWork, gateway: PaymentGateway, order_id: str, running_out: str) -> str:
+    """One order's renewal, under a claim of its key (`idempotency.claim`): two runs at once
+    never ask the bank together for the same order (the second finds it in flight and leaves
+    it); a run that dies leaves the claim to lapse after `_RENEWAL_LEASE`, and the next run asks
+    the bank again with the same key, which answers the first hold."""
+    order = _order(uow, order_id)
+    old = order.payment_ref
+    if (
+        order.status not in (S.PAID, S.FULFILLING)
+        or order.captured_minor
+        or old is None
+        or old != running_out  # renewed by another run since this one listed it
+    ):
+        _end_reads(uow)
+        return "unchanged"
+    request = _authorise_request(uow, order, order.total_minor, "re-authorised")
+    key = checkout.reauthorise_key(order, old)
+    try:
+        claimed = idempotency.claim(
+            uow,
+            scope="shop-reauthorise",
+            key=key,
+            fingerprint=old,
+            lock_seconds=int(_RENEWAL_LEASE.total_seconds()),
+        )
+    except IdempotencyInFlight:  # another run is renewing this order now
+        return "unchanged"
+    if isinstance(claimed, idempotency.Replay):  # renewed (or cancelled) by an earlier run
+        return "unchanged"
+    try:
+        held = gateway.authorise(request, key=key, actor=_JOB_RENEW)
+        outcome, new = _renewed(uow, order_id, old, held)
+        claimed.complete(uow, 200, {"outcome": outcome, "payment_id": new})
+        uow.commit()
+    except BaseException:
+        uow.rollback()
+        idempotency.release(uow, claimed)
+        raise
+    if outcome == "cancelled":
+        release_payments(uow, gateway, order)  # the old hold, if the bank still has it
+    elif outcome == "renewed" and new is not None:
+        _void_replaced(uow, gateway, order_id, old, new)
+    elif new is not None:  # shipped or cancelled meanwhile: the new hold is not needed
+        gateway.void(new, key=checkout.void_key(order, new), actor=_JOB_RENEW)
+    return outcome
+
+
+def _renewed(
+    uow: UnitOfWork, order_id: str, old: str, held: PaymentResult
+) -> tuple[str, str | None]:
+    """Record the bank's answer in the caller's transaction (not committed): the order points at
+    the new hold, or is cancelled with the bank's reason; unless it was shipped or cancelled
+    meanwhile. The outcome, and the new payment if the bank approved."""
+    order = _order(uow, order_id)
+    new = held.payment.id if held.approved else None
+    waiting = (
+        order.status in (S.PAID, S.FULFILLING)
+        and order.payment_ref == old
+        and order.captured_minor == 0
+    )
+    if not waiting:
+        return "unchanged", new
+    if new is None:
+        code = held.decline_code.value if held.decline_code else "declined"
+        _cancel(uow, order, _JOB_RENEW, note=f"{REAUTHORISATION_DECLINED}: {code}")
+        _audit_renewal(uow, order, old, None, code)
+        return "cancelled", None
+    swapped = uow.session.execute(
+        update(Order)
+        .where(
+            Order.id == order.id,
+            Order.payment_ref == old,
+            Order.captured_minor == 0,
+            Order.status.in_((S.PAID, S.FULFILLING)),
+        )
+        .values(payment_ref=new, updated_at=uow.clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if swapped.rowcount != 1:  # type: ignore[attr-defined]
+        return "unchanged", new  # changed between the read and the update
+    uow.session.add(
+        OrderEvent(
+            order_id=order.id,
+            from_status=order.status.value,
+            to_status=order.status.value,
+            at=uow.clock.now(),
+            actor=_JOB_RENEW.public_id,
+            note=f"{REAUTHORISED}: {new}",
+        )
+    )
+    _audit_renewal(uow, order, old, new, None)
+    return "renewed", new
+
+
+def _void_replaced(
+    uow: UnitOfWork, gateway: PaymentGateway, order_id: str, old: str, new: str
+) -> None:
+    """Release the replaced hold. If a shipment captured from it meanwhile (it read the order
+    before the swap), the order goes back to that payment and the new hold is released."""
+    order = _order(uow, order_id)
+    _end_reads(uow)
+    try:
+        gateway.void(old, key=checkout.void_key(order, old), actor=_JOB_RENEW)
+    except InvalidTransition as refused:
+        if refused.extra.get("current_status") != PaymentStatus.CAPTURED.value:
+            return  # expired or voided already: nothing is held
+        uow.session.execute(
+            update(Order)
+            .where(Order.id == order.id, Order.payment_ref == new)
+            .values(payment_ref=old, updated_at=uow.clock.now())
+            .execution_options(synchronize_session=False)
+        )
+        uow.commit()
+        gateway.void(new, key=checkout.void_key(order, new), actor=_JOB_RENEW)
+
+
+def _audit_renewal(
+    uow: UnitOfWork, order: Order, old: str, new: str | None, declined: str | None
+) -> None:
+    audit.record(
+        uow.session,
+        actor=_JOB_RENEW,
+        at=uow.clock.now(),
+        action="shop.order.reauthorised" if new else "shop.order.reauthorisation_declined",
+        object_type="order",
+        object_id=order.public_id,
+        before={"payment_ref": old},
+        after={"payment_ref": new} if new else {"status": S.CANCELLED.value, "decline": declined},
+    )
+
+
 def complete_orders(uow: UnitOfWork, *, limit: int = 500) -> list[str]:
     """Delivered orders whose return window has ended become completed, and the bank's commission
     on each accrues (posted once: a unique ledger key per order). The ids completed."""
@@ -795,7 +1029,7 @@ def complete_orders(uow: UnitOfWork, *, limit: int = 500) -> list[str]:
     for order_id in due:
         order = _order(uow, order_id)
         try:
-            machine.move(uow, order, S.COMPLETED, actor="system:complete-orders")
+            machine.move(uow, order, S.COMPLETED, actor=_JOB_COMPLETE.public_id)
         except InvalidTransition:
             uow.rollback()
             continue
@@ -809,15 +1043,7 @@ def complete_orders(uow: UnitOfWork, *, limit: int = 500) -> list[str]:
 def commission_rate(uow: UnitOfWork, partner: Partner, currency: str, at: datetime) -> int:
     """The shop rate in force for the partner's commission contract in the currency (bps);
     0 without a contract. A `shop.order` category override wins over the base share."""
-    found, _next = contracts.list_contracts(
-        uow, SYSTEM, party_id=partner.public_id, party_kind=PartyKind.PARTNER, limit=50
-    )
-    contract = next((c for c in found if c.currency == currency), None)
-    if contract is None:
-        return 0
-    day = at.astimezone(ZoneInfo(contract.timezone)).date()
-    version = contracts.version_in_force(uow, contract, day)
-    return int(version.category_overrides.get(SHOP_SALES_CATEGORY, version.base_share_bps))
+    return postings.commission_rate(uow, partner, currency, at, SHOP_SALES_CATEGORY)
 
 
 def commission_base(order: Order) -> int:
@@ -826,11 +1052,15 @@ def commission_base(order: Order) -> int:
 
 
 def _accrue(uow: UnitOfWork, order: Order) -> int:
+    """The retailer's commission on the order, and the premium passed to the insurer with the
+    bank's commission on it."""
     partner = uow.session.get_one(Partner, order.partner_id)
     rate = commission_rate(uow, partner, order.currency, uow.clock.now())
     amount = bps_of(commission_base(order), rate)
     if amount:
         _post_commission(uow, order, partner, amount, clawback=False)
+    if order.protection_minor:
+        protection.pass_premium(uow, _JOB_COMPLETE, order, partner)
     return amount
 
 
@@ -838,27 +1068,14 @@ def _post_commission(
     uow: UnitOfWork, order: Order, partner: Partner, amount: int, *, clawback: bool
 ) -> None:
     """The partner's payable → the bank's commission revenue (reversed for a clawback)."""
-    money = Money(amount, order.currency)
-    payable = chart.payable(uow, OwnerKind.PARTNER, partner.public_id, order.currency)
-    revenue = chart.commission_revenue(uow, order.currency)
-    legs = (
-        (ledger.Leg.debit(revenue, money), ledger.Leg.credit(payable, money))
-        if clawback
-        else (ledger.Leg.debit(payable, money), ledger.Leg.credit(revenue, money))
-    )
-    kind = chart.Kind.COMMISSION_CLAWBACK if clawback else chart.Kind.COMMISSION
-    ledger.post(
+    postings.commission(
         uow,
-        ledger.Draft(
-            key=f"shop-{kind.value}:{order.public_id}",
-            kind=kind.value,
-            legs=legs,
-            description=f"Commission on shop order {order.public_id}"
-            + (" clawed back" if clawback else ""),
-            counterparty=partner.public_id,
-            category=SHOP_SALES_CATEGORY,
-            reference=order.public_id,
-        ),
+        scope="shop",
+        order_ref=order.public_id,
+        party_ref=partner.public_id,
+        money=Money(amount, order.currency),
+        category=SHOP_SALES_CATEGORY,
+        clawback=clawback,
     )
 
 
@@ -1041,6 +1258,8 @@ def ship(
             amount += order.protection_minor
         if everything:
             amount = order.total_minor - order.captured_minor
+    if number == 1 and order.protection_minor:
+        protection.issuer(uow, order)  # before the premium is captured, not after
     captured_before = order.captured_minor
     payment_ref = order.payment_ref
     follow_on = _follow_on_request(uow, order, amount, number) if number > 1 and amount else None
@@ -1200,6 +1419,8 @@ def _record_shipment(
     uow.session.add(shipment)
     uow.session.flush()
     uow.session.refresh(order)
+    if order.protection_minor and protection.policy_of(uow, order) is None:
+        protection.issue(uow, actor, order)  # its premium is captured now (or was, a group buy's)
     if everything:
         machine.move(uow, order, S.SHIPPED, actor=checkout.who(actor), note=shipment.public_id)
     for line in order_lines:
@@ -1263,6 +1484,10 @@ def confirm_returned(
     )
     if order.commission_minor:
         _claw_back(uow, order)
+    if order.protection_minor and all(
+        line.returned_quantity == line.quantity for line in checkout.lines_of(uow, order)
+    ):  # everything came back, the premium with it (`_refund_due`)
+        protection.cancel(uow, actor, order, uow.session.get_one(Partner, order.partner_id))
     checkout.emit(uow, order, "order.refunded")
     _partner_change(uow, actor, order, "order.refunded", refunded_minor=refund)
     uow.commit()

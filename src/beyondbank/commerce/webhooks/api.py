@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -88,11 +89,21 @@ def deactivate_endpoint(endpoint_id: str, uow: UoW, actor: Manager) -> schemas.E
 @router.post(
     "/endpoints/{endpoint_id}/rotate-secret",
     response_model=schemas.EndpointCreatedOut,
-    summary="Replace the endpoint's signing secret; the answer shows the new one, once",
+    summary="Replace the endpoint's signing secret; the answer shows the new one, once. The old "
+    "one signs beside it for a grace period",
     responses=_PROBLEMS,
 )
-def rotate_secret(endpoint_id: str, uow: UoW, actor: Manager) -> schemas.EndpointCreatedOut:
-    rotated = service.rotate_secret(uow, actor, endpoint_id)
+def rotate_secret(
+    endpoint_id: str,
+    uow: UoW,
+    actor: Manager,
+    settings: SettingsDep,
+    body: schemas.RotateIn | None = None,
+) -> schemas.EndpointCreatedOut:
+    hours = settings.shop_webhook_secret_grace_hours
+    if body is not None and body.grace_hours is not None:
+        hours = body.grace_hours
+    rotated = service.rotate_secret(uow, actor, endpoint_id, grace=timedelta(hours=hours))
     out = _endpoints_out(uow, [rotated.endpoint])[0]
     return schemas.EndpointCreatedOut(**out.model_dump(), secret=rotated.secret)
 
@@ -141,6 +152,7 @@ def _endpoints_out(
             event_types=list(e.event_types),
             active=e.active,
             created_at=e.created_at,
+            previous_secret_valid_until=e.previous_secret_until if e.previous_secret else None,
         )
         for e in endpoints
     ]

@@ -83,7 +83,7 @@ class _Claim:
     delivery_id: int
     attempt: int  # the attempt number this claim counted
     url: str
-    secret: str
+    secrets: tuple[str, ...]  # the current secret, and the one it replaced during its grace
     msg_id: str
     body: bytes
 
@@ -187,12 +187,21 @@ def _claim(
                     delivery_id=row.id,
                     attempt=row.attempts,
                     url=endpoint.url,
-                    secret=endpoint.secret,
+                    secrets=signing_secrets(endpoint, now),
                     msg_id=event.public_id,
                     body=body_of(event.payload),
                 )
             )
     return claims
+
+
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> tuple[str, ...]:
+    """What a message to the endpoint is signed with now: its secret, and the secret a rotation
+    replaced while its grace period lasts."""
+    until = endpoint.previous_secret_until
+    if endpoint.previous_secret and until is not None and now < until:
+        return (endpoint.secret, endpoint.previous_secret)
+    return (endpoint.secret,)
 
 
 def _by_id(session: Session, model: type[M], ids: set[int]) -> dict[int, M]:
@@ -204,7 +213,7 @@ def _send(client: httpx.Client, claim: _Claim, clock: Clock) -> _Outcome:
     request_headers = {
         "content-type": "application/json",
         "user-agent": "beyondbank-webhooks/1",
-        **signing.headers(claim.secret, claim.msg_id, timestamp, claim.body),
+        **signing.headers(claim.secrets, claim.msg_id, timestamp, claim.body),
     }
     try:
         response = client.post(

@@ -28,6 +28,23 @@ class EndpointOut(BaseModel):
     event_types: list[str]
     active: bool
     created_at: datetime
+    previous_secret_valid_until: datetime | None = Field(
+        default=None,
+        description="After a rotation: until then deliveries are signed with the previous "
+        "secret too (a second signature in `webhook-signature`)",
+    )
+
+
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_hours: int | None = Field(
+        default=None,
+        ge=0,
+        le=168,
+        description="How long the old secret still signs beside the new one (0: it stops now); "
+        "default: the bank's setting (24 hours)",
+    )
 
 
 class EndpointCreatedOut(EndpointOut):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
@@ -24,7 +25,7 @@ from beyondbank.commerce.models import (
 from beyondbank.commerce.webhooks import signing
 from beyondbank.core import audit
 from beyondbank.core.authz import Principal, ensure_partner_visible
-from beyondbank.core.errors import FieldError, InvalidInput, InvalidTransition, NotFound
+from beyondbank.core.errors import FieldError, InvalidInput, InvalidTransition, NotFound, invalid
 from beyondbank.core.i18n import _
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.pagination import paginate
@@ -203,19 +204,42 @@ def deactivate_endpoint(uow: UnitOfWork, actor: Principal, public_id: str) -> We
     return endpoint
 
 
-def rotate_secret(uow: UnitOfWork, actor: Principal, public_id: str) -> Created:
-    """A new secret, effective for the next attempt of every delivery; the old one stops now."""
+def rotate_secret(
+    uow: UnitOfWork, actor: Principal, public_id: str, *, grace: timedelta
+) -> Created:
+    """A new secret, effective for the next attempt of every delivery. For `grace` after now the
+    secret it replaces signs beside it (two signatures in `webhook-signature`), so a receiver
+    holding either accepts; then only the new one. A zero grace stops the old secret at once
+    (say, it leaked). Rotating again within a grace period keeps only the secret just replaced:
+    there are never more than two."""
     endpoint = get_endpoint(uow, actor, public_id)
     if not endpoint.active:
         raise InvalidTransition(
             _("The endpoint is deactivated; register a new one."),
             extra={"current_status": "inactive"},
         )
+    if grace < timedelta(0):
+        raise invalid("body.grace_hours", _("must be at least 0"))
+    before: dict[str, object] = {"previous_secret_until": _iso(endpoint.previous_secret_until)}
+    now = uow.clock.now()
     secret = signing.generate_secret()
+    endpoint.previous_secret = endpoint.secret if grace else None
+    endpoint.previous_secret_until = now + grace if grace else None
     endpoint.secret = secret
-    _audit(uow, actor, endpoint, "webhook_endpoint.secret_rotated")
+    _audit(
+        uow,
+        actor,
+        endpoint,
+        "webhook_endpoint.secret_rotated",
+        before=before,
+        after={"previous_secret_until": _iso(endpoint.previous_secret_until)},
+    )
     uow.commit()
     return Created(endpoint, secret)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
 
 
 # -- deliveries ------------------------------------------------------------------------------------
