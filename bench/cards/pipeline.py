@@ -183,7 +183,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
-    parser.add_argument("--chunk-rows", type=int, default=2_000_000)
+    parser.add_argument("--chunk-rows", type=int, default=500_000)
     parser.add_argument("--sample", type=int, default=20_000)
     parser.add_argument(
         "--dir", type=Path, default=None, help="Scratch space (default: a temp dir)"

@@ -89,7 +89,9 @@ def _feed(rows: int, seed: int) -> pl.DataFrame:
     )
 
 
-def _run(path: Path, chunk_rows: int, folder: Path) -> tuple[stream.Result, pl.DataFrame]:
+def _run(
+    path: Path, chunk_rows: int, folder: Path, batch_rows: int | None = None
+) -> tuple[stream.Result, pl.DataFrame]:
     folder.mkdir()
     result = stream.run(
         path,
@@ -99,6 +101,7 @@ def _run(path: Path, chunk_rows: int, folder: Path) -> tuple[stream.Result, pl.D
         programme=_programme(),
         resolver=_resolver(),
         chunk_rows=chunk_rows,
+        batch_rows=batch_rows,
     )
     return result, pl.read_parquet(folder / "rewards.parquet")
 
@@ -152,7 +155,7 @@ def test_what_a_streamed_feed_earns_is_what_the_reference_earns_on_the_whole_fil
     rows.write_parquet(path)
 
     # Small chunks: many batches, so remembered frames are also merged along the way.
-    result, earned = _run(path, 80, tmp_path / "run")
+    result, earned = _run(path, 80, tmp_path / "run", batch_rows=1)
 
     members = pipeline.token_hashes(_programme().cards.get_column("card_token"))
     staged, _ = pipeline.stage(path, tmp_path, tmp_path / "q.csv", members=members)
