@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from beyondbank.benefits.models import Benefit, BenefitUsage, LimitPeriod
-from beyondbank.cards import realtime, tallies
+from beyondbank.cards import realtime, service, tallies
 from beyondbank.cards.descriptors import acceptor_field
 from beyondbank.cards.models import (
     CardGrant,
@@ -26,7 +26,7 @@ from beyondbank.cards.models import (
     CardTransaction,
     DescriptorReview,
 )
-from beyondbank.core.authz import Principal
+from beyondbank.core.authz import SYSTEM, Principal
 from beyondbank.core.clock import Clock, FixedClock
 from beyondbank.core.errors import InvalidInput
 from beyondbank.core.money import Money
@@ -244,6 +244,11 @@ def test_four_processes_racing_on_a_budget_for_five_rewards(
         uow.session.expire_all()
         stored = uow.session.get_one(CardRun, run.id)
         assert (stored.rows_read, stored.rewards) == (0, 0)
+        # Every reader of runs (API, console, CLI) goes through the service, which adds them.
+        uow.session.expire_all()
+        assert service.get_run(uow, SYSTEM, run.public_id).rows_read == 40
+        [listed] = [r for r in service.list_runs(uow, SYSTEM)[0] if r.id == run.id]
+        assert (listed.rows_read, listed.rewards) == (40, 5)
 
 
 @pytest.mark.postgres

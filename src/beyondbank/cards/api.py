@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from beyondbank.cards import realtime, reviews, schemas, service, tallies
+from beyondbank.cards import realtime, reviews, schemas, service
 from beyondbank.cards.models import ReviewStatus
 from beyondbank.core.authz import Permission, Principal, require
 from beyondbank.core.errors import Problem
@@ -39,14 +39,13 @@ def list_runs(
     uow: UoW, actor: Reader, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT
 ) -> Page[schemas.RunOut]:
     rows, next_cursor = service.list_runs(uow, actor, cursor=cursor, limit=limit)
-    rows = tallies.with_tallies(uow, rows)  # the real-time run's counters as they stand
     items = [schemas.run_out(r, service.run_totals(uow, r.id)) for r in rows]
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/runs/{run_id}", response_model=schemas.RunOut, responses=_PROBLEMS)
 def get_run(run_id: str, uow: UoW, actor: Reader) -> schemas.RunOut:
-    [run] = tallies.with_tallies(uow, [service.get_run(uow, actor, run_id)])
+    run = service.get_run(uow, actor, run_id)
     return schemas.run_out(run, service.run_totals(uow, run.id))
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from beyondbank.alliance import service as alliance
 from beyondbank.benefits import service as benefits
-from beyondbank.cards import engine, frames, generate, pipeline, posting, programme
+from beyondbank.cards import engine, frames, generate, pipeline, posting, programme, tallies
 from beyondbank.cards.models import (
     CardGrant,
     CardReward,
@@ -586,10 +586,13 @@ def _staff_only(actor: Principal) -> None:
 def list_runs(
     uow: UnitOfWork, actor: Principal, *, cursor: str | None = None, limit: int = 50
 ) -> tuple[Sequence[CardRun], str | None]:
+    """The runs, newest first, with their counters as they stand (the real-time run's tallies
+    added)."""
     _staff_only(actor)
-    return paginate(
+    runs, next_cursor = paginate(
         uow.session, select(CardRun), CardRun.id, cursor=cursor, limit=limit, descending=True
     )
+    return tallies.with_tallies(uow, runs), next_cursor
 
 
 def get_run(uow: UnitOfWork, actor: Principal, public_id: str) -> CardRun:
@@ -597,7 +600,8 @@ def get_run(uow: UnitOfWork, actor: Principal, public_id: str) -> CardRun:
     run = uow.session.scalars(select(CardRun).where(CardRun.public_id == public_id)).one_or_none()
     if run is None:
         raise NotFound(_("No card-linked run %(public_id)r.", public_id=public_id))
-    return run
+    [counted] = tallies.with_tallies(uow, [run])
+    return counted
 
 
 @dataclass(frozen=True, slots=True)

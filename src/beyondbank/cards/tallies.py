@@ -38,19 +38,32 @@ ADD = _add()
 
 
 def with_tallies(uow: UnitOfWork, runs: Sequence[CardRun]) -> Sequence[CardRun]:
-    """The runs with their counters as they stand: each run's row plus its tallies, set on the
-    loaded objects as if read so (the session does not see them as changed, and never writes
-    them back)."""
+    """The runs with their counters as they stand: each run's row as stored plus its tallies,
+    set on the loaded objects as if read so (the session does not see them as changed, and
+    never writes them back). Both are read afresh, so adding them again changes nothing."""
     by_id = {run.id: run for run in runs}
     if not by_id:
         return runs
-    totals = uow.session.execute(
-        select(_TALLIES.c.run_id, *(func.sum(_TALLIES.c[name]) for name in COUNTERS))
-        .where(_TALLIES.c.run_id.in_(sorted(by_id)))
-        .group_by(_TALLIES.c.run_id)
-    )
-    for run_id, *sums in totals:
-        run = by_id[run_id]
-        for name, n in zip(COUNTERS, sums, strict=True):
-            set_committed_value(run, name, getattr(run, name) + int(n))
+    ids = sorted(by_id)
+    runs_table = cast(Table, CardRun.__table__)
+    stored = {
+        row[0]: list(row[1:])
+        for row in uow.session.execute(
+            select(runs_table.c.id, *(runs_table.c[name] for name in COUNTERS)).where(
+                runs_table.c.id.in_(ids)
+            )
+        )
+    }
+    sums = {
+        row[0]: row[1:]
+        for row in uow.session.execute(
+            select(_TALLIES.c.run_id, *(func.sum(_TALLIES.c[name]) for name in COUNTERS))
+            .where(_TALLIES.c.run_id.in_(ids))
+            .group_by(_TALLIES.c.run_id)
+        )
+    }
+    for run_id, run in by_id.items():
+        added = sums.get(run_id, (0,) * len(COUNTERS))
+        for name, value, n in zip(COUNTERS, stored[run_id], added, strict=True):
+            set_committed_value(run, name, int(value) + int(n or 0))
     return runs
