@@ -263,3 +263,62 @@ def test_accounts_opened_at_once_get_distinct_sequential_numbers(
     numbers = sorted(o[0] for o in opened if isinstance(o, tuple))
     assert numbers == list(range(1, 11))
     assert len({o[1] for o in opened if isinstance(o, tuple)}) == 10
+
+
+def test_authorisations_captures_and_voids_of_one_account_at_once_never_deadlock(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    """An authorisation takes the day's usage row and then the ledger's accounts; a capture or
+    a void gives back usage and moves the same accounts. They take the locks in one order, so
+    however they interleave, none dies in a deadlock: every call is answered."""
+    scene = _scene(committing_engine, clock, opening=1_000_000)
+    held = [
+        scene.bank.authorise(
+            pf.request(scene.account_id, scene.merchant_id, 1_000), key=f"held-{i}"
+        )
+        for i in range(12)
+    ]
+    assert all(h.approved for h in held)
+
+    def attempt(i: int) -> PaymentResult:
+        if i % 3 == 0:
+            return scene.bank.authorise(
+                pf.request(scene.account_id, scene.merchant_id, 1_000), key=f"new-{i}"
+            )
+        payment = held[i % len(held)].payment.id
+        if i % 3 == 1:
+            return scene.bank.capture(payment, amount_minor=600, key=f"capture-{i}")
+        return scene.bank.void(payment, key=f"void-{i}")
+
+    for _ in range(3):
+        results = _race(THREADS, attempt)
+        # Refusals (a payment already captured or voided) are answers; a deadlock would have
+        # been raised as a database error and failed the race.
+        assert all(isinstance(r, PaymentResult | Problem) for r in results)
+        held = [
+            scene.bank.authorise(
+                pf.request(scene.account_id, scene.merchant_id, 1_000), key=f"again-{_}-{i}"
+            )
+            for i in range(12)
+        ]
+    usage = _read(
+        committing_engine,
+        clock,
+        lambda uow: uow.session.scalars(select(DailyUsage.used_minor)).all(),
+    )
+    captured = _read(
+        committing_engine,
+        clock,
+        lambda uow: uow.session.scalars(
+            select(Payment.captured_minor).where(Payment.status == PaymentStatus.CAPTURED)
+        ).all(),
+    )
+    authorised = _read(
+        committing_engine,
+        clock,
+        lambda uow: uow.session.scalars(
+            select(Payment.amount_minor).where(Payment.status == PaymentStatus.AUTHORISED)
+        ).all(),
+    )
+    # The day's usage is what is still held plus what was taken: nothing given back twice.
+    assert usage == [sum(authorised) + sum(captured)]

@@ -463,6 +463,9 @@ class BankCoreGateway:
                 uow.rollback()  # authorised, but its time has run out: expire it, then refuse
             else:
                 assert payment.hold_transaction_id is not None
+                # The day's usage before the ledger's accounts, as an authorisation takes them:
+                # one order of locks, so a capture and an authorisation never wait on each other.
+                _release_daily(uow, payment, payment.amount_minor - amount)
                 posted = ledger.capture(
                     uow,
                     payment.hold_transaction_id,
@@ -470,7 +473,6 @@ class BankCoreGateway:
                     amount=amount,
                     actor=actor,
                 )
-                _release_daily(uow, payment, payment.amount_minor - amount)
                 payment.capture_transaction_id = posted.transaction.id
                 operation.ledger_transaction_id = posted.transaction.id
                 result = _finish(uow, payment, operation, actor, "payment.captured", before)
@@ -609,8 +611,10 @@ class BankCoreGateway:
 
     def _release_hold(self, uow: UnitOfWork, payment: Payment, actor: Principal) -> None:
         assert payment.hold_transaction_id is not None
-        ledger.void(uow, payment.hold_transaction_id, actor=actor)
+        # The day's usage first, then the ledger's accounts: the order an authorisation takes
+        # their locks in (a void and an authorisation of one account once deadlocked).
         _release_daily(uow, payment, payment.amount_minor)
+        ledger.void(uow, payment.hold_transaction_id, actor=actor)
 
     # -- reads -------------------------------------------------------------------------------
 
