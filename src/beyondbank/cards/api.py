@@ -9,13 +9,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import State
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from beyondbank.cards import realtime, reviews, schemas, service
 from beyondbank.cards.models import ReviewStatus
 from beyondbank.core.authz import Permission, Principal, require
 from beyondbank.core.errors import Problem
-from beyondbank.core.http import problem_response
+from beyondbank.core.http import is_json, problem_response, read_body, replay_body
 from beyondbank.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import UoW, requires
@@ -173,10 +173,11 @@ class CardEventEdge:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if path == self.json_path and not _is_json(headers.get(b"content-type", b"")):
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if path == self.json_path and not is_json(content_type):
             await self.app(scope, receive, send)
             return
-        body = await _body(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the caller went away
         try:
@@ -184,7 +185,7 @@ class CardEventEdge:
         except Problem as problem:
             response = problem_response(problem, Request(scope))
         if response is None:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay_body(body, receive), send)
             return
         await response(scope, receive, send)
 
@@ -205,37 +206,6 @@ class CardEventEdge:
             except (ValueError, ValidationError):  # not JSON, or not an EventIn
                 return None
         return await _answer_event(state, actor, row)
-
-
-def _is_json(content_type: bytes) -> bool:
-    return content_type.split(b";", 1)[0].strip().lower() == b"application/json"
-
-
-async def _body(receive: Receive) -> bytes | None:
-    """The request's whole body; None if the client disconnected first."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that hands the route the body this middleware already read, then listens to
-    the connection as before (for its disconnect)."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replayed
 
 
 def _event_out(result: realtime.EventResult) -> schemas.EventOut:
