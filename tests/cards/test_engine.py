@@ -90,7 +90,7 @@ def rewarded(outcome: Outcome) -> list[tuple[str, int | None, int]]:
 # -- the engine equals the oracle ----------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s.scenarios())
 def test_engine_equals_oracle(scenario: tuple[pl.DataFrame, Programme, State]) -> None:
     both(*scenario)

@@ -126,7 +126,7 @@ def _columnar(row: dict[str, str | None]) -> tuple[dict[str, Any] | None, str | 
     return checked.accepted.drop("line").row(0, named=True), None
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows())
 def test_the_row_wise_validator_equals_the_feeds(row: dict[str, str | None]) -> None:
     accepted, reason = _columnar(row)

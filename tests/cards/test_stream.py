@@ -191,7 +191,7 @@ def test_a_feed_far_out_of_time_order_is_staged_whole_and_earns_the_same(tmp_pat
     assert earned.sort(KEY).equals(expected.sort(KEY))
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=4, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     chunk_rows=st.integers(150, 900),
