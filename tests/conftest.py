@@ -9,16 +9,19 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.middleware import Middleware
 
 from beyondbank import schema
-from beyondbank.api import create_app
+from beyondbank.api import app_state, create_app
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.db import make_engine
 from beyondbank.core.settings import Settings, get_settings
@@ -129,13 +132,55 @@ def settings(database_url: str) -> Settings:
     return Settings(environment="test", database_url=database_url, data_dir=SHARED_DATA)
 
 
-@pytest.fixture
-def app(settings: Settings, engine: Engine, connection: Connection, clock: FixedClock):  # type: ignore[no-untyped-def]
-    return create_app(settings, engine=engine, session_bind=connection, clock=clock)
+@dataclass
+class _Built:
+    app: FastAPI
+    settings: Settings
+    middleware: list[Middleware]
+
+
+@pytest.fixture(scope="session")
+def _built_apps() -> list[_Built]:
+    """The apps this test process has built, one per distinct settings."""
+    return []
 
 
 @pytest.fixture
-def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+def app(
+    settings: Settings,
+    engine: Engine,
+    connection: Connection,
+    clock: FixedClock,
+    _built_apps: list[_Built],
+) -> FastAPI:
+    """The app over this test's connection and clock.
+
+    Building one costs about half a second of CPU (FastAPI analyses the dependencies of every
+    route), and some 900 tests take one, on each database. So an app built earlier in this
+    process for equal settings serves again, with everything a test can change put back: new
+    state (session, clock, the card switch's caches; the compiled templates are kept), the
+    middleware list as built, and a middleware stack built afresh on the next request (the
+    edges in front of the router keep caches per instance)."""
+    built = next((b for b in _built_apps if b.settings == settings), None)
+    if built is None:
+        fresh = create_app(settings, engine=engine, session_bind=connection, clock=clock)
+        _built_apps.append(_Built(fresh, settings, list(fresh.user_middleware)))
+        return fresh
+    reused = built.app
+    reused.state = app_state(
+        settings,
+        engine=engine,
+        session_bind=connection,
+        clock=clock,
+        templates=reused.state.templates,
+    )
+    reused.user_middleware = list(built.middleware)
+    reused.middleware_stack = None
+    return reused
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 

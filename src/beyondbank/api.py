@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
+from starlette.datastructures import State
 from starlette.middleware.sessions import SessionMiddleware
 
 from beyondbank import __version__, health
@@ -100,6 +102,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+def app_state(
+    settings: Settings,
+    *,
+    engine: Engine,
+    session_bind: object | None = None,
+    clock: Clock | None = None,
+    templates: Jinja2Templates | None = None,
+) -> State:
+    """What requests read from the app: settings, database, clock, templates and the caches
+    that live as long as the app (the card switch's resolvers)."""
+    return State(
+        {
+            "settings": settings,
+            "engine": engine,
+            "session_factory": make_session_factory(session_bind or engine),
+            "clock": clock or SystemClock(),
+            "templates": templates or make_templates(),
+            "card_resolvers": realtime.ResolverCache(
+                settings.cards_resolver_ttl_seconds, settings.cards_descriptor_threshold
+            ),
+        }
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -120,14 +146,7 @@ def create_app(
         openapi_url="/openapi.json",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.session_factory = make_session_factory(session_bind or engine)
-    app.state.clock = clock or SystemClock()
-    app.state.templates = make_templates()
-    app.state.card_resolvers = realtime.ResolverCache(
-        settings.cards_resolver_ttl_seconds, settings.cards_descriptor_threshold
-    )
+    app.state = app_state(settings, engine=engine, session_bind=session_bind, clock=clock)
 
     install_problem_handlers(app, html=(wants_html, problem_page))
     app.add_exception_handler(LoginRequired, login_redirect)

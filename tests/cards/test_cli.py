@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,13 @@ import pytest
 from sqlalchemy import Engine, create_engine, select
 from typer.testing import CliRunner
 
+from beyondbank import schema
 from beyondbank.cards.cli import CRASH_AT
 from beyondbank.cards.models import CardGrant, CardReward
 from beyondbank.cli import app
 from beyondbank.core.clock import SystemClock
+from beyondbank.core.db import make_engine
+from beyondbank.core.settings import get_settings
 from beyondbank.core.uow import UnitOfWork, make_session_factory
 from beyondbank.ledger.models import Account, LedgerTransaction, Posting
 from tests import factories as f
@@ -139,62 +143,82 @@ def _run(env: dict[str, str], feed: Path, out: Path) -> subprocess.Popen[bytes]:
     )
 
 
-@pytest.fixture
-def two_databases(
-    cli_database: Engine, tmp_path: Path
-) -> tuple[dict[str, str], dict[str, str], Path]:
-    """The same programme in two database files (one for a clean run, one to kill), and a feed."""
-    _programme(cli_database)
-    feed = tmp_path / "feed.csv"
-    made = runner.invoke(
-        app, ["cards", "generate", "--out", str(feed), "--transactions", "12000", "--seed", "3"]
-    )
-    assert made.exit_code == 0, made.output
-    cli_database.dispose()
-    source = Path(str(cli_database.url.database))
-    clean, killed = tmp_path / "clean.db", tmp_path / "killed.db"
-    shutil.copy(source, clean)
-    shutil.copy(source, killed)
+@dataclass(frozen=True)
+class Drill:
+    """A programme in a database file, a feed, and what one clean run of it leaves."""
+
+    programme: Path
+    feed: Path
+    expected: dict[str, Any]
+    clean_seconds: float
+
+    def victim(self, directory: Path) -> dict[str, str]:
+        """The environment of a copy of the programme's database, for a run to kill."""
+        killed = directory / "killed.db"
+        shutil.copy(self.programme, killed)
+        env = {k: v for k, v in os.environ.items() if k != CRASH_AT}
+        return {**env, "BEYONDBANK_DATABASE_URL": f"sqlite:///{killed}"}
+
+
+@pytest.fixture(scope="module")
+def drill(tmp_path_factory: pytest.TempPathFactory) -> Drill:
+    """Built once for the module (the drills share a test process): the clean run every drill
+    compares with is the same run."""
+    directory = tmp_path_factory.mktemp("drill")
+    programme = directory / "programme.db"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BEYONDBANK_DATABASE_URL", f"sqlite:///{programme}")
+        get_settings.cache_clear()
+        engine = make_engine(get_settings().database_url)
+        schema.upgrade(engine)
+        _programme(engine)
+        engine.dispose()
+        feed = directory / "feed.csv"
+        made = runner.invoke(
+            app, ["cards", "generate", "--out", str(feed), "--transactions", "12000", "--seed", "3"]
+        )
+        assert made.exit_code == 0, made.output
+    get_settings.cache_clear()
+    clean = directory / "clean.db"
+    shutil.copy(programme, clean)
     env = {k: v for k, v in os.environ.items() if k != CRASH_AT}
-    return (
-        {**env, "BEYONDBANK_DATABASE_URL": f"sqlite:///{clean}"},
-        {**env, "BEYONDBANK_DATABASE_URL": f"sqlite:///{killed}"},
-        feed,
-    )
+    started = time.monotonic()
+    run = _run({**env, "BEYONDBANK_DATABASE_URL": f"sqlite:///{clean}"}, feed, directory / "a")
+    assert run.wait(120) == 0
+    took = time.monotonic() - started
+    expected = _content(f"sqlite:///{clean}")
+    assert expected["rewards"]
+    return Drill(programme, feed, expected, took)
 
 
 @pytest.mark.parametrize(
     "stage", ["others-1-recorded", "chunk-0-matched", "chunk-1-committed", "matched"]
 )
+@pytest.mark.xdist_group("card-drills")
 def test_the_crash_drill_then_a_rerun_equals_a_clean_run(
-    two_databases: tuple[dict[str, str], dict[str, str], Path], tmp_path: Path, stage: str
+    drill: Drill, tmp_path: Path, stage: str
 ) -> None:
-    clean, killed, feed = two_databases
-    assert _run(clean, feed, tmp_path / "a").wait(120) == 0
+    killed = drill.victim(tmp_path)
 
-    dying = _run({**killed, CRASH_AT: stage}, feed, tmp_path / "b")
+    dying = _run({**killed, CRASH_AT: stage}, drill.feed, tmp_path / "b")
     assert dying.wait(120) == 137, dying.stderr.read() if dying.stderr else ""
-    assert _run(killed, feed, tmp_path / "b").wait(120) == 0
+    assert _run(killed, drill.feed, tmp_path / "b").wait(120) == 0
 
-    expected = _content(clean["BEYONDBANK_DATABASE_URL"])
-    assert expected["rewards"]
-    assert _content(killed["BEYONDBANK_DATABASE_URL"]) == expected
+    assert _content(killed["BEYONDBANK_DATABASE_URL"]) == drill.expected
 
 
+@pytest.mark.xdist_group("card-drills")
 def test_sigkill_at_random_moments_then_a_rerun_equals_a_clean_run(
-    two_databases: tuple[dict[str, str], dict[str, str], Path], tmp_path: Path
+    drill: Drill, tmp_path: Path
 ) -> None:
-    clean, killed, feed = two_databases
-    started = time.monotonic()
-    assert _run(clean, feed, tmp_path / "a").wait(120) == 0
-    took = time.monotonic() - started
+    killed = drill.victim(tmp_path)
 
     moments = random.Random(os.environ.get("PYTEST_XDIST_WORKER", "0")).sample(range(5, 95), 3)
     for percent in sorted(moments):
-        process = _run(killed, feed, tmp_path / "b")
-        time.sleep(took * percent / 100)
+        process = _run(killed, drill.feed, tmp_path / "b")
+        time.sleep(drill.clean_seconds * percent / 100)
         process.send_signal(signal.SIGKILL)
         process.wait(60)
-    assert _run(killed, feed, tmp_path / "b").wait(120) == 0
+    assert _run(killed, drill.feed, tmp_path / "b").wait(120) == 0
 
-    assert _content(killed["BEYONDBANK_DATABASE_URL"]) == _content(clean["BEYONDBANK_DATABASE_URL"])
+    assert _content(killed["BEYONDBANK_DATABASE_URL"]) == drill.expected

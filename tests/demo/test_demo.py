@@ -48,6 +48,9 @@ from tests.conftest import T0
 
 SMALL = 400  # members: enough to see the shape, quick enough for every run
 
+# The demo database is built once, for the module: its tests share one test process.
+pytestmark = pytest.mark.xdist_group("demo")
+
 
 def _programme(members: int = SMALL) -> dict[str, Any]:
     return demo_programme(members=members, launch=(T0 - timedelta(days=42)).date(), today=T0.date())
@@ -235,8 +238,23 @@ def test_the_demo_command_sets_up_in_var_and_serves_it(
     assert "http://127.0.0.1:8123/demo/bank-app" in output
     assert "beyondbank sso token --customer THB10000001" in output
     assert "client_secret " in output
-    again = CliRunner().invoke(cli.app, ["demo", "--members", "20"])  # recreates the database
-    assert again.exit_code == 0, again.output
+
+
+def test_a_second_demo_starts_from_a_fresh_database(tmp_path: Path) -> None:
+    """`beyondbank demo` run again recreates the database (`build_demo` starts here), leaving
+    none of the last one's rows or SQLite's journal files behind."""
+    directory = tmp_path / "var"
+    directory.mkdir()
+    engine = make_engine(setup.demo_settings(directory).database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE leftover (id INTEGER)")
+    engine.dispose()
+    for suffix in ("-wal", "-shm", "-journal"):
+        (directory / f"{setup.DEMO_DATABASE}{suffix}").write_bytes(b"stale")
+
+    setup.fresh_database(directory)
+
+    assert sorted(p.name for p in directory.iterdir()) == []
 
 
 def test_a_demo_started_now_has_dates_that_make_sense() -> None:
