@@ -366,7 +366,7 @@ def test_a_partial_return_splits_refund_commission_and_premium_pro_rata(
     assert order.commission_minor == bps_of(kept_goods, RETAILER_BPS)
     assert _payable(uow, party.shop.partner) == kept_goods - bps_of(kept_goods, RETAILER_BPS)
     insurer_got = _payable(uow, shop.insurer) - insurer_before
-    # The insurer's own contract is made by the `shop` fixture's test only once: none here, 0%.
+    # The insurer has no contract in this test: the bank takes none of the premium.
     assert insurer_got == kept_premium
     paid = pf.deposit_figures(uow, party.shop.account).posted
     assert paid == 10_000_000 - kept_goods - kept_premium
