@@ -21,7 +21,7 @@ from beyondbank.commerce.models import (
     Product,
     ProtectionPolicy,
 )
-from beyondbank.commerce.orders import crosssell, service
+from beyondbank.commerce.orders import crosssell, service, transitions
 from beyondbank.commerce.orders.checkout import Wanted
 from beyondbank.core.authz import Role
 from beyondbank.core.clock import FixedClock
@@ -372,3 +372,10 @@ def test_a_partial_return_splits_refund_commission_and_premium_pro_rata(
     assert paid == 10_000_000 - kept_goods - kept_premium
     assert _transit(uow) == 0
     assert verify.run(uow.session).ok
+
+
+def test_only_the_service_ends_a_partial_return_in_delivered() -> None:
+    assert transitions.allowed(S.RETURNED, S.DELIVERED)
+    assert not transitions.partner_may(S.RETURNED, S.DELIVERED)  # no "Mark delivered" for it
+    assert transitions.partner_may(S.SHIPPED, S.DELIVERED)
+    assert S.REFUNDED in transitions.FINAL
