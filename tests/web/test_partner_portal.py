@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from beyondbank.commerce.models import CampaignStatus, GroupBuy, Partner, PartnerKind
+from beyondbank.commerce.orders import checkout
 from beyondbank.commerce.orders import service as orders
 from beyondbank.commerce.orders.checkout import Wanted
 from beyondbank.commerce.support import service as support
@@ -291,3 +292,235 @@ def test_through_the_api_a_partner_admin_reads_its_own_settlement_only(
     other = client.get(f"/api/v1/settlement/periods/{portal.other_period}", headers=headers)
     assert other.status_code == 404
     assert client.get("/api/v1/settlement/payout-runs", headers=headers).status_code == 403
+
+
+def _paid_units(
+    uow: UnitOfWork, bank: BankCoreGateway, portal: Portal, *quantities: int
+) -> tuple[str, list[str]]:
+    """An order with the partner of one line per quantity (10.00 a unit), fulfilling; its skus."""
+    products = [
+        make_product(uow, portal.partner, public_minor=1_250, client_minor=1_000, stock=10)
+        for _q in quantities
+    ]
+    uow.commit()
+    data = orders.CheckoutIn(
+        partner_id=portal.partner.public_id,
+        shipping_address=dict(ADDRESS),
+        share_address_with_partner=True,
+        items=[Wanted(p.public_id, q) for p, q in zip(products, quantities, strict=True)],
+    )
+    order = orders.checkout_order(uow, bank, f.principal(portal.customer), data).order
+    orders.fulfil(uow, f.principal(portal.staff), order.public_id)
+    return order.public_id, [p.sku for p in products]
+
+
+def _ship_part(client: TestClient, order: str, **data: str) -> Any:
+    page = client.get(f"/partner/orders/{order}")
+    return client.post(
+        f"/partner/orders/{order}/ship-part",
+        data={**data, "csrf_token": csrf_from(page.text)},
+        follow_redirects=False,
+    )
+
+
+def _shipped(uow: UnitOfWork, portal: Portal, order: str) -> tuple[str, int, list[int]]:
+    uow.session.expire_all()
+    found = orders.partner_order(uow, f.principal(portal.staff), order)
+    lines = checkout.lines_of(uow, found)
+    return found.status.value, found.captured_minor, [line.shipped_quantity for line in lines]
+
+
+def test_staff_ship_chosen_lines_and_quantities_each_shipment_capturing_its_share(
+    client: TestClient, portal: Portal, uow: UnitOfWork, bank: BankCoreGateway
+) -> None:
+    order, skus = _paid_units(uow, bank, portal, 3, 2)
+    sign_in(client, portal.staff)
+    page = text_of(client.get(f"/partner/orders/{order}").text)
+    assert "Ship part of the order" in page
+    assert f"{skus[0]}: units to ship (3 left)" in page
+    sent = _ship_part(
+        client, order, **{"lines.0.quantity": "2", "lines.1.quantity": "", "carrier": "DPD"}
+    )
+    assert sent.status_code == 303, sent.text
+    assert _shipped(uow, portal, order) == ("fulfilling", 2_000, [2, 0])
+    page = text_of(client.get(sent.headers["location"]).text)
+    assert "the chosen units are shipped" in page
+    assert f"{skus[0]}: units to ship (1 left)" in page
+    # The same form posted twice (its key): one shipment, captured once.
+    form = client.get(f"/partner/orders/{order}").text
+    body = {"lines.1.quantity": "1", "key": "part-k1", "csrf_token": csrf_from(form)}
+    for _twice in range(2):
+        again = client.post(f"/partner/orders/{order}/ship-part", data=body, follow_redirects=False)
+        assert again.status_code == 303
+    assert _shipped(uow, portal, order) == ("fulfilling", 3_000, [2, 1])
+    last = _ship_part(client, order, **{"lines.0.quantity": "1", "lines.1.quantity": "1"})
+    assert last.status_code == 303
+    assert _shipped(uow, portal, order) == ("shipped", 5_000, [3, 2])
+    # Through the payment gateway, as the API's partial shipments: the first captured from the
+    # order's authorisation, each later one paid by a capture of its own.
+    shipments = orders.shipments_of(
+        uow, orders.partner_order(uow, f.principal(portal.staff), order)
+    )
+    assert [s.amount_minor for s in shipments] == [2_000, 1_000, 2_000]
+    assert "Ship part of the order" not in text_of(client.get(f"/partner/orders/{order}").text)
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [
+        ({"lines.0.quantity": "4"}, "must be within 1..3"),
+        ({"lines.0.quantity": "two"}, "A whole number, in digits."),
+        ({"lines.0.quantity": "-1"}, "A whole number, in digits."),
+        ({"lines.0.quantity": "0", "lines.1.quantity": ""}, "Choose at least one unit to ship."),
+        ({"lines.0.quantity": "1", "carrier": "x" * 101}, "At most 100 characters."),
+    ],
+)
+def test_a_refused_partial_shipment_says_why_beside_the_line_and_writes_nothing(
+    client: TestClient,
+    portal: Portal,
+    uow: UnitOfWork,
+    bank: BankCoreGateway,
+    typed: dict[str, str],
+    error: str,
+) -> None:
+    order, _skus = _paid_units(uow, bank, portal, 3, 2)
+    sign_in(client, portal.staff)
+    refused = _ship_part(client, order, **typed)
+    assert refused.status_code == 422
+    assert error in text_of(refused.text)
+    assert "This could not be saved" in text_of(refused.text)
+    for value in typed.values():
+        assert f'value="{value}"' in refused.text  # what was typed is kept
+    assert _shipped(uow, portal, order) == ("fulfilling", 0, [0, 0])
+    assert (
+        orders.shipments_of(uow, orders.partner_order(uow, f.principal(portal.staff), order)) == []
+    )
+
+
+def test_another_partners_order_cannot_be_shipped_in_part(
+    client: TestClient, portal: Portal, uow: UnitOfWork
+) -> None:
+    orders.fulfil(uow, SYSTEM, portal.other_order)
+    sign_in(client, portal.staff)
+    refused = client.post(
+        f"/partner/orders/{portal.other_order}/ship-part",
+        data={"lines.0.quantity": "1", "csrf_token": csrf_from(client.get("/partner").text)},
+    )
+    assert refused.status_code == 404
+    found = orders.partner_order(uow, SYSTEM, portal.other_order)
+    uow.session.refresh(found)
+    assert (found.status.value, found.captured_minor) == ("fulfilling", 0)
+
+
+def _ticket(uow: UnitOfWork, portal: Portal, partner: Partner, order: str | None) -> str:
+    return support.open_ticket(
+        uow,
+        f.principal(portal.customer),
+        support.TicketIn(
+            subject="Where is my parcel?",
+            message="It has not come yet.",
+            partner_id=partner.public_id,
+            order_id=order,
+        ),
+    ).public_id
+
+
+def test_staff_answer_a_ticket_the_customer_and_the_bank_see_it_and_the_target_is_met(
+    client: TestClient,
+    portal: Portal,
+    uow: UnitOfWork,
+    clock: FixedClock,
+    settings: Settings,
+) -> None:
+    ticket = _ticket(uow, portal, portal.partner, portal.order)
+    clock.advance(timedelta(hours=25))  # past the first-response target
+    sign_in(client, portal.staff)
+    listed = client.get("/partner/support").text
+    assert f'href="/partner/support/{ticket}"' in listed
+    page = text_of(client.get(f"/partner/support/{ticket}").text)
+    assert "It has not come yet." in page
+    assert "The customer" in page
+    assert "CUST-PORTAL" not in page  # never who the customer is
+    assert "overdue" in page
+    assert f"Order {portal.order}" in page
+    form = client.get(f"/partner/support/{ticket}").text
+    sent = client.post(
+        f"/partner/support/{ticket}/messages",
+        data={"body": "  Sent today with DPD.  ", "csrf_token": csrf_from(form)},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    page = text_of(client.get(sent.headers["location"]).text)
+    assert "Your answer is sent." in page
+    assert "Sent today with DPD." in page
+    assert "First answer given" in page
+    uow.session.expire_all()
+    answered = support.get_ticket(uow, SYSTEM, ticket)
+    assert (answered.status.value, answered.first_responded_at) == ("answered", clock.now())
+    # Answered: no longer late for its first response (the resolution target is days away).
+    assert ticket not in {o.ticket.public_id for o in support.overdue(uow, SYSTEM, limit=100)}
+    assert 'class="overdue"' not in client.get("/partner/support").text
+    # The customer and the bank read the answer, through the API.
+    for who in (portal.customer, f.make_user(uow, Role.BANK_ADMIN)):
+        uow.commit()
+        headers = f.auth(settings, uow, who)
+        read = client.get(f"/api/v1/shop/support/tickets/{ticket}", headers=headers)
+        assert read.status_code == 200, read.text
+        assert [(m["author"], m["body"]) for m in read.json()["messages"]] == [
+            ("customer", "It has not come yet."),
+            ("partner", "Sent today with DPD."),
+        ]
+
+
+def test_a_refused_answer_writes_nothing_and_another_partners_ticket_is_not_found(
+    client: TestClient, portal: Portal, uow: UnitOfWork
+) -> None:
+    ticket = _ticket(uow, portal, portal.partner, None)
+    other = _ticket(uow, portal, uow.session.get_one(Partner, _partner_of(uow, portal)), None)
+    sign_in(client, portal.staff)
+    form = client.get(f"/partner/support/{ticket}").text
+    blank = client.post(
+        f"/partner/support/{ticket}/messages",
+        data={"body": "   ", "csrf_token": csrf_from(form)},
+        follow_redirects=False,
+    )
+    assert blank.status_code == 422
+    assert "This could not be saved" in text_of(blank.text)
+    long = "x" * 5_001
+    too_long = client.post(
+        f"/partner/support/{ticket}/messages",
+        data={"body": long, "csrf_token": csrf_from(form)},
+        follow_redirects=False,
+    )
+    assert too_long.status_code == 422
+    assert long in too_long.text  # kept
+    uow.session.expire_all()
+    kept = support.get_ticket(uow, SYSTEM, ticket)
+    assert (kept.status.value, kept.first_responded_at) == ("open", None)
+    assert len(support.messages_of(uow, kept)) == 1
+    assert client.get(f"/partner/support/{other}").status_code == 404
+    refused = client.post(
+        f"/partner/support/{other}/messages",
+        data={"body": "Hello", "csrf_token": csrf_from(form)},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 404
+    assert len(support.messages_of(uow, support.get_ticket(uow, SYSTEM, other))) == 1
+
+
+def _partner_of(uow: UnitOfWork, portal: Portal) -> int:
+    """The other partner (the one `other_order` was placed with)."""
+    return orders.partner_order(uow, SYSTEM, portal.other_order).partner_id
+
+
+def test_the_partial_shipment_and_the_answer_in_chinese(
+    client: TestClient, portal: Portal, uow: UnitOfWork, bank: BankCoreGateway
+) -> None:
+    order, _skus = _paid_units(uow, bank, portal, 2)
+    ticket = _ticket(uow, portal, portal.partner, None)
+    sign_in(client, portal.staff)
+    zh = {"Accept-Language": "zh-CN"}
+    assert "部分发货" in text_of(client.get(f"/partner/orders/{order}", headers=zh).text)
+    page = text_of(client.get(f"/partner/support/{ticket}", headers=zh).text)
+    assert "您的答复" in page
+    assert "首次答复" in page

@@ -363,7 +363,9 @@ class ProtectionPolicy(Base):
     """The device-protection policy of an order, issued when its premium is captured (the first
     shipment) by the insurer underwriting then. The premium, less the bank's commission under
     the insurer's contract, is passed to the insurer once the return window has ended (the
-    policy's cooling-off), and handed back if the whole order is returned after that."""
+    policy's cooling-off), and handed back if the whole order is returned after that. Units
+    returned take their share of the premium with them: `premium_minor` is then the kept units'
+    share (`protection.cover_kept`)."""
 
     __tablename__ = "shop_protection_policies"
     __table_args__ = (

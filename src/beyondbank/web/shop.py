@@ -542,14 +542,17 @@ def _order_page(
 
 
 def _history_note(note: str | None) -> str | None:
-    """An order event's note in the customer's words: the notes the re-authorisation job leaves
-    are said in the viewer's language; others are shown as they were written."""
+    """An order event's note in the customer's words: the notes the re-authorisation job and a
+    partial return leave are said in the viewer's language; others are shown as they were
+    written."""
     if note is None:
         return None
     if note.startswith(orders.REAUTHORISED):
         return _("The bank renewed the hold on your payment.")
     if note.startswith(orders.REAUTHORISATION_DECLINED):
         return _("The bank would not renew the hold on your payment.")
+    if note == orders.PARTLY_RETURNED:
+        return _("Part of the order came back and was refunded; you keep the rest.")
     return note
 
 

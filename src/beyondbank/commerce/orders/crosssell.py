@@ -5,14 +5,18 @@ the remainder on the first, so they sum exactly to the total; the first falls du
 the order (on the same day of the month, or the month's last day when it has fewer days).
 
 Device protection, underwritten by the bank's insurance partner: a premium per unit by the
-unit's bank-client price band (below).
+unit's bank-client price band (below); the part of an order's premium that covers some of its
+units (those returned) is pro rata to those units' premiums.
 """
 
 from __future__ import annotations
 
 import calendar
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+
+from beyondbank.core.money import pro_rata
 
 INSTALMENT_MONTHS = (3, 6, 12)
 INSURER = "Harbour Mutual Insurance"
@@ -63,3 +67,13 @@ def protection_premium(unit_minor: int) -> int:
 def protection_for(lines: list[tuple[int, int]]) -> int:
     """The premium for (unit price, quantity) lines."""
     return sum(protection_premium(unit) * quantity for unit, quantity in lines)
+
+
+def protection_share(premium_minor: int, lines: Sequence[tuple[int, int, int]]) -> int:
+    """The part of an order's premium covering `part` of each (unit price, quantity, part) line:
+    `floor(premium × part's premiums / all units' premiums)`, each unit weighed by its band's
+    premium. Exact when the premium was priced by these bands; otherwise the parts still never
+    exceed the whole, and the units not in `part` keep the remainder."""
+    whole = sum(protection_premium(unit) * quantity for unit, quantity, _part in lines)
+    some = sum(protection_premium(unit) * part for unit, _quantity, part in lines)
+    return pro_rata(premium_minor, some, whole) if whole else 0

@@ -1,7 +1,9 @@
 """Device protection, the bank's product underwritten by its insurance partner: which insurer
 underwrites, the policy issued when the premium is captured, the premium passed to the insurer
 (less the bank's commission under the insurer's contract) once the order completes, and handed
-back if the whole order is returned after that."""
+back if the whole order is returned after that. When only some units come back, the policy
+covers the units kept: the returned units' share of the premium goes back to the customer with
+the refund (handed back by the insurer first if it had been passed on)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from beyondbank.core import audit
 from beyondbank.core.authz import Principal
 from beyondbank.core.errors import Conflict, FieldError, InvalidInput
 from beyondbank.core.i18n import _
-from beyondbank.core.money import Money, bps_of
+from beyondbank.core.money import Money, bps_of, pro_rata
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.settlement.statements import SHOP_PROTECTION_CATEGORY
 
@@ -129,6 +131,49 @@ def pass_premium(
     before = audit.snapshot(policy)
     policy.passed_at, policy.commission_minor = now, commission
     _audit(uow, actor, policy, "shop.protection.premium_passed", before)
+    return policy
+
+
+def cover_kept(
+    uow: UnitOfWork, actor: Principal, order: Order, retailer: Partner, kept_minor: int
+) -> ProtectionPolicy | None:
+    """Some insured units came back, the rest are kept: the policy's premium becomes the kept
+    units' share, `kept_minor` (above 0; every unit back is `cancel`). Before the premium was
+    passed, that is all: the returned share is refunded to the customer from the retailer's
+    payable, which still holds it. After (a return accepted after completion), the returned share
+    comes back from the insurer to the retailer and the bank's commission on it is clawed back
+    pro rata, `floor(commission × share / premium)`. Setting, not subtracting: a retry changes
+    nothing."""
+    policy = policy_of(uow, order)
+    if policy is None or policy.cancelled_at is not None or kept_minor >= policy.premium_minor:
+        return policy
+    before = audit.snapshot(policy)
+    share = policy.premium_minor - kept_minor
+    if policy.passed_at is not None:
+        insurer = uow.session.get_one(Partner, policy.insurer_id)
+        postings.premium(
+            uow,
+            order_ref=order.public_id,
+            retailer_ref=retailer.public_id,
+            insurer_ref=insurer.public_id,
+            money=Money(share, policy.currency),
+            back=True,
+        )
+        accrued = policy.commission_minor or 0
+        clawback = pro_rata(accrued, share, policy.premium_minor)
+        if clawback:
+            postings.commission(
+                uow,
+                scope="shop-protection",
+                order_ref=order.public_id,
+                party_ref=insurer.public_id,
+                money=Money(clawback, policy.currency),
+                category=SHOP_PROTECTION_CATEGORY,
+                clawback=True,
+            )
+            policy.commission_minor = accrued - clawback
+    policy.premium_minor = kept_minor
+    _audit(uow, actor, policy, "shop.protection.reduced", before)
     return policy
 
 

@@ -88,6 +88,7 @@ REAUTHORISED = "payment re-authorised"
 # How long a run of `reauthorise_orders` keeps an order to itself (a dead run's claim lapses).
 _RENEWAL_LEASE = timedelta(minutes=2)
 REAUTHORISATION_DECLINED = "re-authorisation declined"
+PARTLY_RETURNED = "partly returned: the units kept complete after the return window"
 
 
 def _end_reads(uow: UnitOfWork) -> None:
@@ -1046,17 +1047,31 @@ def commission_rate(uow: UnitOfWork, partner: Partner, currency: str, at: dateti
     return postings.commission_rate(uow, partner, currency, at, SHOP_SALES_CATEGORY)
 
 
-def commission_base(order: Order) -> int:
-    """What the partner sold: captured, less refunds, less the insurer's premium."""
-    return max(order.captured_minor - order.refunded_minor - order.protection_minor, 0)
+def premium_returned(order: Order, order_lines: Sequence[OrderLine]) -> int:
+    """The part of the order's protection premium that covered the units returned so far (it goes
+    back to the customer with them); the rest covers the units kept."""
+    return crosssell.protection_share(
+        order.protection_minor,
+        [(line.unit_minor, line.quantity, line.returned_quantity) for line in order_lines],
+    )
+
+
+def commission_base(
+    order: Order, order_lines: Sequence[OrderLine], *, refunded_minor: int | None = None
+) -> int:
+    """What the partner sold and the customer kept: captured, less refunds (`refunded_minor`, by
+    default the order's), less the insurer's premium on the units kept."""
+    refunded = order.refunded_minor if refunded_minor is None else refunded_minor
+    premium_kept = order.protection_minor - premium_returned(order, order_lines)
+    return max(order.captured_minor - refunded - premium_kept, 0)
 
 
 def _accrue(uow: UnitOfWork, order: Order) -> int:
-    """The retailer's commission on the order, and the premium passed to the insurer with the
-    bank's commission on it."""
+    """The retailer's commission on what the customer kept, and the premium on the units kept
+    passed to the insurer with the bank's commission on it."""
     partner = uow.session.get_one(Partner, order.partner_id)
     rate = commission_rate(uow, partner, order.currency, uow.clock.now())
-    amount = bps_of(commission_base(order), rate)
+    amount = bps_of(commission_base(order, checkout.lines_of(uow, order)), rate)
     if amount:
         _post_commission(uow, order, partner, amount, clawback=False)
     if order.protection_minor:
@@ -1432,8 +1447,11 @@ def _record_shipment(
 
 
 def deliver(uow: UnitOfWork, actor: Principal, order_id: str) -> Order:
-    """Delivered: the partner's return window starts now."""
+    """Delivered: the partner's return window starts now. Only a shipped order: `returned →
+    delivered` ends a partial return (`confirm_returned`) and is not the partner's to ask for."""
     order = partner_order(uow, actor, order_id)
+    if not machine.partner_may(order.status, S.DELIVERED):
+        raise machine.refuse(order.status, S.DELIVERED, order.public_id)
     partner = uow.session.get_one(Partner, order.partner_id)
     ends = uow.clock.now() + timedelta(days=partner.return_window_days)
     machine.move(uow, order, S.DELIVERED, actor=checkout.who(actor), return_window_ends_at=ends)
@@ -1451,13 +1469,16 @@ def confirm_returned(
     *,
     lines: Sequence[ShipLine] = (),
 ) -> Order:
-    """The goods are back: returned (stock on hand again), refunded through the gateway, then
-    refunded. A completed order (a return accepted after the window) has its commission clawed
-    back pro rata. Calling it again on a `returned` order retries the refund."""
+    """The goods are back: returned (stock on hand again, the commission and the premium on them
+    dealt with, see `_take_back`), refunded through the gateway, then `refunded`; or, when part
+    of an order not yet completed came back, `delivered` again: the kept units complete after
+    the return window, accruing commission on what was kept. Calling it again on a `returned`
+    order retries the refund with the same keys."""
     order = partner_order(uow, actor, order_id)
     if order.status is not S.RETURNED:
         _take_back(uow, actor, order, lines)
-    refund = _refund_due(uow, order)
+    refund = _refund_due(order, checkout.lines_of(uow, order))
+    which = _return_name(uow, order)
     found, _next = payments.list_payments(
         uow, SYSTEM, payments.PaymentFilters(reference=order.public_id), limit=50
     )
@@ -1469,29 +1490,39 @@ def confirm_returned(
         if take > 0:
             gateway.refund(
                 payment_id,
-                key=checkout.refund_key(order, "return", payment_id),
+                key=checkout.refund_key(order, which, payment_id),
                 amount_minor=take,
                 actor=actor,
             )
             left -= take
     order = _order(uow, order_id)
+    kept = any(line.returned_quantity < line.quantity for line in checkout.lines_of(uow, order))
+    # Not completed yet (no commission accrued): the kept units go back to waiting for the window.
+    partly = kept and order.commission_minor is None
     machine.move(
         uow,
         order,
-        S.REFUNDED,
+        S.DELIVERED if partly else S.REFUNDED,
         actor=checkout.who(actor),
+        note=PARTLY_RETURNED if partly else None,
         refunded_minor=order.refunded_minor + refund,
     )
-    if order.commission_minor:
-        _claw_back(uow, order)
-    if order.protection_minor and all(
-        line.returned_quantity == line.quantity for line in checkout.lines_of(uow, order)
-    ):  # everything came back, the premium with it (`_refund_due`)
-        protection.cancel(uow, actor, order, uow.session.get_one(Partner, order.partner_id))
     checkout.emit(uow, order, "order.refunded")
     _partner_change(uow, actor, order, "order.refunded", refunded_minor=refund)
     uow.commit()
     return order
+
+
+def _return_name(uow: UnitOfWork, order: Order) -> str:
+    """This return's part of its refunds' keys: `return` for the order's first (as before partial
+    returns could be followed by another), `return-<n>` for the n-th, so a second return is a new
+    refund and a retried one replays its own."""
+    number = uow.session.scalar(
+        select(func.count()).where(
+            OrderEvent.order_id == order.id, OrderEvent.to_status == S.RETURNED.value
+        )
+    )
+    return "return" if (number or 1) <= 1 else f"return-{number}"
 
 
 def _units_by_product(
@@ -1527,6 +1558,9 @@ def _units_by_product(
 
 
 def _take_back(uow: UnitOfWork, actor: Principal, order: Order, lines: Sequence[ShipLine]) -> None:
+    """The goods are back, in one transaction: the order `returned`, the units on hand again, a
+    completed order's commission clawed back for what came back, and the protection premium of
+    the units returned taken off the policy (all units back: the policy cancelled)."""
     machine.check(order, S.RETURNED)
     order_lines = checkout.lines_of(uow, order)
     back = _units_by_product(
@@ -1540,33 +1574,46 @@ def _take_back(uow: UnitOfWork, actor: Principal, order: Order, lines: Sequence[
         back = {
             line.product_id: line.shipped_quantity - line.returned_quantity for line in order_lines
         }
+    base_before = commission_base(order, order_lines)
     machine.move(uow, order, S.RETURNED, actor=checkout.who(actor))
     for line in order_lines:
         line.returned_quantity += back.get(line.product_id, 0)
     checkout.restock(uow, back)
     uow.session.flush()
+    refunded_after = order.refunded_minor + _refund_due(order, order_lines)
+    if order.commission_minor:
+        base_after = commission_base(order, order_lines, refunded_minor=refunded_after)
+        _claw_back(uow, order, base_before, base_after)
+    if order.protection_minor:
+        retailer = uow.session.get_one(Partner, order.partner_id)
+        kept = order.protection_minor - premium_returned(order, order_lines)
+        if kept:
+            protection.cover_kept(uow, actor, order, retailer, kept)
+        else:  # everything came back, the premium with it (`_refund_due`)
+            protection.cancel(uow, actor, order, retailer)
     checkout.emit(uow, order, "order.returned")
     _partner_change(uow, actor, order, "order.returned")
     uow.commit()
 
 
-def _refund_due(uow: UnitOfWork, order: Order) -> int:
-    """The returned units' value (everything captured when all came back), less what was
-    already refunded for the order; never more than is left to refund."""
-    order_lines = checkout.lines_of(uow, order)
+def _refund_due(order: Order, order_lines: Sequence[OrderLine]) -> int:
+    """The units returned so far, at their price and with their share of the protection premium
+    (everything captured when all came back), less what was already refunded for the order;
+    never more than is left to refund."""
     all_back = all(line.returned_quantity == line.quantity for line in order_lines)
     value = sum(line.returned_quantity * line.unit_minor for line in order_lines)
-    due = order.captured_minor if all_back else value
+    due = order.captured_minor if all_back else value + premium_returned(order, order_lines)
     return max(min(due, order.captured_minor) - order.refunded_minor, 0)
 
 
-def _claw_back(uow: UnitOfWork, order: Order) -> None:
-    """Commission back pro rata to the goods returned, of the goods shipped."""
-    order_lines = checkout.lines_of(uow, order)
-    shipped = sum(line.shipped_quantity * line.unit_minor for line in order_lines)
-    returned = sum(line.returned_quantity * line.unit_minor for line in order_lines)
+def _claw_back(uow: UnitOfWork, order: Order, base_before: int, base_after: int) -> None:
+    """Commission back pro rata to what its base lost with this return:
+    `floor(commission × (base before − base after) / base before)`. The base is what the customer
+    kept (`commission_base`), so units returned before completion, on which no commission
+    accrued, are not clawed back again."""
     accrued = order.commission_minor or 0
-    amount = min(pro_rata(accrued, returned, shipped), accrued) if shipped else 0
+    lost = max(base_before - base_after, 0)
+    amount = min(pro_rata(accrued, lost, base_before), accrued) if base_before else 0
     if amount:
         partner = uow.session.get_one(Partner, order.partner_id)
         _post_commission(uow, order, partner, amount, clawback=True)

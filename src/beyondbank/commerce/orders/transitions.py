@@ -14,6 +14,9 @@ S = OrderStatus
 
 # from → the states it may move to. `completed → returned` is a return the partner accepts after
 # the window (faulty goods): the commission already accrued is then clawed back pro rata.
+# `returned → delivered` is a partial return before completion, once its refund is made: the
+# units kept are delivered goods again and complete after the return window (only
+# `service.confirm_returned` takes it: see `NOT_THE_PARTNERS`).
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PENDING_PAYMENT: frozenset({S.PAID, S.CANCELLED}),
     S.PAID: frozenset({S.FULFILLING, S.CANCELLED}),
@@ -21,16 +24,25 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.SHIPPED: frozenset({S.DELIVERED}),
     S.DELIVERED: frozenset({S.COMPLETED, S.RETURN_REQUESTED}),
     S.RETURN_REQUESTED: frozenset({S.RETURNED}),
-    S.RETURNED: frozenset({S.REFUNDED}),
+    S.RETURNED: frozenset({S.REFUNDED, S.DELIVERED}),
     S.COMPLETED: frozenset({S.RETURNED}),
     S.CANCELLED: frozenset(),
     S.REFUNDED: frozenset(),
 }
 FINAL = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
+# Moves the orders service makes as the end of another (the refund of a partial return), never
+# one that a partner asks for by its target.
+NOT_THE_PARTNERS = frozenset({(S.RETURNED, S.DELIVERED)})
 
 
 def allowed(current: OrderStatus, target: OrderStatus) -> bool:
     return target in TRANSITIONS[current]
+
+
+def partner_may(current: OrderStatus, target: OrderStatus) -> bool:
+    """Whether a partner may ask for `target` from `current` (the portal's buttons, the API's
+    moves): what the table allows, less `NOT_THE_PARTNERS`."""
+    return allowed(current, target) and (current, target) not in NOT_THE_PARTNERS
 
 
 def refuse(current: OrderStatus, target: OrderStatus, order_id: str) -> InvalidTransition:

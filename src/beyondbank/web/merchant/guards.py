@@ -38,6 +38,5 @@ RedemptionReader = Annotated[Principal, Depends(merchant_requires(P.REDEMPTIONS_
 BenefitReader = Annotated[Principal, Depends(merchant_requires(P.BENEFITS_READ))]
 BenefitWriter = Annotated[Principal, Depends(merchant_requires(P.BENEFITS_WRITE))]
 RewardReader = Annotated[Principal, Depends(merchant_requires(P.CARDS_READ))]
-StatementReader = Annotated[Principal, Depends(merchant_requires(P.SETTLEMENT_READ))]
 ProfileReader = Annotated[Principal, Depends(merchant_requires(P.MERCHANTS_READ))]
 VisitReader = Annotated[Principal, Depends(merchant_requires(P.VISITS_READ))]

@@ -1,7 +1,7 @@
 """The partner's home page and its orders: a list filtered by status, one order with its lines,
 history and shipments, and the moves the transition table gives the partner (start fulfilling,
-ship what is left, delivered, the goods are back), each through the orders service as in the
-API; another partner's order is a 404."""
+ship what is left or chosen lines and quantities, delivered, the goods are back), each through
+the orders service as in the API; another partner's order is a 404."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 
 from beyondbank.commerce import service as partners
 from beyondbank.commerce.catalog import service as catalog
-from beyondbank.commerce.models import Order, OrderStatus
+from beyondbank.commerce.models import Order, OrderLine, OrderStatus
 from beyondbank.commerce.orders import checkout as order_lines
 from beyondbank.commerce.orders import service as orders
 from beyondbank.commerce.orders import transitions
+from beyondbank.commerce.orders.schemas import ShipmentIn
 from beyondbank.commerce.support import service as support
 from beyondbank.core.authz import Permission, Principal, can
 from beyondbank.core.errors import Problem
@@ -26,6 +27,8 @@ from beyondbank.core.uow import UnitOfWork
 from beyondbank.deps import SettingsDep, UoW
 from beyondbank.payments.api import Gateway
 from beyondbank.web.console.params import or_none
+from beyondbank.web.forms import Form as PageForm
+from beyondbank.web.forms import PostedForm, validate
 from beyondbank.web.i18n import N_, _
 from beyondbank.web.pages import render
 from beyondbank.web.partner.guards import OrderMover, OrderReader
@@ -49,7 +52,7 @@ def partner_moves(status: OrderStatus) -> list[tuple[str, str]]:
     return [
         (action, _(label))
         for target, (action, label) in MOVES.items()
-        if transitions.allowed(status, target)
+        if transitions.partner_may(status, target)
     ]
 
 
@@ -109,6 +112,18 @@ def orders_page(
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
 def order_page(request: Request, order_id: str, uow: UoW, principal: OrderReader) -> Response:
+    return _order_page(request, uow, principal, order_id)
+
+
+def _order_page(
+    request: Request,
+    uow: UnitOfWork,
+    principal: Principal,
+    order_id: str,
+    *,
+    part: PageForm | None = None,
+    status_code: int = 200,
+) -> Response:
     order = orders.partner_order(uow, principal, order_id)
     lines = order_lines.lines_of(uow, order)
     sku = order_lines.skus(uow, lines)
@@ -120,8 +135,115 @@ def order_page(request: Request, order_id: str, uow: UoW, principal: OrderReader
         "moves": partner_moves(order.status) if can(principal, Permission.ORDERS_FULFIL) else [],
         # One shipment per form shown: its key is the shipment's Idempotency-Key.
         "ship_key": secrets.token_urlsafe(16),
+        "part_key": secrets.token_urlsafe(16),
+        "part": part or PageForm("part"),
+        # The partial shipment form's lines: (index, line, sku, units left to ship).
+        "unshipped": [
+            (index, line, sku[line.product_id], line.quantity - line.shipped_quantity)
+            for index, line in enumerate(lines)
+            if line.quantity > line.shipped_quantity
+        ],
     }
-    return render(request, "partner/order.html", context, principal=principal)
+    return render(
+        request, "partner/order.html", context, principal=principal, status_code=status_code
+    )
+
+
+def _chosen_units(
+    form: PageForm, lines: list[OrderLine], sku: dict[int, str]
+) -> tuple[list[tuple[int, orders.ShipLine]], dict[str, str]]:
+    """The units typed per line as (the line's index on the form, what to ship), blank or 0
+    shipping none of a line; and the fields whose quantity is not a whole number from 0."""
+    chosen, errors = [], {}
+    for index, line in enumerate(lines):
+        name = f"lines.{index}.quantity"
+        typed = form.value(name).strip()
+        if not typed:
+            continue
+        if not typed.isdigit() or not typed.isascii():
+            errors[name] = _("A whole number, in digits.")
+        elif int(typed) > 0:
+            chosen.append((index, orders.ShipLine(sku[line.product_id], int(typed))))
+    return chosen, errors
+
+
+@router.post(
+    "/orders/{order_id}/ship-part", response_class=HTMLResponse, dependencies=[CsrfChecked]
+)
+def ship_part(
+    request: Request,
+    order_id: str,
+    uow: UoW,
+    principal: OrderMover,
+    bank: Gateway,
+    settings: SettingsDep,
+    posted: PostedForm,
+) -> Response:
+    """Ship the chosen lines and quantities: the orders service's shipment as the API's partial
+    shipment (its share captured, the form's key as its Idempotency-Key). A refused form shows
+    the order again with each error beside its line, and nothing is shipped or captured."""
+    order = orders.partner_order(uow, principal, order_id)
+    page = f"/partner/orders/{order.public_id}"
+    form = PageForm("part", values=posted.typed())
+    lines = order_lines.lines_of(uow, order)
+    chosen, typed_errors = _chosen_units(form, lines, order_lines.skus(uow, lines))
+    body = {
+        "lines": [{"sku": line.sku, "quantity": line.quantity} for _i, line in chosen],
+        "carrier": form.value("carrier").strip() or None,
+        "tracking": form.value("tracking").strip() or None,
+    }
+    shipment = validate(ShipmentIn, body, form)
+    _beside_their_lines(form, chosen)
+    form.errors.update(typed_errors)
+    if not chosen and not form.errors:
+        form.problem = _("Choose at least one unit to ship.")
+    if shipment is None or form.failed:
+        return _order_page(request, uow, principal, order_id, part=form, status_code=422)
+    try:
+        orders.ship_once(
+            uow,
+            bank,
+            principal,
+            order_id,
+            key=form.value("key") or secrets.token_urlsafe(16),
+            fingerprint=fingerprint("POST", page + "/shipments", shipment.model_dump(mode="json")),
+            lock_seconds=settings.idempotency_in_flight_seconds,
+            lines=[line for _i, line in chosen],
+            carrier=shipment.carrier,
+            tracking=shipment.tracking,
+        )
+    except Problem as problem:
+        uow.rollback()
+        if problem.status == 404:
+            raise
+        # The service names lines by their place among those shipped, as the API's body had them.
+        form.absorb(
+            problem,
+            (
+                f"lines.{place}.{part}"
+                for place in range(len(chosen))
+                for part in ("sku", "quantity")
+            ),
+        )
+        _beside_their_lines(form, chosen)
+        return _order_page(request, uow, principal, order_id, part=form, status_code=problem.status)
+    flash(request, _("Order %(id)s: the chosen units are shipped.", id=order_id))
+    return RedirectResponse(page, status_code=303)
+
+
+def _beside_their_lines(form: PageForm, chosen: list[tuple[int, orders.ShipLine]]) -> None:
+    """The schema's and the service's errors name a line by its place among the lines shipped
+    (`lines.1.quantity`), the form's fields by their place among the order's lines: each error is
+    moved beside its line's quantity."""
+    moved = {}
+    for name, message in list(form.errors.items()):
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] == "lines" and parts[1].isdigit():
+            place = int(parts[1])
+            if place < len(chosen):
+                del form.errors[name]
+                moved[f"lines.{chosen[place][0]}.quantity"] = message
+    form.errors.update(moved)
 
 
 @router.post("/orders/{order_id}/{action}", response_class=HTMLResponse, dependencies=[CsrfChecked])
