@@ -50,6 +50,8 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 
 
+# First: pytest-xdist turns the group marks into node ids in its own hook, which must see them.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         node = item.nodeid.replace(os.sep, "/")
