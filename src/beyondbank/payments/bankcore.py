@@ -20,7 +20,10 @@ transaction of its own, so the bank sees its declines; the caller gets a result 
 
 On PostgreSQL the usual authorisation (a new key, a known account and payee, approved) takes two
 calls, `bank_authorise_open` and `bank_authorise_hold` (migration 0009), with the same checks
-and locks in the same order; anything else rolls back and takes the general path below.
+and locks in the same order; anything else rolls back and takes the general path below. The
+second call is made in a batch with the other threads' of the process (`bank_authorise_holds`,
+migration 0012): every authorisation to a payee locks the payee's payable account until its
+commit, and a batch locks it, and flushes the WAL, once for all its holds.
 """
 
 from __future__ import annotations
