@@ -15,6 +15,7 @@ has an authorised payment and no stock is below zero.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import uuid
@@ -24,6 +25,7 @@ from typing import Any
 from sqlalchemy import text
 
 from bench import loadgen
+from bench.shop import waits
 from beyondbank import schema
 from beyondbank.commerce import service as commerce
 from beyondbank.commerce.catalog import service as catalog
@@ -40,7 +42,7 @@ from beyondbank.payments import service as bank_core
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SCHEMA = "bench_shop"
-URL = f"{POSTGRES}?options=-csearch_path%3D{SCHEMA}"
+URL = f"{POSTGRES}?options=-csearch_path%3D{SCHEMA}&application_name={waits.APPLICATION}"
 PORT = 8766
 ADDRESS = {
     "recipient": "A. Customer",
@@ -166,6 +168,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2_000)
     parser.add_argument("--warmup", type=int, default=300, help="checkouts first, not counted")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--waits", action="store_true", help="sample the server's sessions' wait events"
+    )
     args = parser.parse_args()
 
     settings = Settings(environment="demo", database_url=URL)
@@ -178,9 +183,11 @@ def main() -> None:
     generator: dict[str, float] = {}
     try:
         loadgen.drive(PORT, batch[: args.warmup], min(args.rate, 100.0), status_of)
-        answers, elapsed = loadgen.drive(
-            PORT, batch[args.warmup :], args.rate, status_of, stats=generator, server=server
-        )
+        sampler = waits.Waits(POSTGRES.replace("+psycopg", "")) if args.waits else None
+        with sampler or contextlib.nullcontext():
+            answers, elapsed = loadgen.drive(
+                PORT, batch[args.warmup :], args.rate, status_of, stats=generator, server=server
+            )
     finally:
         loadgen.stop(server)
     figures: dict[str, Any] = {
@@ -192,6 +199,7 @@ def main() -> None:
             for name, seconds in generator.items()
         },
         **consistency(),
+        **(sampler.figures() if sampler else {}),
     }
     for key, value in figures.items():
         print(f"{key:22} {value}")

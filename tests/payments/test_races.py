@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ from beyondbank.core.authz import SYSTEM
 from beyondbank.core.clock import FixedClock
 from beyondbank.core.errors import Problem
 from beyondbank.core.uow import UnitOfWork, make_session_factory
-from beyondbank.ledger.models import Account, LedgerTransaction
-from beyondbank.payments import service
+from beyondbank.ledger import chart
+from beyondbank.ledger.models import Account, LedgerTransaction, OwnerKind
+from beyondbank.payments import bankcore, service
 from beyondbank.payments.bankcore import BankCoreGateway
 from beyondbank.payments.gateway import PaymentResult, PaymentStatus
 from beyondbank.payments.models import DailyUsage, Payment, PaymentOperation
@@ -322,3 +324,59 @@ def test_authorisations_captures_and_voids_of_one_account_at_once_never_deadlock
     )
     # The day's usage is what is still held plus what was taken: nothing given back twice.
     assert usage == [sum(authorised) + sum(captured)]
+
+
+def test_authorisations_to_one_payee_in_one_batch_each_as_alone(
+    committing_engine: Engine, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eleven accounts pay one merchant at once; their holds go in one batch (the first batch,
+    of the first call, is held until the others wait behind it). One account cannot cover its
+    payment: that hold alone is undone in the batch, and its general path declines it."""
+    factory = make_session_factory(committing_engine)
+    with UnitOfWork(factory, clock) as uow:
+        merchant = f.make_merchant(uow).public_id
+        accounts = [pf.make_account(uow, opening=500 if i == 7 else 5_000) for i in range(11)]
+        uow.commit()
+    bank = BankCoreGateway(factory, clock)
+    # The first payment opens the merchant's payable account (the general path does that).
+    bank.authorise(pf.request(accounts[0].public_id, merchant, 1_000), key="opens-payable")
+    sizes: list[int] = []
+    holds = bankcore._holds
+
+    def held(connection: Any, items: list[dict[str, Any]]) -> list[Any]:
+        if not sizes:
+            batches = bankcore._batches[connection.engine]
+            deadline = time.monotonic() + 20
+            while len(batches._waiting) < len(accounts) - 1 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        sizes.append(len(items))
+        return holds(connection, items)
+
+    monkeypatch.setattr(bankcore, "_holds", held)
+    results = _race(
+        len(accounts),
+        lambda i: bank.authorise(
+            pf.request(accounts[i].public_id, merchant, 1_000), key=f"batched-{i}"
+        ),
+    )
+    assert sizes[:2] == [1, len(accounts) - 1]
+    outcomes = Counter(
+        r.decline_code.value if r.decline_code else "approved"
+        for r in results
+        if isinstance(r, PaymentResult)
+    )
+    assert outcomes == Counter({"approved": 10, "insufficient_funds": 1})
+
+    def books(uow: UnitOfWork) -> tuple[int, list[int], int]:
+        payable = chart.payable(uow, OwnerKind.MERCHANT, merchant, "GBP")
+        deposits = [uow.session.get_one(Account, a.ledger_account_id) for a in accounts]
+        return (
+            payable.credits_pending,
+            [d.debits_pending for d in deposits],
+            int(uow.session.scalar(select(func.count()).select_from(PaymentOperation)) or 0),
+        )
+
+    pending, held_by_account, operations = _read(committing_engine, clock, books)
+    assert pending == 11_000  # the first payment's and the ten approved in the batch
+    assert held_by_account == [2_000] + [1_000] * 6 + [0] + [1_000] * 3
+    assert operations == 12  # each call once, the decline recorded by its general path

@@ -20,20 +20,25 @@ transaction of its own, so the bank sees its declines; the caller gets a result 
 
 On PostgreSQL the usual authorisation (a new key, a known account and payee, approved) takes two
 calls, `bank_authorise_open` and `bank_authorise_hold` (migration 0009), with the same checks
-and locks in the same order; anything else rolls back and takes the general path below.
+and locks in the same order; anything else rolls back and takes the general path below. The
+second call is made in a batch with the other threads' of the process (`bank_authorise_holds`,
+migration 0012): every authorisation to a payee locks the payee's payable account until its
+commit, and a batch locks it, and flushes the WAL, once for all its holds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, bindparam, case, select, text, update
+from sqlalchemy import ColumnElement, Connection, Engine, case, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,7 +48,6 @@ from beyondbank.commerce import service as commerce
 from beyondbank.core import audit
 from beyondbank.core.authz import SYSTEM, Principal
 from beyondbank.core.clock import Clock
-from beyondbank.core.db import UTCDateTime
 from beyondbank.core.errors import (
     Conflict,
     FieldError,
@@ -62,6 +66,7 @@ from beyondbank.ledger import chart
 from beyondbank.ledger import service as ledger
 from beyondbank.ledger.chart import Kind
 from beyondbank.ledger.models import AccountType, LedgerTransaction, OwnerKind
+from beyondbank.payments.batches import Batches, BatchFailed
 from beyondbank.payments.gateway import (
     AuthoriseRequest,
     DeclineCode,
@@ -319,49 +324,46 @@ class BankCoreGateway:
             "operation_id": operation_ref,
             "amount_minor": request.amount_minor,
         }
-        try:
-            connection.execute(
-                _AUTHORISE_HOLD,
-                {
-                    "account": account.id,
-                    "day": self.day_of(now),
-                    "amount": request.amount_minor,
-                    "daily_limit": account.daily_limit_minor,
-                    "payment": payment_ref,
-                    "payee_kind": request.payee_kind.value,
-                    "payee": request.payee_id,
-                    "currency": request.currency,
-                    "reference": request.reference,
-                    "category": request.category,
-                    "description": request.description,
-                    "now": now,
-                    "expires_at": view.expires_at,
-                    "operation": operation_ref,
-                    "key": key,
-                    "fingerprint": fingerprint,
-                    "requested_by": actor.public_id,
-                    "result": json.dumps(view.as_json()),
-                    "ltx": hold_ref,
-                    "ltx_key": draft.key,
-                    "ltx_fingerprint": ledger.fingerprint_of(draft),
-                    "ltx_kind": str(draft.kind),
-                    "ltx_description": draft.description,
-                    "ltx_counterparty": draft.counterparty,
-                    "ltx_member": draft.member,
-                    "ltx_details": json.dumps(dict(draft.details)),
-                    "ltx_accounts": [leg.account_id for leg in draft.legs],
-                    "ltx_currencies": [leg.amount.currency for leg in draft.legs],
-                    "ltx_amounts": [leg.signed for leg in draft.legs],
-                    "actor_type": actor.kind,
-                    "actor_label": actor.label,
-                    "actor_role": actor.role.value if actor.role else None,
-                    "after": json.dumps(after),
-                },
-            )
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == _NOT_USUAL:
-                return None
-            raise
+        held = _hold(
+            connection,
+            {
+                "account": account.id,
+                "day": self.day_of(now).isoformat(),
+                "amount": request.amount_minor,
+                "daily_limit": account.daily_limit_minor,
+                "payment": payment_ref,
+                "payee_kind": request.payee_kind.value,
+                "payee": request.payee_id,
+                "currency": request.currency,
+                "reference": request.reference,
+                "category": request.category,
+                "description": request.description,
+                "now": now.astimezone(UTC).isoformat(),
+                "expires_at": (now + self._ttl).astimezone(UTC).isoformat(),
+                "operation": operation_ref,
+                "key": key,
+                "fingerprint": fingerprint,
+                "requested_by": actor.public_id,
+                "result": view.as_json(),
+                "ltx": hold_ref,
+                "ltx_key": draft.key,
+                "ltx_fingerprint": ledger.fingerprint_of(draft),
+                "ltx_kind": str(draft.kind),
+                "ltx_description": draft.description,
+                "ltx_counterparty": draft.counterparty,
+                "ltx_member": draft.member,
+                "ltx_details": dict(draft.details),
+                "ltx_accounts": [leg.account_id for leg in draft.legs],
+                "ltx_currencies": [leg.amount.currency for leg in draft.legs],
+                "ltx_amounts": [leg.signed for leg in draft.legs],
+                "actor_type": actor.kind,
+                "actor_label": actor.label,
+                "actor_role": actor.role.value if actor.role else None,
+                "after": after,
+            },
+        )
+        if not held:
+            return None
         operation = OperationView(
             id=operation_ref,
             kind=Op.AUTHORISE,
@@ -1041,24 +1043,53 @@ def operation_view(
     )
 
 
-# -- the usual authorisation on PostgreSQL (migration 0009) ----------------------------------------
+# -- the usual authorisation on PostgreSQL (migrations 0009 and 0012) ----------------------------
 
-# The SQLSTATE `bank_authorise_hold` raises for what is not the usual case (migration 0009).
-_NOT_USUAL = "BK001"
 _AUTHORISE_OPEN = text(
     "SELECT bank_authorise_open(:key, :account, :payee_kind, :payee, :payable_code)"
 )
-_AUTHORISE_HOLD = text(
-    "SELECT payment_id FROM bank_authorise_hold("
-    "CAST(:account AS BIGINT), CAST(:day AS DATE), CAST(:amount AS BIGINT), "
-    "CAST(:daily_limit AS BIGINT), :payment, :payee_kind, :payee, :currency, :reference, "
-    ":category, :description, :now, :expires_at, :operation, :key, :fingerprint, "
-    ":requested_by, CAST(:result AS JSONB), :ltx, :ltx_key, :ltx_fingerprint, :ltx_kind, "
-    ":ltx_description, :ltx_counterparty, :ltx_member, CAST(:ltx_details AS JSONB), "
-    "CAST(:ltx_accounts AS BIGINT[]), CAST(:ltx_currencies AS VARCHAR[]), "
-    "CAST(:ltx_amounts AS BIGINT[]), :actor_type, :actor_label, :actor_role, "
-    "CAST(:after AS JSONB))"
-).bindparams(
-    bindparam("now", type_=UTCDateTime()),
-    bindparam("expires_at", type_=UTCDateTime()),
-)
+_AUTHORISE_HOLDS = text("SELECT bank_authorise_holds(CAST(:items AS JSONB))")
+
+# Holds a batch takes at most: each is a subtransaction, and a transaction keeps up to 64 of
+# them in shared memory before every other session's snapshots get slower.
+HOLDS_PER_BATCH = 32
+_batches: WeakKeyDictionary[Engine, Batches[dict[str, Any], Any]] = WeakKeyDictionary()
+_batches_made = threading.Lock()
+
+
+def _hold(connection: Connection, item: dict[str, Any]) -> bool:
+    """`bank_authorise_hold`'s writes for one authorisation (its arguments named in `item`),
+    done in a batch with the other threads' of this process (`bank_authorise_holds`): every
+    authorisation to a payee locks its payable account to the commit, and a batch takes that
+    lock and flushes the WAL once for all its holds. False, with nothing written, when the hold
+    was refused or failed: the caller's general path then decides. On a connection in a
+    transaction (a test's), a batch of one in it."""
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        return isinstance(_holds(connection, [item])[0], list)
+    with _batches_made:
+        batches = _batches.get(connection.engine)
+        if batches is None:
+            batches = _batches[connection.engine] = Batches(HOLDS_PER_BATCH)
+    try:
+        answer = batches.submit(item, lambda items: _holds_or_none(connection, items))
+    except BatchFailed:
+        return False  # the leader's error: this call's general path will meet it, or not
+    return isinstance(answer, list)
+
+
+def _holds(connection: Connection, items: list[dict[str, Any]]) -> list[Any]:
+    """Each item's [payment id, operation id, hold id], or {sqlstate, message} (not written)."""
+    answers: list[Any] = connection.execute(
+        _AUTHORISE_HOLDS, {"items": json.dumps(items)}
+    ).scalar_one()
+    return answers
+
+
+def _holds_or_none(connection: Connection, items: list[dict[str, Any]]) -> list[Any]:
+    """`_holds`, or nothing for every item when the batch's statement failed (a lost
+    connection, a lock wait cancelled): nothing of it was written, unless the commit itself was
+    lost, which the general path's replay of each key then finds."""
+    try:
+        return _holds(connection, items)
+    except DBAPIError:
+        return [None] * len(items)
