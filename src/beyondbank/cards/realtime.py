@@ -59,7 +59,6 @@ from beyondbank.core.tokens import AccessClaims, read_access_token
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.identity import service as identity
 from beyondbank.ledger import service as ledger
-from beyondbank.ledger.models import Account
 
 PURCHASE_CODES = ("00",)  # DE 3 positions 1–2: goods and services
 MESSAGE_TYPES = ("0100", "0200")  # authorisation request, financial request
@@ -547,8 +546,8 @@ def _write_batch(
     """Record, match and post the batch's events (not committed on failure); an answer each.
 
     Statements follow one order in every batch (transactions by txn_id, benefits by id, member
-    counters by key, ledger accounts by id, the run's row last), so concurrent batches queue
-    rather than deadlock."""
+    counters by key, review rows by key, the connection's tally row, ledger accounts by id
+    last), so concurrent batches queue rather than deadlock."""
     now = uow.clock.now()
     answers: dict[int, Answer] = {}
     work = _Batch(uow, batch, run_id)
@@ -559,9 +558,11 @@ def _write_batch(
     earned = work.match(lock)
     work.claw_back()
     work.write_outcome(earned, now)
-    earned_views = work.post(earned, known)
     work.review()
     work.count()
+    # The ledger last: the shared accounts its postings lock are then held only from this
+    # statement to the commit, not while the batch's other writes go to the database.
+    earned_views = work.post(earned, known)
     # The answers are made before the commit: nothing after it may fail and have the batch
     # written again (its events would then be answered as already seen).
     for index, pending in enumerate(batch):
@@ -923,8 +924,8 @@ class _Batch:
                 )
 
     def post(self, judged: dict[str, instant.Judged], known: _Known) -> dict[str, list[Earned]]:
-        """The reward and clawback rows to the ledger (its accounts locked in id order first),
-        and each event's rows with their public ids."""
+        """The reward and clawback rows to the ledger (`ledger.post_together`: its accounts
+        locked in id order first), and each event's rows with their public ids."""
         if not self.rewards:
             return {}
         rows = [_RewardRow(**r) for r in self.rewards]
@@ -935,17 +936,10 @@ class _Batch:
             ref, _name, sub_industry = merchants[merchant_id]
             parties.merchants[merchant_id] = (ref, sub_industry)
         parties.prefetch(rows)
-        drafts = [d for r in rows for d in posting.drafts_for(r, parties)]
-        if self.postgres:
-            accounts = sorted({leg.account_id for d in drafts for leg in d.legs})
-            self.uow.session.execute(
-                select(Account.id)
-                .where(Account.id.in_(accounts))
-                .order_by(Account.id)
-                .with_for_update()
-            ).all()
-        for draft in drafts:
-            ledger.post(self.uow, draft)
+        # One round trip on PostgreSQL, its accounts locked in id order within it: the bank's
+        # shared accounts (benefit expense, commission revenue, points issued) are then held
+        # from here to the commit, the batch's last statement after this one.
+        ledger.post_together(self.uow, [d for r in rows for d in posting.drafts_for(r, parties)])
         refs = self.batch[0].snapshot.benefit_refs
         earned: dict[str, list[Earned]] = {}
         for r in self.rewards:
