@@ -38,7 +38,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from beyondbank.alliance import service as alliance
 from beyondbank.benefits import service as benefits
 from beyondbank.benefits.models import Benefit, BenefitStatus, BenefitUsage
-from beyondbank.cards import frames, instant, oracle, posting, programme, service, tallies
+from beyondbank.cards import (
+    frames,
+    instant,
+    oracle,
+    posting,
+    programme,
+    realtime_writes,
+    service,
+)
 from beyondbank.cards.models import (
     CardGrant,
     CardReward,
@@ -560,6 +568,7 @@ def _write_batch(
     work.write_outcome(earned, now)
     work.review()
     work.count()
+    work.write()
     # The ledger last: the shared accounts its postings lock are then held only from this
     # statement to the commit, not while the batch's other writes go to the database.
     earned_views = work.post(earned, known)
@@ -604,6 +613,7 @@ class _Batch:
         self.limits: dict[int, int | None] = {}
         self.parties = posting.Parties(uow)
         self.capped: set[int] = set()
+        self.writes = realtime_writes.Writes()  # on PostgreSQL, written at once by `write`
 
     def event(self, index: int) -> instant.Event:
         return self.batch[index].event
@@ -858,19 +868,32 @@ class _Batch:
         return row
 
     def write_outcome(self, judged: dict[str, instant.Judged], now: datetime) -> None:
-        """Grants, reward rows (posted in this transaction), budgets, member counters."""
+        """Grants, reward rows (posted in this transaction), budgets, member counters: written
+        here on SQLite, gathered for `write` on PostgreSQL (but for the earlier grants clawed
+        back, each a conditional update of its own)."""
         connection = self.uow.session.connection()
         rewards = [r.reward for r in judged.values()] + self.rewards
         self.rewards = rewards
-        if self.new_grants:
-            times = {self.event(i).txn_id: self.event(i).txn_time for i in self.live}
-            connection.execute(
-                insert(_GRANTS),
-                [
-                    {**g, "run_id": self.run_id, "granted_at": times[t]}
-                    for t, g in self.new_grants.items()
-                ],
-            )
+        times = {self.event(i).txn_id: self.event(i).txn_time for i in self.live}
+        grants = [
+            {**g, "run_id": self.run_id, "granted_at": times[t]} for t, g in self.new_grants.items()
+        ]
+        reward_rows = [{**r, "run_id": self.run_id, "posted_at": now} for r in rewards]
+        consumed = [(b, budget, n) for b, (budget, n) in self.consumed.items() if b in self.capped]
+        self._claw_back_grants(connection)
+        if self.postgres:
+            self.writes.grants, self.writes.rewards = grants, reward_rows
+            self.writes.consumed, self.writes.uses = consumed, self.uses
+            self.writes.limits = {b: self.limits.get(b) for b, _m, _k in self.uses}
+            return
+        if grants:
+            connection.execute(insert(_GRANTS), grants)
+        if reward_rows:
+            connection.execute(insert(_REWARDS), reward_rows)
+        benefits.consume(self.uow, consumed)
+        self._count_uses()
+
+    def _claw_back_grants(self, connection: Connection) -> None:
         for txn_id, (grant, refunded, clawed) in sorted(self.changed_grants.items()):
             done = connection.execute(
                 update(_GRANTS)
@@ -889,16 +912,6 @@ class _Batch:
                         txn_id=txn_id,
                     )
                 )
-        if rewards:
-            connection.execute(
-                insert(_REWARDS),
-                [{**r, "run_id": self.run_id, "posted_at": now} for r in rewards],
-            )
-        benefits.consume(
-            self.uow,
-            [(b, budget, n) for b, (budget, n) in self.consumed.items() if b in self.capped],
-        )
-        self._count_uses()
 
     def _count_uses(self) -> None:
         """Member counters: one upsert per key, refused (and the batch retried) if a concurrent
@@ -967,17 +980,24 @@ class _Batch:
             if review is not None:
                 key = (review["descriptor_key"], review["mcc"])
                 found[key] = (review, found.get(key, (review, 0))[1] + 1)
-        for _key, (review, count) in sorted(found.items()):
-            stmt = dialect.insert(table).values(
-                public_id=new_public_id("dsc"),
-                candidate_merchant_id=review["merchant_id"],
-                candidate_location_id=review["location_id"],
-                transactions=count,
-                status=ReviewStatus.OPEN.value,
-                first_seen_at=now,
-                last_seen_at=now,
+        rows = [
+            {
+                "public_id": new_public_id("dsc"),
+                "candidate_merchant_id": review["merchant_id"],
+                "candidate_location_id": review["location_id"],
+                "transactions": count,
+                "status": ReviewStatus.OPEN.value,
+                "first_seen_at": now,
+                "last_seen_at": now,
                 **{k: review[k] for k in ("descriptor_key", "mcc", "example", "city", "score")},
-            )
+            }
+            for _key, (review, count) in sorted(found.items())
+        ]
+        if self.postgres:
+            self.writes.reviews = rows
+            return
+        for row in rows:
+            stmt = dialect.insert(table).values(**row)
             self.uow.session.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[table.c.descriptor_key, table.c.mcc],
@@ -1005,15 +1025,37 @@ class _Batch:
             "clawbacks": len(self.rewards) - rewards,
             "posted": len(self.rewards),
         }
-        connection = self.uow.session.connection()
-        if not self.postgres:
-            connection.execute(
-                update(_RUNS)
-                .where(CardRun.id == self.run_id)
-                .values({name: _RUNS.c[name] + n for name, n in counts.items()})
-            )
+        if self.postgres:
+            self.writes.counts = counts
             return
-        connection.execute(tallies.ADD, {"run_id": self.run_id, **counts})
+        self.uow.session.connection().execute(
+            update(_RUNS)
+            .where(CardRun.id == self.run_id)
+            .values({name: _RUNS.c[name] + n for name, n in counts.items()})
+        )
+
+    def write(self) -> None:
+        """On PostgreSQL, what the steps before gathered, in one statement
+        (`realtime_writes`); refused, and the batch retried, if a budget or a member's limit
+        was reached meanwhile, as the separate statements are on SQLite."""
+        if not self.postgres:
+            return
+        connection = self.uow.session.connection()
+        short, over = realtime_writes.write(connection, self.run_id, self.writes)
+        if short is not None:
+            raise Conflict(
+                _(
+                    "Benefit %(benefit_id)s has less budget or quantity left than granted.",
+                    benefit_id=short,
+                )
+            )
+        if over is not None:
+            raise Conflict(
+                _(
+                    "Benefit %(benefit_id)s's member limit was reached meanwhile.",
+                    benefit_id=over,
+                )
+            )
 
 
 @dataclass(slots=True)
