@@ -23,7 +23,13 @@ from beyondbank.core.money import Money
 from beyondbank.core.uow import UnitOfWork, make_session_factory
 from beyondbank.ledger import chart, verify
 from beyondbank.ledger import service as ledger
-from beyondbank.ledger.models import Account, LedgerTransaction, Posting, TransactionStatus
+from beyondbank.ledger.models import (
+    Account,
+    AccountType,
+    LedgerTransaction,
+    Posting,
+    TransactionStatus,
+)
 from tests import races
 from tests.ledger.factories import account, pool, transfer
 
@@ -285,6 +291,58 @@ def _hold(engine: Engine, clock: FixedClock, books: Books, amount: int) -> int:
         held = ledger.hold(uow, transfer_ids(books.pool, books.cashback, amount, key="hold"))
         uow.commit()
         return held.transaction.id
+
+
+def test_posts_together_naming_shared_accounts_in_any_order_neither_deadlock_nor_lose_a_cent(
+    committing_engine: Engine, clock: FixedClock
+) -> None:
+    """Twelve threads, each posting four transactions at once over the same three accounts,
+    half of them naming the accounts in the opposite order: the statement locks them in id
+    order first, so nobody deadlocks (a deadlock is an error here, not retried), and every
+    total is the sum of what was posted."""
+    with UnitOfWork(make_session_factory(committing_engine), clock) as uow:
+        shared = [
+            account(uow, "expense", type=AccountType.EXPENSE).id,
+            account(uow, "revenue", type=AccountType.REVENUE).id,
+            account(uow, "payable", type=AccountType.LIABILITY).id,
+        ]
+        uow.commit()
+
+    def together(uow: UnitOfWork, i: int) -> list[int]:
+        order = shared if i % 2 else shared[::-1]
+        drafts = [
+            transfer_ids(order[0], order[1], 10 + i, key=f"together-{i}-a"),
+            transfer_ids(order[1], order[2], 20 + i, key=f"together-{i}-b"),
+            transfer_ids(order[2], order[0], 30 + i, key=f"together-{i}-c"),
+            transfer_ids(order[0], order[2], 1, key=f"together-{i}-d"),
+        ]
+        return ledger.post_together(uow, drafts)
+
+    results = _race(committing_engine, clock, 12, together)
+
+    assert all(isinstance(r, list) and len(set(r)) == 4 for r in results), results
+    with UnitOfWork(make_session_factory(committing_engine), clock) as uow:
+        accounts = {
+            a.id: a for a in uow.session.scalars(select(Account).where(Account.id.in_(shared)))
+        }
+        posted = {
+            account_id: int(net)
+            for account_id, net in uow.session.execute(
+                select(Posting.account_id, func.sum(Posting.amount_minor))
+                .where(Posting.account_id.in_(shared))
+                .group_by(Posting.account_id)
+            )
+        }
+        for account_id, a in accounts.items():
+            assert a.debits_posted - a.credits_posted == posted[account_id]
+        assert sum(posted.values()) == 0
+        count = uow.session.scalar(
+            select(func.count())
+            .select_from(LedgerTransaction)
+            .where(LedgerTransaction.idempotency_key.like("together-%"))
+        )
+        assert count == 48
+    _check_books(committing_engine, clock)
 
 
 def transfer_ids(debit: int, credit: int, amount: int, *, key: str | None = None) -> ledger.Draft:

@@ -38,7 +38,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from beyondbank.alliance import service as alliance
 from beyondbank.benefits import service as benefits
 from beyondbank.benefits.models import Benefit, BenefitStatus, BenefitUsage
-from beyondbank.cards import frames, instant, oracle, posting, programme, service, tallies
+from beyondbank.cards import (
+    frames,
+    instant,
+    oracle,
+    posting,
+    programme,
+    realtime_writes,
+    service,
+)
 from beyondbank.cards.models import (
     CardGrant,
     CardReward,
@@ -59,7 +67,6 @@ from beyondbank.core.tokens import AccessClaims, read_access_token
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.identity import service as identity
 from beyondbank.ledger import service as ledger
-from beyondbank.ledger.models import Account
 
 PURCHASE_CODES = ("00",)  # DE 3 positions 1–2: goods and services
 MESSAGE_TYPES = ("0100", "0200")  # authorisation request, financial request
@@ -547,8 +554,8 @@ def _write_batch(
     """Record, match and post the batch's events (not committed on failure); an answer each.
 
     Statements follow one order in every batch (transactions by txn_id, benefits by id, member
-    counters by key, ledger accounts by id, the run's row last), so concurrent batches queue
-    rather than deadlock."""
+    counters by key, review rows by key, the connection's tally row, ledger accounts by id
+    last), so concurrent batches queue rather than deadlock."""
     now = uow.clock.now()
     answers: dict[int, Answer] = {}
     work = _Batch(uow, batch, run_id)
@@ -559,9 +566,12 @@ def _write_batch(
     earned = work.match(lock)
     work.claw_back()
     work.write_outcome(earned, now)
-    earned_views = work.post(earned, known)
     work.review()
     work.count()
+    work.write()
+    # The ledger last: the shared accounts its postings lock are then held only from this
+    # statement to the commit, not while the batch's other writes go to the database.
+    earned_views = work.post(earned, known)
     # The answers are made before the commit: nothing after it may fail and have the batch
     # written again (its events would then be answered as already seen).
     for index, pending in enumerate(batch):
@@ -603,6 +613,7 @@ class _Batch:
         self.limits: dict[int, int | None] = {}
         self.parties = posting.Parties(uow)
         self.capped: set[int] = set()
+        self.writes = realtime_writes.Writes()  # on PostgreSQL, written at once by `write`
 
     def event(self, index: int) -> instant.Event:
         return self.batch[index].event
@@ -857,19 +868,32 @@ class _Batch:
         return row
 
     def write_outcome(self, judged: dict[str, instant.Judged], now: datetime) -> None:
-        """Grants, reward rows (posted in this transaction), budgets, member counters."""
+        """Grants, reward rows (posted in this transaction), budgets, member counters: written
+        here on SQLite, gathered for `write` on PostgreSQL (but for the earlier grants clawed
+        back, each a conditional update of its own)."""
         connection = self.uow.session.connection()
         rewards = [r.reward for r in judged.values()] + self.rewards
         self.rewards = rewards
-        if self.new_grants:
-            times = {self.event(i).txn_id: self.event(i).txn_time for i in self.live}
-            connection.execute(
-                insert(_GRANTS),
-                [
-                    {**g, "run_id": self.run_id, "granted_at": times[t]}
-                    for t, g in self.new_grants.items()
-                ],
-            )
+        times = {self.event(i).txn_id: self.event(i).txn_time for i in self.live}
+        grants = [
+            {**g, "run_id": self.run_id, "granted_at": times[t]} for t, g in self.new_grants.items()
+        ]
+        reward_rows = [{**r, "run_id": self.run_id, "posted_at": now} for r in rewards]
+        consumed = [(b, budget, n) for b, (budget, n) in self.consumed.items() if b in self.capped]
+        self._claw_back_grants(connection)
+        if self.postgres:
+            self.writes.grants, self.writes.rewards = grants, reward_rows
+            self.writes.consumed, self.writes.uses = consumed, self.uses
+            self.writes.limits = {b: self.limits.get(b) for b, _m, _k in self.uses}
+            return
+        if grants:
+            connection.execute(insert(_GRANTS), grants)
+        if reward_rows:
+            connection.execute(insert(_REWARDS), reward_rows)
+        benefits.consume(self.uow, consumed)
+        self._count_uses()
+
+    def _claw_back_grants(self, connection: Connection) -> None:
         for txn_id, (grant, refunded, clawed) in sorted(self.changed_grants.items()):
             done = connection.execute(
                 update(_GRANTS)
@@ -888,16 +912,6 @@ class _Batch:
                         txn_id=txn_id,
                     )
                 )
-        if rewards:
-            connection.execute(
-                insert(_REWARDS),
-                [{**r, "run_id": self.run_id, "posted_at": now} for r in rewards],
-            )
-        benefits.consume(
-            self.uow,
-            [(b, budget, n) for b, (budget, n) in self.consumed.items() if b in self.capped],
-        )
-        self._count_uses()
 
     def _count_uses(self) -> None:
         """Member counters: one upsert per key, refused (and the batch retried) if a concurrent
@@ -923,8 +937,8 @@ class _Batch:
                 )
 
     def post(self, judged: dict[str, instant.Judged], known: _Known) -> dict[str, list[Earned]]:
-        """The reward and clawback rows to the ledger (its accounts locked in id order first),
-        and each event's rows with their public ids."""
+        """The reward and clawback rows to the ledger (`ledger.post_together`: its accounts
+        locked in id order first), and each event's rows with their public ids."""
         if not self.rewards:
             return {}
         rows = [_RewardRow(**r) for r in self.rewards]
@@ -935,17 +949,10 @@ class _Batch:
             ref, _name, sub_industry = merchants[merchant_id]
             parties.merchants[merchant_id] = (ref, sub_industry)
         parties.prefetch(rows)
-        drafts = [d for r in rows for d in posting.drafts_for(r, parties)]
-        if self.postgres:
-            accounts = sorted({leg.account_id for d in drafts for leg in d.legs})
-            self.uow.session.execute(
-                select(Account.id)
-                .where(Account.id.in_(accounts))
-                .order_by(Account.id)
-                .with_for_update()
-            ).all()
-        for draft in drafts:
-            ledger.post(self.uow, draft)
+        # One round trip on PostgreSQL, its accounts locked in id order within it: the bank's
+        # shared accounts (benefit expense, commission revenue, points issued) are then held
+        # from here to the commit, the batch's last statement after this one.
+        ledger.post_together(self.uow, [d for r in rows for d in posting.drafts_for(r, parties)])
         refs = self.batch[0].snapshot.benefit_refs
         earned: dict[str, list[Earned]] = {}
         for r in self.rewards:
@@ -973,17 +980,24 @@ class _Batch:
             if review is not None:
                 key = (review["descriptor_key"], review["mcc"])
                 found[key] = (review, found.get(key, (review, 0))[1] + 1)
-        for _key, (review, count) in sorted(found.items()):
-            stmt = dialect.insert(table).values(
-                public_id=new_public_id("dsc"),
-                candidate_merchant_id=review["merchant_id"],
-                candidate_location_id=review["location_id"],
-                transactions=count,
-                status=ReviewStatus.OPEN.value,
-                first_seen_at=now,
-                last_seen_at=now,
+        rows = [
+            {
+                "public_id": new_public_id("dsc"),
+                "candidate_merchant_id": review["merchant_id"],
+                "candidate_location_id": review["location_id"],
+                "transactions": count,
+                "status": ReviewStatus.OPEN.value,
+                "first_seen_at": now,
+                "last_seen_at": now,
                 **{k: review[k] for k in ("descriptor_key", "mcc", "example", "city", "score")},
-            )
+            }
+            for _key, (review, count) in sorted(found.items())
+        ]
+        if self.postgres:
+            self.writes.reviews = rows
+            return
+        for row in rows:
+            stmt = dialect.insert(table).values(**row)
             self.uow.session.execute(
                 stmt.on_conflict_do_update(
                     index_elements=[table.c.descriptor_key, table.c.mcc],
@@ -1011,15 +1025,37 @@ class _Batch:
             "clawbacks": len(self.rewards) - rewards,
             "posted": len(self.rewards),
         }
-        connection = self.uow.session.connection()
-        if not self.postgres:
-            connection.execute(
-                update(_RUNS)
-                .where(CardRun.id == self.run_id)
-                .values({name: _RUNS.c[name] + n for name, n in counts.items()})
-            )
+        if self.postgres:
+            self.writes.counts = counts
             return
-        connection.execute(tallies.ADD, {"run_id": self.run_id, **counts})
+        self.uow.session.connection().execute(
+            update(_RUNS)
+            .where(CardRun.id == self.run_id)
+            .values({name: _RUNS.c[name] + n for name, n in counts.items()})
+        )
+
+    def write(self) -> None:
+        """On PostgreSQL, what the steps before gathered, in one statement
+        (`realtime_writes`); refused, and the batch retried, if a budget or a member's limit
+        was reached meanwhile, as the separate statements are on SQLite."""
+        if not self.postgres:
+            return
+        connection = self.uow.session.connection()
+        short, over = realtime_writes.write(connection, self.run_id, self.writes)
+        if short is not None:
+            raise Conflict(
+                _(
+                    "Benefit %(benefit_id)s has less budget or quantity left than granted.",
+                    benefit_id=short,
+                )
+            )
+        if over is not None:
+            raise Conflict(
+                _(
+                    "Benefit %(benefit_id)s's member limit was reached meanwhile.",
+                    benefit_id=over,
+                )
+            )
 
 
 @dataclass(slots=True)

@@ -1,15 +1,14 @@
 """The real-time run's counters spread over tally rows (`card_run_tallies`, one per run and
-database connection): what a batch adds, and a run's counters as they stand (its row plus its
-tallies). Separate from `realtime` so that any reader of runs (the service, the API, the console,
+database connection, which a batch adds to by its connection's backend pid: `realtime_writes`),
+and a run's counters as they stand (its row plus its tallies). Separate from `realtime` so that any reader of runs (the service, the API, the console,
 the CLI) can add the tallies without importing the real-time path."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from beyondbank.cards.models import CardRun, CardRunTally
@@ -17,24 +16,6 @@ from beyondbank.core.uow import UnitOfWork
 
 _TALLIES = cast(Table, CardRunTally.__table__)
 COUNTERS = ("rows_read", "accepted", "matched", "unresolved", "rewards", "clawbacks", "posted")
-
-
-def _add() -> Any:
-    """A batch's counts (parameters `run_id` and `COUNTERS`) added to its connection's tally row
-    on PostgreSQL: the backend's pid is the slot, so no two connections open at once share one
-    and concurrent batches never wait for each other here."""
-    stmt = postgresql.insert(_TALLIES).values(
-        run_id=bindparam("run_id"),
-        slot=func.pg_backend_pid(),
-        **{name: bindparam(name) for name in COUNTERS},
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[_TALLIES.c.run_id, _TALLIES.c.slot],
-        set_={name: _TALLIES.c[name] + stmt.excluded[name] for name in COUNTERS},
-    )
-
-
-ADD = _add()
 
 
 def with_tallies(uow: UnitOfWork, runs: Sequence[CardRun]) -> Sequence[CardRun]:

@@ -436,6 +436,85 @@ def post(uow: UnitOfWork, draft: Draft, *, actor: Principal = SYSTEM) -> Posted:
     return _write(uow, draft, TransactionStatus.POSTED, actor)
 
 
+def post_together(
+    uow: UnitOfWork, drafts: Sequence[Draft], *, actor: Principal = SYSTEM
+) -> list[int]:
+    """Post several balanced transactions at once (each once: a repeated key with the same
+    content is its original, with different content refused); their ids, in the drafts' order.
+
+    For a caller with a handful of drafts that must commit with its own writes (the card
+    events' batches): on PostgreSQL one round trip, whatever the number of drafts, where `post`
+    takes one each. That statement first locks every account the drafts name, in id order,
+    and only then calls `ledger_post` for each draft in turn, so concurrent callers queue on
+    the accounts rather than deadlock, whatever order their drafts come in.
+
+    A refusal raises as `post` does, but the other drafts may have been written by then (on
+    PostgreSQL all the others are): the caller rolls its transaction back, as after any error.
+    A draft may not correct another transaction or resolve a hold (`post`, `capture` do)."""
+    for draft in drafts:
+        if draft.corrects is not None or draft.resolves is not None:
+            raise ValueError("post_together posts plain transactions: use post or capture")
+        check_draft(draft)  # every draft before any is written
+    session = uow.session
+    if session.get_bind().dialect.name != "postgresql":
+        return [post(uow, draft, actor=actor).transaction.id for draft in drafts]
+    if not drafts:
+        return []
+    now = uow.clock.now()
+    fingerprints = [fingerprint_of(draft) for draft in drafts]
+    bounds: list[int] = []
+    accounts: list[int] = []
+    currencies: list[str] = []
+    amounts: list[int] = []
+    for draft in drafts:
+        bounds.append(len(accounts) + 1)  # where its legs start in the flat arrays (from 1)
+        accounts += [leg.account_id for leg in draft.legs]
+        currencies += [leg.amount.currency for leg in draft.legs]
+        amounts += [leg.signed for leg in draft.legs]
+    rows = (
+        session.connection()
+        .execute(
+            _LEDGER_POST_TOGETHER,
+            {
+                "locks": sorted(set(accounts)),
+                "public_ids": [new_public_id("ltx") for _draft in drafts],
+                "keys": [draft.key for draft in drafts],
+                "fingerprints": fingerprints,
+                "kinds": [draft.kind for draft in drafts],
+                "descriptions": [draft.description for draft in drafts],
+                "counterparties": [draft.counterparty for draft in drafts],
+                "members": [draft.member for draft in drafts],
+                "categories": [draft.category for draft in drafts],
+                "references": [draft.reference for draft in drafts],
+                "effective": [draft.effective_at or now for draft in drafts],
+                "now": now,
+                "created_by": actor.public_id,
+                "details": [json.dumps(dict(draft.details)) for draft in drafts],
+                "starts": bounds,
+                "ends": [*(start - 1 for start in bounds[1:]), len(accounts)],
+                "accounts": accounts,
+                "currencies": currencies,
+                "amounts": amounts,
+            },
+        )
+        .all()
+    )
+    for outcome, refused_account, _transaction_id, n in rows:
+        if outcome == "refused":
+            _refusal(session, drafts[n - 1].legs, refused_account)
+    existing = {rows[i][2]: drafts[i] for i in range(len(drafts)) if rows[i][0] == "existing"}
+    if existing:
+        for original in session.scalars(
+            select(LedgerTransaction).where(LedgerTransaction.id.in_(existing))
+        ):
+            _replay(original, existing[original.id], hold=False)
+    for account_id in set(accounts):
+        cached = session.identity_map.get(identity_key(Account, account_id))
+        if cached is not None:
+            session.expire(cached)
+    return [transaction_id for _outcome, _refused, transaction_id, _n in rows]
+
+
 def hold(uow: UnitOfWork, draft: Draft, *, actor: Principal = SYSTEM) -> Posted:
     """Reserve the draft's amounts: they count against floors now and post on `capture`."""
     if draft.corrects is not None or draft.resolves is not None:
@@ -843,6 +922,32 @@ _LEDGER_POST = text(
     bindparam("status", type_=_TRANSACTIONS.c.status.type),
     bindparam("effective_at", type_=_TRANSACTIONS.c.effective_at.type),
     bindparam("created_at", type_=_TRANSACTIONS.c.created_at.type),
+)
+# `post_together`'s one statement. The lock is a pseudo-constant condition, so the planner
+# makes it a one-time filter evaluated before the first row: every account is locked (in id
+# order) before any `ledger_post` runs. The drafts are parallel arrays (unnest keeps them in
+# step); each draft's legs are a slice of the flat leg arrays.
+_LEDGER_POST_TOGETHER = text(
+    "WITH locked AS MATERIALIZED ("
+    " SELECT id FROM ledger_accounts WHERE id = ANY(CAST(:locks AS BIGINT[]))"
+    " ORDER BY id FOR UPDATE)"
+    " SELECT p.outcome, p.refused_account, p.transaction_id, d.n"
+    " FROM unnest(CAST(:public_ids AS VARCHAR[]), CAST(:keys AS VARCHAR[]),"
+    " CAST(:fingerprints AS VARCHAR[]), CAST(:kinds AS VARCHAR[]),"
+    " CAST(:descriptions AS TEXT[]), CAST(:counterparties AS VARCHAR[]),"
+    " CAST(:members AS VARCHAR[]), CAST(:categories AS VARCHAR[]),"
+    " CAST(:references AS VARCHAR[]), CAST(:effective AS TIMESTAMPTZ[]),"
+    " CAST(:details AS JSONB[]), CAST(:starts AS INTEGER[]), CAST(:ends AS INTEGER[]))"
+    " WITH ORDINALITY AS d(public_id, idem, fingerprint, kind, description, counterparty,"
+    " member, category, reference, effective_at, details, lo, hi, n)"
+    " CROSS JOIN LATERAL ledger_post(d.public_id, d.idem, d.fingerprint, d.kind, 'posted',"
+    " d.description, d.counterparty, d.member, d.category, d.reference, NULL, NULL,"
+    " d.effective_at, CAST(:now AS TIMESTAMPTZ), CAST(:created_by AS VARCHAR), d.details,"
+    " (CAST(:accounts AS BIGINT[]))[d.lo:d.hi],"
+    " (CAST(:currencies AS VARCHAR[]))[d.lo:d.hi],"
+    " (CAST(:amounts AS BIGINT[]))[d.lo:d.hi]) AS p"
+    " WHERE (SELECT count(*) FROM locked) >= 0"
+    " ORDER BY d.n"
 )
 _TOTALS = {
     (pending, adding): _totals_statement(pending, adding)
