@@ -48,18 +48,16 @@ def _payable(uow: UnitOfWork, party: Partner) -> int:
     return ledger.balance(uow, book).posted.amount
 
 
-def _closed_and_delivered(
+def _joined(
     uow: UnitOfWork,
     bank: BankCoreGateway,
-    clock: FixedClock,
     shop: Shop,
     campaign: GroupBuy,
     units: int,
     *,
     protection: bool = False,
 ) -> Order:
-    """The customer joins with `units`, the campaign closes (its refunds sent), the order is
-    shipped and delivered."""
+    """The customer joins the campaign with `units` (paid, captured at once)."""
     data = service.CheckoutIn(
         partner_id=shop.partner.public_id,
         shipping_address=dict(ADDRESS),
@@ -67,15 +65,37 @@ def _closed_and_delivered(
         items=[Wanted(shop.product.public_id, units, campaign.public_id)],
         device_protection=protection,
     )
-    order = service.checkout_order(uow, bank, shop.buyer, data).order
+    return service.checkout_order(uow, bank, shop.buyer, data).order
+
+
+def _close(uow: UnitOfWork, bank: BankCoreGateway, clock: FixedClock, order: Order) -> None:
+    """The campaign's window ends and it closes, its refunds sent."""
     clock.advance(timedelta(days=3))
     run = closing.close_due(uow, bank)
     assert not run.refunds.errors
+    uow.session.refresh(order)
+
+
+def _delivered(uow: UnitOfWork, bank: BankCoreGateway, shop: Shop, order: Order) -> Order:
     service.fulfil(uow, shop.partner_admin, order.public_id)
     service.ship(uow, bank, shop.partner_admin, order.public_id)
     service.deliver(uow, shop.partner_admin, order.public_id)
     uow.session.refresh(order)
     return order
+
+
+def _closed_and_delivered(
+    uow: UnitOfWork,
+    bank: BankCoreGateway,
+    clock: FixedClock,
+    shop: Shop,
+    campaign: GroupBuy,
+    units: int,
+) -> Order:
+    """The customer joins with `units`, the campaign closes, the order is delivered."""
+    order = _joined(uow, bank, shop, campaign, units)
+    _close(uow, bank, clock, order)
+    return _delivered(uow, bank, shop, order)
 
 
 def _return(uow: UnitOfWork, bank: BankCoreGateway, shop: Shop, order: Order, units: int) -> Order:
@@ -147,6 +167,31 @@ def test_units_returned_after_completion_are_refunded_at_the_price_paid_for_them
     assert verify.run(uow.session).ok
 
 
+def test_units_returned_before_the_close_get_no_price_difference_from_it(
+    uow: UnitOfWork, bank: BankCoreGateway, shop: Shop, clock: FixedClock
+) -> None:
+    """Shipped, delivered and 2 of 5 returned while the campaign is open: refunded at the entry
+    price then; the close refunds the difference on the 3 kept only, and a later return of one
+    more is refunded at the final price."""
+    _contract(uow, shop.partner)
+    campaign = _campaign(uow, shop, ((1, ENTRY), (4, FINAL)))
+    order = _delivered(uow, bank, shop, _joined(uow, bank, shop, campaign, 5))
+    order = _return(uow, bank, shop, order, 2)
+    assert order.refunded_minor == 2 * ENTRY
+    _close(uow, bank, clock, order)
+    assert order.refunded_minor == 2 * ENTRY + 3 * (ENTRY - FINAL)
+    assert pf.deposit_figures(uow, shop.account).posted == OPENING - 3 * FINAL
+
+    order = _return(uow, bank, shop, order, 1)
+    assert order.refunded_minor == 2 * ENTRY + 3 * (ENTRY - FINAL) + FINAL
+    assert pf.deposit_figures(uow, shop.account).posted == OPENING - 2 * FINAL
+    clock.advance(timedelta(days=15))
+    assert service.complete_orders(uow) == [order.public_id]
+    uow.session.refresh(order)
+    assert order.commission_minor == bps_of(2 * FINAL, RETAILER_BPS)
+    assert verify.run(uow.session).ok
+
+
 def _fresh_shop(uow: UnitOfWork, insurer: Partner, public_minor: int) -> Shop:
     """A partner of its own per example, so that balances start at zero."""
     partner = f.make_partner(uow, return_window_days=14)
@@ -185,7 +230,7 @@ def _fresh_shop(uow: UnitOfWork, insurer: Partner, public_minor: int) -> Shop:
     protection=st.booleans(),
     after_completion=st.booleans(),
 )
-def test_a_closed_group_buy_returned_in_part_refunds_what_the_returned_units_cost(
+def test_a_group_buy_returned_in_part_refunds_what_the_returned_units_cost(
     uow: UnitOfWork,
     bank: BankCoreGateway,
     shop: Shop,
@@ -204,14 +249,22 @@ def test_a_closed_group_buy_returned_in_part_refunds_what_the_returned_units_cos
     tiers = ((1, entry), (reached, final)) if reached > 1 else ((1, final),)
     paid_unit = entry if reached > 1 else final
     campaign = _campaign(uow, party, tiers)
-    order = _closed_and_delivered(uow, bank, clock, party, campaign, units, protection=protection)
+    order = _joined(uow, bank, party, campaign, units, protection=protection)
     premium = order.protection_minor
+    back = data.draw(st.integers(1, units - 1), label="units returned")
+    early = data.draw(st.integers(0, back), label="of them returned before the close")
+    if early:  # shipped while the campaign is open, and some returned before it closes
+        order = _return(uow, bank, party, _delivered(uow, bank, party, order), early)
+        _close(uow, bank, clock, order)
+    else:
+        _close(uow, bank, clock, order)
+        order = _delivered(uow, bank, party, order)
     if after_completion:
         clock.advance(timedelta(days=15))
         assert order.public_id in service.complete_orders(uow)
         uow.session.refresh(order)
-    back = data.draw(st.integers(1, units - 1), label="units returned")
-    order = _return(uow, bank, party, order, back)
+    if back > early:
+        order = _return(uow, bank, party, order, back - early)
 
     kept = units - back
     premium_back = crosssell.protection_share(premium, [(paid_unit, units, back)])

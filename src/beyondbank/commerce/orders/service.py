@@ -1613,16 +1613,20 @@ class ClosedRefunds:
     final_unit_minor: int | None = None
 
     def on_returned(self, order_lines: Sequence[OrderLine]) -> int:
-        """The price difference the close refunded for the units returned so far."""
+        """The price difference the close refunded on the units returned so far: it covered the
+        units not returned before it (its refund over the difference per unit), so units returned
+        before the close, refunded then at the price paid, have none."""
         if self.final_unit_minor is None:
             return 0
-        return sum(
-            pricing.difference_refund(
-                line.returned_quantity, line.unit_minor, self.final_unit_minor
-            )
-            for line in order_lines
-            if line.product_id == self.product_id
-        )
+        total = 0
+        for line in order_lines:
+            per_unit = pricing.difference_refund(1, line.unit_minor, self.final_unit_minor)
+            if line.product_id != self.product_id or not per_unit:
+                continue
+            before_close = line.quantity - self.owed_minor // per_unit
+            after_close = max(line.returned_quantity - before_close, 0)
+            total += after_close * per_unit
+        return total
 
 
 def closed_refunds(uow: UnitOfWork, order: Order) -> ClosedRefunds:
