@@ -125,9 +125,7 @@ def test_approval_with_bad_terms_keeps_what_was_typed(
         client, path, f"{path}/approve", {"merchant_share_bps": "12000", "commission_bps": "lots"}
     )
     assert response.status_code == 422
-    assert "At most 10000." in (
-        field_error(response.text, "approve-merchant-share-bps") or ""
-    )
+    assert "At most 10000." in (field_error(response.text, "approve-merchant-share-bps") or "")
     assert field_error(response.text, "approve-commission-bps") == "A whole number, in digits."
     assert 'value="12000"' in response.text
     assert 'value="lots"' in response.text

@@ -179,7 +179,8 @@ def settle(uow: UnitOfWork, campaign_id: int, actor: Principal, *, action: str) 
     tiers = service.tiers_of(uow, campaign.id)
     final = pricing.final_unit_minor(tiers, units) if outcome is S.SUCCEEDED else None
     amounts = [
-        pricing.difference_refund(o.quantity, o.unit_minor, final)
+        # Units already returned were refunded at the price paid for them: no difference on them.
+        pricing.difference_refund(o.quantity - o.returned_quantity, o.unit_minor, final)
         if final is not None
         else o.captured_minor - o.refunded_minor
         for o in orders
@@ -329,6 +330,7 @@ class _Counted:
     unit_minor: int
     captured_minor: int
     refunded_minor: int
+    returned_quantity: int  # units of it returned before the close
 
 
 def _lock(uow: UnitOfWork, campaign_id: int) -> GroupBuy:
@@ -354,6 +356,7 @@ def _counted_orders(uow: UnitOfWork, campaign: GroupBuy) -> list[_Counted]:
             OrderLine.unit_minor,
             Order.captured_minor,
             Order.refunded_minor,
+            OrderLine.returned_quantity,
         )
         .join(
             OrderLine,

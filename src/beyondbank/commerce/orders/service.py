@@ -24,7 +24,10 @@ from sqlalchemy.orm import make_transient_to_detached
 from beyondbank.commerce import service as commerce
 from beyondbank.commerce.catalog import service as catalog
 from beyondbank.commerce.groupbuy import service as groupbuy
+from beyondbank.commerce.groupbuy import tiers as pricing
 from beyondbank.commerce.models import (
+    CampaignRefund,
+    CampaignStatus,
     Cart,
     CartItem,
     GroupBuy,
@@ -1477,7 +1480,7 @@ def confirm_returned(
     order = partner_order(uow, actor, order_id)
     if order.status is not S.RETURNED:
         _take_back(uow, actor, order, lines)
-    refund = _refund_due(order, checkout.lines_of(uow, order))
+    refund = _refund_due(order, checkout.lines_of(uow, order), closed_refunds(uow, order))
     which = _return_name(uow, order)
     found, _next = payments.list_payments(
         uow, SYSTEM, payments.PaymentFilters(reference=order.public_id), limit=50
@@ -1580,7 +1583,9 @@ def _take_back(uow: UnitOfWork, actor: Principal, order: Order, lines: Sequence[
         line.returned_quantity += back.get(line.product_id, 0)
     checkout.restock(uow, back)
     uow.session.flush()
-    refunded_after = order.refunded_minor + _refund_due(order, order_lines)
+    refunded_after = order.refunded_minor + _refund_due(
+        order, order_lines, closed_refunds(uow, order)
+    )
     if order.commission_minor:
         base_after = commission_base(order, order_lines, refunded_minor=refunded_after)
         _claw_back(uow, order, base_before, base_after)
@@ -1596,14 +1601,67 @@ def _take_back(uow: UnitOfWork, actor: Principal, order: Order, lines: Sequence[
     uow.commit()
 
 
-def _refund_due(order: Order, order_lines: Sequence[OrderLine]) -> int:
-    """The units returned so far, at their price and with their share of the protection premium
-    (everything captured when all came back), less what was already refunded for the order;
-    never more than is left to refund."""
+@dataclass(frozen=True, slots=True)
+class ClosedRefunds:
+    """What the close of an order's campaign gives back on it (nothing for an order of no closed
+    campaign): its refund rows, those already sent (part of the order's `refunded_minor`), and,
+    when the campaign succeeded, the price difference per unit of the campaign's product."""
+
+    owed_minor: int = 0  # sent or still pending: the order's share of the close, in any case
+    done_minor: int = 0
+    product_id: int | None = None
+    final_unit_minor: int | None = None
+
+    def on_returned(self, order_lines: Sequence[OrderLine]) -> int:
+        """The price difference the close refunded on the units returned so far: it covered the
+        units not returned before it (its refund over the difference per unit), so units returned
+        before the close, refunded then at the price paid, have none."""
+        if self.final_unit_minor is None:
+            return 0
+        total = 0
+        for line in order_lines:
+            per_unit = pricing.difference_refund(1, line.unit_minor, self.final_unit_minor)
+            if line.product_id != self.product_id or not per_unit:
+                continue
+            before_close = line.quantity - self.owed_minor // per_unit
+            after_close = max(line.returned_quantity - before_close, 0)
+            total += after_close * per_unit
+        return total
+
+
+def closed_refunds(uow: UnitOfWork, order: Order) -> ClosedRefunds:
+    """The group-buy close's refunds on the order (`ClosedRefunds`)."""
+    if order.campaign_id is None:
+        return ClosedRefunds()
+    rows = uow.session.execute(
+        select(CampaignRefund.amount_minor, CampaignRefund.done_at).where(
+            CampaignRefund.order_id == order.id
+        )
+    ).all()
+    if not rows:  # not closed yet, or closed without this order
+        return ClosedRefunds()
+    campaign = uow.session.get_one(GroupBuy, order.campaign_id)
+    succeeded = campaign.status is CampaignStatus.SUCCEEDED
+    return ClosedRefunds(
+        owed_minor=sum(amount for amount, _done in rows),
+        done_minor=sum(amount for amount, done in rows if done is not None),
+        product_id=campaign.product_id,
+        final_unit_minor=campaign.final_unit_minor if succeeded else None,
+    )
+
+
+def _refund_due(order: Order, order_lines: Sequence[OrderLine], closed: ClosedRefunds) -> int:
+    """The units returned so far, at what the customer paid for them (their price less the
+    group-buy close's price difference on them) and with their share of the protection premium
+    (everything the close did not give back when all came back), less what returns already
+    refunded; never more than is left to refund once the close's refunds are made."""
     all_back = all(line.returned_quantity == line.quantity for line in order_lines)
+    refundable = order.captured_minor - closed.owed_minor
     value = sum(line.returned_quantity * line.unit_minor for line in order_lines)
-    due = order.captured_minor if all_back else value + premium_returned(order, order_lines)
-    return max(min(due, order.captured_minor) - order.refunded_minor, 0)
+    paid = value - closed.on_returned(order_lines)
+    due = refundable if all_back else paid + premium_returned(order, order_lines)
+    returns_refunded = order.refunded_minor - closed.done_minor
+    return max(min(due, refundable) - returns_refunded, 0)
 
 
 def _claw_back(uow: UnitOfWork, order: Order, base_before: int, base_after: int) -> None:
