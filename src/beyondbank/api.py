@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -69,11 +68,6 @@ merchant users), `POST /api/v1/oauth/token` (partner systems, client credentials
 # Allocations between collections of the youngest generation (Python's default is 700): a page
 # allocates thousands of short-lived objects, freed by reference counting anyway.
 YOUNG_COLLECTION_THRESHOLD = 10_000
-# How long a thread may hold the GIL while another waits for it (Python's default is 5 ms). The
-# card events' batches are written on worker threads, a round trip to PostgreSQL at a time: each
-# reply that came back while the event loop was busy waited up to the whole interval before its
-# thread could read it, and a rewarded batch makes a dozen round trips.
-GIL_SWITCH_SECONDS = 0.0005
 
 
 def freeze_startup_heap(app: FastAPI) -> None:
@@ -105,7 +99,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # A test suite starts an app per test: frozen, each would stay in memory for good.
     if app.state.settings.environment != "test":
         freeze_startup_heap(app)
-        sys.setswitchinterval(GIL_SWITCH_SECONDS)
     yield
 
 
