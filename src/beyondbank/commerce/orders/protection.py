@@ -119,15 +119,7 @@ def pass_premium(
     rate = postings.commission_rate(uow, insurer, policy.currency, now, SHOP_PROTECTION_CATEGORY)
     commission = bps_of(policy.premium_minor, rate)
     if commission:
-        postings.commission(
-            uow,
-            scope="shop-protection",
-            order_ref=order.public_id,
-            party_ref=insurer.public_id,
-            money=Money(commission, policy.currency),
-            category=SHOP_PROTECTION_CATEGORY,
-            clawback=False,
-        )
+        _commission(uow, order, insurer, Money(commission, policy.currency), clawback=False)
     before = audit.snapshot(policy)
     policy.passed_at, policy.commission_minor = now, commission
     _audit(uow, actor, policy, "shop.protection.premium_passed", before)
@@ -162,15 +154,7 @@ def cover_kept(
         accrued = policy.commission_minor or 0
         clawback = pro_rata(accrued, share, policy.premium_minor)
         if clawback:
-            postings.commission(
-                uow,
-                scope="shop-protection",
-                order_ref=order.public_id,
-                party_ref=insurer.public_id,
-                money=Money(clawback, policy.currency),
-                category=SHOP_PROTECTION_CATEGORY,
-                clawback=True,
-            )
+            _commission(uow, order, insurer, Money(clawback, policy.currency), clawback=True)
             policy.commission_minor = accrued - clawback
     policy.premium_minor = kept_minor
     _audit(uow, actor, policy, "shop.protection.reduced", before)
@@ -198,14 +182,8 @@ def cancel(
             back=True,
         )
         if policy.commission_minor:
-            postings.commission(
-                uow,
-                scope="shop-protection",
-                order_ref=order.public_id,
-                party_ref=insurer.public_id,
-                money=Money(policy.commission_minor, policy.currency),
-                category=SHOP_PROTECTION_CATEGORY,
-                clawback=True,
+            _commission(
+                uow, order, insurer, Money(policy.commission_minor, policy.currency), clawback=True
             )
     policy.cancelled_at = uow.clock.now()
     _audit(uow, actor, policy, "shop.protection.cancelled", before)
@@ -228,4 +206,19 @@ def _audit(
         object_id=policy.policy_ref,
         before=before or None,
         after=audit.snapshot(policy),
+    )
+
+
+def _commission(
+    uow: UnitOfWork, order: Order, insurer: Partner, money: Money, *, clawback: bool
+) -> None:
+    """The bank's commission on the insurer's premium (reversed for a clawback)."""
+    postings.commission(
+        uow,
+        scope="shop-protection",
+        order_ref=order.public_id,
+        party_ref=insurer.public_id,
+        money=money,
+        category=SHOP_PROTECTION_CATEGORY,
+        clawback=clawback,
     )
