@@ -20,7 +20,7 @@ from beyondbank.ledger import chart
 from beyondbank.ledger.models import Account, LedgerTransaction, OwnerKind
 from beyondbank.payments import bankcore, service
 from beyondbank.payments.bankcore import BankCoreGateway
-from beyondbank.payments.gateway import PaymentResult, PaymentStatus
+from beyondbank.payments.gateway import OperationKind, PaymentResult, PaymentStatus
 from beyondbank.payments.models import DailyUsage, Payment, PaymentOperation
 from tests import factories as f
 from tests import races
@@ -380,3 +380,54 @@ def test_authorisations_to_one_payee_in_one_batch_each_as_alone(
     assert pending == 11_000  # the first payment's and the ten approved in the batch
     assert held_by_account == [2_000] + [1_000] * 6 + [0] + [1_000] * 3
     assert operations == 12  # each call once, the decline recorded by its general path
+
+
+def test_a_key_in_flight_on_the_general_path_is_claimed_after_the_payees_account(
+    committing_engine: Engine, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fast-path batch locks the payee's payable account and then claims its calls' keys. A
+    general-path authorisation reusing one of those keys must not hold the key while it waits
+    for that account, or each waits for the other (PostgreSQL would abort one). Here a
+    transaction plays the batch: it locks the payable account, lets the general path run into
+    it, then claims the key; it must get the key at once."""
+    factory = make_session_factory(committing_engine)
+    with UnitOfWork(factory, clock) as uow:
+        merchant = f.make_merchant(uow).public_id
+        payer, other = pf.make_account(uow), pf.make_account(uow)
+        uow.commit()
+    bank = BankCoreGateway(factory, clock)
+    opened = bank.authorise(pf.request(other.public_id, merchant, 1_000), key="opens-payable")
+    monkeypatch.setattr(BankCoreGateway, "_authorise_on_server", lambda *a, **k: None)
+    answers: list[PaymentResult | BaseException] = []
+
+    def general_path() -> None:
+        try:
+            answers.append(bank.authorise(pf.request(payer.public_id, merchant, 700), key="K"))
+        except BaseException as exc:  # a deadlock would surface here or in the batch
+            answers.append(exc)
+
+    with UnitOfWork(factory, clock) as batch:
+        payable = chart.payable(batch, OwnerKind.MERCHANT, merchant, "GBP")
+        batch.session.scalars(select(Account).where(Account.id == payable.id).with_for_update())
+        caller = threading.Thread(target=general_path)
+        caller.start()
+        time.sleep(1.0)  # the general path has reached the payable account and waits on it
+        payment = batch.session.scalars(
+            select(Payment).where(Payment.public_id == opened.payment.id)
+        ).one()
+        started = time.monotonic()
+        batch.session.add(
+            bankcore._new_operation(
+                payment, OperationKind.AUTHORISE, "K", "fp", SYSTEM, clock.now()
+            )
+        )
+        batch.session.flush()  # before the fix: waits on the general path's key, a deadlock
+        claimed_in = time.monotonic() - started
+        batch.rollback()  # the batch's hold for this key is undone; the general path goes on
+    caller.join(timeout=30)
+
+    assert claimed_in < 0.5
+    assert len(answers) == 1
+    answer = answers[0]
+    assert isinstance(answer, PaymentResult), answer
+    assert answer.approved

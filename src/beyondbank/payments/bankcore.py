@@ -14,6 +14,11 @@ they queue rather than deadlock:
 4. the ledger accounts (the ledger orders those itself): the customer deposit's floor
    (−overdraft) refuses a hold the funds do not cover.
 
+An authorisation has no payment row yet and claims its key last, after the ledger accounts, on
+every path (the general one below, the server's functions and their batches): a call reusing a
+key in flight on another path then waits for the same rows first, rather than holding the key
+while it waits for them.
+
 A decline rolls the attempt back and then records the declined payment and its operation in a
 transaction of its own, so the bank sees its declines; the caller gets a result with
 `approved=False`, never an exception.
@@ -186,7 +191,11 @@ class BankCoreGateway:
         _decline_on_account(account, request)
         now = uow.clock.now()
         # The day's usage first (a decline then writes nothing else), so the payment is written
-        # once with its day; a concurrent call with the same key still stops at `_claim`.
+        # once with its day. The key is claimed last, after the ledger's accounts, as the fast
+        # path and its batches take it: a call reusing a key in flight on the other path then
+        # waits on the same rows first instead of holding the key while it waits for them (a
+        # deadlock). A concurrent call with the same key still stops at `_claim`, and rolls back
+        # everything this one wrote.
         day = self.day_of(now)
         if not _count_daily(uow, account, day, request.amount_minor):
             raise _Declined(DeclineCode.DAILY_LIMIT)
@@ -196,7 +205,6 @@ class BankCoreGateway:
         uow.session.add(payment)
         uow.session.flush()
         operation = _new_operation(payment, Op.AUTHORISE, key, fingerprint, actor, now)
-        _claim(uow, operation)
 
         money = Money(request.amount_minor, request.currency)
         payable = chart.payable(
@@ -222,6 +230,7 @@ class BankCoreGateway:
             raise _Declined(DeclineCode.INSUFFICIENT_FUNDS) from exc
         payment.hold_transaction_id = held.transaction.id
         operation.ledger_transaction_id = held.transaction.id
+        _claim(uow, operation)
         return _finish(
             uow,
             payment,
