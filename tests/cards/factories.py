@@ -88,3 +88,27 @@ def write_csv(path: Path, rows: list[dict[str, Any]], *, extra_lines: tuple[str,
         for line in extra_lines:
             handle.write(line + "\n")
     return path
+
+
+def reward_fields(p: Programme, at: datetime, **over: Any) -> dict[str, Any]:
+    """A reward row's columns: 800 of cash back on a purchase of 4,000 at the programme's
+    merchant (480 merchant-funded, 320 bank-funded, 100 commission)."""
+    return {
+        "kind": frames.REWARD,
+        "txn_id": "t-1",
+        "original_txn_id": None,
+        "txn_time": at,
+        "member_id": p.member.id,
+        "merchant_id": p.merchant.id,
+        "currency": "GBP",
+        "purchase_amount_minor": 4_000,
+        "txn_amount_minor": 4_000,
+        "benefit_id": p.benefit.id,
+        "amount_minor": 800,
+        "merchant_funded_minor": 480,
+        "bank_funded_minor": 320,
+        "commission_minor": 100,
+        "points_benefit_id": None,
+        "points": 0,
+        **over,
+    }

@@ -36,26 +36,7 @@ def _run(uow: UnitOfWork) -> CardRun:
 
 
 def _reward(uow: UnitOfWork, p: cf.Programme, run: CardRun, **over: Any) -> CardReward:
-    fields: dict[str, Any] = {
-        "run_id": run.id,
-        "kind": frames.REWARD,
-        "txn_id": "t-1",
-        "original_txn_id": None,
-        "txn_time": AT,
-        "member_id": p.member.id,
-        "merchant_id": p.merchant.id,
-        "currency": "GBP",
-        "purchase_amount_minor": 4_000,
-        "txn_amount_minor": 4_000,
-        "benefit_id": p.benefit.id,
-        "amount_minor": 800,
-        "merchant_funded_minor": 480,
-        "bank_funded_minor": 320,
-        "commission_minor": 100,
-        "points_benefit_id": None,
-        "points": 0,
-        **over,
-    }
+    fields = cf.reward_fields(p, AT, run_id=run.id, **over)
     row = CardReward(**fields)
     uow.session.add(row)
     uow.session.flush()

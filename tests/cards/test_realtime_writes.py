@@ -51,26 +51,7 @@ def _grant(p: cf.Programme, txn_id: str, run_id: int) -> dict[str, Any]:
 
 
 def _reward(p: cf.Programme, txn_id: str, run_id: int) -> dict[str, Any]:
-    return {
-        "kind": "reward",
-        "txn_id": txn_id,
-        "original_txn_id": None,
-        "txn_time": AT,
-        "member_id": p.member.id,
-        "merchant_id": p.merchant.id,
-        "currency": "GBP",
-        "purchase_amount_minor": 4_000,
-        "txn_amount_minor": 4_000,
-        "benefit_id": p.benefit.id,
-        "amount_minor": 800,
-        "merchant_funded_minor": 480,
-        "bank_funded_minor": 320,
-        "commission_minor": 100,
-        "points_benefit_id": None,
-        "points": 0,
-        "run_id": run_id,
-        "posted_at": AT,
-    }
+    return cf.reward_fields(p, AT, txn_id=txn_id, run_id=run_id, posted_at=AT)
 
 
 def _scene(uow: UnitOfWork, **benefit: Any) -> tuple[cf.Programme, int]:
