@@ -213,12 +213,15 @@ def drive(
     `stats`, if given, gets `generator_cpu_s`, the CPU seconds the generator spent sending (on
     this machine it competes with the server for the same cores), and with `server` also
     `server_cpu_s` (the server's processes) and `database_cpu_s` (PostgreSQL's processes,
-    whoever they worked for: other work on the machine counts too) over the same time."""
+    whoever they worked for: other work on the machine counts too) and `machine_cpu_s` (every
+    core's busy time, the kernel's included: what the 2-core budget is spent on) over the same
+    time."""
     context = multiprocessing.get_context("spawn")
     queue: multiprocessing.Queue[Any] = context.Queue()
     generator = context.Process(target=_send, args=(port, calls, rate, label, queue))
     server_before = cpu_seconds(server.pid) if server else 0.0
     database_before = database_cpu_seconds() if server else 0.0
+    machine_before = machine_cpu_seconds()
     generator.start()
     while True:
         try:
@@ -228,8 +231,10 @@ def drive(
             if not generator.is_alive():
                 raise RuntimeError(f"the load generator died (exit {generator.exitcode})") from None
     generator.join()
+    machine = machine_cpu_seconds() - machine_before
     if stats is not None:
         stats["generator_cpu_s"] = round(cpu, 2)
+        stats["machine_cpu_s"] = round(machine, 2)
         if server is not None:
             stats["server_cpu_s"] = round(cpu_seconds(server.pid) - server_before, 2)
             stats["database_cpu_s"] = round(database_cpu_seconds() - database_before, 2)
@@ -272,6 +277,14 @@ def database_cpu_seconds() -> float:
     """User and system CPU seconds of the living PostgreSQL processes on this machine."""
     _, used, names = _processes()
     return sum(used[pid] for pid, name in names.items() if name.startswith("postgres"))
+
+
+def machine_cpu_seconds() -> float:
+    """The busy CPU seconds of every core since boot (Linux /proc/stat: all but idle and
+    iowait)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,12 +1,15 @@
 """The served app freezes its start-up heap (no 300 ms full collections walking it); a test
-suite's apps do not, or each would stay in memory for good."""
+suite's apps do not, or each would stay in memory for good. Its PostgreSQL pool and its
+request threads are as large as the settings say."""
 
 from __future__ import annotations
 
 import gc
 
+from anyio import to_thread
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlalchemy.pool import QueuePool
 
 from beyondbank.api import create_app
 from beyondbank.core.settings import Settings
@@ -29,3 +32,31 @@ def test_a_test_suites_app_does_not(settings: Settings, engine: Engine) -> None:
     gc.unfreeze()
     with TestClient(create_app(settings, engine=engine)):
         assert gc.get_freeze_count() == 0
+
+
+def test_requests_are_served_by_as_many_threads_as_the_pool_has_connections(
+    settings: Settings, engine: Engine
+) -> None:
+    """A thread beyond the pool's connections would only wait for one, holding nothing."""
+    sized = settings.model_copy(update={"database_pool_size": 7, "database_max_overflow": 3})
+    with TestClient(create_app(sized, engine=engine)) as client:
+        tokens = client.portal.call(  # type: ignore[union-attr]
+            lambda: to_thread.current_default_thread_limiter().total_tokens
+        )
+    assert tokens == 10
+
+
+def test_a_served_apps_postgresql_pool_has_the_settings_size(settings: Settings) -> None:
+    sized = settings.model_copy(
+        update={
+            "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+            "database_pool_size": 7,
+            "database_max_overflow": 3,
+        }
+    )
+    app = create_app(sized)  # the engine connects on first use, which this test never makes
+    pool = app.state.engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.size() == 7
+    assert pool.overflow() == -7  # nothing checked out: -size, up to max_overflow more
+    assert pool._max_overflow == 3

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from anyio import to_thread
 from babel.dates import format_datetime
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -96,6 +97,13 @@ def freeze_startup_heap(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = app.state.settings
+    # Sync endpoints run on anyio's thread pool (40 threads by default): no more threads than
+    # the connections they could hold, so that a burst queues for a thread rather than for a
+    # connection, and no thread waits holding nothing.
+    to_thread.current_default_thread_limiter().total_tokens = (
+        settings.database_pool_size + settings.database_max_overflow
+    )
     # A test suite starts an app per test: frozen, each would stay in memory for good.
     if app.state.settings.environment != "test":
         freeze_startup_heap(app)
@@ -134,7 +142,11 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     # No interactive docs page: Swagger UI would load its scripts from a CDN, and nothing we
     # serve loads anything from another host. The OpenAPI document is served; docs/api.md guides.
     app = FastAPI(

@@ -106,13 +106,26 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    **kwargs: Any,
+) -> Engine:
+    """An engine for `url`; `pool_size` and `max_overflow` size a server's PostgreSQL pool
+    (SQLite's file locks, not its pool, bound its writers)."""
     if is_sqlite(url):
         engine = create_engine(
             url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
         )
         _configure_sqlite(engine)
         return engine
+    if pool_size is not None:
+        kwargs["pool_size"] = pool_size
+    if max_overflow is not None:
+        kwargs["max_overflow"] = max_overflow
     engine = create_engine(url, echo=echo, **kwargs)
     _check_on_checkout(engine)
     return engine

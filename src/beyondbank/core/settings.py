@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default_factory=lambda: f"sqlite:///{(Path.cwd() / 'var' / 'beyondbank.db').as_posix()}"
     )
+    # PostgreSQL connections a server process keeps open, and how many more a burst may open
+    # for a while. Requests are served by at most their sum of threads at once (`api.lifespan`):
+    # a thread with no connection to take would only wait. A connection closed after a burst
+    # costs a new backend later, so the kept number is sized for the steady load.
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     # Where the shared public data sets (MCC list, online retail history) live.
     data_dir: Path = Path("../shared/data")
