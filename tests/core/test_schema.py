@@ -67,11 +67,23 @@ def _settings(connection: Connection, names: tuple[str, ...]) -> dict[str, list[
     return {name: config for name, config in rows}
 
 
+def _definition(connection: Connection, name: str) -> str:
+    return str(
+        connection.execute(
+            text(
+                "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE proname = :name "
+                "AND pronamespace = current_schema()::regnamespace"
+            ),
+            {"name": name},
+        ).scalar_one()
+    )
+
+
 @pytest.mark.postgres
 def test_the_checkouts_functions_keep_their_plans_and_migrate_down_and_up(
     connection: Connection,
 ) -> None:
-    """Migration 0013: PL/pgSQL (whose plans a session keeps), and back to SQL on the way down."""
+    """Migration 0013: PL/pgSQL with generic plans, a product looked up by its key; and back."""
     if connection.dialect.name != "postgresql":
         pytest.skip("the server's functions exist on PostgreSQL only")
     assert _languages(connection) == {
@@ -80,10 +92,13 @@ def test_the_checkouts_functions_keep_their_plans_and_migrate_down_and_up(
     }
     generic = ["plan_cache_mode=force_generic_plan"]
     assert _settings(connection, plans.GENERIC_PLANS) == dict.fromkeys(plans.GENERIC_PLANS, generic)
+    assert "unnest(p_products)" in _definition(connection, "shop_checkout_open")
     command.downgrade(schema.alembic_config(connection=connection), "0012")
     assert set(_languages(connection).values()) == {"sql"}
+    assert "public_id = ANY (p_products)" in _definition(connection, "shop_checkout_open")
     assert _settings(connection, plans.GENERIC_PLANS) == dict.fromkeys(plans.GENERIC_PLANS, None)
     schema.upgrade(connection)
     assert set(_languages(connection).values()) == {"plpgsql"}
     assert _settings(connection, plans.GENERIC_PLANS) == dict.fromkeys(plans.GENERIC_PLANS, generic)
+    assert "unnest(p_products)" in _definition(connection, "shop_checkout_open")
     assert schema.current_revision(connection) == head_revision()

@@ -39,10 +39,11 @@ class Settings(BaseSettings):
     )
     # PostgreSQL connections a server process keeps open, and how many more a burst may open
     # for a while. Requests are served by at most their sum of threads at once (`api.lifespan`):
-    # a thread with no connection to take would only wait. A connection closed after a burst
-    # costs a new backend later, so the kept number is sized for the steady load.
+    # a thread with no connection to take would only wait. None more by default: a connection
+    # opened for a burst and closed after it costs a new backend (its caches and plans built
+    # again) at the next, which under a steady load near the pool's size is every few seconds.
     database_pool_size: int = Field(default=20, ge=1)
-    database_max_overflow: int = Field(default=10, ge=0)
+    database_max_overflow: int = Field(default=0, ge=0)
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     # Where the shared public data sets (MCC list, online retail history) live.
     data_dir: Path = Path("../shared/data")
