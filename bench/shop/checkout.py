@@ -166,7 +166,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=2, help="server processes")
     parser.add_argument("--customers", type=int, default=2_000)
-    parser.add_argument("--warmup", type=int, default=300, help="checkouts first, not counted")
+    parser.add_argument(
+        "--warmup", type=int, default=600, help="checkouts first, at the offered rate, not counted"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--waits", action="store_true", help="sample the server's sessions' wait events"
@@ -182,7 +184,8 @@ def main() -> None:
     )
     generator: dict[str, float] = {}
     try:
-        loadgen.drive(PORT, batch[: args.warmup], min(args.rate, 100.0), status_of)
+        # At the offered rate: the pool and its backends (their plans) as a running server has them.
+        loadgen.drive(PORT, batch[: args.warmup], args.rate, status_of)
         sampler = waits.Waits(POSTGRES.replace("+psycopg", "")) if args.waits else None
         with sampler or contextlib.nullcontext():
             answers, elapsed = loadgen.drive(
