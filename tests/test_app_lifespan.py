@@ -5,6 +5,7 @@ request threads are as large as the settings say."""
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 from anyio import to_thread
 from fastapi.testclient import TestClient
@@ -46,7 +47,20 @@ def test_requests_are_served_by_as_many_threads_as_the_pool_has_connections(
     assert tokens == 10
 
 
-def test_a_served_apps_postgresql_pool_has_the_settings_size(settings: Settings) -> None:
+def test_a_served_apps_pool_has_the_settings_size(settings: Settings, tmp_path: Path) -> None:
+    on_sqlite = settings.model_copy(
+        update={
+            "database_url": f"sqlite:///{tmp_path}/sized.db",
+            "database_pool_size": 4,
+            "database_max_overflow": 2,
+        }
+    )
+    pool = create_app(on_sqlite).state.engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.size() == 4
+    assert pool._max_overflow == 2
+    pool.dispose()
+
     sized = settings.model_copy(
         update={
             "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none",
@@ -54,9 +68,19 @@ def test_a_served_apps_postgresql_pool_has_the_settings_size(settings: Settings)
             "database_max_overflow": 3,
         }
     )
-    app = create_app(sized)  # the engine connects on first use, which this test never makes
+    # The engine connects on first use, which this test never makes.
+    app = create_app(sized)
     pool = app.state.engine.pool
     assert isinstance(pool, QueuePool)
     assert pool.size() == 7
     assert pool.overflow() == -7  # nothing checked out: -size, up to max_overflow more
     assert pool._max_overflow == 3
+
+
+def test_an_in_memory_database_takes_no_pool_size() -> None:
+    """SQLite in memory keeps a connection a thread: a size would be refused, so it is not given."""
+    from beyondbank.core.db import make_engine
+
+    engine = make_engine("sqlite://", pool_size=4, max_overflow=2)
+    assert not isinstance(engine.pool, QueuePool)
+    engine.dispose()

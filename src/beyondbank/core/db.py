@@ -25,6 +25,7 @@ from sqlalchemy import (
     Enum as SAEnum,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -106,6 +107,10 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def _in_memory(url: str) -> bool:
+    return is_sqlite(url) and make_url(url).database in (None, "", ":memory:")
+
+
 def make_engine(
     url: str,
     *,
@@ -114,18 +119,18 @@ def make_engine(
     max_overflow: int | None = None,
     **kwargs: Any,
 ) -> Engine:
-    """An engine for `url`; `pool_size` and `max_overflow` size a server's PostgreSQL pool
-    (SQLite's file locks, not its pool, bound its writers)."""
+    """An engine for `url`; `pool_size` and `max_overflow` size its pool of connections (an
+    in-memory SQLite database has one connection a thread, whatever they say)."""
+    if pool_size is not None and not _in_memory(url):
+        kwargs["pool_size"] = pool_size
+    if max_overflow is not None and not _in_memory(url):
+        kwargs["max_overflow"] = max_overflow
     if is_sqlite(url):
         engine = create_engine(
             url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
         )
         _configure_sqlite(engine)
         return engine
-    if pool_size is not None:
-        kwargs["pool_size"] = pool_size
-    if max_overflow is not None:
-        kwargs["max_overflow"] = max_overflow
     engine = create_engine(url, echo=echo, **kwargs)
     _check_on_checkout(engine)
     return engine

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default_factory=lambda: f"sqlite:///{(Path.cwd() / 'var' / 'beyondbank.db').as_posix()}"
     )
-    # PostgreSQL connections a server process keeps open, and how many more a burst may open
+    # Database connections a server process keeps open, and how many more a burst may open
     # for a while. Requests are served by at most their sum of threads at once (`api.lifespan`):
     # a thread with no connection to take would only wait. None more by default: a connection
     # opened for a burst and closed after it costs a new backend (its caches and plans built
