@@ -82,8 +82,7 @@ CREATE OR REPLACE FUNCTION bank_authorise_open(
 ) RETURNS jsonb"""
 
 
-# As in 0009, but for the products: one index lookup per product asked for, whatever the plan
-# (LIMIT keeps the lookup a subquery of its own, which the planner does not turn into a join).
+# As in 0009 but for the products, which `_checkout_open` fills in.
 _CHECKOUT_OPEN = """
 CREATE OR REPLACE FUNCTION shop_checkout_open(
     p_partner varchar, p_customer bigint, p_products varchar[], p_at timestamptz,
@@ -104,18 +103,14 @@ BEGIN
             SELECT jsonb_agg(jsonb_build_array(
                 p.public_id, p.id, p.partner_id, p.sku, p.status, price.public_minor,
                 price.client_minor))
-            FROM unnest(p_products) AS wanted(public_id)
-            CROSS JOIN LATERAL (
-                SELECT sp.public_id, sp.id, sp.partner_id, sp.sku, sp.status
-                FROM shop_products AS sp WHERE sp.public_id = wanted.public_id LIMIT 1
-            ) AS p
+            FROM @PRODUCTS@
             LEFT JOIN LATERAL (
                 -- The latest period covering the instant, as `catalog.prices_now` keeps.
                 SELECT pp.public_minor, pp.client_minor FROM shop_product_prices AS pp
                 WHERE pp.product_id = p.id AND pp.valid_from <= p_at
                   AND (pp.valid_to IS NULL OR pp.valid_to > p_at)
                 ORDER BY pp.valid_from DESC, pp.id DESC LIMIT 1
-            ) AS price ON true
+            ) AS price ON true@WHERE@
         ), '[]'::jsonb),
         'account', (
             SELECT jsonb_build_array(a.id, a.public_id) FROM deposit_accounts AS a
@@ -126,24 +121,21 @@ END
 $$
 """
 
-# 0009's, which the downgrade puts back.
-_CHECKOUT_OPEN_0009_PRODUCTS = """
-            FROM shop_products AS p
-            LEFT JOIN LATERAL ("""
-_CHECKOUT_OPEN_PRODUCTS = """
-            FROM unnest(p_products) AS wanted(public_id)
+# One index lookup per product asked for, whatever the plan (LIMIT keeps the lookup a subquery
+# of its own, which the planner does not turn into a join and may then scan).
+_PRODUCTS_BY_KEY = """unnest(p_products) AS wanted(public_id)
             CROSS JOIN LATERAL (
                 SELECT sp.public_id, sp.id, sp.partner_id, sp.sku, sp.status
                 FROM shop_products AS sp WHERE sp.public_id = wanted.public_id LIMIT 1
-            ) AS p
-            LEFT JOIN LATERAL ("""
-_CHECKOUT_OPEN_0009_FILTER = """
-            ) AS price ON true
-            WHERE p.public_id = ANY (p_products)
-        ), '[]'::jsonb),"""
-_CHECKOUT_OPEN_FILTER = """
-            ) AS price ON true
-        ), '[]'::jsonb),"""
+            ) AS p"""
+# 0009's, which the downgrade puts back.
+_PRODUCTS_0009 = "shop_products AS p"
+_WHERE_0009 = "\n            WHERE p.public_id = ANY (p_products)"
+
+
+def _checkout_open(products: str, where: str) -> str:
+    return _CHECKOUT_OPEN.replace("@PRODUCTS@", products).replace("@WHERE@", where)
+
 
 # Each called by name alone: none is overloaded.
 GENERIC_PLANS = (
@@ -168,7 +160,7 @@ def upgrade() -> None:
         f"{_AUTHORISE_OPEN_SIGNATURE} LANGUAGE plpgsql STABLE AS $$\n"
         f"BEGIN\n    RETURN ({_AUTHORISE_OPEN_QUERY});\nEND\n$$"
     )
-    op.execute(_CHECKOUT_OPEN)
+    op.execute(_checkout_open(_PRODUCTS_BY_KEY, ""))
     for name in GENERIC_PLANS:
         op.execute(f"ALTER FUNCTION {name} SET plan_cache_mode = force_generic_plan")
 
@@ -178,10 +170,6 @@ def downgrade() -> None:
         return
     for name in GENERIC_PLANS:
         op.execute(f"ALTER FUNCTION {name} RESET plan_cache_mode")
-    op.execute(
-        _CHECKOUT_OPEN.replace(_CHECKOUT_OPEN_PRODUCTS, _CHECKOUT_OPEN_0009_PRODUCTS).replace(
-            _CHECKOUT_OPEN_FILTER, _CHECKOUT_OPEN_0009_FILTER
-        )
-    )
+    op.execute(_checkout_open(_PRODUCTS_0009, _WHERE_0009))
     op.execute(f"{_WEBHOOK_EMIT_SIGNATURE} LANGUAGE sql AS $${_WEBHOOK_EMIT_BODY}\n$$")
     op.execute(f"{_AUTHORISE_OPEN_SIGNATURE} LANGUAGE sql STABLE AS $${_AUTHORISE_OPEN_QUERY}\n$$")
