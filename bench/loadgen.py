@@ -53,6 +53,10 @@ class Answer:
 Label = Callable[[int, bytes], str]
 
 
+# How long a server may take to answer its first health check.
+START_SECONDS = 300
+
+
 def serve(
     port: int, workers: int, env: Mapping[str, str], *, plain: bool = False
 ) -> subprocess.Popen[bytes]:
@@ -65,15 +69,19 @@ def serve(
         command = [str(uvicorn), "beyondbank.api:create_app", "--factory", "--port", str(port)]
         command += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
     server = subprocess.Popen(command, env={**os.environ, **env})  # noqa: S603 - our own server
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    # Building the app takes seconds of CPU a worker; on a machine busy with other work, over a
+    # minute. A server that exits is given up on at once.
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
                 return server
         except httpx.HTTPError:
             time.sleep(0.3)
+    if server.poll() is not None:
+        raise RuntimeError(f"the server exited while starting (exit {server.returncode})")
     server.send_signal(signal.SIGTERM)
-    raise RuntimeError("the server did not start")
+    raise RuntimeError(f"the server did not answer its health check in {START_SECONDS} s")
 
 
 def run_server(port: int, workers: int) -> None:
