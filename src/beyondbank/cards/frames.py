@@ -10,8 +10,9 @@ circle); the service turns them into public ids at the edges.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
@@ -223,6 +224,69 @@ def conform(frame: pl.DataFrame, schema: pl.Schema, name: str) -> pl.DataFrame:
     if wrong:
         raise ValueError(f"{name}: {'; '.join(wrong)}")
     return frame.select(pl.col(c).cast(t) for c, t in schema.items())
+
+
+def merge_sorted_runs(
+    runs: Sequence[Path], by: Sequence[str], slice_rows: int
+) -> Iterator[pl.DataFrame]:
+    """The rows of Arrow IPC files each sorted by `by`, in one order by `by` (ties in the runs'
+    order), in pieces, holding at most one slice of each run: a k-way merge by slices.
+
+    No unread row comes before the least last key among the current slices of the runs not
+    read to the end (the bound), so whatever comes before it can go out. Rows equal to it can
+    too, from the runs up to the first whose slice ends at it: a later run's must wait, as that
+    run may hold more of them unread."""
+    sizes = [int(pl.scan_ipc(r).select(pl.len()).collect().item()) for r in runs]
+    offsets = [0] * len(runs)
+    buffers: list[pl.DataFrame | None] = [None] * len(runs)
+    while True:
+        for i, run in enumerate(runs):
+            current = buffers[i]
+            if (current is None or not current.height) and offsets[i] < sizes[i]:
+                buffers[i] = pl.scan_ipc(run).slice(offsets[i], slice_rows).collect()
+                offsets[i] += slice_rows
+        if not any(b is not None and b.height for b in buffers):
+            return
+        tails = {
+            i: b.select(by).row(-1)
+            for i, b in enumerate(buffers)
+            if b is not None and b.height and offsets[i] < sizes[i]
+        }
+        bound = min(tails.values()) if tails else None
+        first = min((i for i, tail in tails.items() if tail == bound), default=len(runs))
+        out = []
+        for i, b in enumerate(buffers):
+            if b is None or not b.height:
+                continue
+            ready = pl.lit(True) if bound is None else _before(by, bound, inclusive=i <= first)
+            out.append(b.filter(ready))
+            buffers[i] = b.filter(~ready)
+        yield pl.concat(out).sort(by, maintain_order=True)
+
+
+def _before(by: Sequence[str], key: tuple[object, ...], *, inclusive: bool) -> pl.Expr:
+    """Rows whose `by` columns come before `key` (or equal it), compared as a tuple."""
+    *first, last = by
+    condition = pl.col(last) <= key[-1] if inclusive else pl.col(last) < key[-1]
+    for column, value in zip(reversed(first), reversed(key[:-1]), strict=True):
+        condition = (pl.col(column) < value) | ((pl.col(column) == value) & condition)
+    return condition
+
+
+def rebatched(pieces: Iterable[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]:
+    """The pieces' rows in order, `rows` at a time (the last batch may hold fewer)."""
+    pending: list[pl.DataFrame] = []
+    held = 0
+    for piece in pieces:
+        pending.append(piece)
+        held += piece.height
+        while held >= rows:
+            ready = pl.concat(pending)
+            yield ready.slice(0, rows)
+            rest = ready.slice(rows)
+            pending, held = [rest], rest.height
+    if held:
+        yield pl.concat(pending)
 
 
 @dataclass(frozen=True)

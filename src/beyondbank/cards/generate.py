@@ -517,42 +517,10 @@ def generate_feed(
             batch = run.batch(produced, min(batch_rows, transactions - produced))
             batch.write_ipc(runs[-1], compression="uncompressed")
             del batch
-        for merged in _in_time_order(runs, batch_rows):
-            yield merged.drop(_AT) if label_faults else merged.drop(_AT, "fault")
-
-
-def _in_time_order(runs: list[Path], batch_rows: int) -> Iterator[pl.DataFrame]:
-    """The rows of runs each in time order, merged into one time order (ties keep run order),
-    about `batch_rows` at a time, holding one slice of each run."""
-    slice_rows = max(batch_rows // len(runs), 1_000)
-    sizes = [int(pl.scan_ipc(r).select(pl.len()).collect().item()) for r in runs]
-    offsets = [slice_rows] * len(runs)
-    buffers = [pl.scan_ipc(r).slice(0, slice_rows).collect() for r in runs]
-    pending: list[pl.DataFrame] = []
-    held = 0
-    while any(b.height for b in buffers):
-        # No unread row of a run comes before its buffer's last one: everything up to the
-        # least of those (over runs not read to the end) can go out now.
-        unread = [b.item(-1, _AT) for b, o, n in zip(buffers, offsets, sizes, strict=True) if o < n]
-        bound = min(unread) if unread else None
-        out = []
-        for i, b in enumerate(buffers):
-            ready = b if bound is None else b.filter(pl.col(_AT) <= bound)
-            out.append(ready)
-            buffers[i] = b.slice(ready.height)
-            if not buffers[i].height and offsets[i] < sizes[i]:
-                buffers[i] = pl.scan_ipc(runs[i]).slice(offsets[i], slice_rows).collect()
-                offsets[i] += slice_rows
-        merged = pl.concat(out).sort(_AT, maintain_order=True)
-        pending.append(merged)
-        held += merged.height
-        while held >= batch_rows:
-            ready = pl.concat(pending)
-            yield ready.slice(0, batch_rows)
-            rest = ready.slice(batch_rows)
-            pending, held = [rest], rest.height
-    if held:
-        yield pl.concat(pending)
+        # Each batch is in time order; merged, ties keep the batches' order.
+        merged = frames.merge_sorted_runs(runs, [_AT], max(batch_rows // len(runs), 1_000))
+        for batch in frames.rebatched(merged, batch_rows):
+            yield batch.drop(_AT) if label_faults else batch.drop(_AT, "fault")
 
 
 class _Run:

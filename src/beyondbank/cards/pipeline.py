@@ -87,19 +87,11 @@ class Staged:
             for start in range(0, self.frame.height, chunk_rows):
                 yield self.frame.slice(start, chunk_rows)
             return
-        pending: list[pl.DataFrame] = []
-        held = 0
-        for merged in _merge(self.runs, max(chunk_rows // max(len(self.runs), 1), 10_000)):
-            merged = self._without_dropped(merged)
-            pending.append(merged)
-            held += merged.height
-            while held >= chunk_rows:
-                ready = pl.concat(pending)
-                yield ready.slice(0, chunk_rows)
-                rest = ready.slice(chunk_rows)
-                pending, held = [rest], rest.height
-        if held:
-            yield pl.concat(pending)
+        slice_rows = max(chunk_rows // max(len(self.runs), 1), 10_000)
+        merged = frames.merge_sorted_runs(self.runs, ORDER, slice_rows)
+        yield from frames.rebatched(
+            (self._without_dropped(piece.drop("hash")) for piece in merged), chunk_rows
+        )
 
     def other_chunks(self, chunk_rows: int) -> Iterator[pl.DataFrame]:
         """The purchases no member's card made (OTHER without its hash), in file order."""
@@ -112,37 +104,6 @@ class Staged:
         if self.dropped_lines is None or not len(self.dropped_lines):
             return rows
         return rows.filter(~pl.col("line").is_in(self.dropped_lines.implode()))
-
-
-def _merge(runs: list[Path], slice_rows: int) -> Iterator[pl.DataFrame]:
-    """The rows of sorted runs in one order, a batch at a time, holding at most one slice of
-    each run (a k-way merge by batches: everything up to the smallest last key among the runs'
-    current slices can go out, since no unread row can come before it)."""
-    sizes = [int(pl.scan_ipc(r).select(pl.len()).collect().item()) for r in runs]
-    offsets = [0] * len(runs)
-    buffers = [frames.empty(frames.TRANSACTIONS)] * len(runs)
-    while True:
-        for i, run in enumerate(runs):
-            if not buffers[i].height and offsets[i] < sizes[i]:
-                buffers[i] = pl.scan_ipc(run).slice(offsets[i], slice_rows).drop("hash").collect()
-                offsets[i] += slice_rows
-        if not any(b.height for b in buffers):
-            return
-        # Runs with rows still unread bound what may go out now; fully read runs do not.
-        tails = [
-            (b.item(-1, "txn_time"), b.item(-1, "txn_id"))
-            for b, offset, size in zip(buffers, offsets, sizes, strict=True)
-            if b.height and offset < size
-        ]
-        upto: pl.Expr = pl.lit(True)
-        if tails:
-            time, txn_id = min(tails)
-            upto = (pl.col("txn_time") < time) | (
-                (pl.col("txn_time") == time) & (pl.col("txn_id") <= txn_id)
-            )
-        out = [b.filter(upto) for b in buffers if b.height]
-        buffers = [b.filter(~upto) if b.height else b for b in buffers]
-        yield pl.concat(out).sort(ORDER)
 
 
 def stage(
