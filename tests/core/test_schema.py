@@ -83,7 +83,7 @@ def _definition(connection: Connection, name: str) -> str:
 def test_the_checkouts_functions_keep_their_plans_and_migrate_down_and_up(
     connection: Connection,
 ) -> None:
-    """Migration 0013: PL/pgSQL with generic plans, a product looked up by its key; and back."""
+    """Migration 0013: PL/pgSQL with generic plans, products and accounts found by key; and back."""
     if connection.dialect.name != "postgresql":
         pytest.skip("the server's functions exist on PostgreSQL only")
     assert _languages(connection) == {
@@ -93,12 +93,15 @@ def test_the_checkouts_functions_keep_their_plans_and_migrate_down_and_up(
     generic = ["plan_cache_mode=force_generic_plan"]
     assert _settings(connection, plans.GENERIC_PLANS) == dict.fromkeys(plans.GENERIC_PLANS, generic)
     assert "unnest(p_products)" in _definition(connection, "shop_checkout_open")
+    assert "id = ANY (ARRAY(" in _definition(connection, "bank_authorise_holds")
     command.downgrade(schema.alembic_config(connection=connection), "0012")
     assert set(_languages(connection).values()) == {"sql"}
     assert "public_id = ANY (p_products)" in _definition(connection, "shop_checkout_open")
+    assert "WHERE id IN (" in _definition(connection, "bank_authorise_holds")
     assert _settings(connection, plans.GENERIC_PLANS) == dict.fromkeys(plans.GENERIC_PLANS, None)
     schema.upgrade(connection)
     assert set(_languages(connection).values()) == {"plpgsql"}
     assert _settings(connection, plans.GENERIC_PLANS) == dict.fromkeys(plans.GENERIC_PLANS, generic)
     assert "unnest(p_products)" in _definition(connection, "shop_checkout_open")
+    assert "id = ANY (ARRAY(" in _definition(connection, "bank_authorise_holds")
     assert schema.current_revision(connection) == head_revision()
