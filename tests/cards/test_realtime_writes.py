@@ -15,6 +15,7 @@ from beyondbank.cards import realtime, realtime_writes, tallies
 from beyondbank.cards.models import CardGrant, CardReward, CardRunTally, DescriptorReview
 from beyondbank.core.uow import UnitOfWork
 from tests.cards import factories as cf
+from tests.cards.strategies import GRANT_DEFAULTS
 
 pytestmark = pytest.mark.postgres
 
@@ -29,22 +30,15 @@ def _on_postgresql(is_postgres: bool) -> None:
 
 def _grant(p: cf.Programme, txn_id: str, run_id: int) -> dict[str, Any]:
     return {
+        **GRANT_DEFAULTS,
         "txn_id": txn_id,
         "member_id": p.member.id,
         "merchant_id": p.merchant.id,
-        "currency": "GBP",
         "purchase_amount_minor": 4_000,
         "benefit_id": p.benefit.id,
         "reward_minor": 800,
         "merchant_funded_minor": 480,
         "commission_minor": 100,
-        "points_benefit_id": None,
-        "points": 0,
-        "refunded_minor": 0,
-        "clawed_back_minor": 0,
-        "merchant_clawed_back_minor": 0,
-        "commission_clawed_back_minor": 0,
-        "points_clawed_back": 0,
         "run_id": run_id,
         "granted_at": AT,
     }

@@ -6,9 +6,12 @@ import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
-from beyondbank.commerce.models import Partner, Product, ProductPrice, ProductStatus
+from sqlalchemy import select
+
+from beyondbank.commerce.models import Order, Partner, Product, ProductPrice, ProductStatus
 from beyondbank.core.ids import new_public_id
 from beyondbank.core.uow import UnitOfWork
+from beyondbank.ledger.models import LedgerTransaction
 
 _seq = itertools.count(1)
 
@@ -58,3 +61,14 @@ def make_product(
     )
     uow.session.flush()
     return product
+
+
+def ledger_kinds(uow: UnitOfWork, order: Order) -> list[str]:
+    """The kinds of the ledger transactions that name the order, in the order they were posted."""
+    return list(
+        uow.session.scalars(
+            select(LedgerTransaction.kind)
+            .where(LedgerTransaction.reference == order.public_id)
+            .order_by(LedgerTransaction.id)
+        )
+    )

@@ -16,12 +16,13 @@ from beyondbank.core.errors import Conflict, InvalidInput, InvalidTransition, No
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.ledger import chart
 from beyondbank.ledger import service as ledger
-from beyondbank.ledger.models import LedgerTransaction, OwnerKind
+from beyondbank.ledger.models import OwnerKind
 from beyondbank.payments import service as payments
 from beyondbank.payments.bankcore import BankCoreGateway
 from beyondbank.payments.gateway import PaymentStatus, PaymentView
 from beyondbank.settlement.models import PartyKind
 from tests import factories as f
+from tests.commerce.factories import ledger_kinds
 from tests.commerce.orders.conftest import Shop, checkout_in
 from tests.payments import factories as pf
 from tests.settlement import factories as sf
@@ -42,16 +43,6 @@ def _payments(uow: UnitOfWork, bank: BankCoreGateway, order: Order) -> list[Paym
 def _payable(uow: UnitOfWork, shop: Shop) -> int:
     book = chart.payable(uow, OwnerKind.PARTNER, shop.partner.public_id, "GBP")
     return ledger.balance(uow, book).posted.amount
-
-
-def _kinds(uow: UnitOfWork, order: Order) -> list[str]:
-    return list(
-        uow.session.scalars(
-            select(LedgerTransaction.kind)
-            .where(LedgerTransaction.reference == order.public_id)
-            .order_by(LedgerTransaction.id)
-        )
-    )
 
 
 def _paid(uow: UnitOfWork, bank: BankCoreGateway, shop: Shop, *lines: tuple[Product, int]) -> Order:
@@ -100,7 +91,7 @@ def test_partial_shipments_capture_their_share_and_commission_accrues_once(
     assert service.complete_orders(uow) == []  # twice: posted once
     uow.session.refresh(order)
     assert (order.status, order.commission_minor) == (OrderStatus.COMPLETED, 1_400)  # 5%
-    assert _kinds(uow, order).count("commission") == 1
+    assert ledger_kinds(uow, order).count("commission") == 1
     assert _payable(uow, shop) == 28_000 - 1_400
 
     # A faulty phone comes back after the window; the partner accepts it.
@@ -111,7 +102,7 @@ def test_partial_shipments_capture_their_share_and_commission_accrues_once(
     assert (order.status, order.refunded_minor) == (OrderStatus.REFUNDED, 25_000)
     # floor(1,400 × 25,000 / 28,000) = 1,250 clawed back; 150 stays with the bank.
     assert order.commission_minor == 150
-    assert _kinds(uow, order).count("commission.clawback") == 1
+    assert ledger_kinds(uow, order).count("commission.clawback") == 1
     assert _payable(uow, shop) == 28_000 - 25_000 - 1_400 + 1_250
     assert _stock(uow, shop.other) == (5, 0)
     assert [p.refunded_minor for p in _payments(uow, bank, order)] == [0, 25_000]

@@ -30,12 +30,12 @@ from beyondbank.core.money import bps_of
 from beyondbank.core.uow import UnitOfWork
 from beyondbank.ledger import chart, verify
 from beyondbank.ledger import service as ledger
-from beyondbank.ledger.models import LedgerTransaction, OwnerKind
+from beyondbank.ledger.models import OwnerKind
 from beyondbank.payments.bankcore import BankCoreGateway
 from beyondbank.settlement.models import PartyKind
 from beyondbank.settlement.statements import SHOP_PROTECTION_CATEGORY
 from tests import factories as f
-from tests.commerce.factories import make_product
+from tests.commerce.factories import ledger_kinds, make_product
 from tests.commerce.orders.conftest import ADDRESS, Shop
 from tests.conftest import T0
 from tests.payments import factories as pf
@@ -110,16 +110,6 @@ def _policy(uow: UnitOfWork, order: Order) -> ProtectionPolicy:
     return policy
 
 
-def _kinds(uow: UnitOfWork, order: Order) -> list[str]:
-    return list(
-        uow.session.scalars(
-            select(LedgerTransaction.kind)
-            .where(LedgerTransaction.reference == order.public_id)
-            .order_by(LedgerTransaction.id)
-        )
-    )
-
-
 def test_the_kept_lines_complete_after_the_window_with_commission_on_them_only(
     uow: UnitOfWork, bank: BankCoreGateway, shop: Shop, clock: FixedClock
 ) -> None:
@@ -150,7 +140,7 @@ def test_the_kept_lines_complete_after_the_window_with_commission_on_them_only(
     assert service.complete_orders(uow) == []
     uow.session.refresh(order)
     assert (order.status, order.commission_minor) == (S.COMPLETED, bps_of(3 * MUG, RETAILER_BPS))
-    assert _kinds(uow, order).count("commission") == 1
+    assert ledger_kinds(uow, order).count("commission") == 1
     assert _payable(uow, shop.partner) == 3 * MUG - bps_of(3 * MUG, RETAILER_BPS)
     assert verify.run(uow.session).ok
 

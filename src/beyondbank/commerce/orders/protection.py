@@ -142,19 +142,10 @@ def cover_kept(
     before = audit.snapshot(policy)
     share = policy.premium_minor - kept_minor
     if policy.passed_at is not None:
-        insurer = uow.session.get_one(Partner, policy.insurer_id)
-        postings.premium(
-            uow,
-            order_ref=order.public_id,
-            retailer_ref=retailer.public_id,
-            insurer_ref=insurer.public_id,
-            money=Money(share, policy.currency),
-            back=True,
-        )
         accrued = policy.commission_minor or 0
         clawback = pro_rata(accrued, share, policy.premium_minor)
+        _premium_back(uow, order, retailer, policy, share, clawback)
         if clawback:
-            _commission(uow, order, insurer, Money(clawback, policy.currency), clawback=True)
             policy.commission_minor = accrued - clawback
     policy.premium_minor = kept_minor
     _audit(uow, actor, policy, "shop.protection.reduced", before)
@@ -172,22 +163,35 @@ def cancel(
         return policy
     before = audit.snapshot(policy)
     if policy.passed_at is not None:
-        insurer = uow.session.get_one(Partner, policy.insurer_id)
-        postings.premium(
-            uow,
-            order_ref=order.public_id,
-            retailer_ref=retailer.public_id,
-            insurer_ref=insurer.public_id,
-            money=Money(policy.premium_minor, policy.currency),
-            back=True,
+        _premium_back(
+            uow, order, retailer, policy, policy.premium_minor, policy.commission_minor or 0
         )
-        if policy.commission_minor:
-            _commission(
-                uow, order, insurer, Money(policy.commission_minor, policy.currency), clawback=True
-            )
     policy.cancelled_at = uow.clock.now()
     _audit(uow, actor, policy, "shop.protection.cancelled", before)
     return policy
+
+
+def _premium_back(
+    uow: UnitOfWork,
+    order: Order,
+    retailer: Partner,
+    policy: ProtectionPolicy,
+    share: int,
+    clawback: int,
+) -> None:
+    """A passed premium's `share` back from the insurer to the retailer (whose payable refunded
+    it), and `clawback` of the bank's commission on it."""
+    insurer = uow.session.get_one(Partner, policy.insurer_id)
+    postings.premium(
+        uow,
+        order_ref=order.public_id,
+        retailer_ref=retailer.public_id,
+        insurer_ref=insurer.public_id,
+        money=Money(share, policy.currency),
+        back=True,
+    )
+    if clawback:
+        _commission(uow, order, insurer, Money(clawback, policy.currency), clawback=True)
 
 
 def _audit(
